@@ -1,0 +1,165 @@
+"""The `edgeguard` command: argument parsing and the small glue of each subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError, example_config, load_config
+from .details import VALID_ID, read_details, upsert_person
+from .images import PhotoError, is_photo_name, load_photo
+from .logs import setup_logging
+from .recognize import FaceEngine
+from .watchlist import build_watchlist, encode_photo, open_cache, photo_digest
+
+log = logging.getLogger("edgeguard")
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "example-config":
+        sys.stdout.write(example_config())
+        return 0
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"edgeguard: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    setup_logging("WARNING" if getattr(args, "json", False) else config.logging.level)
+    return args.handler(config, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeguard", description="On-camera face alert daemon.")
+    parser.add_argument("--config", metavar="PATH",
+                        help="TOML config (default: $EDGEGUARD_CONFIG, ./edgeguard.toml, /etc/edgeguard/edgeguard.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    analyze = sub.add_parser("analyze", help="recognise the faces in still images against the watchlist")
+    analyze.add_argument("images", nargs="+", metavar="IMAGE")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    enroll = sub.add_parser("enroll", help="add photos of a person to the watchlist, or --check it")
+    enroll.add_argument("id", nargs="?", metavar="ID")
+    enroll.add_argument("photos", nargs="*", metavar="PHOTO")
+    enroll.add_argument("--name", help="the person's name (needed for a new Id)")
+    enroll.add_argument("--category", help="e.g. staff, missing, wanted, vip")
+    enroll.add_argument("--check", action="store_true", help="list the photos and CSV rows that cannot be used")
+    enroll.set_defaults(handler=cmd_enroll)
+
+    sub.add_parser("example-config", help="print an example config with every key and its default")
+    return parser
+
+
+def cmd_analyze(config: Config, args: argparse.Namespace) -> int:
+    engine = FaceEngine(config.recognition)
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    failed = False
+    for image in args.images:
+        try:
+            rgb = load_photo(Path(image), config.recognition.max_image_pixels)
+        except PhotoError as exc:
+            failed = True
+            _print_result(args.json, {"image": image, "error": str(exc)})
+            continue
+        faces = [face.to_json() for face in engine.analyze_photo(rgb, watchlist)]
+        _print_result(args.json, {"image": image, "count": len(faces), "faces": faces})
+    return 1 if failed else 0
+
+
+def _print_result(as_json: bool, result: dict) -> None:
+    if as_json:
+        print(json.dumps(result), flush=True)
+        return
+    if "error" in result:
+        print(f"{result['image']}: error: {result['error']}")
+        return
+    print(f"{result['image']}: {result['count']} face(s)")
+    for face in result["faces"]:
+        who = f"{face['name']} (Id {face['id']})" if face["id"] else "unknown"
+        distance = "" if face["distance"] is None else f", distance {face['distance']:.3f}"
+        print(f"  {who} at {face['box']}{distance}")
+
+
+def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
+    engine = FaceEngine(config.recognition)
+    if args.check:
+        return _enroll_check(config, engine)
+    if not args.id or not args.photos:
+        print("edgeguard enroll: give an ID and at least one PHOTO (or --check)", file=sys.stderr)
+        return 2
+    if not VALID_ID.match(args.id):
+        print(f"edgeguard enroll: Id {args.id!r} cannot be a folder name (letters, digits, _ . - only)", file=sys.stderr)
+        return 2
+    people, _ = read_details(config.paths.details_csv)
+    if args.id not in people and not args.name:
+        print(f"edgeguard enroll: Id {args.id} is not in {config.paths.details_csv}; give --name", file=sys.stderr)
+        return 2
+    cache = open_cache(config)
+    added = 0
+    for photo in map(Path, args.photos):
+        error = _enroll_photo(config, engine, cache, args.id, photo)
+        if error:
+            print(f"{photo}: not added: {error}")
+        else:
+            added += 1
+    if added:
+        upsert_person(config.paths.details_csv, args.id, args.name, args.category)
+        cache.save(keep=_all_cached_digests(config))
+    print(f"Id {args.id}: {added} of {len(args.photos)} photo(s) added")
+    return 0 if added == len(args.photos) else 1
+
+
+def _enroll_photo(config: Config, engine: FaceEngine, cache, person_id: str, photo: Path) -> str | None:
+    """Check one photo as the watchlist would, then copy it in; the reason if it is unusable."""
+    if not is_photo_name(photo):
+        return "not a .jpg, .jpeg, .png or .webp file"
+    try:
+        data = photo.read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    entry = encode_photo(photo, config, engine)
+    if entry.encoding is None:
+        return entry.error
+    folder = config.paths.training_images / person_id
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = _free_name(folder, photo.name)
+    shutil.copyfile(photo, target)
+    target.chmod(0o600)
+    cache.put(photo_digest(data), entry)
+    return None
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    stem, suffix, n = target.stem, target.suffix, 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}-{n}{suffix}"
+    return target
+
+
+def _all_cached_digests(config: Config) -> set[str]:
+    root = config.paths.training_images
+    return {photo_digest(p.read_bytes()) for p in root.rglob("*") if p.is_file() and is_photo_name(p)}
+
+
+def _enroll_check(config: Config, engine: FaceEngine) -> int:
+    logging.getLogger("edgeguard.watchlist").setLevel(logging.ERROR)
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    print(f"{watchlist.enrolled} people enrolled from {len(watchlist.gallery)} photos "
+          f"({config.paths.training_images}, {config.paths.details_csv})")
+    if not watchlist.problems:
+        print("No problems found.")
+        return 0
+    print(f"{len(watchlist.problems)} problem(s):")
+    for problem in watchlist.problems:
+        print(f"  {problem}")
+    return 1

@@ -1,0 +1,288 @@
+"""Configuration: one TOML file, validated once at start-up into a typed `Config`.
+
+Every section is a frozen dataclass whose fields carry their default, their
+one-line help (the example config is generated from it) and their range.  A
+wrong key, type or value raises `ConfigError` naming the file and the key, so
+the daemon stops before it does anything.
+
+Relative paths resolve against `paths.base_dir`; a relative `base_dir`
+resolves against the working directory (systemd sets it to the state
+directory).  Twilio secrets may come from `$CREDENTIALS_DIRECTORY` (systemd
+`LoadCredential=`), the environment, or the file, in that order of precedence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+ENV_CONFIG = "EDGEGUARD_CONFIG"
+DEFAULT_LOCATIONS = (Path("edgeguard.toml"), Path("/etc/edgeguard/edgeguard.toml"))
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and key."""
+
+
+def _opt(default: Any, help: str, **limits: Any) -> Any:
+    """A config field: its default, a one-line help text and optional limits.
+
+    Limits: `min`, `max` (inclusive) and `choices`.
+    """
+    return field(default=default, metadata={"help": help, **limits})
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    base_dir: Path = _opt(Path("."), "relative paths below resolve against this folder; a relative base_dir against the working directory")
+    training_images: Path = _opt(Path("TrainingImage"), "one sub-folder per watchlist Id with that person's photos")
+    details_csv: Path = _opt(Path("Details/Details.csv"), "Id,Name,phone_number,initial_deposit[,category,...]")
+    encodings_cache: Path = _opt(Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content")
+    captures: Path = _opt(Path("Unknown_Face_Captures"), "where unknown faces are saved")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str = _opt("camera", "camera name, used in events and alerts")
+    source: str = _opt("0", "USB index or /dev/videoN, rtsp:// or http(s):// URL, a video file, picamera2, or jetson-csi")
+    width: int = _opt(1280, "requested frame width (the driver may choose another; the log says which)", min=160, max=7680)
+    height: int = _opt(720, "requested frame height", min=120, max=4320)
+    fps: int = _opt(15, "requested frames per second", min=1, max=120)
+    fourcc: str = _opt("MJPG", "pixel format asked of USB cameras; empty for the driver's default")
+    open_timeout: float = _opt(10.0, "seconds to wait for a stream to open", min=1.0, max=300.0)
+    read_timeout: float = _opt(5.0, "seconds without a frame before a stream counts as stalled and is reopened", min=0.5, max=300.0)
+    loop: bool = _opt(False, "start a video file again at its end instead of ending the run")
+    realtime: bool = _opt(False, "play video files at their own fps instead of as fast as possible")
+
+
+@dataclass(frozen=True)
+class LocationConfig:
+    name: str = _opt("Site", "where the camera is, as guards know it (e.g. Front Gate)")
+    latitude: float = _opt(0.0, "for a maps link in alerts; 0 and 0 mean not given", min=-90.0, max=90.0)
+    longitude: float = _opt(0.0, "for a maps link in alerts", min=-180.0, max=180.0)
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    tolerance: float = _opt(0.56, "largest face distance that still counts as a match (lower is stricter; see README)", min=0.2, max=0.9)
+    detection_model: str = _opt("hog", "face detector: hog (CPU) or cnn (needs dlib built with CUDA, e.g. on a Jetson)", choices=("hog", "cnn"))
+    upsample: int = _opt(1, "detector upsampling on still images: 1 finds faces down to about 40 px", min=0, max=3)
+    min_face_size: int = _opt(32, "faces smaller than this many pixels (box side) are counted but not identified", min=20, max=1000)
+    enrol_min_face_size: int = _opt(60, "watchlist photos need a face at least this big (they set the reference for every match)", min=20, max=1000)
+    max_detect_side: int = _opt(1024, "still images are shrunk to this longest side for detection (encoding uses full size)", min=320, max=8192)
+    max_image_pixels: int = _opt(40_000_000, "photos with more pixels than this are refused (decompression bombs)", min=1_000_000, max=200_000_000)
+    enrol_jitters: int = _opt(1, "re-samples per watchlist photo when encoding (higher: slightly more robust, slower enrolment)", min=1, max=20)
+
+
+@dataclass(frozen=True)
+class WatchlistConfig:
+    watch: bool = _opt(True, "reload the watchlist when photos or Details.csv change while running")
+    polling: bool = _opt(False, "poll for changes instead of inotify (network or USB filesystems)")
+    poll_interval: float = _opt(5.0, "seconds between polls when polling = true", min=0.5, max=3600.0)
+    debounce: float = _opt(2.0, "seconds of quiet after the last change before reloading", min=0.1, max=600.0)
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    account_sid: str = _opt("", "Twilio account SID; better: $TWILIO_ACCOUNT_SID or credential twilio_account_sid")
+    auth_token: str = _opt("", "Twilio auth token; better: $TWILIO_AUTH_TOKEN or credential twilio_auth_token")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    location: LocationConfig = field(default_factory=LocationConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: Path | None = None  # the file this came from, None for built-in defaults
+
+
+SECTIONS: dict[str, type] = {
+    name: kind for name, kind in get_type_hints(Config).items() if name != "source"
+}
+
+# secret key -> (environment variable, credential file name)
+SECRETS = {
+    "account_sid": ("TWILIO_ACCOUNT_SID", "twilio_account_sid"),
+    "auth_token": ("TWILIO_AUTH_TOKEN", "twilio_auth_token"),
+}
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The config file to use: --config, then $EDGEGUARD_CONFIG, then the default locations."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
+    for candidate in DEFAULT_LOCATIONS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and resolve the configuration (see the module docstring)."""
+    source = find_config_file(path)
+    raw = _read_toml(source) if source else {}
+    where = str(source) if source else "built-in defaults"
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: '{name}' must be a [{name}] table")
+        sections[name] = _build_section(cls, table, where, name)
+    sections["paths"] = _resolve_paths(sections["paths"])
+    sections["twilio"] = _resolve_secrets(sections["twilio"], source)
+    return Config(**sections, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+
+
+def _build_section(cls: type, table: dict[str, Any], where: str, section: str) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: [{section}] {unknown[0]}: unknown key (known: {', '.join(fields)})"
+        )
+    values = {
+        key: _check_value(value, hints[key], fields[key].metadata, f"{where}: [{section}] {key}")
+        for key, value in table.items()
+    }
+    return cls(**values)
+
+
+def _check_value(value: Any, kind: Any, limits: Any, where: str) -> Any:
+    """Check one value against its declared type and limits; return it typed."""
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind in (str, Path):
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - a new field type without a rule here is a bug
+        raise TypeError(f"no validation rule for {kind!r}")
+    if not ok:
+        raise ConfigError(f"{where}: expected {_type_name(kind)}, got {type(value).__name__} {value!r}")
+    if "choices" in limits and value not in limits["choices"]:
+        raise ConfigError(f"{where}: must be one of {', '.join(map(repr, limits['choices']))}, got {value!r}")
+    if kind is float and math.isnan(value):
+        raise ConfigError(f"{where}: must be a number, got nan")
+    if "min" in limits and value < limits["min"]:
+        raise ConfigError(f"{where}: must be at least {limits['min']}, got {value!r}")
+    if "max" in limits and value > limits["max"]:
+        raise ConfigError(f"{where}: must be at most {limits['max']}, got {value!r}")
+    return Path(value) if kind is Path else value
+
+
+def _type_name(kind: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", Path: "a path string"}[kind]
+
+
+def _resolve_paths(paths: PathsConfig) -> PathsConfig:
+    base = paths.base_dir.expanduser().absolute()
+    resolved = {
+        f.name: base / getattr(paths, f.name).expanduser()
+        for f in dataclasses.fields(paths)
+        if f.name != "base_dir"
+    }
+    return PathsConfig(base_dir=base, **resolved)
+
+
+def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
+    """Fill secrets from $CREDENTIALS_DIRECTORY, then the environment, then the file."""
+    if twilio.auth_token and source is not None:
+        _refuse_readable_secret(source)
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    values = {}
+    for key, (env_name, cred_name) in SECRETS.items():
+        cred_file = Path(creds, cred_name) if creds else None
+        credential = _read_credential(cred_file) if cred_file is not None else ""
+        if credential:
+            values[key] = credential
+        elif os.environ.get(env_name, "").strip():
+            values[key] = os.environ[env_name].strip()
+        else:
+            values[key] = getattr(twilio, key)
+    return TwilioConfig(**values)
+
+
+def _read_credential(path: Path) -> str:
+    """A systemd credential's value, or "" when there is none (missing or empty)."""
+    if not path.is_file():
+        return ""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read credential: {exc}") from None
+
+
+def _refuse_readable_secret(source: Path) -> None:
+    """A token in a file others can read is a leak waiting to happen: stop."""
+    mode = source.stat().st_mode
+    if mode & (stat.S_IRWXO):
+        raise ConfigError(
+            f"{source}: [twilio] auth_token: the file is readable by other users; "
+            f"run 'chmod o-rwx {source}' or move the token to $TWILIO_AUTH_TOKEN or a systemd credential"
+        )
+
+
+def example_config() -> str:
+    """The example config file: every key with its default and a one-line comment."""
+    lines = [
+        "# EdgeGuard configuration. Every key is shown with its default; delete what you",
+        "# do not change. Unknown keys and wrong values stop the daemon with a message.",
+        "# Location: --config PATH, else $EDGEGUARD_CONFIG, else ./edgeguard.toml,",
+        "# else /etc/edgeguard/edgeguard.toml.",
+    ]
+    for name, cls in SECTIONS.items():
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(cls):
+            lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(f.default)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, Path)):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, int):
+        return f"{value:_}" if value >= 10_000 else str(value)
+    return repr(value)

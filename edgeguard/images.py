@@ -1,0 +1,78 @@
+"""Loading still photos safely: every way a file can be unusable becomes a `PhotoError`.
+
+Watchlist photos come from site staff, so anything can arrive: a PDF renamed to
+.jpg, a half-copied file, a 20,000-pixel panorama, a phone photo stored sideways
+with an EXIF rotation, a transparent PNG, a 16-bit scan.  The usable ones are
+normalised to 8-bit RGB in their upright orientation; the others are refused
+with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+# Our own limit (recognition.max_image_pixels) is checked from the header,
+# before decoding, with a message that names the setting; Pillow's fixed one
+# would otherwise refuse first, or override a higher configured limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class PhotoError(Exception):
+    """A photo that cannot be used; str() is the reason, for logs and reports."""
+
+
+def is_photo_name(path: Path) -> bool:
+    """Whether a file name looks like a photo we should read (hidden and temp files do not)."""
+    return path.suffix.lower() in PHOTO_SUFFIXES and not path.name.startswith((".", "~"))
+
+
+def load_photo(path: Path, max_pixels: int) -> np.ndarray:
+    """Read a photo as an upright H x W x 3 uint8 RGB array, or raise PhotoError."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise PhotoError(f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise PhotoError("empty file (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            _check_pixels(img, max_pixels)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return to_rgb(img)
+    except PhotoError:
+        raise
+    except UnidentifiedImageError:
+        raise PhotoError("not an image file that can be read (JPEG, PNG or WebP expected)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PhotoError(f"corrupt or truncated image: {exc}") from None
+
+
+def _check_pixels(img: Image.Image, max_pixels: int) -> None:
+    width, height = img.size
+    if width * height > max_pixels:
+        raise PhotoError(
+            f"image too large: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
+            f"the limit is {max_pixels / 1e6:.0f} (recognition.max_image_pixels)"
+        )
+    if min(width, height) < 16:
+        raise PhotoError(f"image too small: {width}x{height} pixels")
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Normalise any Pillow mode to 8-bit RGB: alpha onto white, 16-bit scaled down."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        grey = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if grey.max(initial=0) > 255 else 255.0
+        grey8 = np.clip(grey * (255.0 / peak), 0, 255).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))

@@ -1,0 +1,169 @@
+"""Keeping the watchlist current while the daemon runs.
+
+A watchdog observer (inotify, or polling for network and USB filesystems)
+reports changes under TrainingImage/ and to Details.csv.  Changes are
+debounced: a reload starts once nothing has changed for `debounce` seconds,
+and only after the files have stopped growing, so copying 200 photos in gives
+one reload of complete files.  The reload runs on a background thread; until
+it finishes, matching keeps using the previous watchlist, which is then
+replaced in one assignment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from .config import Config
+from .watchlist import Watchlist
+
+log = logging.getLogger(__name__)
+
+# How long files must keep the same size and time stamp to count as written,
+# and how long to wait for that before reloading anyway.
+SETTLE_SECONDS = 0.5
+SETTLE_LIMIT = 120.0
+
+
+class WatchlistService:
+    """Owns the current watchlist and rebuilds it when the site folders change."""
+
+    def __init__(self, config: Config, build: Callable[[], Watchlist],
+                 on_reload: Callable[[Watchlist], None] | None = None) -> None:
+        self._config = config
+        self._build = build
+        self._on_reload = on_reload
+        self._current: Watchlist | None = None
+        self._wake = threading.Condition()
+        self._last_change = 0.0
+        self._pending = False
+        self._stopping = False
+        self._observer = None
+        self._thread: threading.Thread | None = None
+        self.reloads = 0
+
+    @property
+    def current(self) -> Watchlist:
+        assert self._current is not None, "start() first"
+        return self._current
+
+    def start(self) -> Watchlist:
+        """Build the first watchlist (in the caller's thread), then watch for changes."""
+        self._current = self._build()
+        if self._config.watchlist.watch:
+            self._start_observer()
+        self._thread = threading.Thread(target=self._run, name="watchlist-reload", daemon=True)
+        self._thread.start()
+        return self._current
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def request_reload(self) -> None:
+        """Note a change; the reload follows after the debounce interval."""
+        with self._wake:
+            self._last_change = time.monotonic()
+            self._pending = True
+            self._wake.notify_all()
+
+    def _start_observer(self) -> None:
+        cfg = self._config
+        training = cfg.paths.training_images
+        details = cfg.paths.details_csv
+        for folder in (training, details.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        if cfg.watchlist.polling:
+            observer = PollingObserver(timeout=cfg.watchlist.poll_interval)
+        else:
+            observer = Observer()
+        observer.schedule(_ChangeHandler(self.request_reload, lambda p: True), str(training), recursive=True)
+        if details.parent.resolve() != training.resolve():
+            observer.schedule(_ChangeHandler(self.request_reload, lambda p: p == details), str(details.parent))
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+        log.info("watching %s and %s for changes (%s)", training, details,
+                 "polling" if cfg.watchlist.polling else "inotify")
+
+    def _run(self) -> None:
+        while self._wait_for_quiet():
+            self._wait_until_settled()
+            try:
+                watchlist = self._build()
+            except Exception:  # a bug in one reload must not end reloading
+                log.exception("watchlist reload failed; keeping the previous watchlist")
+                continue
+            self._current = watchlist
+            self.reloads += 1
+            log.info("watchlist reloaded: %d people, %d photos", watchlist.enrolled, len(watchlist.gallery))
+            if self._on_reload:
+                self._on_reload(watchlist)
+
+    def _wait_for_quiet(self) -> bool:
+        """Block until a change is pending and `debounce` seconds have passed since the last one."""
+        debounce = self._config.watchlist.debounce
+        with self._wake:
+            while not self._stopping:
+                if self._pending:
+                    remaining = self._last_change + debounce - time.monotonic()
+                    if remaining <= 0:
+                        self._pending = False
+                        return True
+                    self._wake.wait(remaining)
+                else:
+                    self._wake.wait()
+            return False
+
+    def _wait_until_settled(self) -> None:
+        """Wait while any watched file is still changing size or time stamp (a copy in progress)."""
+        deadline = time.monotonic() + SETTLE_LIMIT
+        before = _snapshot(self._config)
+        while time.monotonic() < deadline and not self._stopping:
+            time.sleep(SETTLE_SECONDS)
+            after = _snapshot(self._config)
+            if after == before:
+                return
+            before = after
+        log.warning("files under %s are still changing; reloading anyway", self._config.paths.training_images)
+
+
+def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
+    state = {}
+    paths = [config.paths.details_csv]
+    for root, _dirs, files in os.walk(config.paths.training_images):
+        paths += [Path(root, name) for name in files]
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        state[str(path)] = (st.st_size, st.st_mtime_ns)
+    return state
+
+
+class _ChangeHandler(FileSystemEventHandler):
+    def __init__(self, notify: Callable[[], None], wanted: Callable[[Path], bool]) -> None:
+        self._notify = notify
+        self._wanted = wanted
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if any(p and self._wanted(Path(os.fsdecode(p))) for p in paths):
+            self._notify()

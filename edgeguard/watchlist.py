@@ -1,0 +1,171 @@
+"""The watchlist: people from Details.csv, encodings from their photos in TrainingImage/<Id>/.
+
+`build_watchlist` turns the site folders into an immutable `Watchlist`, using
+the encoding cache for photos it has seen before and recording every photo,
+folder and CSV row it could not use as a `Problem` (each logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cache import CacheEntry, EncodingCache, photo_digest
+from .config import Config
+from .details import Person, Problem, read_details
+from .encode import ENCODER_SIGNATURE
+from .images import PHOTO_SUFFIXES, PhotoError, is_photo_name, load_photo
+from .matching import Gallery
+from .recognize import FaceEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a face is: a watchlist person, or None for unknown, with the nearest distance."""
+
+    person: Person | None
+    distance: float | None
+
+
+class Watchlist:
+    """People, their photo encodings and the match tolerance; never changed once built."""
+
+    def __init__(self, people: dict[str, Person], encodings: dict[str, list[np.ndarray]],
+                 problems: list[Problem], tolerance: float) -> None:
+        self.people = people
+        self.problems = problems
+        self.tolerance = tolerance
+        self.photo_counts = {pid: len(encs) for pid, encs in encodings.items() if encs}
+        self._owners = [pid for pid in self.photo_counts]
+        rows = [e for pid in self._owners for e in encodings[pid]]
+        owner_index = [i for i, pid in enumerate(self._owners) for _ in encodings[pid]]
+        self.gallery = Gallery(np.array(rows, dtype=np.float32).reshape(-1, 128), np.array(owner_index))
+
+    @property
+    def enrolled(self) -> int:
+        """How many people can be recognised (they have at least one usable photo)."""
+        return len(self._owners)
+
+    def identify(self, encodings: np.ndarray) -> list[Identity]:
+        """Nearest person for each encoding; unknown beyond the tolerance."""
+        out = []
+        for match in self.gallery.nearest(encodings) if len(encodings) else []:
+            if match.owner < 0:
+                out.append(Identity(None, None))
+            elif match.distance <= self.tolerance:
+                out.append(Identity(self.people[self._owners[match.owner]], match.distance))
+            else:
+                out.append(Identity(None, match.distance))
+        return out
+
+
+def cache_signature(config: Config) -> str:
+    """Everything that decides what a photo yields; a change invalidates the cache."""
+    r = config.recognition
+    return (f"{ENCODER_SIGNATURE}|{r.detection_model}|up{r.upsample}|min{r.min_face_size}"
+            f"|side{r.max_detect_side}|px{r.max_image_pixels}|j{r.enrol_jitters}")
+
+
+def open_cache(config: Config) -> EncodingCache:
+    cache = EncodingCache(config.paths.encodings_cache, cache_signature(config))
+    cache.load()
+    return cache
+
+
+def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache) -> Watchlist:
+    """Read Details.csv and every photo; unusable ones become problems, each logged once."""
+    people, problems = read_details(config.paths.details_csv)
+    folders, folder_problems = scan_photos(config.paths.training_images)
+    problems += folder_problems
+    for pid in sorted(set(folders) - set(people)):
+        problems.append(Problem(f"{config.paths.training_images / pid}",
+                                f"no row for Id {pid} in Details.csv; the folder name is used as the name"))
+        people[pid] = Person(pid, pid)
+    encodings: dict[str, list[np.ndarray]] = {}
+    seen: set[str] = set()
+    for pid, photos in sorted(folders.items()):
+        encodings[pid] = []
+        for photo in photos:
+            result = encode_photo_cached(photo, config, engine, cache, seen)
+            if isinstance(result, Problem):
+                problems.append(result)
+            else:
+                encodings[pid].append(result)
+    for pid in sorted(people):
+        if not encodings.get(pid):
+            problems.append(Problem(f"{config.paths.details_csv}", f"Id {pid} has no usable photo in "
+                                    f"{config.paths.training_images / pid}/; this person cannot be recognised"))
+    _save_cache(cache, seen)
+    for problem in problems:
+        log.warning("watchlist: %s", problem)
+    watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance)
+    log.info("watchlist: %d people enrolled from %d photos, %d problems",
+             watchlist.enrolled, len(watchlist.gallery), len(problems))
+    return watchlist
+
+
+def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
+    """Photo files per Id folder, and the files that are in the wrong place or of the wrong kind."""
+    folders: dict[str, list[Path]] = {}
+    problems: list[Problem] = []
+    if not root.is_dir():
+        return folders, [Problem(str(root), "folder not found: no photos")]
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            problems.append(Problem(str(entry), f"photos belong in a folder per person: {root}/<Id>/{entry.name}"))
+        elif entry.is_dir():
+            folders[entry.name] = _photos_in(entry, problems)
+    return folders, problems
+
+
+def _photos_in(folder: Path, problems: list[Problem]) -> list[Path]:
+    photos = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "~")) or not path.is_file():
+            continue
+        if is_photo_name(path):
+            photos.append(path)
+        else:
+            problems.append(Problem(str(path), f"not a photo type that is read ({', '.join(sorted(PHOTO_SUFFIXES))})"))
+    return photos
+
+
+def encode_photo_cached(photo: Path, config: Config, engine: FaceEngine, cache: EncodingCache,
+                        seen: set[str]) -> np.ndarray | Problem:
+    """A photo's encoding from the cache, or computed (and cached) now."""
+    try:
+        data = photo.read_bytes()
+    except OSError as exc:
+        return Problem(str(photo), f"cannot read: {exc.strerror or exc}")
+    digest = photo_digest(data)
+    seen.add(digest)
+    entry = cache.get(digest)
+    if entry is None:
+        entry = encode_photo(photo, config, engine)
+        cache.put(digest, entry)
+    if entry.encoding is None:
+        return Problem(str(photo), entry.error)
+    return entry.encoding
+
+
+def encode_photo(photo: Path, config: Config, engine: FaceEngine) -> CacheEntry:
+    """Load a watchlist photo and encode its one face, or say why it cannot be used."""
+    try:
+        rgb = load_photo(photo, config.recognition.max_image_pixels)
+        return CacheEntry(engine.enrolment_encoding(rgb))
+    except PhotoError as exc:
+        return CacheEntry(None, str(exc))
+
+
+def _save_cache(cache: EncodingCache, keep: set[str]) -> None:
+    try:
+        cache.save(keep)
+    except OSError as exc:
+        log.error("encoding cache %s not saved (%s); the next start will re-encode", cache.path, exc)

@@ -1,0 +1,425 @@
+"""Tests for edgeguard.config: loading, validation, path resolution and secrets."""
+
+import dataclasses
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edgeguard import config as cfgmod
+from edgeguard.config import (
+    Config,
+    ConfigError,
+    PathsConfig,
+    RecognitionConfig,
+    example_config,
+    find_config_file,
+    load_config,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """Every test starts in an empty folder with no config or secret coming from outside."""
+    for name in ("EDGEGUARD_CONFIG", "CREDENTIALS_DIRECTORY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    # /etc/edgeguard/edgeguard.toml may exist on a developer's machine: only ./edgeguard.toml counts here.
+    monkeypatch.setattr(cfgmod, "DEFAULT_LOCATIONS", (Path("edgeguard.toml"),))
+    return cwd
+
+
+def write_config(path, text, mode=0o600):
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, mode)
+    return path
+
+
+def resolved_defaults(base):
+    """Config() with its paths resolved against `base`, the way load_config resolves them."""
+    d = PathsConfig()
+    return PathsConfig(
+        base_dir=base,
+        training_images=base / d.training_images,
+        details_csv=base / d.details_csv,
+        encodings_cache=base / d.encodings_cache,
+        captures=base / d.captures,
+    )
+
+
+def assert_same_config(actual, expected):
+    for f in dataclasses.fields(Config):
+        if f.name == "source":
+            continue
+        assert getattr(actual, f.name) == getattr(expected, f.name), f"[{f.name}] differs"
+
+
+# --- no config file -------------------------------------------------------------------
+
+
+def test_no_config_file_uses_site_folders_in_current_directory(clean_env):
+    assert not (clean_env / "edgeguard.toml").exists()
+    cfg = load_config()
+    assert cfg.source is None
+    assert cfg.paths.base_dir == clean_env
+    assert cfg.paths.training_images == clean_env / "TrainingImage"
+    assert cfg.paths.details_csv == clean_env / "Details" / "Details.csv"
+    assert cfg.paths.captures == clean_env / "Unknown_Face_Captures"
+    assert cfg.paths.encodings_cache == clean_env / "TrainingImageLabel"
+    assert cfg.recognition.tolerance == RecognitionConfig().tolerance
+    assert cfg.twilio.auth_token == ""
+
+
+def test_no_config_file_equals_defaults_field_by_field(clean_env):
+    cfg = load_config()
+    expected = dataclasses.replace(Config(), paths=resolved_defaults(clean_env))
+    assert_same_config(cfg, expected)
+
+
+def test_find_config_file_returns_none_without_any_file():
+    assert find_config_file(None) is None
+
+
+def test_edgeguard_toml_in_current_directory_is_found(clean_env):
+    write_config(clean_env / "edgeguard.toml", '[location]\nname = "Back Door"\n')
+    cfg = load_config()
+    assert cfg.location.name == "Back Door"
+    assert cfg.source == Path("edgeguard.toml")
+
+
+# --- example config -------------------------------------------------------------------
+
+
+def test_example_config_is_valid_toml_and_loads_to_exactly_the_defaults(tmp_path, clean_env):
+    text = example_config()
+    tomllib.loads(text)  # raises if not TOML
+    path = write_config(tmp_path / "example.toml", text, mode=0o644)
+    cfg = load_config(path)
+    assert cfg.source == path
+    assert_same_config(cfg, dataclasses.replace(Config(), paths=resolved_defaults(clean_env)))
+
+
+def test_example_config_lists_every_key_of_every_section_with_a_comment():
+    text = example_config()
+    parsed = tomllib.loads(text)
+    assert set(parsed) == set(cfgmod.SECTIONS)
+    lines = text.splitlines()
+    for section, cls in cfgmod.SECTIONS.items():
+        assert f"[{section}]" in lines
+        start = lines.index(f"[{section}]")
+        assert set(parsed[section]) == {f.name for f in dataclasses.fields(cls)}, section
+        for f in dataclasses.fields(cls):
+            matching = [
+                i for i, line in enumerate(lines[start + 1:], start=start + 1)
+                if re.match(rf"{re.escape(f.name)}\s*=", line)
+            ]
+            assert matching, f"[{section}] {f.name} missing"
+            comment = lines[matching[0] - 1]
+            assert comment.startswith("# "), f"[{section}] {f.name} has no comment above it"
+            assert comment[2:] == f.metadata["help"]
+            assert len(comment.strip()) > 5
+
+
+def test_committed_example_file_matches_example_config():
+    committed = REPO_ROOT / "edgeguard.example.toml"
+    assert committed.is_file(), "edgeguard.example.toml is missing at the repository root"
+    assert committed.read_text(encoding="utf-8") == example_config(), (
+        "edgeguard.example.toml is out of date: regenerate it from edgeguard.config.example_config()"
+    )
+
+
+# --- validation errors ----------------------------------------------------------------
+
+
+def load_error(tmp_path, text):
+    path = write_config(tmp_path / "bad.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value), path
+
+
+def test_unknown_section_names_file_and_section(tmp_path):
+    message, path = load_error(tmp_path, "[recognitoin]\ntolerance = 0.5\n")
+    assert str(path) in message
+    assert "recognitoin" in message
+    assert "unknown section" in message
+
+
+def test_unknown_key_names_file_section_and_key(tmp_path):
+    message, path = load_error(tmp_path, "[recognition]\ntolerence = 0.5\n")
+    assert str(path) in message
+    assert "[recognition] tolerence" in message
+    assert "unknown key" in message
+
+
+def test_section_that_is_not_a_table_is_refused(tmp_path):
+    message, path = load_error(tmp_path, "recognition = 5\n")
+    assert str(path) in message
+    assert "recognition" in message
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[recognition]\ntolerance = "0.5"\n', "[recognition] tolerance"),  # string for number
+        ('[camera]\nwidth = "1280"\n', "[camera] width"),  # string for int
+        ("[camera]\nloop = 1\n", "[camera] loop"),  # number for bool
+        ('[watchlist]\nwatch = "yes"\n', "[watchlist] watch"),  # string for bool
+        ("[camera]\nfps = true\n", "[camera] fps"),  # bool for int
+        ("[recognition]\ntolerance = true\n", "[recognition] tolerance"),  # bool for float
+        ("[recognition]\nupsample = 1.5\n", "[recognition] upsample"),  # float for int
+        ("[camera]\nname = 5\n", "[camera] name"),  # number for string
+        ("[paths]\ncaptures = 5\n", "[paths] captures"),  # number for path
+    ],
+)
+def test_wrong_type_names_file_and_key(tmp_path, text, key):
+    message, path = load_error(tmp_path, text)
+    assert str(path) in message
+    assert key in message
+    assert "expected" in message
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[recognition]\ntolerance = 0.95\n", "[recognition] tolerance"),
+        ("[recognition]\ntolerance = 0.1\n", "[recognition] tolerance"),
+        ("[camera]\nfps = 0\n", "[camera] fps"),
+        ("[camera]\nwidth = 100_000\n", "[camera] width"),
+        ("[location]\nlatitude = 91.0\n", "[location] latitude"),
+        ("[recognition]\nmax_image_pixels = 500_000_000\n", "[recognition] max_image_pixels"),
+        ("[recognition]\ntolerance = inf\n", "[recognition] tolerance"),
+    ],
+)
+def test_out_of_range_value_names_file_and_key(tmp_path, text, key):
+    message, path = load_error(tmp_path, text)
+    assert str(path) in message
+    assert key in message
+    assert "must be at" in message
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[recognition]\ntolerance = nan\n", "[recognition] tolerance"),
+        ("[location]\nlatitude = nan\n", "[location] latitude"),
+        ("[camera]\nread_timeout = nan\n", "[camera] read_timeout"),
+    ],
+)
+def test_nan_is_refused_for_ranged_numbers(tmp_path, text, key):
+    # TOML allows nan; every comparison with nan is False, so a min/max check alone lets it
+    # through and e.g. tolerance = nan would silently make every face "unknown".
+    message, path = load_error(tmp_path, text)
+    assert str(path) in message
+    assert key in message
+
+
+def test_boundary_values_are_accepted(tmp_path):
+    path = write_config(
+        tmp_path / "edge.toml",
+        "[recognition]\ntolerance = 0.2\nupsample = 3\n[camera]\nfps = 120\nwidth = 160\n",
+    )
+    cfg = load_config(path)
+    assert cfg.recognition.tolerance == 0.2
+    assert cfg.recognition.upsample == 3
+    assert cfg.camera.fps == 120
+    assert cfg.camera.width == 160
+
+
+def test_int_is_accepted_for_float_and_stored_as_float(tmp_path):
+    path = write_config(tmp_path / "c.toml", "[camera]\nopen_timeout = 20\n")
+    cfg = load_config(path)
+    assert cfg.camera.open_timeout == 20.0
+    assert isinstance(cfg.camera.open_timeout, float)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[recognition]\ndetection_model = "yolo"\n', "[recognition] detection_model"),
+        ('[logging]\nlevel = "VERBOSE"\n', "[logging] level"),
+    ],
+)
+def test_wrong_choice_names_file_key_and_choices(tmp_path, text, key):
+    message, path = load_error(tmp_path, text)
+    assert str(path) in message
+    assert key in message
+    assert "must be one of" in message
+
+
+def test_valid_choice_is_accepted(tmp_path):
+    path = write_config(tmp_path / "c.toml", '[recognition]\ndetection_model = "cnn"\n[logging]\nlevel = "DEBUG"\n')
+    cfg = load_config(path)
+    assert cfg.recognition.detection_model == "cnn"
+    assert cfg.logging.level == "DEBUG"
+
+
+def test_invalid_toml_names_file(tmp_path):
+    message, path = load_error(tmp_path, "[recognition\ntolerance = 0.5\n")
+    assert str(path) in message
+    assert "not valid TOML" in message
+
+
+def test_missing_explicit_file_names_file(tmp_path):
+    path = tmp_path / "nowhere" / "edgeguard.toml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert "not found" in str(info.value)
+
+
+def test_missing_file_from_environment_is_an_error_not_defaults(tmp_path, monkeypatch):
+    path = tmp_path / "missing.toml"
+    monkeypatch.setenv("EDGEGUARD_CONFIG", str(path))
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert str(path) in str(info.value)
+
+
+# --- paths ----------------------------------------------------------------------------
+
+
+def test_relative_paths_resolve_against_base_dir(tmp_path):
+    site = tmp_path / "site"
+    path = write_config(
+        tmp_path / "c.toml",
+        f'[paths]\nbase_dir = "{site}"\ntraining_images = "photos"\ncaptures = "out/unknown"\n',
+    )
+    cfg = load_config(path)
+    assert cfg.paths.base_dir == site
+    assert cfg.paths.training_images == site / "photos"
+    assert cfg.paths.captures == site / "out" / "unknown"
+    assert cfg.paths.details_csv == site / "Details" / "Details.csv"
+
+
+def test_absolute_paths_are_kept(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "people.csv"
+    path = write_config(
+        tmp_path / "c.toml",
+        f'[paths]\nbase_dir = "{tmp_path / "site"}"\ndetails_csv = "{elsewhere}"\n',
+    )
+    cfg = load_config(path)
+    assert cfg.paths.details_csv == elsewhere
+
+
+def test_relative_base_dir_resolves_against_working_directory_not_config_folder(tmp_path, clean_env):
+    confdir = tmp_path / "etc"
+    confdir.mkdir()
+    path = write_config(confdir / "c.toml", '[paths]\nbase_dir = "state/site"\n')
+    cfg = load_config(path)
+    assert cfg.paths.base_dir == clean_env / "state" / "site"
+    assert cfg.paths.base_dir.is_absolute()
+    assert cfg.paths.training_images == clean_env / "state" / "site" / "TrainingImage"
+
+
+# --- $EDGEGUARD_CONFIG ----------------------------------------------------------------
+
+
+def test_environment_variable_is_used_without_explicit_path(tmp_path, monkeypatch, clean_env):
+    write_config(clean_env / "edgeguard.toml", '[location]\nname = "From Cwd"\n')
+    env_file = write_config(tmp_path / "env.toml", '[location]\nname = "From Env"\n')
+    monkeypatch.setenv("EDGEGUARD_CONFIG", str(env_file))
+    cfg = load_config()
+    assert cfg.location.name == "From Env"
+    assert cfg.source == env_file
+
+
+def test_explicit_path_beats_environment_variable(tmp_path, monkeypatch):
+    env_file = write_config(tmp_path / "env.toml", '[location]\nname = "From Env"\n')
+    explicit = write_config(tmp_path / "explicit.toml", '[location]\nname = "Explicit"\n')
+    monkeypatch.setenv("EDGEGUARD_CONFIG", str(env_file))
+    assert load_config(explicit).location.name == "Explicit"
+
+
+# --- secrets --------------------------------------------------------------------------
+
+SECRET_FILE = '[twilio]\naccount_sid = "AC_file"\nauth_token = "tok_file"\n'
+
+
+def test_secrets_from_file_when_nothing_else(tmp_path):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o600)
+    cfg = load_config(path)
+    assert cfg.twilio.account_sid == "AC_file"
+    assert cfg.twilio.auth_token == "tok_file"
+
+
+def test_environment_beats_file(tmp_path, monkeypatch):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o600)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC_env")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", " tok_env\n")
+    cfg = load_config(path)
+    assert cfg.twilio.account_sid == "AC_env"
+    assert cfg.twilio.auth_token == "tok_env"
+
+
+def test_credentials_directory_beats_environment_and_file(tmp_path, monkeypatch):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o600)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "twilio_account_sid").write_text("AC_cred\n", encoding="utf-8")
+    (creds / "twilio_auth_token").write_text("tok_cred\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC_env")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tok_env")
+    cfg = load_config(path)
+    assert cfg.twilio.account_sid == "AC_cred"
+    assert cfg.twilio.auth_token == "tok_cred"
+
+
+def test_each_secret_falls_back_on_its_own(tmp_path, monkeypatch):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o600)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "twilio_auth_token").write_text("tok_cred", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    cfg = load_config(path)
+    assert cfg.twilio.auth_token == "tok_cred"  # credential file
+    assert cfg.twilio.account_sid == "AC_file"  # no credential, no env: the file
+
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC_env")
+    cfg = load_config(path)
+    assert cfg.twilio.account_sid == "AC_env"
+    assert cfg.twilio.auth_token == "tok_cred"
+
+
+def test_secrets_from_environment_without_any_config_file(monkeypatch):
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC_env")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tok_env")
+    cfg = load_config()
+    assert cfg.twilio.account_sid == "AC_env"
+    assert cfg.twilio.auth_token == "tok_env"
+
+
+def test_world_readable_file_with_auth_token_is_refused(tmp_path):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o644)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "chmod" in message
+    assert "auth_token" in message
+
+
+def test_same_file_with_mode_0600_is_accepted(tmp_path):
+    path = write_config(tmp_path / "c.toml", SECRET_FILE, mode=0o644)
+    with pytest.raises(ConfigError):
+        load_config(path)
+    os.chmod(path, 0o600)
+    assert load_config(path).twilio.auth_token == "tok_file"
+
+
+def test_world_readable_file_without_auth_token_is_accepted(tmp_path):
+    path = write_config(tmp_path / "c.toml", '[twilio]\naccount_sid = "AC_file"\n', mode=0o644)
+    assert load_config(path).twilio.account_sid == "AC_file"
+
+
+def test_config_is_frozen():
+    cfg = load_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.recognition.tolerance = 0.9
