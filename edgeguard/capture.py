@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeGuard
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
@@ -86,6 +86,8 @@ class _OpenFailed(Exception):
 
 @dataclass(frozen=True, eq=False)  # eq=False: images are compared by identity, not pixel by pixel
 class Frame:
+    """One image from the source, with where and when it was taken."""
+
     image: np.ndarray  # BGR uint8, H x W x 3
     number: int  # files: position in the file (0 = first frame); live: count since start()
     pos_ms: float | None  # files: timestamp in the file; live: None
@@ -178,17 +180,16 @@ def _open_usb(device: str, cfg: CameraConfig) -> tuple[_Capture, str]:
         raise _OpenFailed(f"cannot open camera {device}")
     # The order matters to some drivers: the pixel format first, then the size.
     if cfg.fourcc:
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*cfg.fourcc))
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*cfg.fourcc))
     cap.set(cv2.CAP_PROP_FRAME_WIDTH, cfg.width)
     cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cfg.height)
     cap.set(cv2.CAP_PROP_FPS, cfg.fps)
     cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-    got = (
-        f"{_fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))} "
-        f"{int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
-        f"@{cap.get(cv2.CAP_PROP_FPS):g}"
-    )
-    return cap, f"{device} {got}"
+    # What the driver accepted, which may differ from what was asked.
+    size = f"{int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    mode = f"{size}@{cap.get(cv2.CAP_PROP_FPS):g}"
+    fourcc = _fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
+    return cap, " ".join(part for part in (device, fourcc, mode) if part)
 
 
 def _open_stream(url: str, cfg: CameraConfig) -> tuple[_Capture, str]:
@@ -282,7 +283,7 @@ def _open_file(path: str) -> _VideoFile:
     cap = cv2.VideoCapture(str(Path(path).expanduser()), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"cannot read video file {path}: not a video, or a codec OpenCV lacks")
+        raise SourceError(f"cannot read video file {path}: not a video, or OpenCV lacks FFmpeg or the codec")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else 0.0
     count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))  # raw streams report nonsense
@@ -305,7 +306,7 @@ def _frame_number(pos_ms: float, fps: float, previous: int) -> int:
 # ---------------------------------------------------------------- frame checks
 
 
-def _usable(image: object, shape: tuple[int, ...] | None) -> bool:
+def _usable(image: object, shape: tuple[int, ...] | None) -> TypeGuard[np.ndarray]:
     """A BGR uint8 image, of `shape` when given (the shape of the capture's first frame)."""
     return (
         isinstance(image, np.ndarray)
@@ -447,17 +448,17 @@ class _Connection:
             except Exception as exc:  # e.g. Picamera2 after the camera went away
                 self.error = f"read failed: {exc!r}"
                 return
-            if not (ok and _usable(image, shape)):
-                failures += 1
-                if failures >= MAX_BAD_READS:
-                    self.error = "read failed (stream ended or lost)"
-                    return
-                if ok:
-                    self._bad.skipped()
+            if ok and _usable(image, shape):
+                failures = 0
+                shape = image.shape
+                self._hand_over(image)
                 continue
-            failures = 0
-            shape = image.shape
-            self._hand_over(image)
+            failures += 1
+            if failures >= MAX_BAD_READS:
+                self.error = "read failed (stream ended or lost)"
+                return
+            if ok:
+                self._bad.skipped()
 
     def _hand_over(self, image: np.ndarray) -> None:
         with self._lock:  # so that no frame slips out after abandon() returned
@@ -508,7 +509,9 @@ class FrameSource:
         if self._spec.kind == "file":
             video = _open_file(self._spec.target)
             self._opened(video.description)
-            self._thread = threading.Thread(target=self._run_file, args=(video,), name=f"capture-{self._cfg.name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run_file, args=(video,), name=f"capture-{self._cfg.name}", daemon=True
+            )
         else:
             self._thread = threading.Thread(target=self._run_live, name=f"capture-{self._cfg.name}", daemon=True)
         self._thread.start()
@@ -533,7 +536,7 @@ class FrameSource:
 
     @property
     def state(self) -> str:
-        """"opening", "streaming", "stalled", "reconnecting", "ended" or "stopped"."""
+        """One of "opening", "streaming", "stalled", "reconnecting", "ended", "stopped"."""
         with self._lock:
             state = self._state
         return "ended" if state != "stopped" and self.ended else state
@@ -623,15 +626,9 @@ class FrameSource:
     # -- live sources
 
     def _run_live(self) -> None:
-        opener = _LIVE_OPENERS[self._spec.kind]
         delay = self._backoff[0]
-        def open_capture() -> _Capture:
-            capture, description = opener(self._spec.target, self._cfg)
-            self._opened(description)
-            return capture
-
         while not self._stop.is_set():
-            connection = _Connection(open_capture, self._deliver_live, self._cfg.name)
+            connection = _Connection(self._open_live, self._deliver_live, self._cfg.name)
             connection.start()
             reason = self._watch(connection)
             connection.abandon()
@@ -645,6 +642,12 @@ class FrameSource:
                 return
             delay = min(delay * 2, self._backoff[1])
             self._set_state("reconnecting", f"reopening {self._public_source}")
+
+    def _open_live(self) -> _Capture:
+        """Open the live source (on a connection thread) and record what the driver gave."""
+        capture, description = _LIVE_OPENERS[self._spec.kind](self._spec.target, self._cfg)
+        self._opened(description)
+        return capture
 
     def _watch(self, connection: _Connection) -> str:
         """Wait until the connection fails, stalls, or stop() is called; why it ended."""

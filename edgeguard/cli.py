@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from .config import Config, ConfigError, example_config, load_config
+from .captures import capture_to_photo
 from .details import VALID_ID, read_details, upsert_person
+from .events import EVENT_TYPES, Event, EventLog, parse_since
 from .images import PhotoError, is_photo_name, load_photo
 from .logs import setup_logging
 from .recognize import FaceEngine
@@ -52,7 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--name", help="the person's name (needed for a new Id)")
     enroll.add_argument("--category", help="e.g. staff, missing, wanted, vip")
     enroll.add_argument("--check", action="store_true", help="list the photos and CSV rows that cannot be used")
+    enroll.add_argument("--from-capture", metavar="FILE", help="enrol the face of a reviewed unknown-face capture")
     enroll.set_defaults(handler=cmd_enroll)
+
+    run = sub.add_parser("run", help="run the daemon: camera in, events out")
+    run.add_argument("--source", help="camera override: an index, /dev/videoN, a URL or a video file")
+    run.add_argument("--realtime", action="store_true", default=None, help="play a video file at its own fps")
+    run.set_defaults(handler=cmd_run)
+
+    events = sub.add_parser("events", help="list events from the event log")
+    events.add_argument("--since", help="an ISO time (2026-11-22T14:00) or a span back from now (30m, 2h, 7d)")
+    events.add_argument("--type", action="append", choices=EVENT_TYPES, help="only this type (repeatable)")
+    events.add_argument("--limit", type=int, help="at most this many")
+    events.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    events.set_defaults(handler=cmd_events)
 
     sub.add_parser("example-config", help="print an example config with every key and its default")
     return parser
@@ -88,12 +103,54 @@ def _print_result(as_json: bool, result: dict) -> None:
         print(f"  {who} at {face['box']}{distance}")
 
 
+def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    return Daemon(config, args.source, args.realtime).run()
+
+
+def cmd_events(config: Config, args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"edgeguard events: {exc}", file=sys.stderr)
+        return 2
+    if not config.paths.events_db.exists():
+        print(f"edgeguard events: no event log at {config.paths.events_db} yet", file=sys.stderr)
+        return 0
+    log_ = EventLog(config.paths.events_db)
+    try:
+        for event in log_.query(since, args.type, args.limit):
+            if args.json:
+                print(json.dumps(event.to_json()), flush=True)
+            else:
+                print(_event_line(event))
+    finally:
+        log_.close()
+    return 0
+
+
+def _event_line(event: Event) -> str:
+    who = f"{event.name} (Id {event.person_id})" if event.person_id else ""
+    if event.type == "crowd":
+        who = f"{event.extra.get('count')} people"
+    frame = f" frame {event.frame}" if event.pos_ms is not None else ""
+    capture = f" {event.capture}" if event.capture else ""
+    return f"{event.to_json()['time_iso']} {event.camera} {event.type} {who}{frame}{capture}"
+
+
 def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     engine = FaceEngine(config.recognition)
     if args.check:
         return _enroll_check(config, engine)
+    if args.from_capture:
+        try:
+            args.photos = [str(capture_to_photo(Path(args.from_capture), config.paths.captures))]
+        except ValueError as exc:
+            print(f"edgeguard enroll: {exc}", file=sys.stderr)
+            return 2
     if not args.id or not args.photos:
-        print("edgeguard enroll: give an ID and at least one PHOTO (or --check)", file=sys.stderr)
+        print("edgeguard enroll: give an ID and at least one PHOTO, --from-capture FILE, or --check", file=sys.stderr)
         return 2
     if not VALID_ID.match(args.id):
         print(f"edgeguard enroll: Id {args.id!r} cannot be a folder name (letters, digits, _ . - only)", file=sys.stderr)

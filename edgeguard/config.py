@@ -50,6 +50,7 @@ class PathsConfig:
     details_csv: Path = _opt(Path("Details/Details.csv"), "Id,Name,phone_number,initial_deposit[,category,...]")
     encodings_cache: Path = _opt(Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content")
     captures: Path = _opt(Path("Unknown_Face_Captures"), "where unknown faces are saved")
+    events_db: Path = _opt(Path("events.db"), "the event log (SQLite)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,32 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    detect_width: int = _opt(480, "frames are shrunk to this width for detection; the smallest face found is about 40 x frame width / detect_width px", min=160, max=3840)
+    upsample: int = _opt(1, "detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)", min=0, max=2)
+    detect_every: float = _opt(1.0, "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)", min=0.0, max=60.0)
+    track_every: float = _opt(0.1, "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)", min=0.0, max=10.0)
+    vote_frames: int = _opt(3, "identity samples a face needs before its identity is decided by majority", min=1, max=15)
+    unknown_margin: float = _opt(0.08, "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib trained same-person pairs under 0.56, others over 0.64)", min=0.0, max=0.5)
+    recheck_seconds: float = _opt(3.0, "seconds between re-checks of a decided face's identity", min=0.1, max=600.0)
+    forget_seconds: float = _opt(1.0, "a face not seen for this long has left the view", min=0.1, max=60.0)
+    min_sharpness: float = _opt(10.0, "blurrier faces (variance of the Laplacian on a 64 px grey crop) are not used to decide identity", min=0.0, max=10000.0)
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    max_people: int = _opt(2, "a crowd event fires when more people than this are in view", min=0, max=1000)
+    crowd_min_seconds: float = _opt(3.0, "for at least this many seconds", min=0.0, max=3600.0)
+    revisit_minutes: float = _opt(30.0, "an unknown visitor seen again within this time is the same visitor (no new capture)", min=0.0, max=10080.0)
+
+
+@dataclass(frozen=True)
+class CapturesConfig:
+    retention_days: float = _opt(30.0, "captures older than this are deleted", min=0.01, max=3650.0)
+    max_mb: float = _opt(1024.0, "the oldest captures are deleted to keep the folder under this size", min=1.0, max=1_000_000.0)
+
+
+@dataclass(frozen=True)
 class WatchlistConfig:
     watch: bool = _opt(True, "reload the watchlist when photos or Details.csv change while running")
     polling: bool = _opt(False, "poll for changes instead of inotify (network or USB filesystems)")
@@ -110,6 +137,9 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    captures: CapturesConfig = field(default_factory=CapturesConfig)
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

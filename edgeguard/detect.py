@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .models import model_path
+
 # Share of the longer side added around a still photo before detection.  dlib's
 # HOG window covers the face plus some forehead and cheek; in a passport-style
 # crop that context is outside the picture and the face can be missed (1 of 39
@@ -79,11 +81,7 @@ class FaceDetector:
             import dlib
 
             if self.model == "cnn":
-                import face_recognition_models
-
-                self._detector = dlib.cnn_face_detection_model_v1(
-                    face_recognition_models.cnn_face_detector_model_location()
-                )
+                self._detector = dlib.cnn_face_detection_model_v1(model_path("cnn_detector"))
             else:
                 self._detector = dlib.get_frontal_face_detector()
         return self._detector

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 
 from .detect import Box
+from .models import model_path
 
 ENCODING_SIZE = 128
 # Bump when anything that changes an encoding changes (landmark model, chip
@@ -43,8 +44,7 @@ class FaceEncoder:
     def _load(self):
         if self._model is None:
             import dlib
-            import face_recognition_models as models
 
-            self._predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-            self._model = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+            self._predictor = dlib.shape_predictor(model_path("landmarks_5"))
+            self._model = dlib.face_recognition_model_v1(model_path("encoder"))
         return self._predictor, self._model

@@ -41,8 +41,9 @@ class Gallery:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, ENCODING_SIZE)
         if len(self) == 0:
             return [Match(-1, float("inf")) for _ in queries]
-        squared = self._norms[None, :] - 2.0 * (queries @ self.encodings.T)
-        best = np.argmin(squared, axis=1)
+        # |q|^2 is the same for every row, so it does not change the argmin.
+        squared = self._norms[:, None] - 2.0 * (self.encodings @ queries.T)
+        best = np.argmin(squared, axis=0)
         # The expanded form loses a little precision; report the exact distance.
         exact = np.linalg.norm(self.encodings[best] - queries, axis=1)
         return [Match(int(self.owners[i]), float(d)) for i, d in zip(best, exact)]

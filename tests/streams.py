@@ -3,7 +3,9 @@
 `MjpegServer` sends JPEG frames as multipart/x-mixed-replace at a steady rate
 to every client.  `pause()` keeps the connections open but sends nothing (a
 stalled camera); `resume()` sends again.  It listens on an ephemeral port on
-the loopback address only and stops its threads in `stop()`.
+the loopback address only (an ephemeral port unless given one, so that a
+test can bring a "rebooted camera" back on the same port) and stops its
+threads in `stop()`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ BOUNDARY = b"edgeguardframe"
 def jpeg_frames(video: Path, count: int, size: tuple[int, int] = (320, 180)) -> list[bytes]:
     """The first `count` frames of a video, resized and encoded as JPEG."""
     cap = cv2.VideoCapture(str(video))
-    frames = []
+    frames: list[bytes] = []
     try:
         while len(frames) < count:
             ok, image = cap.read()
@@ -37,26 +39,32 @@ def jpeg_frames(video: Path, count: int, size: tuple[int, int] = (320, 180)) -> 
 class MjpegServer:
     """An MJPEG stream at http://127.0.0.1:PORT/stream.mjpg; use as a context manager."""
 
-    def __init__(self, frames: list[bytes], fps: float = 30.0) -> None:
+    def __init__(self, frames: list[bytes], fps: float = 30.0, port: int = 0) -> None:
         self.frames = frames
         self.interval = 1.0 / fps
         self.requests = 0  # GET requests served: one per (re)connection
         self._sending = threading.Event()
         self._sending.set()
         self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="mjpeg-server", daemon=True)
 
     @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/stream.mjpg"
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
 
     def start(self) -> MjpegServer:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        if self._closing.is_set():
+            return
         self._closing.set()
         self._sending.set()  # wake paused handlers so that they see _closing
         self._server.shutdown()
@@ -79,7 +87,7 @@ class MjpegServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 server.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
@@ -103,9 +111,7 @@ class MjpegServer:
                 continue
             jpeg = self.frames[index % len(self.frames)]
             index += 1
-            out.write(
-                b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\n"
-                + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n"
-            )
+            part = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            out.write(b"--" + BOUNDARY + b"\r\n" + part + jpeg + b"\r\n")
             out.flush()
             self._closing.wait(self.interval)

@@ -1,0 +1,134 @@
+"""Events and the embedded event log (SQLite, WAL mode).
+
+Every event the pipeline emits is written here before anything else acts on
+it.  WAL mode with synchronous=NORMAL keeps each commit cheap on an SD card
+and leaves a consistent database if the process is killed mid-write.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    time      REAL NOT NULL,
+    type      TEXT NOT NULL,
+    camera    TEXT NOT NULL,
+    location  TEXT NOT NULL,
+    latitude  REAL,
+    longitude REAL,
+    person_id TEXT,
+    name      TEXT,
+    category  TEXT,
+    distance  REAL,
+    capture   TEXT,
+    frame     INTEGER,
+    pos_ms    REAL,
+    track     INTEGER,
+    extra     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS events_type ON events(type, time);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    time: float
+    camera: str
+    location: str
+    latitude: float | None = None
+    longitude: float | None = None
+    person_id: str | None = None
+    name: str | None = None
+    category: str | None = None
+    distance: float | None = None
+    capture: str | None = None
+    frame: int | None = None
+    pos_ms: float | None = None
+    track: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None  # set once stored
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["id"] = out.pop("person_id")
+        out["time_iso"] = datetime.fromtimestamp(self.time, timezone.utc).astimezone().isoformat(timespec="seconds")
+        return out
+
+
+class EventLog:
+    """Append-only event store; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        path.chmod(0o600)
+        self._lock = threading.Lock()
+
+    def append(self, event: Event) -> Event:
+        """Store an event; returns it with its sequence number."""
+        row = asdict(event)
+        row.pop("seq")
+        row["extra"] = json.dumps(row["extra"])
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self._lock, self._db:
+            cursor = self._db.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", tuple(row.values()))
+        return Event(**{**asdict(event), "seq": cursor.lastrowid})
+
+    def query(self, since: float | None = None, types: list[str] | None = None,
+              limit: int | None = None) -> Iterator[Event]:
+        sql, args = "SELECT * FROM events WHERE 1=1", []
+        if since is not None:
+            sql += " AND time >= ?"
+            args.append(since)
+        if types:
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            args += types
+        sql += " ORDER BY seq"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        for values in rows:
+            row = dict(zip(names, values))
+            row["extra"] = json.loads(row["extra"] or "{}")
+            yield Event(**row)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`--since` values: an ISO date/time, or a span back from now like 30m, 2h, 7d."""
+    now = time.time() if now is None else now
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now - float(text[:-1]) * units[text[-1]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: use an ISO time (2026-11-22T14:00) or a span (30m, 2h, 7d)") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()

@@ -1,0 +1,109 @@
+"""The events stage: observations become events, with captures for unknown faces.
+
+For an unknown face it first asks whether this is a visitor seen within the
+revisit window (then the earlier capture is referenced and nothing new is
+saved), otherwise it saves a capture.  Every event is written to the event
+log and logged as one line without personal details beyond the name.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from .captures import CaptureStore, SavedCapture
+from .config import Config
+from .events import Event, EventLog
+from .pipeline import Observation
+from .track import UNKNOWN
+from .visitors import UnknownVisitors
+
+log = logging.getLogger(__name__)
+
+
+class EventRecorder:
+    def __init__(self, config: Config, event_log: EventLog, captures: CaptureStore,
+                 listeners: list[Callable[[Event], None]] | None = None) -> None:
+        self.camera = config.camera.name
+        self.location = config.location
+        self.event_log = event_log
+        self.captures = captures
+        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
+        self.listeners = listeners or []
+
+    def handle(self, obs: Observation) -> Event:
+        fields: dict[str, Any] = {}
+        if obs.kind == "unknown_face":
+            fields = self._unknown(obs)
+        elif obs.kind == "known_face" and obs.person is not None:
+            fields = {"person_id": obs.person.id, "name": obs.person.name, "category": obs.person.category or None,
+                      "extra": {"box": obs.track.box.as_list()}}
+        elif obs.kind == "crowd":
+            fields = {"extra": {"count": obs.count}}
+        event = self.event_log.append(self._event(obs, **fields))
+        self._log(event)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def _unknown(self, obs: Observation) -> dict[str, Any]:
+        track = obs.track
+        assert track is not None
+        encodings = track.encodings_for(UNKNOWN)
+        if len(encodings) == 0:  # decided unknown for want of a majority: use every sample
+            encodings = np.array([s.encoding for s in track.samples])
+        visitor = self.visitors.recall(encodings, obs.frame.time)
+        if visitor is not None:
+            return {"capture": visitor.capture,
+                    "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
+        sidecar = self._sidecar(obs)
+        saved = self.captures.save(obs.frame.time, self.camera, track.best_crop, track.best_frame, sidecar)
+        track.best_frame = None  # saved or not, the frame copy is no longer needed
+        capture = str(saved.face) if isinstance(saved, SavedCapture) else None
+        visitor = self.visitors.remember(encodings, capture, obs.frame.time)
+        extra: dict[str, Any] = {"visitor": visitor.id, "box": track.box.as_list()}
+        if not isinstance(saved, SavedCapture):
+            extra["capture_error"] = saved
+        else:
+            extra["frame_image"] = str(saved.frame)
+        return {"capture": capture, "extra": extra}
+
+    def _sidecar(self, obs: Observation) -> dict[str, Any]:
+        track = obs.track
+        box = track.best_box if track and track.best_box else None
+        return {
+            "time": obs.frame.time,
+            "camera": self.camera,
+            "location": {"name": self.location.name, "latitude": self._lat(), "longitude": self._lon()},
+            "box": box.as_list() if box else None,
+            "distance": obs.distance,
+            "frame": obs.frame.number,
+            "pos_ms": obs.frame.pos_ms,
+            "track": track.id if track else None,
+        }
+
+    def _event(self, obs: Observation, **fields: Any) -> Event:
+        return Event(
+            type=obs.kind, time=obs.frame.time, camera=self.camera, location=self.location.name,
+            latitude=self._lat(), longitude=self._lon(), distance=obs.distance,
+            frame=obs.frame.number, pos_ms=obs.frame.pos_ms, track=obs.track.id if obs.track else None,
+            **fields,
+        )
+
+    def _lat(self) -> float | None:
+        return self.location.latitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
+
+    def _lon(self) -> float | None:
+        return self.location.longitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
+
+    @staticmethod
+    def _log(event: Event) -> None:
+        who = f"{event.name} (Id {event.person_id})" if event.person_id else ""
+        if event.type == "crowd":
+            who = f"{event.extra.get('count')} people"
+        where = f"frame {event.frame}" if event.pos_ms is not None else ""
+        capture = f" capture {event.capture}" if event.capture and not event.extra.get("revisit") else ""
+        revisit = f" (visitor {event.extra.get('visitor')} again)" if event.extra.get("revisit") else ""
+        log.info("event %s %s %s%s%s", event.type, who, where, capture, revisit)

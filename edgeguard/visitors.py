@@ -1,0 +1,54 @@
+"""Recognising the same unknown visitor when they come back within a time window.
+
+Unknown faces are remembered (in memory only, as a few encodings each) for
+`window` seconds after they were last seen.  A new unknown track whose
+encodings lie within the watchlist tolerance of a remembered visitor is that
+visitor: no new capture, and the window starts again.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_ENCODINGS = 5  # per visitor: enough to cover pose changes, little memory
+
+
+@dataclass
+class Visitor:
+    id: int
+    encodings: np.ndarray
+    capture: str | None
+    last_seen: float
+
+
+class UnknownVisitors:
+    def __init__(self, window: float, tolerance: float) -> None:
+        self.window = window
+        self.tolerance = tolerance
+        self._visitors: list[Visitor] = []
+        self._ids = itertools.count(1)
+
+    def recall(self, encodings: np.ndarray, now: float) -> Visitor | None:
+        """The remembered visitor these encodings belong to, if any (and refresh them)."""
+        self._forget_before(now - self.window)
+        best, best_distance = None, self.tolerance
+        for visitor in self._visitors:
+            distances = np.linalg.norm(visitor.encodings[:, None, :] - encodings[None, :, :], axis=2)
+            distance = float(np.median(distances.min(axis=0)))
+            if distance <= best_distance:
+                best, best_distance = visitor, distance
+        if best is not None:
+            best.last_seen = now
+            best.encodings = np.concatenate([best.encodings, encodings])[-MAX_ENCODINGS:]
+        return best
+
+    def remember(self, encodings: np.ndarray, capture: str | None, now: float) -> Visitor:
+        visitor = Visitor(next(self._ids), encodings[-MAX_ENCODINGS:], capture, now)
+        self._visitors.append(visitor)
+        return visitor
+
+    def _forget_before(self, cutoff: float) -> None:
+        self._visitors = [v for v in self._visitors if v.last_seen >= cutoff]

@@ -1,0 +1,71 @@
+"""Shared fixtures: the real test data beside the project, and throwaway site folders."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgeguard.config import Config, load_config
+
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+LFW = TESTDATA / "lfw10"
+PEOPLE = TESTDATA / "people"
+
+
+def lfw_photos(person: str) -> list[Path]:
+    """The LFW photos of one person, in name order (…_0001.jpg first)."""
+    return sorted((LFW / person).glob("*.jpg"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _testdata_present() -> None:
+    assert TESTDATA.is_dir(), f"test data not found at {TESTDATA} (it sits beside the project root)"
+
+
+class Site:
+    """A site folder as on a device: TrainingImage/, Details/Details.csv, a config file."""
+
+    HEADER = "Id,Name,phone_number,initial_deposit,category\n"
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.training = base / "TrainingImage"
+        self.details = base / "Details" / "Details.csv"
+        self.config_path = base / "edgeguard.toml"
+        self.training.mkdir(parents=True)
+        self.details.parent.mkdir(parents=True)
+        self.details.write_text(self.HEADER, encoding="utf-8")
+        self.write_config()
+
+    def write_config(self, extra: str = "") -> Path:
+        """A config with base_dir here and `extra` TOML appended (whole sections)."""
+        self.config_path.write_text(f'[paths]\nbase_dir = "{self.base}"\n{extra}', encoding="utf-8")
+        return self.config_path
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def add_row(self, pid: str, name: str, category: str = "") -> None:
+        with self.details.open("a", encoding="utf-8") as fh:
+            fh.write(f"{pid},{name},+15550100{pid[-2:].zfill(2)},100,{category}\n")
+
+    def add_photos(self, pid: str, photos: list[Path]) -> list[Path]:
+        folder = self.training / pid
+        folder.mkdir(exist_ok=True)
+        copied = []
+        for photo in photos:
+            target = folder / photo.name
+            shutil.copyfile(photo, target)
+            copied.append(target)
+        return copied
+
+    def add_person(self, pid: str, name: str, photos: list[Path], category: str = "") -> list[Path]:
+        self.add_row(pid, name, category)
+        return self.add_photos(pid, photos)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path / "site")
