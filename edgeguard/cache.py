@@ -56,7 +56,7 @@ class EncodingCache:
             return
         try:
             self._entries = self._read()
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("encoding cache %s is unusable (%s); rebuilding it", self.path, exc)
             self._dirty = True
 
@@ -99,6 +99,7 @@ class EncodingCache:
                 encodings[i] = self._entries[digest].encoding
         errors = np.array([self._entries[d].error for d in digests], dtype=str)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.parent.chmod(0o700)  # also when it was made by someone else, or by an older layout
         fd, tmp = tempfile.mkstemp(prefix=".encodings-", suffix=".npz", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:  # mkstemp creates the file 0600

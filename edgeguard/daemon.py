@@ -55,6 +55,7 @@ class Daemon:
         for folder in (cfg.paths.training_images, cfg.paths.captures):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = FaceEngine(cfg.recognition)
+        engine.warm_up()
         cache = open_cache(cfg)
         service = WatchlistService(cfg, lambda: build_watchlist(cfg, engine, cache))
         service.start()

@@ -29,12 +29,12 @@ class FaceEncoder:
 
     def encode(self, rgb: np.ndarray, boxes: list[Box], jitters: int = 1) -> np.ndarray:
         """One float32 encoding per box, as an (n, 128) array."""
-        if not boxes:
-            return np.empty((0, ENCODING_SIZE), dtype=np.float32)
         import dlib
 
         with self._lock:
             predictor, model = self._load()
+            if not boxes:
+                return np.empty((0, ENCODING_SIZE), dtype=np.float32)
             shapes = dlib.full_object_detections()
             for box in boxes:
                 shapes.append(predictor(rgb, dlib.rectangle(box.left, box.top, box.right, box.bottom)))

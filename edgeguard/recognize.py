@@ -48,6 +48,11 @@ class FaceEngine:
         self.detector = FaceDetector(cfg.detection_model)
         self.encoder = FaceEncoder()
 
+    def warm_up(self) -> None:
+        """Load the models now (about a second) rather than on the first face."""
+        self.detector.detect(np.zeros((8, 8), dtype=np.uint8), 0)
+        self.encoder.encode(np.zeros((8, 8, 3), dtype=np.uint8), [])
+
     def find_in_photo(self, rgb: np.ndarray) -> list[Box]:
         return detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side)
 

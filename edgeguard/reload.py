@@ -103,6 +103,8 @@ class WatchlistService:
     def _run(self) -> None:
         while self._wait_for_quiet():
             self._wait_until_settled()
+            if self._stopping:
+                return
             try:
                 watchlist = self._build()
             except Exception:  # a bug in one reload must not end reloading
@@ -139,7 +141,9 @@ class WatchlistService:
             if after == before:
                 return
             before = after
-        log.warning("files under %s are still changing; reloading anyway", self._config.paths.training_images)
+        if not self._stopping:
+            log.warning("files under %s are still changing; reloading anyway",
+                        self._config.paths.training_images)
 
 
 def _snapshot(config: Config) -> dict[str, tuple[int, int]]:

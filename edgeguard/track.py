@@ -8,11 +8,12 @@ not been seen for `forget_seconds` has left the view.
 
 The vote rule: a track collects one sample per encoding: the nearest watchlist
 person within the tolerance; unknown when farther than the tolerance plus
-`unknown_margin`; uncertain in between (it counts for nothing).  Once it has
-`vote_frames` decisive samples, the label held by a strict majority of them is
-the track's identity; without one it keeps sampling, and after three times
-`vote_frames` samples in all it is decided unknown: a name is never given
-without a majority.  A decided track is re-checked now and
+`unknown_margin`; uncertain in between (an abstention).  The vote has
+`vote_frames` ballots: as soon as one label holds more than half of them, and
+a strict majority of the decisive samples so far, it is the track's identity
+(with 3 ballots, two agreeing samples decide).  Without that the track keeps
+sampling, and after three times `vote_frames` samples in all it is decided
+unknown: a name is never given without a majority.  A decided track is re-checked now and
 then; two disagreeing samples in a row reopen the vote (a different person
 took the place of the tracked one).
 """
@@ -66,7 +67,7 @@ class Track:
         self.samples.append(sample)
         decisive = [s.label for s in self.samples if s.label != UNCERTAIN]
         label = _majority(decisive)
-        if len(decisive) >= vote_frames and label is not None:
+        if label is not None and decisive.count(label) * 2 > vote_frames:
             self._decide(label, frame)
             return True
         if len(self.samples) >= 3 * vote_frames:

@@ -46,10 +46,7 @@ def resolved_defaults(base):
     d = PathsConfig()
     return PathsConfig(
         base_dir=base,
-        training_images=base / d.training_images,
-        details_csv=base / d.details_csv,
-        encodings_cache=base / d.encodings_cache,
-        captures=base / d.captures,
+        **{f.name: base / getattr(d, f.name) for f in dataclasses.fields(d) if f.name != "base_dir"},
     )
 
 
