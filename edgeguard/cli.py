@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from .config import Config, ConfigError, example_config, load_config
@@ -14,7 +15,10 @@ from .captures import capture_to_photo
 from .details import VALID_ID, read_details, upsert_person
 from .events import EVENT_TYPES, Event, EventLog, parse_since
 from .images import PhotoError, is_photo_name, load_photo
+from .alerts import to_gsm7
 from .logs import setup_logging
+from .outbox import Message, Outbox
+from .sms import Sender, TwilioTransport, mask_number
 from .recognize import FaceEngine
 from .watchlist import build_watchlist, encode_photo, open_cache, photo_digest
 
@@ -68,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, help="at most this many")
     events.add_argument("--json", action="store_true", help="one JSON object per event and line")
     events.set_defaults(handler=cmd_events)
+
+    test_alert = sub.add_parser("test-alert", help="send one message end to end and report what happened")
+    test_alert.add_argument("--to", metavar="NUMBER", help="the recipient (default: every number in [[alerts.route]])")
+    test_alert.set_defaults(handler=cmd_test_alert)
+
+    alerts = sub.add_parser("alerts", help="show the alert outbox")
+    alerts.add_argument("--pending", action="store_true", help="only messages still to be sent")
+    alerts.add_argument("--failed", action="store_true", help="only messages that failed for good")
+    alerts.add_argument("--limit", type=int, help="at most this many")
+    alerts.add_argument("--json", action="store_true", help="one JSON object per message and line")
+    alerts.set_defaults(handler=cmd_alerts)
 
     sub.add_parser("example-config", help="print an example config with every key and its default")
     return parser
@@ -137,6 +152,64 @@ def _event_line(event: Event) -> str:
     frame = f" frame {event.frame}" if event.pos_ms is not None else ""
     capture = f" {event.capture}" if event.capture else ""
     return f"{event.to_json()['time_iso']} {event.camera} {event.type} {who}{frame}{capture}"
+
+
+def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
+    numbers = [args.to] if args.to else sorted({n for route in config.alerts.route for n in route.to})
+    if not numbers:
+        print("edgeguard test-alert: no recipient: give --to +15551230000 or add an [[alerts.route]]", file=sys.stderr)
+        return 2
+    outbox = Outbox(config.paths.outbox_db)
+    sender = Sender(outbox, TwilioTransport(config.twilio) if config.twilio_ready else None)
+    when = time.strftime("%H:%M:%S")
+    failed = False
+    try:
+        for number in numbers:
+            message_id = outbox.add(number, f"EdgeGuard TEST {to_gsm7(config.location.name)}: test alert {when}", None, None)
+            status = sender.deliver(_message(outbox, message_id))
+            message = _message(outbox, message_id)
+            print(f"{mask_number(number)}: {_describe(message)}")
+            failed |= status != "sent"
+    finally:
+        outbox.close()
+    return 1 if failed else 0
+
+
+def _message(outbox: Outbox, message_id: int) -> Message:
+    message = outbox.get(message_id)
+    assert message is not None
+    return message
+
+
+def _describe(message: Message) -> str:
+    if message.status == "sent":
+        return f"sent ({message.sid})"
+    if message.status == "dry_run":
+        return "not sent: no Twilio credentials (dry run); set them as the README says"
+    if message.status == "failed":
+        return f"failed: {message.last_error}"
+    return f"not sent yet: {message.last_error}; the daemon will retry it"
+
+
+def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
+    if not config.paths.outbox_db.exists():
+        print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
+        return 0
+    statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
+    outbox = Outbox(config.paths.outbox_db)
+    try:
+        for m in outbox.list(statuses or None, args.limit):
+            if args.json:
+                print(json.dumps({"id": m.id, "created": m.created, "to": mask_number(m.to_number), "body": m.body,
+                                  "media_url": m.media_url, "status": m.status, "attempts": m.attempts,
+                                  "last_error": m.last_error, "sid": m.sid, "event": m.event_seq}), flush=True)
+            else:
+                created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
+                print(f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
+                      + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else ""))
+    finally:
+        outbox.close()
+    return 0
 
 
 def cmd_enroll(config: Config, args: argparse.Namespace) -> int:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,6 +52,8 @@ class PathsConfig:
     encodings_cache: Path = _opt(Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content")
     captures: Path = _opt(Path("Unknown_Face_Captures"), "where unknown faces are saved")
     events_db: Path = _opt(Path("events.db"), "the event log (SQLite)")
+    outbox_db: Path = _opt(Path("outbox.db"), "alerts waiting to be sent, and sent (SQLite)")
+    link_key: Path = _opt(Path("link.key"), "secret that signs image links (made on first start; credential edgeguard_link_key wins)")
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,43 @@ class WatchlistConfig:
     debounce: float = _opt(2.0, "seconds of quiet after the last change before reloading", min=0.1, max=600.0)
 
 
+EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask")
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    to: tuple[str, ...] = _opt((), "phone numbers in international form, e.g. [\"+15551230000\"]",
+                               pattern=r"\+[1-9]\d{6,14}", pattern_help="must be a phone number in international form like +15551230000")
+    events: tuple[str, ...] = _opt(EVENT_TYPES, "event types sent on this route", choices=EVENT_TYPES)
+    categories: tuple[str, ...] = _opt((), "known faces only of these Details.csv categories, e.g. [\"wanted\"] (empty: any)")
+    hours: str = _opt("", "only between these local times, e.g. \"08:00-18:00\" (empty: always)",
+                      pattern=r"|([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", pattern_help="must be HH:MM-HH:MM, e.g. 08:00-18:00")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    quiet_categories: tuple[str, ...] = _opt((), "Details.csv categories that never alert, e.g. [\"staff\"]")
+    cooldown_minutes: float = _opt(5.0, "at most one alert per person (or unknown visitor), location and event type in this time", min=0.0, max=1440.0)
+    max_per_hour: int = _opt(20, "messages per recipient per hour; the rest are counted and mentioned in the next one", min=1, max=10000)
+    mms: bool = _opt(False, "attach the capture image as MMS (US and Canada numbers only)")
+    public_url: str = _opt("", "address recipients can reach the image server at, e.g. https://gate.example.net:8780 (empty: no image links)",
+                           pattern=r"|https?://[^\s/]+(/\S*)?", pattern_help="must be an http:// or https:// address")
+    listen: str = _opt("127.0.0.1:8780", "host:port of the built-in image server (0.0.0.0:8780 for LAN/VPN; empty: off)",
+                       pattern=r"|[^\s:]*:\d{1,5}", pattern_help="must be host:port, e.g. 127.0.0.1:8780")
+    link_hours: float = _opt(72.0, "image links expire after this many hours", min=0.1, max=8760.0)
+    route: tuple[RouteConfig, ...] = _opt((), "who gets what: one [[alerts.route]] table per rule (see below)")
+
+
 @dataclass(frozen=True)
 class TwilioConfig:
     account_sid: str = _opt("", "Twilio account SID; better: $TWILIO_ACCOUNT_SID or credential twilio_account_sid")
     auth_token: str = _opt("", "Twilio auth token; better: $TWILIO_AUTH_TOKEN or credential twilio_auth_token")
+    from_number: str = _opt("", "the Twilio number messages come from, e.g. +15551230000",
+                            pattern=r"|\+[1-9]\d{6,14}", pattern_help="must be a phone number in international form like +15551230000")
+    messaging_service_sid: str = _opt("", "or a Messaging Service SID (MG...) instead of from_number")
+    api_url: str = _opt("https://api.twilio.com", "Twilio API address (an outbound proxy, or a local test server)",
+                        pattern=r"https?://[^\s/]+/?", pattern_help="must be an http:// or https:// address without a path")
+    timeout: float = _opt(10.0, "seconds before a request to Twilio is given up and retried", min=1.0, max=120.0)
 
 
 @dataclass(frozen=True)
@@ -141,9 +177,15 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     captures: CapturesConfig = field(default_factory=CapturesConfig)
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file this came from, None for built-in defaults
+
+    @property
+    def twilio_ready(self) -> bool:
+        """Whether messages can really be sent (otherwise alerts run dry)."""
+        return bool(self.twilio.account_sid and self.twilio.auth_token)
 
 
 SECTIONS: dict[str, type] = {
@@ -185,7 +227,18 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         sections[name] = _build_section(cls, table, where, name)
     sections["paths"] = _resolve_paths(sections["paths"])
     sections["twilio"] = _resolve_secrets(sections["twilio"], source)
-    return Config(**sections, source=source)
+    config = Config(**sections, source=source)
+    _check_together(config, where)
+    return config
+
+
+def _check_together(config: Config, where: str) -> None:
+    """Rules that span keys: settings that only make sense with another one."""
+    if config.alerts.public_url and not config.alerts.listen:
+        raise ConfigError(f"{where}: [alerts] public_url is set but listen is empty: nothing would serve the image links")
+    t = config.twilio
+    if t.account_sid and t.auth_token and not (t.from_number or t.messaging_service_sid):
+        raise ConfigError(f"{where}: [twilio] from_number: needed (or messaging_service_sid) when credentials are set")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -200,16 +253,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
 
 
-def _build_section(cls: type, table: dict[str, Any], where: str, section: str) -> Any:
+def _build_section(cls: type, table: dict[str, Any], where: str, section: str | None) -> Any:
+    """One section (or, with section None, one entry of an array of tables) from its TOML table."""
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{where}: [{section}]" if section else where
     unknown = sorted(set(table) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: [{section}] {unknown[0]}: unknown key (known: {', '.join(fields)})"
-        )
+        raise ConfigError(f"{prefix} {unknown[0]}: unknown key (known: {', '.join(fields)})")
     values = {
-        key: _check_value(value, hints[key], fields[key].metadata, f"{where}: [{section}] {key}")
+        key: _check_value(value, hints[key], fields[key].metadata, f"{prefix} {key}")
         for key, value in table.items()
     }
     return cls(**values)
@@ -217,6 +270,8 @@ def _build_section(cls: type, table: dict[str, Any], where: str, section: str) -
 
 def _check_value(value: Any, kind: Any, limits: Any, where: str) -> Any:
     """Check one value against its declared type and limits; return it typed."""
+    if get_origin(kind) is tuple:
+        return _check_list(value, get_args(kind)[0], limits, where)
     if kind is bool:
         ok = isinstance(value, bool)
     elif kind is int:
@@ -232,6 +287,8 @@ def _check_value(value: Any, kind: Any, limits: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {_type_name(kind)}, got {type(value).__name__} {value!r}")
     if "choices" in limits and value not in limits["choices"]:
         raise ConfigError(f"{where}: must be one of {', '.join(map(repr, limits['choices']))}, got {value!r}")
+    if "pattern" in limits and not re.fullmatch(limits["pattern"], value):
+        raise ConfigError(f"{where}: {limits['pattern_help']}, got {value!r}")
     if kind is float and math.isnan(value):
         raise ConfigError(f"{where}: must be a number, got nan")
     if "min" in limits and value < limits["min"]:
@@ -239,6 +296,20 @@ def _check_value(value: Any, kind: Any, limits: Any, where: str) -> Any:
     if "max" in limits and value > limits["max"]:
         raise ConfigError(f"{where}: must be at most {limits['max']}, got {value!r}")
     return Path(value) if kind is Path else value
+
+
+def _check_list(value: Any, item: Any, limits: Any, where: str) -> tuple[Any, ...]:
+    """A TOML array of strings, or an array of tables ([[section.key]]) of a dataclass."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(item):
+        out = []
+        for n, table in enumerate(value, start=1):
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where} #{n}: expected a table")
+            out.append(_build_section(item, table, f"{where} #{n}", None))
+        return tuple(out)
+    return tuple(_check_value(v, item, limits, f"{where}[{n}]") for n, v in enumerate(value))
 
 
 def _type_name(kind: Any) -> str:
@@ -270,7 +341,7 @@ def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
             values[key] = os.environ[env_name].strip()
         else:
             values[key] = getattr(twilio, key)
-    return TwilioConfig(**values)
+    return dataclasses.replace(twilio, **values)
 
 
 def _read_credential(path: Path) -> str:
@@ -303,12 +374,30 @@ def example_config() -> str:
     ]
     for name, cls in SECTIONS.items():
         lines += ["", f"[{name}]"]
+        tables = []
         for f in dataclasses.fields(cls):
-            lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(f.default)}"]
+            item = _table_item(get_type_hints(cls)[f.name])
+            if item is None:
+                lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(f.default)}"]
+            else:
+                tables.append((f, item))
+        for f, item in tables:
+            lines += ["", f"# {f.metadata['help']}. For example:", f"# [[{name}.{f.name}]]"]
+            for sub in dataclasses.fields(item):
+                lines += [f"# # {sub.metadata['help']}", f"# {sub.name} = {_toml_value(sub.default)}"]
     return "\n".join(lines) + "\n"
 
 
+def _table_item(kind: Any) -> type | None:
+    """The dataclass of an array-of-tables field, or None for a plain value."""
+    if get_origin(kind) is tuple and dataclasses.is_dataclass(get_args(kind)[0]):
+        return get_args(kind)[0]
+    return None
+
+
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, Path)):

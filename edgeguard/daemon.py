@@ -17,6 +17,7 @@ from .capture import FrameSource, SourceError
 from .captures import CaptureStore
 from .config import Config
 from .events import Event, EventLog
+from .notify import Notifier
 from .pipeline import FrameProcessor
 from .recognize import FaceEngine
 from .record import EventRecorder
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 600.0  # seconds between retention sweeps
 STATS_EVERY = 60.0  # seconds between throughput log lines
-READ_TIMEOUT = 1.0  # how long one wait for a frame lasts before the loop looks around
+READ_TIMEOUT = 1.0
+DRAIN_AT_END = 10.0  # seconds a finished video file leaves the sender to deliver what is pending  # how long one wait for a frame lasts before the loop looks around
 
 
 @dataclass
@@ -62,13 +64,16 @@ class Daemon:
         event_log = EventLog(cfg.paths.events_db)
         captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb)
         captures.enforce_retention()
-        recorder = EventRecorder(cfg, event_log, captures, [self._count_event])
+        notifier = Notifier(cfg)
+        recorder = EventRecorder(cfg, event_log, captures, [self._count_event, notifier.alerter])
         processor = FrameProcessor(cfg, engine, lambda: service.current)
         self._install_signals(service)
         try:
+            notifier.start()
             self.source.start()
-        except SourceError as exc:
-            log.error("camera: %s", exc)
+        except (SourceError, OSError) as exc:
+            log.error("cannot start: %s", exc)
+            notifier.stop()
             service.stop()
             event_log.close()
             return 1
@@ -78,6 +83,7 @@ class Daemon:
         finally:
             self.source.stop()
             service.stop()
+            notifier.stop(drain_seconds=0.0 if self.stop_requested.is_set() else DRAIN_AT_END)
             event_log.close()
         log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings",
                  self.stats.frames, self.stats.fps(), self.stats.events, processor.detections, processor.encodings)

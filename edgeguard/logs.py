@@ -12,3 +12,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The twilio client logs each request, recipient number and body included, at INFO.
+    logging.getLogger("twilio").setLevel(logging.WARNING)

@@ -45,7 +45,10 @@ class EventRecorder:
         event = self.event_log.append(self._event(obs, **fields))
         self._log(event)
         for listener in self.listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a bug in one listener must not stop the camera
+                log.exception("event %s (%s) is in the event log, but handling it failed", event.seq, event.type)
         return event
 
     def _unknown(self, obs: Observation) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""Turning events into alert messages: who gets what, worded short and plain, never a flood.
+
+For each event: categories in `quiet_categories` never alert; a cooldown
+allows one alert per (person or unknown visitor, location, event type) per
+`cooldown_minutes`; the routes whose event types, categories and hours match
+name the recipients; each recipient gets at most `max_per_hour` messages an
+hour, and what the cap held back is counted and mentioned in the next message
+that does go out ("+3 more since 14:02").  Messages go into the outbox; the
+sender delivers them on its own thread, so none of this waits on the network.
+
+Bodies are GSM-7 plain text (one emoji would make every segment 70 characters)
+and carry no phone numbers or deposits.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from .config import Config, RouteConfig
+from .events import Event
+from .links import ImageLinks
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+# The GSM 03.38 basic character set: text made only of these fits 160 per SMS segment.
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+def to_gsm7(text: str) -> str:
+    """Text that stays in GSM-7: accents dropped where needed, anything else becomes '?'."""
+    out = []
+    for ch in text:
+        if ch in GSM7:
+            out.append(ch)
+            continue
+        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        out.append(base if base and all(c in GSM7 for c in base) else "?")
+    return "".join(out)
+
+
+def in_hours(hours: str, moment: datetime) -> bool:
+    """Whether a local time falls in "HH:MM-HH:MM" (a window may pass midnight); empty is always."""
+    if not hours:
+        return True
+    start, end = hours.split("-")
+    now = moment.strftime("%H:%M")
+    return start <= now < end if start <= end else now >= start or now < end
+
+
+class Alerter:
+    """An event listener that queues alert messages in the outbox."""
+
+    def __init__(self, config: Config, outbox: Outbox, links: ImageLinks | None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = config.alerts
+        self.location = config.location
+        self.outbox = outbox
+        self.links = links
+        self.clock = clock
+        self._last_alert: dict[tuple[str, str, str], float] = {}
+
+    def __call__(self, event: Event) -> list[int]:
+        """Queue the messages this event calls for; returns their outbox ids."""
+        if event.category and event.category in self.cfg.quiet_categories:
+            return []
+        recipients = self.recipients(event)
+        if not recipients or not self._cooled_down(event):
+            return []
+        body = self.compose(event)
+        media = self._link(event) if self.cfg.mms else None
+        return [mid for to in recipients if (mid := self._queue(to, body, media, event)) is not None]
+
+    def recipients(self, event: Event) -> list[str]:
+        moment = datetime.fromtimestamp(event.time)
+        numbers: list[str] = []
+        for route in self.cfg.route:
+            if self._matches(route, event, moment):
+                numbers += [n for n in route.to if n not in numbers]
+        return numbers
+
+    @staticmethod
+    def _matches(route: RouteConfig, event: Event, moment: datetime) -> bool:
+        if event.type not in route.events or not in_hours(route.hours, moment):
+            return False
+        if route.categories:
+            return event.type != "crowd" and event.category in route.categories
+        return True
+
+    def _cooled_down(self, event: Event) -> bool:
+        who = event.person_id or (f"visitor {event.extra['visitor']}" if "visitor" in event.extra else "")
+        key = (who, event.location, event.type)
+        last = self._last_alert.get(key)
+        if last is not None and event.time - last < self.cfg.cooldown_minutes * 60:
+            log.debug("alert for %s %s held by the cooldown", event.type, who or event.location)
+            return False
+        self._last_alert[key] = event.time
+        return True
+
+    def compose(self, event: Event) -> str:
+        """The message body: type, who, where, local time, image link, maps link."""
+        when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
+        parts = [f"EdgeGuard ALERT {event.location}: {self._what(event)} {when}"]
+        link = self._link(event)
+        if link:
+            parts.append(link)
+        if event.latitude is not None and event.longitude is not None:
+            parts.append(f"map https://maps.google.com/?q={event.latitude:.5f},{event.longitude:.5f}")
+        return to_gsm7(" ".join(parts))
+
+    @staticmethod
+    def _what(event: Event) -> str:
+        who = f"{event.name} (Id {event.person_id}{', ' + event.category if event.category else ''})" \
+            if event.person_id else "unknown person"
+        if event.type == "crowd":
+            return f"crowd of {event.extra.get('count', '?')} people"
+        if event.type == "no_mask":
+            return f"no mask: {who}"
+        return who
+
+    def _link(self, event: Event) -> str | None:
+        if not event.capture or self.links is None:
+            return None
+        return self.links.link_for(Path(event.capture))
+
+    def _queue(self, to: str, body: str, media: str | None, event: Event) -> int | None:
+        now = self.clock()
+        if self.outbox.sent_since(to, now - 3600) >= self.cfg.max_per_hour:
+            self.outbox.hold(to, now)
+            return None
+        held = self.outbox.take_held(to)
+        if held:
+            count, since = held
+            body = f"{body} +{count} more since {datetime.fromtimestamp(since).strftime('%H:%M')}"
+        return self.outbox.add(to, body, media, event.seq, now)

@@ -1,0 +1,48 @@
+"""The alerting side of the daemon, started and stopped as one: outbox, sender thread,
+image server for the links in messages, and the alerter that listens to events."""
+
+from __future__ import annotations
+
+import logging
+
+from .alerts import Alerter
+from .config import Config
+from .links import ImageServer, LinkSigner, SignedLinks, load_link_key
+from .outbox import Outbox
+from .sms import Sender, TwilioTransport
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.outbox = Outbox(config.paths.outbox_db)
+        self.server: ImageServer | None = None
+        links = None
+        if config.alerts.public_url:
+            signer = LinkSigner(load_link_key(config.paths.link_key), config.alerts.public_url,
+                                config.alerts.link_hours * 3600)
+            self.server = ImageServer(config.alerts.listen, config.paths.captures, signer)
+            links = SignedLinks(signer, config.paths.captures)
+        transport = TwilioTransport(config.twilio) if config.twilio_ready else None
+        self.sender = Sender(self.outbox, transport)
+        self.alerter = Alerter(config, self.outbox, links)
+
+    def start(self) -> None:
+        if self.server is not None:
+            self.server.start()
+            log.info("image links: %s", self.config.alerts.public_url)
+        pending = len(self.outbox.list(["pending"]))
+        if pending:
+            log.info("outbox: %d alert(s) pending from before; sending them first", pending)
+        self.sender.start()
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        """Stop; with `drain_seconds`, first give pending alerts that long to go out."""
+        if drain_seconds > 0 and self.sender.drain(drain_seconds):
+            log.warning("outbox: alerts still pending at exit; they are sent on the next start")
+        self.sender.stop()
+        if self.server is not None:
+            self.server.stop()
+        self.outbox.close()

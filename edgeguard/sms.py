@@ -1,0 +1,181 @@
+"""Delivering the outbox through Twilio, on a background thread, in order.
+
+The sender takes the oldest pending message; when it is due, it sends it.
+Network errors, timeouts, HTTP 429 and 5xx are retried with exponential
+backoff and jitter, and the queue waits behind the message being retried so
+that guards read alerts in the order they happened.  Permanent Twilio errors
+(an invalid or unsubscribed number, bad credentials ...) are recorded as
+failed, logged once in plain words, and not retried.  With no credentials the
+sender runs dry: every message is logged and recorded as not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Callable, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from .config import TwilioConfig
+from .outbox import Message, Outbox
+
+log = logging.getLogger(__name__)
+
+RETRY_FIRST = 2.0  # seconds before the first retry; doubles each time
+RETRY_LONGEST = 300.0
+DEFAULT_API = "https://api.twilio.com"
+
+# Twilio error codes an installer can act on, in words.
+PERMANENT_ERRORS = {
+    20003: "Twilio refused the credentials: check account_sid and auth_token",
+    20404: "Twilio does not know the resource: check account_sid and messaging_service_sid",
+    21211: "the recipient is not a valid phone number",
+    21408: "sending to this country is not enabled on the Twilio account (Geo permissions)",
+    21606: "from_number is not a Twilio number of this account that can send messages",
+    21608: "a Twilio trial account can only send to verified numbers: verify this number or upgrade the account",
+    21610: "the recipient replied STOP and is unsubscribed; they must text START to receive alerts again",
+    21612: "Twilio cannot route a message from from_number to this recipient",
+    21614: "the recipient is not a mobile number and cannot receive text messages",
+    21620: "the image link is not a valid media URL (check public_url)",
+}
+
+
+class Transport(Protocol):
+    def send(self, to: str, body: str, media_url: str | None) -> str:
+        """Send one message; return its SID, or raise."""
+
+
+class TwilioTransport:
+    """The official twilio client, with a timeout and an optional other API address."""
+
+    def __init__(self, cfg: TwilioConfig) -> None:
+        from twilio.rest import Client
+
+        self.cfg = cfg
+        self.client = Client(cfg.account_sid, cfg.auth_token, http_client=_http_client(cfg.api_url, cfg.timeout))
+
+    def send(self, to: str, body: str, media_url: str | None) -> str:
+        sender = ({"messaging_service_sid": self.cfg.messaging_service_sid} if self.cfg.messaging_service_sid
+                  else {"from_": self.cfg.from_number})
+        media = {"media_url": [media_url]} if media_url else {}
+        return self.client.messages.create(to=to, body=body, **sender, **media).sid
+
+
+def _http_client(api_url: str, timeout: float):
+    """A TwilioHttpClient that sends every request to `api_url`'s scheme and host.
+
+    Rewriting each request, rather than setting the client's base URL, also
+    holds when TWILIO_EDGE or TWILIO_REGION make the library build other host names.
+    """
+    from twilio.http.http_client import TwilioHttpClient
+
+    target = urlsplit(api_url.rstrip("/"))
+
+    class ApiHttpClient(TwilioHttpClient):
+        def request(self, method, url, *args, **kwargs):
+            if api_url.rstrip("/") != DEFAULT_API:
+                parts = urlsplit(url)
+                url = urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
+            return super().request(method, url, *args, **kwargs)
+
+    return ApiHttpClient(timeout=timeout)
+
+
+def classify(exc: BaseException) -> tuple[bool, str]:
+    """(retry?, what happened in words) for an exception from a send."""
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if status is not None:
+        if status == 429 or status >= 500:
+            return True, f"Twilio answered HTTP {status}"
+        words = PERMANENT_ERRORS.get(code) or getattr(exc, "msg", None) or getattr(exc, "detail", None) or str(exc)
+        return False, f"Twilio error {code or status}: {words}"
+    return True, f"cannot reach Twilio: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
+
+
+def mask_number(number: str) -> str:
+    """A phone number for logs: only the last 3 digits shown."""
+    return "*" * max(0, len(number) - 3) + number[-3:]
+
+
+class Sender:
+    def __init__(self, outbox: Outbox, transport: Transport | None,
+                 clock: Callable[[], float] = time.time, jitter: Callable[[], float] = random.random) -> None:
+        self.outbox = outbox
+        self.transport = transport
+        self.clock = clock
+        self.jitter = jitter
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.transport is None:
+            log.warning("no Twilio credentials: alerts run dry (logged and recorded, not sent)")
+        self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self.outbox.changed.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the pending messages to go out; returns how many are left."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.outbox.next_pending() is not None:
+            time.sleep(0.05)
+        return len(self.outbox.list(["pending"]))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self.step()
+            if wait > 0:
+                self.outbox.changed.wait(min(wait, 1.0))
+                self.outbox.changed.clear()
+
+    def step(self) -> float:
+        """Deliver the head of the queue if it is due; returns how long to wait before the next step."""
+        message = self.outbox.next_pending()
+        if message is None:
+            return 1.0
+        now = self.clock()
+        if message.next_attempt > now:
+            return message.next_attempt - now
+        self.deliver(message)
+        return 0.0
+
+    def deliver(self, message: Message) -> str:
+        """One attempt at one message; returns its status afterwards."""
+        who = mask_number(message.to_number)
+        if self.transport is None:
+            self.outbox.mark_dry_run(message.id, self.clock())
+            log.info("alert (dry run, not sent) to %s: %s", who, message.body)
+            return "dry_run"
+        try:
+            sid = self.transport.send(message.to_number, message.body, message.media_url)
+        except Exception as exc:  # noqa: BLE001 - twilio, requests and socket errors all land here
+            return self._failed(message, exc, who)
+        self.outbox.mark_sent(message.id, sid, self.clock())
+        log.info("alert %d sent to %s (%s)", message.id, who, sid)
+        return "sent"
+
+    def _failed(self, message: Message, exc: Exception, who: str) -> str:
+        retry, reason = classify(exc)
+        now = self.clock()
+        if not retry:
+            self.outbox.mark_failed(message.id, reason, now)
+            log.error("alert %d to %s not sent and not retried: %s", message.id, who, reason)
+            return "failed"
+        delay = min(RETRY_LONGEST, RETRY_FIRST * 2 ** message.attempts)
+        delay = delay / 2 + self.jitter() * delay / 2
+        self.outbox.retry_later(message.id, reason, now + delay)
+        if message.attempts == 0:
+            log.warning("alert %d to %s: %s; retrying (queue waits, order is kept)", message.id, who, reason)
+        return "pending"
