@@ -130,13 +130,14 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
     if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
         problems.append(Problem(where, f"{len(row)} fields but the header has {len(header)}; the extra ones are ignored"))
     values = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
-    short = [name for i, name in enumerate(header) if i >= len(row)]
+    short = [name for i, name in enumerate(header) if i >= len(row) and name in COLUMNS]
     person_id = values["Id"]
     if not person_id:
         problems.append(Problem(where, "no Id; row ignored"))
         return None
     if not VALID_ID.match(person_id):
-        problems.append(Problem(where, f"Id {person_id!r} cannot be a folder name (letters, digits, _ . - only); row ignored"))
+        # The value is not repeated: a phone number pasted into the wrong column must not reach the logs.
+        problems.append(Problem(where, "the Id cannot be a folder name (letters, digits, _ . - only); row ignored"))
         return None
     if short:
         problems.append(Problem(where, f"missing {', '.join(short)}"))
@@ -165,6 +166,9 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
     if category and "category" not in lowered:
         header.append("category")
         lowered.append("category")
+        for other in rows[header_at + 1:]:
+            if any(c.strip() for c in other):
+                other += [""] * (len(header) - len(other))
     column = {h: i for i, h in enumerate(lowered)}
     existing = next((r for r in rows[header_at + 1:]
                      if len(r) > column["id"] and r[column["id"]].strip() == person_id), None)

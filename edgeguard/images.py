@@ -9,6 +9,7 @@ with a reason a person can act on.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,12 @@ def is_photo_name(path: Path) -> bool:
 def load_photo(path: Path, max_pixels: int) -> np.ndarray:
     """Read a photo as an upright H x W x 3 uint8 RGB array, or raise PhotoError."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
         raise PhotoError(f"cannot read file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PhotoError("not a regular file (a folder or a device?)")
+    size = st.st_size
     if size == 0:
         raise PhotoError("empty file (0 bytes)")
     try:

@@ -1,0 +1,193 @@
+"""Tests for edgeguard.encode and edgeguard.detect: we call dlib directly, and claim to follow
+face_recognition's recipe; face_recognition (installed for this) is the reference."""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import LFW, PEOPLE
+from edgeguard.config import RecognitionConfig
+from edgeguard.detect import PHOTO_MARGIN, Box, FaceDetector, detect_in_photo
+from edgeguard.encode import ENCODING_SIZE, FaceEncoder
+from edgeguard.images import load_photo
+from edgeguard.recognize import FaceEngine
+
+MAX_PIXELS = RecognitionConfig().max_image_pixels
+
+
+@pytest.fixture(scope="module")
+def fr():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pkg_resources deprecation in face_recognition_models
+        import face_recognition
+    return face_recognition
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    return FaceEngine(RecognitionConfig())
+
+
+# --- encodings: the same numbers as face_recognition ----------------------------------------
+
+
+@pytest.mark.parametrize("photo", [
+    PEOPLE / "obama.jpg",
+    PEOPLE / "two_people.jpg",  # two faces in one call
+    PEOPLE / "biden.jpg",  # 2204 px tall: detection on a shrunk copy, encoding at full size
+    LFW / "Tony_Blair" / "Tony_Blair_0001.jpg",
+], ids=lambda p: p.name)
+def test_encodings_match_face_recognition(engine, fr, photo):
+    rgb = load_photo(photo, MAX_PIXELS)
+    boxes = engine.find_in_photo(rgb)  # as FaceEngine.analyze_photo / enrolment_encoding do
+    assert boxes, f"{photo.name}: no face found"
+    ours = engine.encoder.encode(rgb, boxes)
+    assert ours.shape == (len(boxes), ENCODING_SIZE)
+    assert ours.dtype == np.float32
+    reference = fr.face_encodings(rgb, known_face_locations=[tuple(b.as_list()) for b in boxes], model="small")
+    assert len(reference) == len(boxes)
+    assert np.allclose(ours, np.array(reference), atol=1e-5), np.abs(ours - np.array(reference)).max()
+    # Not trivially equal: different faces give clearly different encodings.
+    if len(boxes) > 1:
+        assert np.linalg.norm(ours[0] - ours[1]) > 0.3
+
+
+def test_encoding_follows_the_box(engine, fr):
+    """A box moved off the face gives another encoding, in both implementations alike."""
+    rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)
+    box = engine.find_in_photo(rgb)[0]
+    moved = box.shifted(box.height // 3, box.width // 3)
+    ours = engine.encoder.encode(rgb, [box, moved])
+    reference = np.array(fr.face_encodings(rgb, [tuple(box.as_list()), tuple(moved.as_list())], model="small"))
+    assert np.allclose(ours, reference, atol=1e-5)
+    assert not np.allclose(ours[0], ours[1], atol=1e-3)
+
+
+def test_encode_without_boxes_is_empty():
+    out = FaceEncoder().encode(np.zeros((32, 32, 3), dtype=np.uint8), [])
+    assert out.shape == (0, ENCODING_SIZE)
+    assert out.dtype == np.float32
+
+
+# --- detection: the same boxes as face_recognition ------------------------------------------
+
+
+def test_hog_detector_matches_face_locations(fr):
+    rgb = load_photo(PEOPLE / "two_people.jpg", MAX_PIXELS)
+    ours = FaceDetector("hog").detect(rgb, 1)
+    reference = fr.face_locations(rgb, 1)
+    assert len(ours) == 2
+    assert all(isinstance(v, int) for b in ours for v in b.as_list())
+    assert sorted(tuple(b.as_list()) for b in ours) == sorted(reference)
+
+
+def test_detector_models():
+    cnn = FaceDetector("cnn")  # accepted; not run (far too slow on a CPU)
+    assert cnn.model == "cnn"
+    assert FaceDetector().model == "hog"
+    with pytest.raises(ValueError, match="bogus"):
+        FaceDetector("bogus")
+    with pytest.raises(ValueError):
+        FaceDetector("HOG")
+
+
+# --- Box helpers --------------------------------------------------------------------------------
+
+
+def test_box_size_and_geometry():
+    box = Box(top=10, right=70, bottom=90, left=20)
+    assert (box.width, box.height) == (50, 80)
+    assert box.size == 50  # the shorter side
+    assert Box(0, 100, 30, 0).size == 30
+    assert box.center == (45.0, 50.0)
+    assert box.as_list() == [10, 70, 90, 20]
+    assert all(type(v) is int for v in box.as_list())
+
+
+def test_box_scaled():
+    box = Box(10, 70, 90, 20)
+    assert box.scaled(2) == Box(20, 140, 180, 40)
+    assert box.scaled(1 / 3) == Box(3, 23, 30, 7)  # rounded, not truncated: 70/3 = 23.3, 20/3 = 6.7
+    assert all(type(v) is int for v in box.scaled(0.37).as_list())
+    assert box.scaled(1.0) == box
+
+
+def test_box_shifted():
+    box = Box(10, 70, 90, 20)
+    assert box.shifted(5, -3) == Box(15, 67, 95, 17)
+    assert box.shifted(-20, -30) == Box(-10, 40, 70, -10)
+    assert box.shifted(5, -3).size == box.size
+
+
+def test_box_clipped():
+    assert Box(-5, 120, 210, -7).clipped(height=200, width=100) == Box(0, 100, 200, 0)
+    inside = Box(10, 70, 90, 20)
+    assert inside.clipped(200, 100) == inside
+    # height and width are not mixed up
+    assert Box(0, 150, 150, 0).clipped(height=100, width=140) == Box(0, 140, 100, 0)
+
+
+# --- detect_in_photo: shrink for detection, boxes back in the photo's own coordinates ---------
+
+
+class SpyDetector(FaceDetector):
+    """The HOG detector, recording the size of each image it is given."""
+
+    def __init__(self) -> None:
+        super().__init__("hog")
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, rgb, upsample):
+        self.shapes.append(rgb.shape)
+        return super().detect(rgb, upsample)
+
+
+def _iou(a: Box, b: Box) -> float:
+    top, bottom = max(a.top, b.top), min(a.bottom, b.bottom)
+    left, right = max(a.left, b.left), min(a.right, b.right)
+    inter = max(0, bottom - top) * max(0, right - left)
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
+def test_detect_in_photo_returns_original_coordinates_of_a_shrunk_photo():
+    original = load_photo(PEOPLE / "alex-lacamoire.png", MAX_PIXELS)  # 424 x 394
+    height, width = original.shape[:2]
+    factor = 2000 / max(height, width)
+    big = cv2.resize(original, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_CUBIC)
+    assert max(big.shape[:2]) == 2000
+
+    detector = SpyDetector()
+    max_side = RecognitionConfig().max_detect_side  # 1024
+    small_boxes = detect_in_photo(detector, original, 1, max_side)
+    big_boxes = detect_in_photo(detector, big, 1, max_side)
+
+    # The small photo is not shrunk, the big one is (plus the margin on each side).
+    assert detector.shapes[0][:2] == tuple(s + 2 * int(PHOTO_MARGIN * max(height, width)) for s in (height, width))
+    shrunk_long_side = max(detector.shapes[1][:2]) / (1 + 2 * PHOTO_MARGIN)
+    assert abs(shrunk_long_side - max_side) <= 2
+
+    assert len(small_boxes) == 1 and len(big_boxes) == 1
+    expected = small_boxes[0].scaled(factor)
+    found = big_boxes[0]
+    # On the face: where the original box lies, scaled up by 2000 / original side.
+    assert _iou(found, expected) > 0.75, (found, expected)
+    assert abs(found.size - expected.size) < 0.15 * expected.size
+    cx, cy = found.center
+    ex, ey = expected.center
+    assert abs(cx - ex) < 0.1 * expected.size and abs(cy - ey) < 0.1 * expected.size
+    # And inside the big photo, far from its top-left corner (boxes were not left in small coordinates).
+    assert 0 <= found.left < found.right <= big.shape[1] and 0 <= found.top < found.bottom <= big.shape[0]
+    assert found.size > 2 * small_boxes[0].size
+
+
+def test_detect_in_photo_matches_plain_detection_when_not_shrunk():
+    """With no shrinking, the margin only shifts coordinates: the boxes equal plain detection's."""
+    rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)  # 910 x 1137, below the 4096 limit given
+    plain = FaceDetector("hog").detect(rgb, 0)
+    boxes = detect_in_photo(FaceDetector("hog"), rgb, 0, 4096)
+    assert len(plain) == 1 and len(boxes) == 1
+    assert _iou(plain[0], boxes[0]) > 0.8
