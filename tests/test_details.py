@@ -145,9 +145,7 @@ def test_invalid_id_is_ignored_and_reported(tmp_path, bad_id):
 
 
 def test_phone_number_pasted_into_the_id_column_is_not_echoed(tmp_path):
-    path = write(tmp_path, f"{SEED_HEADER}
-+15551234567,Ann,555,10
-")
+    path = write(tmp_path, f"{SEED_HEADER}\n+15551234567,Ann,555,10\n")
     _, problems = read_details(path)
     assert len(problems) == 1 and "5551234567" not in str(problems[0])
 
