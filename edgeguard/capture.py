@@ -589,7 +589,7 @@ class FrameSource:
         playing = f"playing {video.description}" + (" in real time" if self._realtime else "")
         bad = _BadFrames(self._cfg.name)
         shape: tuple[int, ...] | None = None
-        start = time.monotonic()
+        start: float | None = None  # real time of frame 0, once the pipeline took the first frame
         number = -1
         delivered = 0
         while not self._stop.is_set():
@@ -601,10 +601,16 @@ class FrameSource:
             previous, number = number, _frame_number(pos_ms, video.fps, number)
             if number > previous + 1:  # the frames in between were unreadable or dropped by the decoder
                 bad.skipped(number - previous - 1)
-            if self._realtime and self._stop.wait(max(0.0, start + number / fps - time.monotonic())):
+            if self._realtime and start is not None and self._stop.wait(max(0.0, start + number / fps - time.monotonic())):
                 break
             if not self._slot.put(Frame(image, number, pos_ms, time.time()), wait=not self._realtime):
                 break
+            if self._realtime and start is None:
+                # The replay clock starts when the pipeline takes its first frame, so
+                # that a slow start-up does not skip the opening of the footage.
+                if not self._slot.wait_drained():
+                    break
+                start = time.monotonic() - number / fps
             delivered += 1
             self._set_state("streaming", playing)
         if not self._stop.is_set() and 0 <= number < video.frame_count - 1:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,9 +56,12 @@ class CaptureStore:
             _write_private(saved.face, _jpeg(crop))
             _write_private(saved.frame, _jpeg(frame))
             _write_private(saved.sidecar, json.dumps(sidecar, indent=2).encode())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, cv2.error) as exc:
             for path in (saved.face, saved.frame, saved.sidecar):
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # the folder itself is unusable: nothing was written
             reason = f"capture not saved: {exc}"
             if not self._failing:
                 log.error("%s (%s); events go on without captures until writing works again", reason, self.folder)
@@ -71,17 +73,24 @@ class CaptureStore:
         return saved
 
     def enforce_retention(self, now: float | None = None) -> int:
-        """Delete captures past the age limit, then the oldest over the size limit; returns how many."""
+        """Delete captures past the age limit, then the oldest over the size limit; returns how many.
+
+        The newest capture is kept whatever its size: it is the one a guard may be looking at.
+        """
         now = time.time() if now is None else now
         groups = self._groups()
         removed = 0
         total = sum(size for _, size, _ in groups)
-        for mtime, size, files in groups:  # oldest first
+        for mtime, size, files in groups[:-1]:  # oldest first, never the newest
             if now - mtime <= self.retention_seconds and total <= self.max_bytes:
                 break
             for path in files:
                 path.unlink(missing_ok=True)
             total -= size
+            removed += 1
+        if groups and now - groups[-1][0] > self.retention_seconds:  # the newest is past the age limit too
+            for path in groups[-1][2]:
+                path.unlink(missing_ok=True)
             removed += 1
         if removed:
             log.info("retention: deleted %d old capture(s) from %s", removed, self.folder)
@@ -116,8 +125,8 @@ def _write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def capture_to_photo(capture: Path, captures_folder: Path) -> Path:
-    """The full frame of a capture, cut to the face with a generous margin, as a temporary photo.
+def capture_to_photo(capture: Path, folder: Path) -> Path:
+    """The full frame of a capture, cut to the face with a generous margin, as a photo in `folder`.
 
     The saved face crop is tight and small; enrolment gets a better encoding from
     the frame, cut around the box recorded in the sidecar.
@@ -136,6 +145,6 @@ def capture_to_photo(capture: Path, captures_folder: Path) -> Path:
     margin = max(bottom - top, right - left)
     height, width = frame.shape[:2]
     cut = frame[max(0, top - margin):min(height, bottom + margin), max(0, left - margin):min(width, right + margin)]
-    target = Path(tempfile.mkdtemp(prefix="edgeguard-")) / f"{stem}.jpg"
+    target = folder / f"{stem}.jpg"
     _write_private(target, _jpeg(cut))
     return target

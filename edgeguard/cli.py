@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import shutil
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgeguard: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     setup_logging("WARNING" if getattr(args, "json", False) else config.logging.level)
-    return args.handler(config, args)
+    try:
+        return args.handler(config, args)
+    except BrokenPipeError:  # `edgeguard events | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -217,11 +223,14 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     if args.check:
         return _enroll_check(config, engine)
     if args.from_capture:
-        try:
-            args.photos = [str(capture_to_photo(Path(args.from_capture), config.paths.captures))]
-        except ValueError as exc:
-            print(f"edgeguard enroll: {exc}", file=sys.stderr)
-            return 2
+        with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
+            try:
+                args.photos = [str(capture_to_photo(Path(args.from_capture), Path(tmp)))]
+            except ValueError as exc:
+                print(f"edgeguard enroll: {exc}", file=sys.stderr)
+                return 2
+            args.from_capture = None
+            return cmd_enroll(config, args)
     if not args.id or not args.photos:
         print("edgeguard enroll: give an ID and at least one PHOTO, --from-capture FILE, or --check", file=sys.stderr)
         return 2

@@ -55,7 +55,10 @@ class Daemon:
         """Run until the source ends (0), a stop signal (0), or a source that cannot work (1)."""
         cfg = self.config
         for folder in (cfg.paths.training_images, cfg.paths.captures):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:  # the daemon can still recognise and alert; captures report their failure
+                log.warning("cannot create %s: %s", folder, exc)
         engine = FaceEngine(cfg.recognition)
         engine.warm_up()
         cache = open_cache(cfg)

@@ -4,7 +4,9 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
 
 - A full detection, on a grey frame shrunk to `detect_width`, runs every
   `detect_every` seconds, on the first frame, and at once after a scene cut
-  (the frame differs from the previous one across the whole picture).
+  (the frame differs from the previous one across the whole picture).  HOG
+  misses a face on the odd frame, so after the start or a cut a detection that
+  finds nothing is repeated every `track_every` seconds, up to EAGER_TRIES times.
 - In between, every `track_every` seconds, each tracked face is looked for
   again only in a small region around its last box, scaled so the face is
   about 100 px: a few milliseconds instead of a whole frame.  That keeps the
@@ -47,6 +49,7 @@ SHARPNESS_SIDE = 64  # face crops are scaled to this before measuring blur
 # around its last box, enough for the movement of a few frames.
 REGION_FACE = 90
 REGION_CONTEXT = 0.5
+EAGER_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class FrameProcessor:
         self.tracker = Tracker(forget_seconds=self.cfg.forget_seconds)
         self._last_full = self._last_region = float("-inf")
         self._last_number = -1
+        self._eager = EAGER_TRIES
         self._last_thumb: np.ndarray | None = None
         self._crowd_since: float | None = None
         self._crowd_reported = False
@@ -88,6 +92,7 @@ class FrameProcessor:
         if self._scene_cut(grey) or frame.number < self._last_number:
             self.tracker.clear()
             self._last_full = float("-inf")
+            self._eager = EAGER_TRIES
         self._last_number = frame.number
         seen = self._look(grey, frame.number, now)
         self.tracker.expire(now)
@@ -102,10 +107,13 @@ class FrameProcessor:
 
     def _look(self, grey: np.ndarray, number: int, now: float) -> list[Track]:
         """Run the detection due on this frame, if any; the tracks it saw."""
-        if now - self._last_full >= self.cfg.detect_every:
+        since = now - self._last_full
+        if since >= self.cfg.detect_every or (self._eager and since >= self.cfg.track_every):
             self._last_full = self._last_region = now
             self.detections += 1
-            return self.tracker.update(self._detect_full(grey), number, now)
+            boxes = self._detect_full(grey)
+            self._eager = 0 if boxes else max(0, self._eager - 1)
+            return self.tracker.update(boxes, number, now)
         if self.tracker.tracks and now - self._last_region >= self.cfg.track_every:
             self._last_region = now
             seen = []
@@ -145,7 +153,7 @@ class FrameProcessor:
         observations = []
         for (track, sharpness), encoding, identity in zip(usable, encodings, watchlist.identify(encodings)):
             if track.decided is None:
-                track.offer_crop(_crop(frame.image, track.box), frame.image, track.box, sharpness)
+                track.offer_view(frame, track.box, sharpness)
             sample = Sample(self._label(identity, watchlist.tolerance), identity.distance, encoding)
             if track.add_sample(sample, self.cfg.vote_frames, frame.number, now):
                 observations.append(self._decision(track, frame, watchlist))
@@ -173,7 +181,7 @@ class FrameProcessor:
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
         if track.decided == UNKNOWN:
             return Observation("unknown_face", frame, track, None, track.best_distance(UNKNOWN))
-        track.best_frame = None  # a known face is never captured: free the frame copy
+        track.best = None  # a known face is never captured: free the frame
         person = watchlist.people.get(track.decided)
         return Observation("known_face", frame, track, person, track.best_distance(track.decided))
 

@@ -61,9 +61,10 @@ class EventRecorder:
         if visitor is not None:
             return {"capture": visitor.capture,
                     "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
-        sidecar = self._sidecar(obs)
-        saved = self.captures.save(obs.frame.time, self.camera, track.best_crop, track.best_frame, sidecar)
-        track.best_frame = None  # saved or not, the frame copy is no longer needed
+        best = track.best
+        assert best is not None  # an undecided track that was sampled has a best view
+        saved = self.captures.save(best.frame.time, self.camera, best.crop, best.frame.image, self._sidecar(obs))
+        track.best = None  # saved or not, the frame is no longer needed
         capture = str(saved.face) if isinstance(saved, SavedCapture) else None
         visitor = self.visitors.remember(encodings, capture, obs.frame.time)
         extra: dict[str, Any] = {"visitor": visitor.id, "box": track.box.as_list()}
@@ -74,17 +75,19 @@ class EventRecorder:
         return {"capture": capture, "extra": extra}
 
     def _sidecar(self, obs: Observation) -> dict[str, Any]:
-        track = obs.track
-        box = track.best_box if track and track.best_box else None
+        """What the capture shows: the best view's frame, box and time, and the decision's distance."""
+        assert obs.track is not None and obs.track.best is not None
+        best = obs.track.best
         return {
-            "time": obs.frame.time,
+            "time": best.frame.time,
             "camera": self.camera,
             "location": {"name": self.location.name, "latitude": self._lat(), "longitude": self._lon()},
-            "box": box.as_list() if box else None,
+            "box": best.box.as_list(),
             "distance": obs.distance,
-            "frame": obs.frame.number,
-            "pos_ms": obs.frame.pos_ms,
-            "track": track.id if track else None,
+            "frame": best.frame.number,
+            "pos_ms": best.frame.pos_ms,
+            "track": obs.track.id,
+            "decided_at_frame": obs.frame.number,
         }
 
     def _event(self, obs: Observation, **fields: Any) -> Event:

@@ -26,10 +26,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .capture import Frame
 from .detect import Box
 
 UNKNOWN = ""  # the vote label of a face that matched nobody
 UNCERTAIN = "?"  # a face just beyond the tolerance: neither names nor rejects
+
+
+@dataclass(frozen=True)
+class BestView:
+    frame: Frame
+    box: Box
+    score: float
+
+    @property
+    def crop(self) -> np.ndarray:
+        height, width = self.frame.image.shape[:2]
+        b = self.box.clipped(height, width)
+        return self.frame.image[b.top:b.bottom, b.left:b.right]
 
 
 @dataclass
@@ -52,10 +66,7 @@ class Track:
     disagreements: int = 0
     last_sample_frame: int = -(10**9)
     last_sample_time: float = float("-inf")
-    best_crop: np.ndarray | None = None
-    best_frame: np.ndarray | None = None
-    best_box: Box | None = None
-    best_score: float = -1.0
+    best: BestView | None = None  # the view an unknown-face capture is made of
     checks: dict[str, object] = field(default_factory=dict)  # per-track checks beyond identity
 
     def add_sample(self, sample: Sample, vote_frames: int, frame: int, now: float) -> bool:
@@ -85,20 +96,18 @@ class Track:
             self.disagreements = 0
             return False
         self.disagreements += 1
-        if self.disagreements >= 2:
+        if self.disagreements >= 2:  # someone else took this place: a new vote, a new best view
             self.decided = None
             self.decided_frame = None
             self.samples = [sample]
+            self.best = None
         return False
 
-    def offer_crop(self, crop: np.ndarray, frame: np.ndarray, box: Box, sharpness: float) -> None:
-        """Keep the best face crop seen so far: the largest, sharpest one."""
+    def offer_view(self, frame: Frame, box: Box, sharpness: float) -> None:
+        """Keep the best view of the face seen so far: the largest, sharpest one."""
         score = box.width * box.height * min(sharpness, 500.0)
-        if score > self.best_score:
-            self.best_score = score
-            self.best_crop = crop
-            self.best_frame = frame
-            self.best_box = box
+        if self.best is None or score > self.best.score:
+            self.best = BestView(frame, box, score)
 
     def encodings_for(self, label: str) -> np.ndarray:
         """The encodings of the samples that voted for `label`."""

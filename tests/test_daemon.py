@@ -1,0 +1,500 @@
+"""`edgeguard run` as a real process: the Hamilton clip, a local MJPEG camera, signals, broken input.
+
+Each test runs `python -m edgeguard` in a throwaway site folder and checks what
+it leaves behind: exit code, stderr, the SQLite event log (through
+`edgeguard events --json` or read directly) and the capture files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from streams import MjpegServer, jpeg_frames  # tests/streams.py
+
+from conftest import PEOPLE, TESTDATA, Site
+
+CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
+CLIP_FRAMES = 275
+CLIP_FPS = 29.97
+LIN = "1"
+WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
+             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
+EVENT_KEYS = {"type", "id", "frame", "time", "camera", "capture"}
+SIDECAR_KEYS = {"time", "camera", "location", "box", "distance", "frame"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def edgeguard(config: Path, *args: str, timeout: float = 90, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeguard", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def events_json(config: Path) -> list[dict]:
+    result = edgeguard(config, "events", "--json", timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def db_events(db: Path) -> list[dict]:
+    """The events committed so far, read directly (cheap enough to poll); [] before the log exists."""
+    if not db.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(row) for row in con.execute("SELECT * FROM events ORDER BY seq")]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # created but the schema is not there yet
+        return []
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def phone_numbers(site: Site) -> list[str]:
+    with site.details.open(encoding="utf-8", newline="") as fh:
+        numbers = [row["phone_number"] for row in csv.DictReader(fh) if row.get("phone_number")]
+    assert numbers
+    return numbers
+
+
+def make_site(base: Path, extra: str = "", cache_from: Site | None = None) -> Site:
+    """A site with the four people of the watchlist; `cache_from` lends its encodings cache (saves seconds)."""
+    site = Site(base)
+    for pid, name, photo in WATCHLIST:
+        site.add_person(pid, name, [PEOPLE / photo])
+    if cache_from is not None:
+        shutil.copytree(cache_from.base / "TrainingImageLabel", base / "TrainingImageLabel")
+    site.write_config(extra)
+    return site
+
+
+class Daemon:
+    """`edgeguard run` in the background, its stderr collected line by line on a thread."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgeguard", "--config", str(config), "run", *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.proc.poll() is None, f"daemon exited ({self.proc.returncode}):\n{self.stderr}"
+            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{self.stderr}"
+            time.sleep(0.02)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def daemons():
+    started: list[Daemon] = []
+
+    def start(config: Path, *args: str) -> Daemon:
+        daemon = Daemon(config, *args)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
+def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(poll)
+
+
+def stopped_frames(stderr: str) -> int:
+    line = next(line for line in stderr.splitlines() if "stopped after" in line)
+    return int(line.split("stopped after ")[1].split()[0])
+
+
+def footage() -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(CLIP))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+# ---------------------------------------------------------------- one replay of the clip, many checks
+
+
+@dataclass
+class Run:
+    site: Site
+    code: int
+    stderr: str
+    seconds: float
+    events: list[dict]
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory) -> Run:
+    site = make_site(tmp_path_factory.mktemp("daemon") / "site")
+    started = time.monotonic()
+    result = edgeguard(site.config_path, "run", "--source", str(CLIP), timeout=120)
+    seconds = time.monotonic() - started
+    return Run(site, result.returncode, result.stderr, seconds, events_json(site.config_path))
+
+
+def test_replay_runs_to_the_end_of_the_file(replay):
+    assert replay.code == 0, replay.stderr
+    assert "source ended" in replay.stderr
+    assert stopped_frames(replay.stderr) == CLIP_FRAMES
+    assert "Traceback" not in replay.stderr
+    assert replay.seconds < 60
+
+
+def test_replay_names_lin_manuel_early_and_nobody_else(replay):
+    known = [e for e in replay.events if e["type"] == "known_face"]
+    assert known, replay.stderr
+    assert known[0]["id"] == LIN and known[0]["name"] == "Lin-Manuel Miranda"
+    assert known[0]["frame"] < 20
+    assert {e["id"] for e in known} == {LIN}
+    assert all(e["distance"] is not None and e["distance"] <= 0.56 for e in known)
+
+
+def test_replay_records_the_unknown_face_with_a_capture(replay):
+    unknown = [e for e in replay.events if e["type"] == "unknown_face"]
+    assert len(unknown) == 1, replay.events
+    event = unknown[0]
+    assert 211 <= event["frame"] < 240 and event["id"] is None
+    face = Path(event["capture"])
+    assert face.is_file() and face.name.endswith("-face.jpg")
+    assert face.parent == replay.site.base / "Unknown_Face_Captures"
+    stem = face.name.removesuffix("-face.jpg")
+    frame_file, sidecar_file = face.with_name(f"{stem}-frame.jpg"), face.with_name(f"{stem}.json")
+    assert frame_file.is_file() and sidecar_file.is_file()
+    assert event["extra"]["frame_image"] == str(frame_file)
+    crop, whole = cv2.imread(str(face)), cv2.imread(str(frame_file))
+    assert crop is not None and 40 <= min(crop.shape[:2]) <= 200
+    assert whole.shape == (360, 640, 3)
+    sidecar = json.loads(sidecar_file.read_text())
+    assert SIDECAR_KEYS <= set(sidecar)
+    # The sidecar describes the saved view (the track's best frame); the event, the decision.
+    assert sidecar["decided_at_frame"] == event["frame"] and sidecar["frame"] <= event["frame"]
+    assert sidecar["camera"] == event["camera"] == "camera"
+    assert sidecar["time"] == pytest.approx(event["time"])
+    assert sidecar["location"]["name"] == "Site"
+    assert sidecar["distance"] == pytest.approx(event["distance"]) and sidecar["distance"] > 0.56
+    top, right, bottom, left = sidecar["box"]
+    assert 0 <= top < bottom <= 360 and 0 <= left < right <= 640
+    # the box is where the face is in the saved frame: the crop is that part of it
+    cut = whole[top:bottom, left:right]
+    assert cut.shape[:2] == crop.shape[:2]
+    assert np.abs(cut.astype(int) - crop).mean() < 8
+
+
+def test_capture_frame_image_is_the_footage_frame_its_sidecar_names(replay):
+    """Someone reviewing a capture looks up the footage at the sidecar's frame: the saved frame image
+    (and the box measured in it) must come from that frame."""
+    event = next(e for e in replay.events if e["type"] == "unknown_face")
+    stem = Path(event["capture"]).name.removesuffix("-face.jpg")
+    sidecar = json.loads((Path(event["capture"]).parent / f"{stem}.json").read_text())
+    saved = cv2.imread(str(Path(event["capture"]).parent / f"{stem}-frame.jpg")).astype(int)
+    frames = footage()
+    differences = {n: float(np.abs(frames[n].astype(int) - saved).mean()) for n in range(200, 240)}
+    best = min(differences, key=differences.get)
+    assert differences[best] < 3  # it is a frame of the clip
+    assert best == sidecar["frame"], f"saved frame is footage frame {best}, the sidecar says {sidecar['frame']}"
+
+
+def test_every_event_has_the_documented_keys(replay):
+    assert len(replay.events) >= 3
+    for event in replay.events:
+        assert EVENT_KEYS <= set(event), event
+        assert event["camera"] == "camera" and event["location"] == "Site"
+    assert [e["seq"] for e in replay.events] == list(range(1, len(replay.events) + 1))
+    assert all(e["type"] == "known_face" or e["capture"] is not None for e in replay.events)
+
+
+def test_event_frames_are_footage_positions(replay):
+    for event in replay.events:
+        assert 0 <= event["frame"] < CLIP_FRAMES
+        assert event["pos_ms"] == pytest.approx(event["frame"] * 1000 / CLIP_FPS, abs=1.0)
+    frames = [e["frame"] for e in replay.events]
+    assert frames == sorted(frames)
+    known = [e for e in replay.events if e["type"] == "known_face"]
+    assert any(e["frame"] < 20 for e in known) and any(82 <= e["frame"] < 110 for e in known)
+    # the box of the first sighting is where Lin-Manuel is in that frame of the footage
+    top, right, bottom, left = known[0]["extra"]["box"]
+    image = footage()[known[0]["frame"]]
+    assert 0 <= top < bottom <= 360 and 0 <= left < right <= 640
+    face = image[top:bottom, left:right]
+    assert face.std() > 20  # a face, not the dark stage around it
+
+
+def test_captures_are_private(replay):
+    folder = replay.site.base / "Unknown_Face_Captures"
+    files = list(folder.iterdir())
+    assert len(files) == 3
+    assert mode(folder) == 0o700
+    assert {f.name: oct(mode(f)) for f in files} == {f.name: "0o600" for f in files}
+    assert mode(replay.site.base / "events.db") == 0o600
+
+
+def test_no_phone_numbers_on_stderr_or_in_events(replay):
+    numbers = phone_numbers(replay.site)
+    everything = replay.stderr + json.dumps(replay.events)
+    for number in numbers:
+        assert number not in everything
+        assert number.lstrip("+") not in everything
+
+
+# ---------------------------------------------------------------- refusing to start
+
+
+def test_missing_source_file(tmp_path, replay):
+    site = make_site(tmp_path / "site", cache_from=replay.site)
+    missing = tmp_path / "videos" / "no-such-clip.mp4"
+    started = time.monotonic()
+    result = edgeguard(site.config_path, "run", "--source", str(missing), timeout=60)
+    assert result.returncode != 0
+    assert str(missing) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+    assert db_events(site.base / "events.db") == []
+
+
+def test_bad_config_key(tmp_path):
+    site = Site(tmp_path / "site")
+    config = site.write_config('[camera]\nread_timout = 2.0\n')
+    started = time.monotonic()
+    result = edgeguard(config, "run", "--source", str(CLIP), timeout=60)
+    assert result.returncode == 78
+    assert str(config) in result.stderr and "read_timout" in result.stderr and "[camera]" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 10
+    assert not (site.base / "events.db").exists()
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_sigterm_mid_stream_stops_cleanly(tmp_path, replay, daemons):
+    site = make_site(tmp_path / "site", cache_from=replay.site)
+    daemon = daemons(site.config_path, "--source", str(CLIP), "--realtime")
+    wait_until(lambda: events_json(site.config_path), 30, "first event", poll=0.2)
+    assert daemon.proc.poll() is None  # realtime: the 9 s clip is still playing
+    daemon.proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    assert daemon.wait(timeout=10) == 0, daemon.stderr
+    assert time.monotonic() - sent < 5
+    assert "end of video file" not in daemon.stderr and "source ended" not in daemon.stderr  # stopped mid-file
+    assert stopped_frames(daemon.stderr) > 0
+    assert "Traceback" not in daemon.stderr
+
+    db = site.base / "events.db"
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        rows = con.execute("SELECT type, person_id, frame FROM events ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert rows and rows[0][:2] == ("known_face", LIN)  # realtime drops frames when busy: any frame will do
+    assert all(frame < CLIP_FRAMES for _, _, frame in rows)
+    assert events_json(site.config_path)[0]["id"] == LIN
+
+
+# ---------------------------------------------------------------- a live camera that stalls
+
+
+def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
+    frames = jpeg_frames(CLIP, 120, size=(640, 360))  # the stage shot and the start of the close-up, looped
+    site = make_site(tmp_path / "site", "[camera]\nread_timeout = 1.0\nopen_timeout = 1.0\n", cache_from=replay.site)
+    db = site.base / "events.db"
+    with MjpegServer(frames, fps=30) as server:
+        daemon = daemons(site.config_path, "--source", server.url)
+        wait_until(lambda: db_events(db), 20, "first event from the stream")
+        server.pause()
+        paused = time.time()
+        time.sleep(3.5)  # well past read_timeout: noticed, reopening fails while nothing comes
+        assert daemon.proc.poll() is None, daemon.stderr
+        before = db_events(db)
+        assert all(e["time"] < paused + 0.5 for e in before)  # nothing was processed during the stall
+        server.resume()
+        resumed = time.time()
+        after = wait_until(lambda: [e for e in db_events(db) if e["time"] > resumed], 20, "an event after the resume")
+        assert after[0]["type"] in ("known_face", "unknown_face")
+        assert after[0]["frame"] > max(e["frame"] for e in before)  # live numbering goes on
+        assert after[0]["pos_ms"] is None
+        assert server.requests >= 2  # it reconnected
+        assert daemon.proc.poll() is None
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0, daemon.stderr
+    assert any(e["type"] == "known_face" and e["person_id"] == LIN for e in db_events(db))
+    stalls = [line for line in daemon.lines if "no frame for 1 s" in line]
+    assert len(stalls) == 1, daemon.stderr  # logged once, not on every retry
+    assert stalls[0].startswith("WARNING")
+    assert "Traceback" not in daemon.stderr
+
+
+# ---------------------------------------------------------------- damaged files
+
+
+def test_corrupt_frames_are_skipped_to_the_end(tmp_path, replay):
+    data = bytearray(CLIP.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 20_000] = np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    site = make_site(tmp_path / "site", cache_from=replay.site)
+    result = edgeguard(site.config_path, "run", "--source", str(damaged), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "source ended" in result.stderr and "Traceback" not in result.stderr
+    assert "skipped unreadable" in result.stderr
+    assert 100 < stopped_frames(result.stderr) < CLIP_FRAMES
+    events = events_json(site.config_path)
+    assert events and events[0]["type"] == "known_face" and events[0]["id"] == LIN
+    assert all(e["frame"] < CLIP_FRAMES for e in events)
+
+
+# ---------------------------------------------------------------- captures that cannot be written
+
+
+def check_run_without_captures(code: int, stderr: str, config: Path) -> None:
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith(("ERROR", "CRITICAL"))]
+    assert len(errors) == 1, stderr
+    assert "capture" in errors[0]
+    events = events_json(config)
+    unknown = [e for e in events if e["type"] == "unknown_face"]
+    assert len(unknown) == 1, events
+    assert unknown[0]["capture"] is None
+    assert unknown[0]["extra"]["capture_error"].startswith("capture not saved")
+    assert any(e["type"] == "known_face" and e["id"] == LIN for e in events)
+
+
+def test_captures_folder_that_cannot_be_created(tmp_path, replay):
+    """Works for root too: the captures folder's parent is a regular file."""
+    site = make_site(tmp_path / "site", 'captures = "card/captures"\n', cache_from=replay.site)  # in [paths]
+    assert site.config().paths.captures == site.base / "card" / "captures"
+    (site.base / "card").write_text("a file where the card's folder should be")
+    result = edgeguard(site.config_path, "run", "--source", str(CLIP), timeout=120)
+    check_run_without_captures(result.returncode, result.stderr, site.config_path)
+
+
+def test_captures_folder_lost_while_running(tmp_path, replay, daemons):
+    """The captures folder goes away under the running daemon (a card unmounted): works for root too."""
+    site = make_site(tmp_path / "site", cache_from=replay.site)
+    folder = site.base / "Unknown_Face_Captures"
+    daemon = daemons(site.config_path, "--source", str(CLIP))
+    daemon.wait_for_line("running:", 30)  # the folder was made at start; the unknown face comes ~2 s later
+    shutil.rmtree(folder)
+    folder.symlink_to(site.base / "unmounted" / "captures")
+    code = daemon.wait(timeout=90)
+    check_run_without_captures(code, daemon.stderr, site.config_path)
+    assert not (site.base / "unmounted").exists()
+
+
+# ---------------------------------------------------------------- enrolling a reviewed capture
+
+
+@dataclass
+class Enrolment:
+    site: Site
+    result: subprocess.CompletedProcess
+    tmpdir: Path
+    second: Run
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory, replay) -> Enrolment:
+    base = tmp_path_factory.mktemp("enrol") / "site"
+    shutil.copytree(replay.site.base, base)
+    site = Site.__new__(Site)
+    site.base, site.training, site.details = base, base / "TrainingImage", base / "Details" / "Details.csv"
+    site.config_path = base / "edgeguard.toml"
+    site.write_config()
+    (base / "events.db").unlink()
+    [face] = (base / "Unknown_Face_Captures").glob("*-face.jpg")
+    tmpdir = base.parent / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    result = edgeguard(site.config_path, "enroll", "9", "--name", "Visitor", "--from-capture", str(face), env=env)
+    started = time.monotonic()
+    second = edgeguard(site.config_path, "run", "--source", str(CLIP), timeout=120)
+    run = Run(site, second.returncode, second.stderr, time.monotonic() - started, events_json(site.config_path))
+    return Enrolment(site, result, tmpdir, run)
+
+
+def test_enrol_from_capture_adds_the_person(enrolled):
+    assert enrolled.result.returncode == 0, enrolled.result.stdout + enrolled.result.stderr
+    assert "Id 9: 1 of 1 photo(s) added" in enrolled.result.stdout
+    with enrolled.site.details.open(encoding="utf-8", newline="") as fh:
+        rows = {row["Id"]: row for row in csv.DictReader(fh)}
+    assert rows["9"]["Name"] == "Visitor"
+    assert set(rows) == {"1", "2", "3", "4", "9"}  # the others are kept
+    photos = list((enrolled.site.training / "9").iterdir())
+    assert len(photos) == 1 and cv2.imread(str(photos[0])) is not None
+    assert mode(photos[0]) == 0o600 and mode(enrolled.site.training / "9") == 0o700
+
+
+def test_second_replay_names_the_enrolled_visitor(enrolled):
+    run = enrolled.second
+    assert run.code == 0, run.stderr
+    assert not [e for e in run.events if e["type"] == "unknown_face"], run.events
+    visitor = [e for e in run.events if e["type"] == "known_face" and e["id"] == "9"]
+    assert len(visitor) == 1 and visitor[0]["name"] == "Visitor"
+    assert 211 <= visitor[0]["frame"] < 240
+    assert [e["frame"] for e in run.events if e["id"] == LIN][0] < 20  # Lin-Manuel as before
+
+
+def test_enrol_from_capture_leaves_no_copy_of_the_face_behind(enrolled):
+    """capture_to_photo cuts the face out into a temporary file: biometric data that must not stay in /tmp."""
+    assert enrolled.result.returncode == 0
+    left = [str(p) for p in enrolled.tmpdir.rglob("*")]
+    assert left == []

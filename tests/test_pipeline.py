@@ -1,0 +1,403 @@
+"""The per-frame pipeline on the real Hamilton clip, the identity vote and the tracker."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import LFW, PEOPLE, TESTDATA, Site
+from edgeguard.capture import Frame
+from edgeguard.captures import CaptureStore
+from edgeguard.detect import Box
+from edgeguard.events import EventLog
+from edgeguard.pipeline import FrameProcessor, Observation
+from edgeguard.recognize import FaceEngine
+from edgeguard.record import EventRecorder
+from edgeguard.track import UNCERTAIN, UNKNOWN, Sample, Track, Tracker
+from edgeguard.watchlist import build_watchlist, open_cache
+
+CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
+CLIP_FRAMES = 275
+LIN = "1"
+WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
+             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
+CUTS = (20, 82, 211)  # scene cuts in the clip (approximately)
+
+
+def clip_frames(path: Path = CLIP):
+    """(Frame, image) for each frame of a video, numbered by position with its timestamp."""
+    cap = cv2.VideoCapture(str(path))
+    number = 0
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                return
+            yield Frame(image, number, cap.get(cv2.CAP_PROP_POS_MSEC), time.time())
+            number += 1
+    finally:
+        cap.release()
+
+
+@dataclass
+class FrameRecord:
+    number: int
+    observations: list[Observation]
+    decided: dict[int, str | None]  # track id -> vote result so far
+    in_view: int
+
+
+@dataclass
+class Replay:
+    records: list[FrameRecord] = field(default_factory=list)
+    detections: int = 0
+    region_searches: int = 0
+    encodings: int = 0
+
+    def observations(self, kind: str) -> list[Observation]:
+        return [o for r in self.records for o in r.observations if o.kind == kind]
+
+
+def make_site(base: Path, extra: str = "", people=WATCHLIST) -> Site:
+    site = Site(base)
+    for pid, name, photo in people:
+        site.add_person(pid, name, [photo if isinstance(photo, Path) else PEOPLE / photo])
+    site.write_config(extra)
+    return site
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    from edgeguard.config import RecognitionConfig
+
+    engine = FaceEngine(RecognitionConfig())
+    engine.warm_up()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory, engine) -> Replay:
+    """The whole clip through one FrameProcessor, with a crowd rule that fires for any face."""
+    site = make_site(tmp_path_factory.mktemp("pipeline") / "site",
+                     "[events]\nmax_people = 0\ncrowd_min_seconds = 0.2\n")
+    config = site.config()
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    assert watchlist.enrolled == 4
+    processor = FrameProcessor(config, engine, lambda: watchlist)
+    out = Replay()
+    for frame in clip_frames():
+        observations = processor.process(frame)
+        decided = {t.id: t.decided for t in processor.tracker.tracks.values()}
+        out.records.append(FrameRecord(frame.number, observations, decided, processor.people_in_view))
+    out.detections, out.region_searches, out.encodings = (
+        processor.detections, processor.region_searches, processor.encodings)
+    return out
+
+
+# ---------------------------------------------------------------- the clip
+
+
+def test_replay_covers_every_frame(replay):
+    assert [r.number for r in replay.records] == list(range(CLIP_FRAMES))
+
+
+def test_lin_manuel_is_decided_within_15_frames(replay):
+    first_seen = next(r.number for r in replay.records if r.in_view)
+    assert first_seen < 5  # he is on stage from the first frame
+    known = replay.observations("known_face")
+    assert known, "Lin-Manuel was never named"
+    assert known[0].person.id == LIN and known[0].person.name == "Lin-Manuel Miranda"
+    assert known[0].frame.number - first_seen <= 15
+    assert known[0].track.decided_frame == known[0].frame.number
+    assert known[0].distance is not None and known[0].distance <= 0.56
+    # the close-up after the cut at ~82 is him again: a new track, named again soon after it appears
+    close_up = [o for o in known if o.frame.number > CUTS[1]]
+    assert close_up and close_up[0].person.id == LIN
+    first_in_close_up = next(r.number for r in replay.records if r.number > CUTS[1] and r.in_view)
+    assert close_up[0].frame.number - first_in_close_up <= 15
+
+
+def test_the_vote_never_names_anyone_else(replay):
+    named = {label for r in replay.records for label in r.decided.values() if label not in (None, UNKNOWN)}
+    assert named == {LIN}
+    assert {o.person.id for o in replay.observations("known_face")} == {LIN}
+    assert all(o.person is None for o in replay.observations("unknown_face"))
+
+
+def test_each_track_is_decided_once(replay):
+    decisions = replay.observations("known_face") + replay.observations("unknown_face")
+    track_ids = [o.track.id for o in decisions]
+    assert len(track_ids) == len(set(track_ids))
+    assert len(replay.observations("known_face")) == 2  # the stage shot and the close-up
+
+
+def test_audience_face_is_unknown(replay):
+    unknown = replay.observations("unknown_face")
+    assert len(unknown) == 1
+    obs = unknown[0]
+    assert CUTS[2] <= obs.frame.number < CUTS[2] + 15
+    assert obs.track.decided == UNKNOWN
+    assert obs.track.best is not None and obs.track.best.crop.size > 0
+    assert obs.track.best.frame.image.shape == (360, 640, 3)
+    assert obs.distance is None or obs.distance > 0.56
+
+
+def test_detection_and_encoding_stay_far_below_the_frame_count(replay):
+    assert 3 <= replay.detections < 40  # about one a second, plus one after each cut
+    assert 3 <= replay.encodings < 40  # only while a vote is open, and a re-check every few seconds
+    assert replay.region_searches < CLIP_FRAMES
+
+
+def test_crowd_fires_once_per_stay_and_again_after_the_view_empties(replay):
+    crowd_frames = [r.number for r in replay.records for o in r.observations if o.kind == "crowd"]
+    assert len(crowd_frames) >= 2, crowd_frames
+    for obs in replay.observations("crowd"):
+        assert obs.count >= 1 and obs.track is None
+    by_number = {r.number: r for r in replay.records}
+    for earlier, later in zip(crowd_frames, crowd_frames[1:]):
+        # never while the same people stay: the view emptied in between
+        assert any(by_number[n].in_view == 0 for n in range(earlier + 1, later)), (earlier, later)
+    for number in crowd_frames:
+        record = by_number[number]
+        assert record.in_view >= 1
+        # the crowd had lasted crowd_min_seconds (0.2 s = 6 frames) when it fired
+        start = number
+        while start - 1 >= 0 and by_number[start - 1].in_view >= 1:
+            start -= 1
+        assert number - start >= 5
+    # the close-up (one face, in view throughout) fires exactly once
+    assert len([n for n in crowd_frames if CUTS[1] < n < CUTS[2]]) == 1
+    assert len([n for n in crowd_frames if n < CUTS[0]]) == 1
+
+
+def test_crowd_not_reported_at_or_below_max_people(tmp_path, engine):
+    site = make_site(tmp_path / "site", "[events]\nmax_people = 1\ncrowd_min_seconds = 0.0\n", people=[])
+    config = site.config()
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    processor = FrameProcessor(config, engine, lambda: watchlist)
+    in_view, crowd = [], []
+    for frame in clip_frames():
+        if CUTS[1] + 5 <= frame.number < CUTS[1] + 60:  # the close-up: one face
+            crowd += [o for o in processor.process(frame) if o.kind == "crowd"]
+            in_view.append(processor.people_in_view)
+    assert max(in_view) == 1
+    assert crowd == []
+
+
+# ---------------------------------------------------------------- a tracked known face replaced by a stranger
+
+
+def composite(background: np.ndarray, face: np.ndarray, size: int = 200) -> np.ndarray:
+    image = background.copy()
+    image[80:80 + size, 220:220 + size] = cv2.resize(face, (size, size))
+    return image
+
+
+def test_known_face_replaced_by_a_stranger_becomes_an_unknown_capture_of_the_stranger(tmp_path, engine):
+    """A track decided as a watchlist person is re-checked; when a stranger now stands there the vote
+    reopens and decides unknown.  The unknown_face event must be recorded with a capture of the stranger
+    (not of the person named before), and handling it must not raise."""
+    bush = sorted((LFW / "George_W_Bush").glob("*.jpg"))
+    site = make_site(tmp_path / "site", people=[("5", "George Bush", bush[0])])
+    config = site.config()
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    processor = FrameProcessor(config, engine, lambda: watchlist)
+    event_log = EventLog(tmp_path / "events.db")
+    recorder = EventRecorder(config, event_log, CaptureStore(tmp_path / "caps", 30, 100))
+    background = next(f.image for f in clip_frames() if f.number == 50)  # the stage, nobody close
+    known_face = cv2.imread(str(bush[1]))
+    stranger = cv2.imread(str(sorted((LFW / "Tony_Blair").glob("*.jpg"))[0]))
+    decisions = []
+    try:
+        for n in range(30 * 14):  # 2 s of Bush, then 12 s of Blair in the same place
+            image = composite(background, known_face if n < 60 else stranger)
+            for obs in processor.process(Frame(image, n, n * 1000 / 30, time.time())):
+                decisions.append((n, obs.kind, obs.person.id if obs.person else None))
+                if obs.kind == "unknown_face":
+                    event = recorder.handle(obs)
+                    assert event.capture is not None, event.extra
+                    saved_frame = cv2.imread(event.extra["frame_image"])
+                    assert np.abs(saved_frame.astype(int) - composite(background, stranger)).mean() < 5
+                    face = cv2.imread(event.capture)
+                    top, right, bottom, left = json.loads(Path(event.capture.replace("-face.jpg", ".json")).read_text())["box"]
+                    stranger_crop = composite(background, stranger)[top:bottom, left:right]
+                    known_crop = composite(background, known_face)[top:bottom, left:right]
+                    assert np.abs(face.astype(int) - stranger_crop).mean() < np.abs(face.astype(int) - known_crop).mean()
+    finally:
+        event_log.close()
+    assert decisions[0][1:] == ("known_face", "5") and decisions[0][0] < 15
+    assert ("unknown_face", None) in [d[1:] for d in decisions], decisions
+
+
+# ---------------------------------------------------------------- the vote rule
+
+
+def sample(label: str, distance: float | None = 0.4) -> Sample:
+    return Sample(label, distance, np.zeros(128))
+
+
+def new_track() -> Track:
+    return Track(1, Box(0, 100, 100, 0), 0, 0, 0.0)
+
+
+def vote(labels: list[str], vote_frames: int = 3) -> tuple[Track, list[bool]]:
+    track = new_track()
+    results = [track.add_sample(sample(label), vote_frames, i, i * 0.1) for i, label in enumerate(labels)]
+    return track, results
+
+
+def test_two_agreeing_names_decide_with_three_ballots():
+    track, results = vote(["7", "7"])
+    assert results == [False, True]
+    assert track.decided == "7" and track.decided_frame == 1
+    assert track.last_sample_frame == 1 and track.last_sample_time == pytest.approx(0.1)
+
+
+def test_two_agreeing_unknowns_decide_unknown():
+    track, results = vote([UNKNOWN, UNKNOWN])
+    assert results == [False, True] and track.decided == UNKNOWN
+
+
+def test_one_sample_never_decides():
+    track, results = vote(["7"])
+    assert results == [False] and track.decided is None
+
+
+def test_a_larger_vote_needs_more_agreeing_samples():
+    track, results = vote(["7", "7", "7"], vote_frames=5)
+    assert results == [False, False, True] and track.decided == "7"
+
+
+def test_majority_of_decisive_samples_names():
+    track, results = vote(["7", "8", "7"])
+    assert results == [False, False, True] and track.decided == "7"
+
+
+def test_uncertain_samples_abstain():
+    track, results = vote([UNCERTAIN, "7", UNCERTAIN, UNCERTAIN, "7"])
+    assert results == [False, False, False, False, True] and track.decided == "7"
+    track, results = vote([UNCERTAIN, UNKNOWN, UNCERTAIN, UNKNOWN])
+    assert results[-1] and track.decided == UNKNOWN
+
+
+def test_only_uncertain_samples_end_unknown():
+    track, results = vote([UNCERTAIN] * 9)
+    assert results == [False] * 8 + [True]
+    assert track.decided == UNKNOWN
+
+
+def test_a_split_vote_never_names_anyone_and_ends_unknown():
+    labels = ["7", "8", UNKNOWN, "7", "8", UNKNOWN, "9", "9", "8"]
+    track = new_track()
+    for i, label in enumerate(labels[:-1]):
+        assert not track.add_sample(sample(label), 3, i, float(i))
+        assert track.decided is None, (i, label)
+    assert track.add_sample(sample(labels[-1]), 3, 8, 8.0)  # 3 x vote_frames samples: decided
+    assert track.decided == UNKNOWN and track.decided_frame == 8
+    assert len(track.samples) == 9
+
+
+def test_a_decided_track_reopens_after_two_disagreeing_samples_in_a_row():
+    track, _ = vote(["7", "7"])
+    assert not track.add_sample(sample("8"), 3, 10, 1.0)
+    assert track.decided == "7"  # one disagreement is not enough
+    assert not track.add_sample(sample("7"), 3, 11, 2.0)
+    assert not track.add_sample(sample("8"), 3, 12, 3.0)
+    assert track.decided == "7"  # not in a row
+    assert not track.add_sample(sample(UNCERTAIN), 3, 13, 4.0)
+    assert track.decided == "7"
+    assert not track.add_sample(sample(UNKNOWN), 3, 14, 5.0)
+    assert not track.add_sample(sample(UNKNOWN), 3, 15, 6.0)
+    assert track.decided is None and track.decided_frame is None  # reopened
+    assert [s.label for s in track.samples] == [UNKNOWN]  # the new vote starts from the latest sample
+    assert track.add_sample(sample(UNKNOWN), 3, 16, 7.0)
+    assert track.decided == UNKNOWN and track.decided_frame == 16
+
+
+def test_rechecks_agreeing_with_the_decision_keep_it():
+    track, _ = vote(["7", "7"])
+    for i in range(10):
+        assert not track.add_sample(sample("7" if i % 2 else UNCERTAIN), 3, 10 + i, float(i))
+    assert track.decided == "7" and track.decided_frame == 1
+    assert len(track.samples) == 2  # re-checks are not added to the vote
+
+
+def test_best_distance_and_encodings_for_a_label():
+    track = new_track()
+    track.add_sample(Sample("7", 0.5, np.full(128, 1.0)), 3, 0, 0.0)
+    track.add_sample(Sample(UNCERTAIN, 0.6, np.full(128, 2.0)), 3, 1, 0.1)
+    track.add_sample(Sample("7", 0.3, np.full(128, 3.0)), 3, 2, 0.2)
+    assert track.best_distance("7") == 0.3
+    assert track.best_distance("8") is None
+    assert track.encodings_for("7")[:, 0].tolist() == [1.0, 3.0]
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+def test_a_box_moving_a_little_stays_the_same_track():
+    tracker = Tracker(forget_seconds=1.0)
+    [track] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
+    assert tracker.update([Box(110, 215, 210, 115)], 1, 0.1) == [track]  # overlapping
+    assert tracker.update([Box(110, 290, 210, 190)], 2, 0.2) == [track]  # moved most of a face width
+    assert track.box == Box(110, 290, 210, 190) and track.last_frame == 2 and track.last_time == 0.2
+    assert track.first_frame == 0
+    assert list(tracker.tracks) == [track.id]
+
+
+def test_a_far_box_makes_a_new_track():
+    tracker = Tracker(forget_seconds=1.0)
+    [first] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
+    [second] = tracker.update([Box(100, 500, 200, 400)], 1, 0.1)
+    assert second.id != first.id
+    assert set(tracker.tracks) == {first.id, second.id}
+    assert first.box == Box(100, 200, 200, 100)  # untouched
+
+
+def test_a_much_larger_face_in_the_same_place_is_someone_else():
+    tracker = Tracker(forget_seconds=1.0)
+    [first] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
+    [second] = tracker.update([Box(50, 250, 250, 50)], 1, 0.1)  # twice the size: overlap 0.25
+    assert second.id != first.id
+
+
+def test_two_faces_in_one_detection_get_two_tracks():
+    tracker = Tracker(forget_seconds=1.0)
+    a, b = Box(100, 200, 200, 100), Box(100, 330, 180, 250)
+    seen = tracker.update([b, a], 0, 0.0)
+    assert [t.box for t in seen] == [a, b]  # largest first
+    moved = tracker.update([Box(105, 205, 205, 105), Box(100, 335, 180, 255)], 1, 0.1)
+    assert [t.id for t in moved] == [t.id for t in seen]  # each keeps its own track
+
+
+def test_candidates_restrict_which_tracks_a_box_may_join():
+    tracker = Tracker(forget_seconds=1.0)
+    a, b = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
+    [found] = tracker.update([Box(100, 200, 200, 100)], 1, 0.1, candidates=[b])
+    assert found.id not in (a.id, b.id)  # a region search around b does not feed a
+
+
+def test_tracks_expire_after_forget_seconds():
+    tracker = Tracker(forget_seconds=1.0)
+    [old] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
+    [young] = tracker.update([Box(100, 500, 200, 400)], 10, 0.6)
+    assert tracker.expire(1.0) == []  # exactly forget_seconds: still here
+    assert tracker.expire(1.05) == [old]
+    assert list(tracker.tracks) == [young.id]
+    assert tracker.expire(1.7) == [young]
+    assert tracker.tracks == {}
+    [again] = tracker.update([Box(100, 200, 200, 100)], 20, 2.0)
+    assert again.id not in (old.id, young.id)  # a returning face is a new track
+
+
+def test_clear_forgets_every_track():
+    tracker = Tracker(forget_seconds=1.0)
+    tracks = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
+    assert sorted(t.id for t in tracker.clear()) == sorted(t.id for t in tracks)
+    assert tracker.tracks == {}
