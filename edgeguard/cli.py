@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
+        if args.command == "check":
+            print(f"[FAIL] configuration: {exc}")
         print(f"edgeguard: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
     setup_logging("WARNING" if getattr(args, "json", False) else config.logging.level)
@@ -90,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="one JSON object per message and line")
     alerts.set_defaults(handler=cmd_alerts)
 
+    check = sub.add_parser("check", help="check configuration, camera, folders, watchlist, Twilio and image links")
+    check.add_argument("--live", action="store_true", help="also verify the Twilio credentials against the API")
+    check.add_argument("--source", help="check this camera instead of the configured one")
+    check.set_defaults(handler=cmd_check)
+
     sub.add_parser("example-config", help="print an example config with every key and its default")
     return parser
 
@@ -122,6 +129,13 @@ def _print_result(as_json: bool, result: dict) -> None:
         who = f"{face['name']} (Id {face['id']})" if face["id"] else "unknown"
         distance = "" if face["distance"] is None else f", distance {face['distance']:.3f}"
         print(f"  {who} at {face['box']}{distance}")
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    logging.getLogger().setLevel(logging.ERROR)  # the checklist says it all
+    return run_checks(config, args.source, args.live)
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:

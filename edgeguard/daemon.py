@@ -1,8 +1,17 @@
-"""`edgeguard run`: wires camera → pipeline → events and keeps them going.
+"""`edgeguard run`: wires camera → pipeline → events → alerts and keeps them going.
 
-The main thread reads frames and runs the pipeline; the camera reader and the
-watchlist reloader have threads of their own.  SIGTERM and SIGINT stop the
-loop after the current frame, SIGHUP reloads the watchlist.
+The main thread reads frames and runs the pipeline; the camera reader, the
+watchlist reloader and the alert sender have threads of their own.
+
+Signals: SIGTERM and SIGINT stop after the current frame (the outbox keeps
+whatever is not sent yet).  SIGHUP re-reads the configuration file: if it is
+valid, the parts are rebuilt with it (RELOADING=1, then READY=1 again); if
+not, the error is logged and the running configuration stays.
+
+systemd: READY=1 once the watchlist is loaded and the first frame has been
+processed; WATCHDOG=1 only while frames are being processed, so a wedged
+camera gets the service restarted; STATUS= with fps, people enrolled and
+the last event; STOPPING=1 on the way out.
 """
 
 from __future__ import annotations
@@ -11,49 +20,99 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .capture import FrameSource, SourceError
 from .captures import CaptureStore
-from .config import Config
+from .config import Config, ConfigError, load_config
 from .events import Event, EventLog
 from .notify import Notifier
 from .pipeline import FrameProcessor
 from .recognize import FaceEngine
 from .record import EventRecorder
 from .reload import WatchlistService
+from .systemd import Systemd
 from .watchlist import build_watchlist, open_cache
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = 600.0  # seconds between retention sweeps
 STATS_EVERY = 60.0  # seconds between throughput log lines
-READ_TIMEOUT = 1.0
-DRAIN_AT_END = 10.0  # seconds a finished video file leaves the sender to deliver what is pending  # how long one wait for a frame lasts before the loop looks around
+STATUS_EVERY = 10.0  # seconds between STATUS= updates to systemd
+READ_TIMEOUT = 0.5  # how long one wait for a frame lasts before the loop looks around
+DRAIN_AT_END = 10.0  # seconds a finished video file leaves the sender to deliver what is pending
 
 
 @dataclass
 class RunStats:
     frames: int = 0
     events: int = 0
-    started: float = 0.0
-    last_event: str = ""
+    started: float = field(default_factory=time.monotonic)
+    last_event: str = "none"
 
     def fps(self) -> float:
         elapsed = time.monotonic() - self.started
         return self.frames / elapsed if elapsed > 0 else 0.0
 
 
+@dataclass
+class Parts:
+    """Everything one configuration builds; torn down and rebuilt on a reload."""
+
+    source: FrameSource
+    service: WatchlistService
+    event_log: EventLog
+    captures: CaptureStore
+    notifier: Notifier
+    recorder: EventRecorder
+    processor: FrameProcessor
+
+
 class Daemon:
     def __init__(self, config: Config, source: str | None = None, realtime: bool | None = None) -> None:
         self.config = config
-        self.source = FrameSource(config.camera, source, realtime)
+        self.source_override = source
+        self.realtime = realtime
         self.stop_requested = threading.Event()
+        self.reload_requested = threading.Event()
+        self.systemd = Systemd()
         self.stats = RunStats()
 
     def run(self) -> int:
         """Run until the source ends (0), a stop signal (0), or a source that cannot work (1)."""
-        cfg = self.config
+        self._install_signals()
+        while True:
+            code = self._run_config(self.config)
+            if code != 0 or not self.reload_requested.is_set() or self.stop_requested.is_set():
+                self.systemd.stopping()
+                return code
+            self.reload_requested.clear()
+
+    def _run_config(self, cfg: Config) -> int:
+        try:
+            parts = self._build(cfg)
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
+        try:
+            parts.notifier.start()
+            parts.source.start()
+        except (SourceError, OSError) as exc:
+            log.error("cannot start: %s", exc)
+            self._teardown(parts, drain=0.0)
+            return 1
+        log.info("running: camera %s (%s) at %s", cfg.camera.name, parts.source.description, cfg.location.name)
+        try:
+            self._loop(parts)
+        finally:
+            ended = not (self.stop_requested.is_set() or self.reload_requested.is_set())
+            self._teardown(parts, drain=DRAIN_AT_END if ended else 0.0)
+        log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings",
+                 self.stats.frames, self.stats.fps(), self.stats.events,
+                 parts.processor.detections, parts.processor.encodings)
+        return 0
+
+    def _build(self, cfg: Config) -> Parts:
         for folder in (cfg.paths.training_images, cfg.paths.captures):
             try:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -70,58 +129,79 @@ class Daemon:
         notifier = Notifier(cfg)
         recorder = EventRecorder(cfg, event_log, captures, [self._count_event, notifier.alerter])
         processor = FrameProcessor(cfg, engine, lambda: service.current)
-        self._install_signals(service)
-        try:
-            notifier.start()
-            self.source.start()
-        except (SourceError, OSError) as exc:
-            log.error("cannot start: %s", exc)
-            notifier.stop()
-            service.stop()
-            event_log.close()
-            return 1
-        log.info("running: camera %s (%s) at %s", cfg.camera.name, self.source.description, cfg.location.name)
-        try:
-            self._loop(processor, recorder, captures)
-        finally:
-            self.source.stop()
-            service.stop()
-            notifier.stop(drain_seconds=0.0 if self.stop_requested.is_set() else DRAIN_AT_END)
-            event_log.close()
-        log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings",
-                 self.stats.frames, self.stats.fps(), self.stats.events, processor.detections, processor.encodings)
-        return 0
+        source = FrameSource(cfg.camera, self.source_override, self.realtime)
+        return Parts(source, service, event_log, captures, notifier, recorder, processor)
 
-    def _loop(self, processor: FrameProcessor, recorder: EventRecorder, captures: CaptureStore) -> None:
-        self.stats.started = time.monotonic()
+    @staticmethod
+    def _teardown(parts: Parts, drain: float) -> None:
+        parts.source.stop()
+        parts.service.stop()
+        parts.notifier.stop(drain_seconds=drain)
+        parts.event_log.close()
+
+    def _loop(self, parts: Parts) -> None:
+        self.stats = RunStats()
+        ready = False
         next_retention = time.monotonic() + RETENTION_EVERY
         next_stats = time.monotonic() + STATS_EVERY
+        next_status = 0.0
         while not self.stop_requested.is_set():
-            frame = self.source.read(READ_TIMEOUT)
+            if self.reload_requested.is_set() and self._reload_config():
+                return
+            frame = parts.source.read(READ_TIMEOUT)
             if frame is None:
-                if self.source.ended:
+                if parts.source.ended:
                     log.info("source ended")
                     return
                 continue
             self.stats.frames += 1
-            for observation in processor.process(frame):
-                recorder.handle(observation)
+            for observation in parts.processor.process(frame):
+                parts.recorder.handle(observation)
+            self.systemd.watchdog()
             now = time.monotonic()
+            if not ready:
+                self.systemd.ready(self._status(parts))
+                ready = True
+            if now >= next_status:
+                self.systemd.status(self._status(parts))
+                next_status = now + STATUS_EVERY
             if now >= next_retention:
-                captures.enforce_retention()
+                parts.captures.enforce_retention()
                 next_retention = now + RETENTION_EVERY
             if now >= next_stats:
-                log.info("%.1f fps, %d people in view, %d events so far",
-                         self.stats.fps(), processor.people_in_view, self.stats.events)
+                log.info("%s", self._status(parts))
                 next_stats = now + STATS_EVERY
+
+    def _reload_config(self) -> bool:
+        """Read the config file again; True if the new one is valid and the parts must be rebuilt."""
+        source = self.config.source
+        if source is None:
+            log.info("SIGHUP: no config file to reload; reloading the watchlist only")
+            self.reload_requested.clear()
+            return False
+        try:
+            new = load_config(source)
+        except ConfigError as exc:
+            log.error("SIGHUP: the new configuration is not valid, keeping the running one: %s", exc)
+            self.reload_requested.clear()
+            return False
+        log.info("SIGHUP: configuration reloaded from %s; restarting the pipeline with it", source)
+        self.systemd.reloading()
+        self.config = new
+        return True
+
+    def _status(self, parts: Parts) -> str:
+        return (f"{self.stats.fps():.1f} fps, {parts.service.current.enrolled} people enrolled, "
+                f"{parts.processor.people_in_view} in view, last event: {self.stats.last_event}")
 
     def _count_event(self, event: Event) -> None:
         self.stats.events += 1
-        self.stats.last_event = event.type
+        self.stats.last_event = f"{event.type} {time.strftime('%H:%M:%S', time.localtime(event.time))}"
 
-    def _install_signals(self, service: WatchlistService) -> None:
+    def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
-        signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+

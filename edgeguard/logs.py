@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+import cv2
+
 
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -14,3 +16,5 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # The twilio client logs each request, recipient number and body included, at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
+    # OpenCV's own warnings repeat on every reconnect attempt; capture.py logs each state change once.
+    cv2.setLogLevel(2)  # 2 = errors only

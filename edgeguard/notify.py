@@ -45,4 +45,5 @@ class Notifier:
         self.sender.stop()
         if self.server is not None:
             self.server.stop()
-        self.outbox.close()
+        if not self.sender.alive:  # a send still in flight records its result; the process exit closes the file
+            self.outbox.close()

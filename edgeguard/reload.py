@@ -70,9 +70,9 @@ class WatchlistService:
             self._wake.notify_all()
         if self._observer is not None:
             self._observer.stop()
-            self._observer.join(timeout=5)
+            self._observer.join(timeout=2)
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=2)
 
     def request_reload(self) -> None:
         """Note a change; the reload follows after the debounce interval."""

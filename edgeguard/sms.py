@@ -120,11 +120,16 @@ class Sender:
         self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread; a send in flight may still finish (then it is marked sent) or not (it stays pending)."""
         self._stop.set()
         self.outbox.changed.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def drain(self, timeout: float) -> int:
         """Wait up to `timeout` s for the pending messages to go out; returns how many are left."""

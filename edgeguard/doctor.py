@@ -1,0 +1,155 @@
+"""`edgeguard check`: a doctor for installers.
+
+Each check prints one line, "ok", "WARN" or "FAIL", with what it found and,
+when something is wrong, what to do.  The exit code is 1 when any check
+failed, so an install script or a person can tell at a glance.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .capture import FrameSource, SourceError
+from .config import Config
+from .recognize import FaceEngine
+from .watchlist import build_watchlist, open_cache
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "ok", "WARN" or "FAIL"
+    what: str
+    detail: str
+
+
+def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
+    """Run every check, print the checklist, return the exit code."""
+    findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
+    for check in (check_folders, lambda c: check_camera(c, source), check_watchlist,
+                  lambda c: check_twilio(c, live), check_public_url):
+        for finding in check(config):
+            findings.append(finding)
+    for f in findings:
+        out(f"[{f.level:>4}] {f.what}: {f.detail}")
+    failed = sum(f.level == "FAIL" for f in findings)
+    out(f"{len(findings)} checks, {failed} failed, {sum(f.level == 'WARN' for f in findings)} warnings")
+    return 1 if failed else 0
+
+
+def check_folders(config: Config) -> list[Finding]:
+    p = config.paths
+    out = []
+    for name, folder in (("training photos", p.training_images), ("captures", p.captures),
+                         ("encoding cache", p.encodings_cache), ("event log", p.events_db.parent),
+                         ("outbox", p.outbox_db.parent)):
+        problem = _writable(folder)
+        out.append(Finding("FAIL", f"folder for {name}", f"{folder}: {problem}") if problem
+                   else Finding("ok", f"folder for {name}", f"{folder} is writable"))
+    return out
+
+
+def _writable(folder: Path) -> str:
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgeguard-check-"):
+            pass
+    except OSError as exc:
+        return f"not writable ({exc.strerror or exc}); check the owner and mode, or the disk"
+    return ""
+
+
+def check_camera(config: Config, source: str | None) -> list[Finding]:
+    cam = FrameSource(config.camera, source)
+    what = f"camera {config.camera.name}"
+    try:
+        cam.start()
+    except SourceError as exc:
+        return [Finding("FAIL", what, str(exc))]
+    try:
+        frame = cam.read(config.camera.open_timeout + config.camera.read_timeout)
+        if frame is None:
+            return [Finding("FAIL", what, f"no frame from {cam.description} ({cam.state}); "
+                             "check the cable or URL, and that no other program holds the camera")]
+        height, width = frame.image.shape[:2]
+        return [Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")]
+    finally:
+        cam.stop()
+
+
+def check_watchlist(config: Config) -> list[Finding]:
+    watchlist = build_watchlist(config, FaceEngine(config.recognition), open_cache(config))
+    summary = f"{watchlist.enrolled} people from {len(watchlist.gallery)} photos"
+    out = [Finding("ok" if watchlist.enrolled else "WARN", "watchlist",
+                   summary if watchlist.enrolled else f"{summary}: nobody can be recognised yet")]
+    out += [Finding("WARN", "watchlist", str(problem)) for problem in watchlist.problems]
+    return out
+
+
+def check_twilio(config: Config, live: bool) -> list[Finding]:
+    t = config.twilio
+    if not config.twilio_ready:
+        return [Finding("WARN", "twilio", "no credentials: alerts are logged but not sent (dry run); put them in "
+                        "$CREDENTIALS_DIRECTORY/twilio_auth_token or $TWILIO_AUTH_TOKEN")]
+    routes = sum(len(r.to) for r in config.alerts.route)
+    found = [Finding("ok", "twilio", f"credentials present (account ...{t.account_sid[-4:]}), "
+                     f"{len(config.alerts.route)} route(s) to {routes} number(s)")]
+    if not routes:
+        found.append(Finding("WARN", "alerts", "no [[alerts.route]] with a number: nobody gets alerts"))
+    if live:
+        found.append(_verify_twilio(config))
+    return found
+
+
+def _verify_twilio(config: Config) -> Finding:
+    from .sms import TwilioTransport, classify
+
+    try:
+        account = TwilioTransport(config.twilio).client.api.v2010.accounts(config.twilio.account_sid).fetch()
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        return Finding("FAIL", "twilio --live", classify(exc)[1])
+    return Finding("ok", "twilio --live", f"credentials accepted; account status {account.status}")
+
+
+def check_public_url(config: Config) -> list[Finding]:
+    """Does the address in public_url reach an EdgeGuard image server?
+
+    An invalid link must be answered 403 by our server; if none runs (the daemon
+    is stopped), one is started on `listen` for the check.
+    """
+    url = config.alerts.public_url
+    if not url:
+        return [Finding("WARN", "image links", "public_url is empty: alerts carry no image link")]
+    from .links import ImageServer, LinkSigner
+
+    server = None
+    try:
+        server = ImageServer(config.alerts.listen, config.paths.captures,
+                             LinkSigner(os.urandom(32), url, 60))
+        server.start()
+    except OSError:
+        server = None  # the port is taken, most likely by the running daemon: ask it
+    try:
+        status = _http_status(url.rstrip("/") + "/c/edgeguard-check")
+    finally:
+        if server is not None:
+            server.stop()
+    if status == 403:
+        return [Finding("ok", "image links", f"{url} answers")]
+    return [Finding("FAIL", "image links", f"{url} did not answer as EdgeGuard ({status}); check the "
+                    "port-forward, VPN or tunnel to listen = " + config.alerts.listen)]
+
+
+def _http_status(url: str) -> str | int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return f"no answer: {getattr(exc, 'reason', exc)}"
