@@ -17,6 +17,7 @@ from .captures import capture_to_photo
 from .details import VALID_ID, read_details, upsert_person
 from .events import EVENT_TYPES, Event, EventLog, parse_since
 from .images import PhotoError, is_photo_name, load_photo
+from . import __version__
 from .alerts import to_gsm7
 from .logs import setup_logging
 from .outbox import Message, Outbox
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeguard", description="On-camera face alert daemon.")
+    parser.add_argument("--version", action="version", version=f"edgeguard {__version__}")
     parser.add_argument("--config", metavar="PATH",
                         help="TOML config (default: $EDGEGUARD_CONFIG, ./edgeguard.toml, /etc/edgeguard/edgeguard.toml)")
     sub = parser.add_subparsers(dest="command", required=True)

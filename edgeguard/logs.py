@@ -17,4 +17,4 @@ def setup_logging(level: str = "INFO") -> None:
     # The twilio client logs each request, recipient number and body included, at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
     # OpenCV's own warnings repeat on every reconnect attempt; capture.py logs each state change once.
-    cv2.setLogLevel(2)  # 2 = errors only
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

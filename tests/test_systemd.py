@@ -1,0 +1,215 @@
+"""The daemon under systemd's eyes: a real process, a real NOTIFY_SOCKET owned by the test,
+the real unit file checked by systemd-analyze, and install.sh into a throwaway root."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PEOPLE, TESTDATA, Site
+from streams import MjpegServer, jpeg_frames
+
+CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
+REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "systemd" / "edgeguard.service"
+
+
+class NotifySocket:
+    """The datagram socket systemd would own: collects every message the daemon sends."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.messages: list[tuple[float, str]] = []
+
+    def collect(self, until: float) -> None:
+        while time.monotonic() < until:
+            self.sock.settimeout(max(0.01, until - time.monotonic()))
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in m for _, m in self.messages):
+                return True
+            self.collect(min(deadline, time.monotonic() + 0.2))
+        return any(text in m for _, m in self.messages)
+
+    def count(self, text: str, since: float = 0.0) -> int:
+        return sum(1 for t, m in self.messages if text in m and t >= since)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def daemon_site(tmp_path: Path) -> Site:
+    site = Site(tmp_path / "site")
+    site.add_person("1", "Lin-Manuel Miranda", [PEOPLE / "lin-manuel-miranda.png"], "staff")
+    return site
+
+
+def start(site: Site, notify: NotifySocket, *args: str, watchdog_usec: int = 1_000_000) -> subprocess.Popen:
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC=str(watchdog_usec))
+    env.pop("WATCHDOG_PID", None)
+    return subprocess.Popen([sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "run", *args],
+                            env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_ready_watchdog_and_sigterm_with_a_looping_video(daemon_site: Site, tmp_path: Path) -> None:
+    daemon_site.write_config('[camera]\nloop = true\nrealtime = true\n')
+    notify = NotifySocket(tmp_path)
+    proc = start(daemon_site, notify, "--source", str(CLIP))
+    try:
+        assert notify.wait_for("READY=1", 60), notify.messages
+        ready = next(m for _, m in notify.messages if "READY=1" in m)
+        assert "STATUS=" in ready and "1 people enrolled" in ready
+        started = time.monotonic()
+        notify.collect(time.monotonic() + 3.0)
+        assert notify.count("WATCHDOG=1", since=started) >= 4  # every half of WATCHDOG_USEC while frames flow
+        proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        proc.wait(timeout=5)
+        assert proc.returncode == 0
+        assert time.monotonic() - stopped < 5
+        notify.collect(time.monotonic() + 0.2)
+        assert notify.count("STOPPING=1") == 1
+    finally:
+        proc.kill()
+        notify.close()
+
+
+def test_watchdog_stops_while_the_stream_stalls_and_resumes_after(daemon_site: Site, tmp_path: Path) -> None:
+    server = MjpegServer(jpeg_frames(CLIP, 60), fps=20).start()
+    daemon_site.write_config('[camera]\nread_timeout = 1.0\n')
+    notify = NotifySocket(tmp_path)
+    proc = start(daemon_site, notify, "--source", server.url)
+    try:
+        assert notify.wait_for("READY=1", 60), notify.messages
+        notify.collect(time.monotonic() + 1.5)
+        server.pause()
+        notify.collect(time.monotonic() + 0.5)  # frames already on the way
+        stalled = time.monotonic()
+        notify.collect(stalled + 3.0)
+        assert notify.count("WATCHDOG=1", since=stalled) == 0  # no frames: no pings, systemd would restart us
+        server.resume()
+        resumed = time.monotonic()
+        notify.collect(resumed + 6.0)
+        assert notify.count("WATCHDOG=1", since=resumed) >= 1  # the camera came back: pings again
+        assert proc.poll() is None  # the daemon itself kept running through the stall
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        server.stop()
+        notify.close()
+
+
+def test_sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one(daemon_site: Site, tmp_path: Path) -> None:
+    daemon_site.write_config('[camera]\nloop = true\nrealtime = true\n[location]\nname = "Gate A"\n')
+    notify = NotifySocket(tmp_path)
+    proc = start(daemon_site, notify, "--source", str(CLIP))
+    try:
+        assert notify.wait_for("READY=1", 60)
+        daemon_site.write_config('[camera]\nloop = true\nrealtime = true\n[location]\nname = "Gate B"\n')
+        proc.send_signal(signal.SIGHUP)
+        assert notify.wait_for("RELOADING=1", 20)
+        reloaded = time.monotonic()
+        deadline = reloaded + 60
+        while notify.count("READY=1", since=reloaded) == 0 and time.monotonic() < deadline:
+            notify.collect(time.monotonic() + 0.5)
+        assert notify.count("READY=1", since=reloaded) == 1  # ready again with the new configuration
+        daemon_site.write_config('[camera]\nloop = true\nbogus_key = 1\n')
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None  # an invalid config does not take the camera down
+        broken = time.monotonic()
+        notify.collect(broken + 2.0)
+        assert notify.count("WATCHDOG=1", since=broken) >= 1
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "running: camera camera" in err and "at Gate B" in err
+        assert "bogus_key" in err and "keeping the running one" in err
+    finally:
+        proc.kill()
+        notify.close()
+
+
+def test_a_bad_config_exits_78_with_one_line(daemon_site: Site, tmp_path: Path) -> None:
+    daemon_site.write_config('[camera]\nfps = "fast"\n')
+    notify = NotifySocket(tmp_path)
+    proc = start(daemon_site, notify)
+    _, err = proc.communicate(timeout=30)
+    notify.close()
+    assert proc.returncode == 78
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(daemon_site.config_path) in lines[0] and "[camera] fps" in lines[0]
+
+
+def test_unit_names_78_as_a_status_not_to_restart_on() -> None:
+    text = UNIT.read_text()
+    assert re.search(r"^RestartPreventExitStatus=78$", text, re.M)
+    assert re.search(r"^Type=notify$", text, re.M) and re.search(r"^WatchdogSec=", text, re.M)
+    assert re.search(r"^LoadCredential=twilio_auth_token:", text, re.M)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_exposure_is_at_most_2() -> None:
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)],
+                         capture_output=True, text=True)
+    level = re.search(r"Overall exposure level for edgeguard.service: ([\d.]+)", out.stdout + out.stderr)
+    assert level, out.stdout + out.stderr
+    assert float(level.group(1)) <= 2.0
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_install_into_a_throwaway_root_gives_a_unit_that_verifies(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    out = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    unit = root / "etc/systemd/system/edgeguard.service"
+    program = root / "opt/edgeguard/venv/bin/edgeguard"
+    assert unit.read_text() == UNIT.read_text()
+    assert subprocess.run([str(program), "--version"], capture_output=True, text=True).stdout.startswith("edgeguard")
+    state = root / "var/lib/edgeguard"
+    for folder in ("TrainingImage", "Details", "Unknown_Face_Captures", "TrainingImageLabel"):
+        assert (state / folder).stat().st_mode & 0o777 == 0o700
+    creds = root / "etc/edgeguard/credentials"
+    assert creds.stat().st_mode & 0o007 == 0
+    assert (creds / "twilio_auth_token").stat().st_mode & 0o777 == 0o640
+    config = root / "etc/edgeguard/edgeguard.toml"
+    assert config.stat().st_mode & 0o007 == 0 and 'base_dir = "/var/lib/edgeguard"' in config.read_text()
+    # systemd-analyze verify checks the executables named in the unit: point them into the root.
+    check = tmp_path / "edgeguard.service"
+    check.write_text(unit.read_text().replace("/opt/edgeguard", str(root / "opt/edgeguard")))
+    verified = subprocess.run(["systemd-analyze", "verify", str(check)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    # Idempotent: a second run upgrades in place and keeps the site data and the edited config.
+    (state / "TrainingImage" / "7").mkdir()
+    config.write_text(config.read_text() + "\n# edited by the installer\n")
+    again = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (state / "TrainingImage" / "7").is_dir() and "edited by the installer" in config.read_text()
+    # Uninstall keeps the site data unless told otherwise.
+    subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall"], check=True,
+                   capture_output=True)
+    assert not unit.exists() and not program.exists() and (state / "TrainingImage" / "7").is_dir()
+    subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall", "--purge"],
+                   check=True, capture_output=True)
+    assert not state.exists() and not config.exists()
