@@ -69,17 +69,19 @@ class Event:
         return out
 
 
-def connect_private(path: Path) -> sqlite3.Connection:
-    """A WAL-mode SQLite connection whose database, -wal and -shm files are all 0600.
+def connect_private(path: Path, schema: str) -> sqlite3.Connection:
+    """A WAL-mode SQLite connection, with `schema` applied, whose database, -wal and -shm files are 0600.
 
     SQLite gives the -wal and -shm files the database file's mode, so the
     database is created 0600 before SQLite first opens it.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     path.chmod(0o600)
     db = sqlite3.connect(path, check_same_thread=False, timeout=10)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
     return db
 
 
@@ -87,10 +89,8 @@ class EventLog:
     """Append-only event store; safe to use from several threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = connect_private(path)
-        self._db.executescript(SCHEMA)
+        self._db = connect_private(path, SCHEMA)
         self._lock = threading.Lock()
 
     def append(self, event: Event) -> Event:

@@ -64,10 +64,8 @@ class Outbox:
     """Thread-safe access to the outbox file; each method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = connect_private(path)
-        self._db.executescript(SCHEMA)
+        self._db = connect_private(path, SCHEMA)
         self._lock = threading.Lock()
         self.changed = threading.Event()  # set when a message is added: wakes the sender
 
