@@ -108,13 +108,14 @@ class Alerter:
     def compose(self, event: Event) -> str:
         """The message body: type, who, where, local time, image link, maps link."""
         when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-        parts = [f"EdgeGuard ALERT {event.location}: {self._what(event)} {when}"]
+        # Only the words are made GSM-7: a link must reach the guard exactly as it is.
+        parts = [to_gsm7(f"EdgeGuard ALERT {event.location}: {self._what(event)} {when}")]
         link = self._link(event)
         if link:
             parts.append(link)
         if event.latitude is not None and event.longitude is not None:
             parts.append(f"map https://maps.google.com/?q={event.latitude:.5f},{event.longitude:.5f}")
-        return to_gsm7(" ".join(parts))
+        return " ".join(parts)
 
     @staticmethod
     def _what(event: Event) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from typing import Callable, Protocol
@@ -91,11 +92,19 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         if status == 429 or status >= 500:
             return True, f"Twilio answered HTTP {status}"
         words = PERMANENT_ERRORS.get(code) or getattr(exc, "msg", None) or getattr(exc, "detail", None) or str(exc)
-        return False, f"Twilio error {code or status}: {words}"
+        return False, f"Twilio error {code or status}: {mask_numbers(_first_line(words))}"
     return True, f"cannot reach Twilio: {type(exc).__name__}: {_first_line(exc)}"
 
 
-def _first_line(exc: BaseException) -> str:
+PHONE_LIKE = re.compile(r"\+?\d[\d \-().]{5,}\d")
+
+
+def mask_numbers(text: str) -> str:
+    """Twilio's own error texts often quote the recipient: mask anything that looks like a number."""
+    return PHONE_LIKE.sub(lambda m: mask_number(re.sub(r"\D", "", m.group(0))), text)
+
+
+def _first_line(exc: object) -> str:
     return (str(exc).splitlines() or [""])[0][:200]
 
 
@@ -140,7 +149,11 @@ class Sender:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            wait = self.step()
+            try:
+                wait = self.step()
+            except Exception:  # the outbox keeps the message; the sender must outlive any one bug
+                log.exception("alert sender: unexpected error; trying again in 5 s")
+                wait = 5.0
             if wait > 0:
                 self.outbox.changed.wait(min(wait, 1.0))
                 self.outbox.changed.clear()
@@ -178,7 +191,7 @@ class Sender:
             self.outbox.mark_failed(message.id, reason, now)
             log.error("alert %d to %s not sent and not retried: %s", message.id, who, reason)
             return "failed"
-        delay = min(RETRY_LONGEST, RETRY_FIRST * 2 ** message.attempts)
+        delay = min(RETRY_LONGEST, RETRY_FIRST * 2 ** min(message.attempts, 30))
         delay = delay / 2 + self.jitter() * delay / 2
         self.outbox.retry_later(message.id, reason, now + delay)
         if message.attempts == 0:

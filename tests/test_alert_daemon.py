@@ -149,7 +149,8 @@ def wait_for_body(fake: FakeTwilio, text: str, timeout: float, daemon: Daemon | 
                 return request
         if daemon is not None:
             assert daemon.proc.poll() is None, f"daemon exited:\n{daemon.stderr}"
-        assert time.monotonic() < deadline, f"no message with {text!r} within {timeout} s"
+        assert time.monotonic() < deadline, (f"no message with {text!r} within {timeout} s:\n"
+                                             + (daemon.stderr if daemon else ""))
         time.sleep(0.05)
 
 
@@ -204,9 +205,9 @@ def blank_video(path: Path, frames: int = 15) -> Path:
 def test_replay_sends_both_alerts_and_the_link_serves_the_capture(tmp_path, fake, daemons):
     port = free_port()
     site = make_site(tmp_path / "site", fake, [GUARD], loop=True, public_port=port)
-    daemon = daemons(site.config_path)
+    daemon = daemons(site.config_path, "--source", str(CLIP))
 
-    unknown = wait_for_body(fake, "unknown person", 90, daemon)
+    unknown = wait_for_body(fake, "unknown person", 60, daemon)
     known = [r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]
     assert known, [r.form["Body"] for r in fake.delivered()]
     assert known[0].time < unknown.time  # frame 3 comes before frame 214
@@ -234,8 +235,12 @@ def test_replay_sends_both_alerts_and_the_link_serves_the_capture(tmp_path, fake
     status, _, _ = fetch(link[:-2] + ("AA" if not link.endswith("AA") else "BB"))
     assert status == 403  # a changed signature is refused
 
-    # Lin-Manuel's second sighting (frame 91) is in the cooldown: still one alert for him
-    daemon.wait_for_line("event known_face Lin-Manuel Miranda (Id 1) frame 91", 30)
+    # Lin-Manuel's later sightings (frame ~91, and again as the clip loops) are in the cooldown
+    deadline = time.monotonic() + 30
+    while daemon.stderr.count("event known_face Lin-Manuel Miranda") < 2:
+        assert daemon.proc.poll() is None and time.monotonic() < deadline, daemon.stderr
+        time.sleep(0.05)
+    time.sleep(0.5)  # an alert for it would be on its way by now
     assert daemon.stop() == 0, daemon.stderr
     assert len([r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]) == 1
 
@@ -339,7 +344,7 @@ def test_twilio_hanging_does_not_slow_frame_processing(tmp_path, fake, daemons):
     healthy_site = make_site(tmp_path / "healthy", fake, [GUARD])
     healthy = daemons(healthy_site.config_path, "--source", str(CLIP))
     baseline = healthy.wait_for_line("source ended", 90)
-    assert healthy.stop(timeout=30) == 0, healthy.stderr
+    assert healthy.proc.wait(30) == 0, healthy.stderr  # both alerts went out: no drain wait
     assert fake.wait_for(2, 5)  # both alerts went out
 
     hanging = FakeTwilio(script=[("hang", 5)] * 40).start()
@@ -350,7 +355,7 @@ def test_twilio_hanging_does_not_slow_frame_processing(tmp_path, fake, daemons):
         rows = outbox_rows(site.base / "outbox.db")
         # the outage was real: at the end of the clip the alerts are still waiting on Twilio
         assert len(rows) >= 2 and any(r["status"] == "pending" for r in rows)
-        assert "stopped after 275 frames" not in daemon.stderr
+        print(f"clip replay: {baseline:.1f} s with Twilio healthy, {slow:.1f} s with Twilio hanging")
         assert slow < 2 * baseline + 3, (baseline, slow)
         assert daemon.stop(signal.SIGKILL) == -signal.SIGKILL
         assert "Traceback" not in daemon.stderr
