@@ -107,9 +107,9 @@ class Daemon:
         finally:
             ended = not (self.stop_requested.is_set() or self.reload_requested.is_set())
             self._teardown(parts, drain=DRAIN_AT_END if ended else 0.0)
-        log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings",
+        log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings, %d region searches",
                  self.stats.frames, self.stats.fps(), self.stats.events,
-                 parts.processor.detections, parts.processor.encodings)
+                 parts.processor.detections, parts.processor.encodings, parts.processor.region_searches)
         return 0
 
     def _build(self, cfg: Config) -> Parts:

@@ -67,7 +67,6 @@ class Track:
     last_sample_frame: int = -(10**9)
     last_sample_time: float = float("-inf")
     best: BestView | None = None  # the view an unknown-face capture is made of
-    checks: dict[str, object] = field(default_factory=dict)  # per-track checks beyond identity
 
     def add_sample(self, sample: Sample, vote_frames: int, frame: int, now: float) -> bool:
         """Record one identity sample; True if this decided (or re-decided) the track."""
