@@ -185,7 +185,8 @@ class Config:
     @property
     def twilio_ready(self) -> bool:
         """Whether messages can really be sent (otherwise alerts run dry)."""
-        return bool(self.twilio.account_sid and self.twilio.auth_token)
+        t = self.twilio
+        return bool(t.account_sid and t.auth_token and (t.from_number or t.messaging_service_sid))
 
 
 SECTIONS: dict[str, type] = {
@@ -236,9 +237,6 @@ def _check_together(config: Config, where: str) -> None:
     """Rules that span keys: settings that only make sense with another one."""
     if config.alerts.public_url and not config.alerts.listen:
         raise ConfigError(f"{where}: [alerts] public_url is set but listen is empty: nothing would serve the image links")
-    t = config.twilio
-    if t.account_sid and t.auth_token and not (t.from_number or t.messaging_service_sid):
-        raise ConfigError(f"{where}: [twilio] from_number: needed (or messaging_service_sid) when credentials are set")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -93,6 +93,9 @@ def check_watchlist(config: Config) -> list[Finding]:
 
 def check_twilio(config: Config, live: bool) -> list[Finding]:
     t = config.twilio
+    if t.account_sid and t.auth_token and not config.twilio_ready:
+        return [Finding("FAIL", "twilio", "credentials are set but [twilio] from_number (or messaging_service_sid) "
+                        "is empty: alerts run dry until it is set")]
     if not config.twilio_ready:
         return [Finding("WARN", "twilio", "no credentials: alerts are logged but not sent (dry run); put them in "
                         "$CREDENTIALS_DIRECTORY/twilio_auth_token or $TWILIO_AUTH_TOKEN")]

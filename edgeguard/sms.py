@@ -125,7 +125,8 @@ class Sender:
 
     def start(self) -> None:
         if self.transport is None:
-            log.warning("no Twilio credentials: alerts run dry (logged and recorded, not sent)")
+            log.warning("Twilio is not configured (credentials and from_number): alerts run dry "
+                        "(logged and recorded, not sent)")
         self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
         self._thread.start()
 
