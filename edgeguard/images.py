@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
@@ -43,6 +43,9 @@ def load_photo(path: Path, max_pixels: int) -> np.ndarray:
     size = st.st_size
     if size == 0:
         raise PhotoError("empty file (0 bytes)")
+    # face_recognition's import turns on Pillow's global "load truncated images" (black
+    # rows for the missing data); a half-copied photo must be refused, whoever imported what.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(path) as img:
             _check_pixels(img, max_pixels)
