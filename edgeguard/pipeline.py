@@ -49,7 +49,7 @@ SHARPNESS_SIDE = 64  # face crops are scaled to this before measuring blur
 # around its last box, enough for the movement of a few frames.
 REGION_FACE = 90
 REGION_CONTEXT = 0.5
-EAGER_TRIES = 3
+EAGER_TRIES = 2
 
 
 @dataclass(frozen=True)
