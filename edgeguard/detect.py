@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .models import model_path
+from .dlib_models import model_path
 
 # Share of the longer side added around a still photo before detection.  dlib's
 # HOG window covers the face plus some forehead and cheek; in a passport-style

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from .detect import Box
-from .models import model_path
+from .dlib_models import model_path
 
 ENCODING_SIZE = 128
 # Bump when anything that changes an encoding changes (landmark model, chip
