@@ -49,6 +49,8 @@ class CaptureStore:
         """Write a capture; returns its files, or the reason it could not be written."""
         stamp = datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
         stem = f"{stamp}-{int(when * 1000) % 1000:03d}-{SAFE.sub('_', camera)}"
+        if (self.folder / f"{stem}.json").exists():  # two faces decided on one frame: never overwrite
+            stem = f"{stem}-{sidecar.get('track', 'x')}"
         saved = SavedCapture(self.folder / f"{stem}-face.jpg", self.folder / f"{stem}-frame.jpg",
                              self.folder / f"{stem}.json")
         try:

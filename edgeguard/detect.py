@@ -76,6 +76,17 @@ class FaceDetector:
         rects = [d.rect for d in found] if self.model == "cnn" else list(found)
         return [Box(r.top(), r.right(), r.bottom(), r.left()) for r in rects]
 
+    def scored(self, image: np.ndarray, upsample: int, floor: float) -> list[tuple[Box, float]]:
+        """Detections scoring at least `floor` (HOG's own cut-off is 0), with their scores.
+
+        The CNN detector has no such scores: its faces come with score 1.
+        """
+        if self.model == "cnn":
+            return [(box, 1.0) for box in self.detect(image, upsample)]
+        with self._lock:
+            rects, scores, _ = self._load().run(image, upsample, floor)
+        return [(Box(r.top(), r.right(), r.bottom(), r.left()), float(sc)) for r, sc in zip(rects, scores)]
+
     def _load(self):
         if self._detector is None:
             import dlib
@@ -87,16 +98,18 @@ class FaceDetector:
         return self._detector
 
 
-def detect_in_photo(detector: FaceDetector, rgb: np.ndarray, upsample: int, max_side: int) -> list[Box]:
-    """Faces in a still photo, in its own coordinates (a box may reach past the edge).
+def detect_in_photo(detector: FaceDetector, rgb: np.ndarray, upsample: int, max_side: int,
+                    floor: float = 0.0) -> list[tuple[Box, float]]:
+    """Faces in a still photo with their scores, in its own coordinates (a box may reach past the edge).
 
     The photo is shrunk to `max_side` (detection cost grows with area; encoding
     later uses the full-size photo) and given a margin of PHOTO_MARGIN so that
-    tightly cropped faces are found too.
+    tightly cropped faces are found too.  A `floor` below 0 also returns HOG's
+    sub-threshold candidates (for the masked-face search).
     """
     scale = min(1.0, max_side / max(rgb.shape[:2]))
     small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     margin = int(PHOTO_MARGIN * max(small.shape[:2]))
     padded = cv2.copyMakeBorder(small, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
-    boxes = detector.detect(padded, upsample)
-    return [b.shifted(-margin, -margin).scaled(1 / scale) for b in boxes]
+    found = detector.scored(padded, upsample, floor)
+    return [(b.shifted(-margin, -margin).scaled(1 / scale), score) for b, score in found]

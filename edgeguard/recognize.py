@@ -54,7 +54,8 @@ class FaceEngine:
         self.encoder.encode(np.zeros((8, 8, 3), dtype=np.uint8), [])
 
     def find_in_photo(self, rgb: np.ndarray) -> list[Box]:
-        return detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side)
+        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side)
+        return [box for box, _ in scored]
 
     def enrolment_encoding(self, rgb: np.ndarray) -> np.ndarray:
         """The encoding of the one person in a watchlist photo, or PhotoError.

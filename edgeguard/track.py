@@ -152,12 +152,15 @@ class Tracker:
                candidates: list[Track] | None = None) -> list[Track]:
         """Give each detection to a track (among `candidates`, default all) or a new one.
 
-        Returns the tracks seen in this detection, largest face first.
+        With `candidates` (a search around known tracks) a box that fits none of
+        them is dropped, not made a new track.  Returns the tracks seen, largest face first.
         """
         unmatched = {t.id for t in candidates} if candidates is not None else set(self.tracks)
         seen: list[Track] = []
         for box in sorted(boxes, key=lambda b: -b.width * b.height):
             track = self._best_track(box, unmatched)
+            if track is None and candidates is not None:
+                continue
             if track is None:
                 track = Track(next(self._ids), box, frame, frame, now)
                 self.tracks[track.id] = track

@@ -281,3 +281,14 @@ def test_visitor_keeps_at_most_a_few_encodings(encodings):
         visitors.recall(blair, now=float(i))
     assert len(visitor.encodings) == MAX_ENCODINGS
     assert np.array_equal(visitor.encodings[-1], blair[-1])
+
+
+def test_two_faces_decided_in_the_same_millisecond_get_two_captures(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=30, max_mb=100)
+    frame = np.full((120, 160, 3), 40, np.uint8)
+    when = time.time()
+    first = store.save(when, "cam", frame[:50, :50].copy(), frame, {**SIDECAR, "track": 1})
+    second = store.save(when, "cam", frame[:60, :60].copy(), frame, {**SIDECAR, "track": 2})
+    assert isinstance(first, SavedCapture) and isinstance(second, SavedCapture)
+    assert first.face != second.face and first.sidecar != second.sidecar
+    assert json.loads(first.sidecar.read_text())["track"] == 1 and json.loads(second.sidecar.read_text())["track"] == 2

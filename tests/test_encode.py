@@ -141,9 +141,9 @@ class SpyDetector(FaceDetector):
         super().__init__("hog")
         self.shapes: list[tuple[int, ...]] = []
 
-    def detect(self, rgb, upsample):
+    def scored(self, rgb, upsample, floor):
         self.shapes.append(rgb.shape)
-        return super().detect(rgb, upsample)
+        return super().scored(rgb, upsample, floor)
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -162,8 +162,8 @@ def test_detect_in_photo_returns_original_coordinates_of_a_shrunk_photo():
 
     detector = SpyDetector()
     max_side = RecognitionConfig().max_detect_side  # 1024
-    small_boxes = detect_in_photo(detector, original, 1, max_side)
-    big_boxes = detect_in_photo(detector, big, 1, max_side)
+    small_boxes = [b for b, _ in detect_in_photo(detector, original, 1, max_side)]
+    big_boxes = [b for b, _ in detect_in_photo(detector, big, 1, max_side)]
 
     # The small photo is not shrunk, the big one is (plus the margin on each side).
     assert detector.shapes[0][:2] == tuple(s + 2 * int(PHOTO_MARGIN * max(height, width)) for s in (height, width))
@@ -188,6 +188,6 @@ def test_detect_in_photo_matches_plain_detection_when_not_shrunk():
     """With no shrinking, the margin only shifts coordinates: the boxes equal plain detection's."""
     rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)  # 910 x 1137, below the 4096 limit given
     plain = FaceDetector("hog").detect(rgb, 0)
-    boxes = detect_in_photo(FaceDetector("hog"), rgb, 0, 4096)
+    boxes = [b for b, score in detect_in_photo(FaceDetector("hog"), rgb, 0, 4096) if score >= 0]
     assert len(plain) == 1 and len(boxes) == 1
     assert _iou(plain[0], boxes[0]) > 0.8

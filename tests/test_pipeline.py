@@ -379,8 +379,9 @@ def test_two_faces_in_one_detection_get_two_tracks():
 def test_candidates_restrict_which_tracks_a_box_may_join():
     tracker = Tracker(forget_seconds=1.0)
     a, b = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
-    [found] = tracker.update([Box(100, 200, 200, 100)], 1, 0.1, candidates=[b])
-    assert found.id not in (a.id, b.id)  # a region search around b does not feed a
+    found = tracker.update([Box(100, 200, 200, 100)], 1, 0.1, candidates=[b])
+    assert found == [] and set(tracker.tracks) == {a.id, b.id}  # a region search around b neither feeds a nor adds a track
+    assert a.last_time == 0.0
 
 
 def test_tracks_expire_after_forget_seconds():
