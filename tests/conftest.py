@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,21 @@ from edgeguard.config import Config, load_config
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 LFW = TESTDATA / "lfw10"
 PEOPLE = TESTDATA / "people"
+MASK = TESTDATA / "mask"
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from prepare_mask import split_of  # noqa: E402  (the training split rule, so tests use photos training never saw)
 
 
 def lfw_photos(person: str) -> list[Path]:
     """The LFW photos of one person, in name order (…_0001.jpg first)."""
     return sorted((LFW / person).glob("*.jpg"))
+
+
+def held_apart(dataset: str, cls: str, count: int) -> list[Path]:
+    """The first `count` photos by name of mask/<dataset>/<cls> in the test split training never saw."""
+    paths = sorted((MASK / dataset / cls).iterdir(), key=lambda p: p.name)
+    return [p for p in paths if split_of(p.name) == "test"][:count]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,288 @@
+"""Benchmark: the mask model's accuracy and cost, and how many masked faces are found.
+
+Classification, end to end as `edgeguard analyze` would see a photo: HOG
+(upsample 1, photos shrunk to 1024 px with detect_in_photo's margin) down to
+CANDIDATE_FLOOR, then find_masked_faces on the candidates below HOG's
+cut-off; the largest face is classified.  A photo with no face found is
+classified on the box HOG puts on a tight face crop (prepare_mask.virtual_box):
+right for mask/real's many crops, a guess for a mask/synthetic portrait, so
+the figure is printed over all photos and over those with a face found.
+Scored on the "test" split of mask/real and of mask/synthetic (a fifth of
+each by file-name hash: train/prepare_mask.py), which training never saw.
+Balanced accuracy: the mean of the recall on masked and on bare faces, at the
+packaged threshold.
+
+Finding: the share of mask/synthetic/with_mask portraits with a face, by HOG
+alone and with find_masked_faces (all of them, and the test split alone:
+the verifier was trained on false candidates from the others); the labelled
+faces of crowd/training.xml found and the boxes matching no label; the faces
+in crowd/dogs.jpg.
+
+Cost: the classifier per face (batches of 1 and 8), and per 640x480 frame
+the HOG pass with and without the lower floor, and find_masked_faces on its
+candidates (detection as the pipeline runs it: detect_width 480, upsample 1).
+
+Live: the daemon's FrameProcessor with the default config against
+`find_masked = "off"`: the people it counts on the first frame of each photo
+(masked portraits, bare portraits, the labelled crowds, dogs); and the mask
+vote on a clip per held-apart pair of mask/synthetic portraits of one person
+(masked for 3 s, then bare for 5 s, pasted on a stage frame of the Hamilton
+clip at 30 frames/s): the no_mask events while masked (wrong) and after.
+
+Run: python bench/mask_accuracy.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "train"))
+from prepare_mask import split_of, virtual_box  # noqa: E402
+
+from edgeguard.detect import Box, FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces  # noqa: E402
+
+TESTDATA = ROOT.parent / "shared" / "testdata"
+MASK = TESTDATA / "mask"
+CROWD = TESTDATA / "crowd"
+UPSAMPLE = 1
+MAX_SIDE = 1024
+LIVE_WIDTH = 480  # the pipeline's default detect_width
+LABEL_IOU = 0.3
+
+
+def main() -> int:
+    detector, classifier = FaceDetector("hog"), MaskClassifier()
+    print(f"model: {classifier.model_path.name}, {classifier.model_path.stat().st_size / 1e6:.2f} MB, threshold {classifier.threshold}")
+    for dataset in ("real", "synthetic"):
+        classification(detector, classifier, dataset)
+    finding(detector, classifier)
+    crowd(detector, classifier)
+    cost(detector, classifier)
+    live_counting()
+    live_vote()
+    return 0
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def faces(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
+    """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
+    scored = detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)
+    hog = [box for box, score in scored if score >= 0]
+    return hog, find_masked_faces(rgb, hog, classifier, scored)
+
+
+def classification(detector: FaceDetector, classifier: MaskClassifier, dataset: str) -> None:
+    """Balanced accuracy over all test photos, and over those where a face was found."""
+    every, found = [], []
+    for cls, truth in (("with_mask", True), ("without_mask", False)):
+        paths = [p for p in sorted((MASK / dataset / cls).iterdir()) if split_of(p.name) == "test"]
+        right = {True: 0, False: 0}  # by whether a face was found
+        total = {True: 0, False: 0}
+        for path in paths:
+            rgb = read_rgb(path)
+            hog, masked = faces(detector, classifier, rgb)
+            has_face = bool(hog or masked)
+            box = max(hog + masked, key=lambda b: b.size) if has_face else virtual_box(*rgb.shape[:2])
+            total[has_face] += 1
+            right[has_face] += classifier.classify(rgb, [box])[0].mask == truth
+        every.append((right[True] + right[False]) / len(paths))
+        found.append(right[True] / max(total[True], 1))
+        print(f"mask/{dataset} test split, {cls}: {right[True] + right[False]}/{len(paths)} right; "
+              f"face found in {total[True]}, of them {right[True]} right; "
+              f"no face found in {total[False]} (classified whole), of them {right[False]} right")
+    print(f"mask/{dataset} test split: balanced accuracy {100 * statistics.mean(every):.1f}% on all photos, "
+          f"{100 * statistics.mean(found):.1f}% on the faces found")
+
+
+def finding(detector: FaceDetector, classifier: MaskClassifier) -> None:
+    for cls in ("with_mask", "without_mask"):
+        paths = sorted((MASK / "synthetic" / cls).iterdir())
+        hog_found = both_found = extra = test_total = test_found = 0
+        for path in paths:
+            hog, masked = faces(detector, classifier, read_rgb(path))
+            hog_found += bool(hog)
+            both_found += bool(hog or masked)
+            extra += len(masked)
+            if split_of(path.name) == "test":
+                test_total += 1
+                test_found += bool(hog or masked)
+        n = len(paths)
+        print(f"mask/synthetic/{cls}: a face in {hog_found}/{n} ({100 * hog_found / n:.1f}%) by HOG, "
+              f"{both_found}/{n} ({100 * both_found / n:.1f}%) with find_masked_faces "
+              f"(test split {test_found}/{test_total} = {100 * test_found / test_total:.1f}%); {extra} masked faces added")
+
+
+def crowd(detector: FaceDetector, classifier: MaskClassifier) -> None:
+    labels = {
+        image.get("file"): [Box(int(b.get("top")), int(b.get("left")) + int(b.get("width")),
+                                int(b.get("top")) + int(b.get("height")), int(b.get("left"))) for b in image.iter("box")]
+        for image in ET.parse(CROWD / "training.xml").getroot().iter("image")
+    }
+    for name, truth in labels.items():
+        hog, masked = faces(detector, classifier, read_rgb(CROWD / name))
+        found = sum(any(iou(t, b) >= LABEL_IOU for b in hog + masked) for t in truth)
+        false_hog = sum(not any(iou(t, b) >= LABEL_IOU for t in truth) for b in hog)
+        false_masked = sum(not any(iou(t, b) >= LABEL_IOU for t in truth) for b in masked)
+        print(f"crowd/{name}: {found}/{len(truth)} labelled faces found; boxes matching no label: "
+              f"HOG {false_hog}, find_masked_faces {false_masked}")
+    for name in ("dogs.jpg", "bald_guys.jpg"):
+        hog, masked = faces(detector, classifier, read_rgb(CROWD / name))
+        print(f"crowd/{name}: HOG {len(hog)} faces, find_masked_faces {len(masked)}")
+
+
+def iou(a: Box, b: Box) -> float:
+    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
+def cost(detector: FaceDetector, classifier: MaskClassifier) -> None:
+    rgb = read_rgb(CROWD / "2007_007763.jpg")
+    boxes = detector.detect(rgb, UPSAMPLE)
+    classifier.classify(rgb, boxes)  # load the model
+    for batch in (1, 8):
+        group = (boxes * 8)[:batch]
+        ms = timed(lambda: classifier.classify(rgb, group), 50) / batch
+        print(f"classifier: {ms:.2f} ms per face in batches of {batch}")
+    frames = [letterbox(read_rgb(p)) for p in (CROWD / "2008_002079.jpg", MASK / "synthetic" / "with_mask" / "1-with-mask.jpg",
+                                                CROWD / "dogs.jpg", CROWD / "2008_001322.jpg")]
+    hog_ms, floor_ms, verify_ms, candidates = [], [], [], []
+    for frame in frames:  # as the pipeline detects: grey, shrunk to LIVE_WIDTH, upsampled
+        scale = LIVE_WIDTH / frame.shape[1] * 2 ** UPSAMPLE
+        grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale)
+        hog_ms.append(timed(lambda g=grey: detector.scored(g, 0, 0.0), 5))
+        floor_ms.append(timed(lambda g=grey: detector.scored(g, 0, CANDIDATE_FLOOR), 5))
+        scored = [(b.scaled(1 / scale), s) for b, s in detector.scored(grey, 0, CANDIDATE_FLOOR)]
+        sure = [b for b, s in scored if s >= 0]
+        candidates.append(len(scored) - len(sure))
+        verify_ms.append(timed(lambda f=frame, h=sure, c=scored: find_masked_faces(f, h, classifier, c), 5))
+    print(f"live 640x480 frame, HOG at detect_width {LIVE_WIDTH} and upsample {UPSAMPLE}: "
+          f"{statistics.mean(hog_ms):.0f} ms at cut-off 0, {statistics.mean(floor_ms):.0f} ms at floor {CANDIDATE_FLOOR}; "
+          f"verifying its {statistics.mean(candidates):.1f} candidates: {statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)")
+
+
+def processor(base: Path, find_masked: str = "always", people: bool = False):
+    """A FrameProcessor as the daemon builds it, on an empty watchlist (or Obama and Biden)."""
+    from edgeguard.config import load_config
+    from edgeguard.pipeline import FrameProcessor
+    from edgeguard.recognize import FaceEngine
+    from edgeguard.watchlist import build_watchlist, open_cache
+
+    rows = ["Id,Name,phone_number,initial_deposit"]
+    for pid, name, photo in ([("1", "Barack Obama", "obama.jpg"), ("2", "Joe Biden", "biden.jpg")] if people else []):
+        (base / "TrainingImage" / pid).mkdir(parents=True, exist_ok=True)
+        (base / "TrainingImage" / pid / photo).write_bytes((TESTDATA / "people" / photo).read_bytes())
+        rows.append(f"{pid},{name},,")
+    (base / "Details").mkdir(parents=True, exist_ok=True)
+    (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n")
+    config_path = base / f"{find_masked}.toml"
+    config_path.write_text(f'[paths]\nbase_dir = "{base}"\n[mask]\nfind_masked = "{find_masked}"\n')
+    config = load_config(config_path)
+    engine = FaceEngine(config.recognition, config.mask)
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    return FrameProcessor(config, engine, lambda: watchlist)
+
+
+def counted(make, image: np.ndarray) -> int:
+    """The people a fresh pipeline has in view after the first frame (one full detection)."""
+    from edgeguard.capture import Frame
+
+    pipeline = make()
+    pipeline.process(Frame(image, 0, 0.0, time.time()))
+    return pipeline.people_in_view
+
+
+def live_counting() -> None:
+    import tempfile
+
+    labels = {image.get("file"): len(list(image.iter("box"))) for image in ET.parse(CROWD / "training.xml").getroot().iter("image")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("off", "always"):
+            base = Path(tmp) / mode
+            make = lambda: processor(base, mode)  # noqa: E731
+            parts = []
+            for cls in ("with_mask", "without_mask"):
+                counts = [counted(make, cv2.imread(str(p))) for p in sorted((MASK / "synthetic" / cls).iterdir())]
+                parts.append(f"synthetic/{cls} a face in {100 * sum(c >= 1 for c in counts) / len(counts):.1f}% "
+                             f"(more than one in {sum(c > 1 for c in counts)})")
+            crowds = ", ".join(f"{name} {counted(make, cv2.imread(str(CROWD / name)))}/{n}" for name, n in labels.items())
+            dogs = counted(make, cv2.imread(str(CROWD / "dogs.jpg")))
+            print(f"live, find_masked = {mode}: {'; '.join(parts)}; people counted in crowds {crowds}; dogs.jpg {dogs}")
+
+
+def live_vote() -> None:
+    import tempfile
+
+    from edgeguard.capture import Frame
+
+    stage = clip_frame(50)
+    pairs = []
+    for masked in sorted((MASK / "synthetic" / "with_mask").iterdir()):
+        bare = MASK / "synthetic" / "without_mask" / masked.name.replace("-with-mask", "")
+        if "-with-mask" in masked.name and bare.exists() and split_of(masked.name) == split_of(bare.name) == "test":
+            pairs.append((cv2.imread(str(masked)), cv2.imread(str(bare))))
+    right = early = late = 0
+    delays = []  # frames from the mask coming off to the no_mask event
+    with tempfile.TemporaryDirectory() as tmp:
+        for masked, bare in pairs:
+            pipeline = processor(Path(tmp), people=True)
+            frames = [paste(stage, masked)] * 90 + [paste(stage, bare)] * 150
+            events = [n for n, image in enumerate(frames)
+                      for o in pipeline.process(Frame(image, n, n * 1000 / 30, time.time())) if o.kind == "no_mask"]
+            early += sum(n < 90 for n in events)
+            late += sum(n >= 90 for n in events)
+            right += [n >= 90 for n in events] == [True]
+            delays += [n - 90 for n in events if n >= 90][:1]
+    spread = f"median {statistics.median(delays):.0f}, max {max(delays)}" if delays else "none"
+    print(f"live mask vote, {len(pairs)} held-apart people masked 3 s then bare 5 s: exactly one no_mask after the "
+          f"mask came off for {right}/{len(pairs)}; no_mask while masked: {early}, after: {late}; "
+          f"frames (30/s) from mask off to event: {spread}")
+
+
+def clip_frame(number: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(TESTDATA / "video" / "short_hamilton_clip.mp4"))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, number)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
+
+
+def paste(background: np.ndarray, face: np.ndarray, size: int = 200) -> np.ndarray:
+    image = background.copy()
+    image[80:80 + size, 220:220 + size] = cv2.resize(face, (size, size))
+    return image
+
+
+def letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    scale = min(width / rgb.shape[1], height / rgb.shape[0])
+    small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return frame
+
+
+def timed(fn, repeats: int) -> float:
+    """Median milliseconds of fn() over repeats runs."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
