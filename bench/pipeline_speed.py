@@ -118,7 +118,7 @@ def edgeguard_in_process(frames: list[np.ndarray]) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(make_site(Path(tmp)))
-        engine = FaceEngine(config.recognition)
+        engine = FaceEngine(config.recognition, config.mask)  # as the daemon: masks classified, masked faces searched
         engine.warm_up()
         watchlist = build_watchlist(config, engine, open_cache(config))
     processor = FrameProcessor(config, engine, lambda: watchlist)

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, RouteConfig
+from .config import Config, RouteConfig, in_hours
 from .events import Event
 from .links import ImageLinks
 from .outbox import Outbox
@@ -45,15 +45,6 @@ def to_gsm7(text: str) -> str:
         base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
         out.append(base if base and all(c in GSM7 for c in base) else "?")
     return "".join(out)
-
-
-def in_hours(hours: str, moment: datetime) -> bool:
-    """Whether a local time falls in "HH:MM-HH:MM" (a window may pass midnight); empty is always."""
-    if not hours:
-        return True
-    start, end = hours.split("-")
-    now = moment.strftime("%H:%M")
-    return start <= now < end if start <= end else now >= start or now < end
 
 
 class Alerter:

@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_analyze(config: Config, args: argparse.Namespace) -> int:
-    engine = FaceEngine(config.recognition)
+    engine = FaceEngine(config.recognition, config.mask)
     watchlist = build_watchlist(config, engine, open_cache(config))
     failed = False
     for image in args.images:

@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -90,6 +91,16 @@ class RecognitionConfig:
 
 
 @dataclass(frozen=True)
+class MaskConfig:
+    enabled: bool = _opt(True, "tell masked from bare faces (analyze fills mask/mask_score; the daemon votes per face)")
+    find_masked: str = _opt("always", "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live frames)",
+                            choices=("off", "stills", "always"))
+    events: bool = _opt(True, "emit a no_mask event for each face whose vote says it wears no mask")
+    hours: str = _opt("", "no_mask events only between these local times, e.g. \"08:00-18:00\" (empty: always)",
+                      pattern=r"|([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", pattern_help="must be HH:MM-HH:MM, e.g. 08:00-18:00")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     detect_width: int = _opt(480, "frames are shrunk to this width for detection; the smallest face found is about 40 x frame width / detect_width px", min=160, max=3840)
     upsample: int = _opt(1, "detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)", min=0, max=2)
@@ -124,13 +135,15 @@ class WatchlistConfig:
 
 
 EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask")
+# Not every site requires masks: a route texts about bare faces only when it asks for no_mask.
+DEFAULT_ROUTE_EVENTS = ("unknown_face", "known_face", "crowd")
 
 
 @dataclass(frozen=True)
 class RouteConfig:
     to: tuple[str, ...] = _opt((), "phone numbers in international form, e.g. [\"+15551230000\"]",
                                pattern=r"\+[1-9]\d{6,14}", pattern_help="must be a phone number in international form like +15551230000")
-    events: tuple[str, ...] = _opt(EVENT_TYPES, "event types sent on this route", choices=EVENT_TYPES)
+    events: tuple[str, ...] = _opt(DEFAULT_ROUTE_EVENTS, "event types sent on this route; add \"no_mask\" to text about bare faces", choices=EVENT_TYPES)
     categories: tuple[str, ...] = _opt((), "known faces only of these Details.csv categories, e.g. [\"wanted\"] (empty: any)")
     hours: str = _opt("", "only between these local times, e.g. \"08:00-18:00\" (empty: always)",
                       pattern=r"|([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", pattern_help="must be HH:MM-HH:MM, e.g. 08:00-18:00")
@@ -173,6 +186,7 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     location: LocationConfig = field(default_factory=LocationConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     captures: CapturesConfig = field(default_factory=CapturesConfig)
@@ -198,6 +212,15 @@ SECRETS = {
     "account_sid": ("TWILIO_ACCOUNT_SID", "twilio_account_sid"),
     "auth_token": ("TWILIO_AUTH_TOKEN", "twilio_auth_token"),
 }
+
+
+def in_hours(hours: str, moment: datetime) -> bool:
+    """Whether a local time falls in "HH:MM-HH:MM" (a window may pass midnight); empty is always."""
+    if not hours:
+        return True
+    start, end = hours.split("-")
+    now = moment.strftime("%H:%M")
+    return start <= now < end if start <= end else now >= start or now < end
 
 
 def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:

@@ -118,7 +118,7 @@ class Daemon:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:  # the daemon can still recognise and alert; captures report their failure
                 log.warning("cannot create %s: %s", folder, exc)
-        engine = FaceEngine(cfg.recognition)
+        engine = FaceEngine(cfg.recognition, cfg.mask)
         engine.warm_up()
         cache = open_cache(cfg)
         service = WatchlistService(cfg, lambda: build_watchlist(cfg, engine, cache))

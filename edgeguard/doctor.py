@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .capture import FrameSource, SourceError
 from .config import Config
+from .detect import Box
+from .mask import MaskClassifier, MaskModelError
 from .recognize import FaceEngine
 from .watchlist import build_watchlist, open_cache
 
@@ -31,7 +36,7 @@ class Finding:
 def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
     """Run every check, print the checklist, return the exit code."""
     findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
-    for check in (check_folders, lambda c: check_camera(c, source), check_watchlist,
+    for check in (check_folders, lambda c: check_camera(c, source), check_watchlist, check_masks,
                   lambda c: check_twilio(c, live), check_public_url):
         for finding in check(config):
             findings.append(finding)
@@ -89,6 +94,27 @@ def check_watchlist(config: Config) -> list[Finding]:
                    summary if watchlist.enrolled else f"{summary}: nobody can be recognised yet")]
     out += [Finding("WARN", "watchlist", str(problem)) for problem in watchlist.problems]
     return out
+
+
+def check_masks(config: Config) -> list[Finding]:
+    """The mask model loads and runs; how long one face takes on this device."""
+    cfg = config.mask
+    if not cfg.enabled:
+        return [Finding("ok", "masks", "mask checks are off ([mask] enabled = false)")]
+    classifier = MaskClassifier()
+    try:
+        classifier.load()
+    except MaskModelError as exc:
+        return [Finding("FAIL", "masks", str(exc))]
+    face = np.full((160, 160, 3), 128, np.uint8)
+    classifier.classify(face, [Box(20, 140, 140, 20)])
+    started = time.perf_counter()
+    for _ in range(10):
+        classifier.classify(face, [Box(20, 140, 140, 20)])
+    ms = (time.perf_counter() - started) * 100
+    events = f"no_mask events {'on' if cfg.events else 'off'}{' ' + cfg.hours if cfg.events and cfg.hours else ''}"
+    return [Finding("ok", "masks", f"model {classifier.model_path.name} loaded, {ms:.1f} ms per face; "
+                    f"masked-face search: {cfg.find_masked}; {events}")]
 
 
 def check_twilio(config: Config, live: bool) -> list[Finding]:

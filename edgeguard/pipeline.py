@@ -14,6 +14,11 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
 - A track is encoded (on the full-size frame) only while its identity vote is
   open, and once every `recheck_seconds` after that to confirm it.  Faces
   below `min_face_size` or blurrier than `min_sharpness` are never encoded.
+- The mask model classifies each tracked face at every sighting while its
+  mask vote (edgeguard.track) is open and every MASK_RECHECK_SECONDS after;
+  a face voted bare gives one no_mask observation once its identity is decided.
+  With `[mask] find_masked = "always"` both detections also keep HOG's
+  sub-threshold candidates that the mask model verifies as masked faces.
 
 Durations (crowd time, re-checks, forgetting tracks) use the video position
 for files, so a file replayed as fast as possible behaves as it would live.
@@ -23,15 +28,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import cv2
 import numpy as np
 
 from .capture import Frame
-from .config import Config
+from .config import Config, in_hours
 from .detect import Box
 from .details import Person
+from .mask import CANDIDATE_FLOOR, vote_label
 from .recognize import FaceEngine
 from .track import UNCERTAIN, UNKNOWN, Sample, Track, Tracker
 from .watchlist import Identity, Watchlist
@@ -50,13 +57,16 @@ SHARPNESS_SIDE = 64  # face crops are scaled to this before measuring blur
 REGION_FACE = 90
 REGION_CONTEXT = 0.5
 EAGER_TRIES = 2
+# A decided mask vote is re-checked this often: a mask sample costs under a
+# millisecond (no encoding), so a mask coming off is noticed within seconds.
+MASK_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class Observation:
     """Something the pipeline concluded on a frame; the events stage turns it into an event."""
 
-    kind: str  # "known_face", "unknown_face" or "crowd"
+    kind: str  # "known_face", "unknown_face", "no_mask" or "crowd"
     frame: Frame
     track: Track | None = None
     person: Person | None = None
@@ -68,6 +78,7 @@ class FrameProcessor:
     def __init__(self, config: Config, engine: FaceEngine, watchlist: Callable[[], Watchlist]) -> None:
         self.cfg = config.pipeline
         self.events_cfg = config.events
+        self.mask_cfg = config.mask
         self.min_face_size = config.recognition.min_face_size
         self.engine = engine
         self.watchlist = watchlist
@@ -94,9 +105,9 @@ class FrameProcessor:
             self._last_full = float("-inf")
             self._eager = EAGER_TRIES
         self._last_number = frame.number
-        seen = self._look(grey, frame.number, now)
+        seen = self._look(grey, frame.image, frame.number, now)
         self.tracker.expire(now)
-        observations = self._vote(frame, seen, now) if seen else []
+        observations = self._vote(frame, grey, seen, now) + self._mask_votes(frame, grey, seen, now) if seen else []
         crowd = self._crowd(frame, now)
         return observations + ([crowd] if crowd else [])
 
@@ -105,13 +116,13 @@ class FrameProcessor:
         previous, self._last_thumb = self._last_thumb, thumb
         return previous is not None and float(np.abs(thumb - previous).mean()) > SCENE_CUT
 
-    def _look(self, grey: np.ndarray, number: int, now: float) -> list[Track]:
+    def _look(self, grey: np.ndarray, bgr: np.ndarray, number: int, now: float) -> list[Track]:
         """Run the detection due on this frame, if any; the tracks it saw."""
         since = now - self._last_full
         if since >= self.cfg.detect_every or (self._eager and since >= self.cfg.track_every):
             self._last_full = self._last_region = now
             self.detections += 1
-            boxes = self._detect_full(grey)
+            boxes = self._detect_full(grey, bgr)
             self._eager = 0 if boxes else max(0, self._eager - 1)
             return self.tracker.update(boxes, number, now)
         if self.tracker.tracks and now - self._last_region >= self.cfg.track_every:
@@ -119,34 +130,41 @@ class FrameProcessor:
             seen = []
             for track in list(self.tracker.tracks.values()):
                 self.region_searches += 1
-                seen += self.tracker.update(self._detect_around(grey, track.box), number, now, [track])
+                seen += self.tracker.update(self._detect_around(grey, bgr, track.box), number, now, [track])
             return seen
         return []
 
-    def _detect_full(self, grey: np.ndarray) -> list[Box]:
+    def _detect_full(self, grey: np.ndarray, bgr: np.ndarray) -> list[Box]:
         height, width = grey.shape
         scale = min(1.0, self.cfg.detect_width / width) * (2 ** self.cfg.upsample)
         small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        return [b.scaled(1 / scale).clipped(height, width) for b in self.engine.detector.detect(small, 0)]
+        return self._faces(small, bgr, lambda b: b.scaled(1 / scale).clipped(height, width))
 
-    def _detect_around(self, grey: np.ndarray, box: Box) -> list[Box]:
+    def _detect_around(self, grey: np.ndarray, bgr: np.ndarray, box: Box) -> list[Box]:
         height, width = grey.shape
         pad = int(box.size * REGION_CONTEXT)
         region = Box(box.top - pad, box.right + pad, box.bottom + pad, box.left - pad).clipped(height, width)
         scale = REGION_FACE / max(box.size, 1)
         patch = cv2.resize(grey[region.top:region.bottom, region.left:region.right], None, fx=scale, fy=scale,
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        found = self.engine.detector.detect(patch, 0)
-        return [b.scaled(1 / scale).shifted(region.top, region.left).clipped(height, width) for b in found]
+        return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left).clipped(height, width))
 
-    def _vote(self, frame: Frame, seen: list[Track], now: float) -> list[Observation]:
-        due = [t for t in seen if self._sample_due(t, now)]
-        if not due:
-            return []
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-        usable = [(t, s) for t in due if (s := self._sharpness(rgb, t.box)) is not None]
+    def _faces(self, grey: np.ndarray, bgr: np.ndarray, to_frame: Callable[[Box], Box]) -> list[Box]:
+        """HOG's faces in `grey` (a scaled part of the frame), in frame coordinates; with the live
+        masked-face search, also the sub-threshold candidates the mask model verifies as masked faces."""
+        floor = CANDIDATE_FLOOR if self.engine.find_masked_live else 0.0
+        scored = [(to_frame(b), score) for b, score in self.engine.detector.scored(grey, 0, floor)]
+        faces = [box for box, score in scored if score >= 0]
+        if len(scored) == len(faces):
+            return faces
+        return faces + self.engine.masked_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces, scored)
+
+    def _vote(self, frame: Frame, grey: np.ndarray, seen: list[Track], now: float) -> list[Observation]:
+        due = [t for t in seen if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds]
+        usable = [(t, s) for t in due if (s := self._sharpness(grey, t.box)) is not None]
         if not usable:
             return []
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         watchlist = self.watchlist()
         encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in usable])
         self.encodings += len(usable)
@@ -159,16 +177,34 @@ class FrameProcessor:
                 observations.append(self._decision(track, frame, watchlist))
         return observations
 
-    def _sample_due(self, track: Track, now: float) -> bool:
-        return track.decided is None or now - track.last_sample_time >= self.cfg.recheck_seconds
+    def _mask_votes(self, frame: Frame, grey: np.ndarray, seen: list[Track], now: float) -> list[Observation]:
+        """Mask samples for the faces seen (cheap: every sighting while the vote is open, every
+        MASK_RECHECK_SECONDS after), and one no_mask observation per face voted bare once its
+        identity is decided, so the event says who, and an unknown face's capture exists."""
+        if self.engine.masks is None:
+            return []
+        due = [t for t in seen if now - t.last_mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
+        usable = [t for t in due if self._sharpness(grey, t.box) is not None]
+        for track, result in zip(usable, self.engine.masks.classify(frame.image, [t.box for t in usable], rgb=False)):
+            track.add_mask_sample(vote_label(result.score), self.cfg.vote_frames, now)
+        observations = []
+        for track in seen:
+            if track.masked is False and track.decided is not None and not track.no_mask_reported:
+                track.no_mask_reported = True
+                if self._no_mask_wanted(frame):
+                    person = self.watchlist().people.get(track.decided) if track.decided != UNKNOWN else None
+                    observations.append(Observation("no_mask", frame, track, person, None))
+        return observations
 
-    def _sharpness(self, rgb: np.ndarray, box: Box) -> float | None:
+    def _no_mask_wanted(self, frame: Frame) -> bool:
+        return self.mask_cfg.events and in_hours(self.mask_cfg.hours, datetime.fromtimestamp(frame.time))
+
+    def _sharpness(self, grey: np.ndarray, box: Box) -> float | None:
         """The face's sharpness if it is big and sharp enough to decide anything, else None."""
         if box.size < self.min_face_size:
             return None
-        grey = cv2.cvtColor(_crop(rgb, box), cv2.COLOR_RGB2GRAY)
-        grey = cv2.resize(grey, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
-        sharpness = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+        face = cv2.resize(_crop(grey, box), (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
+        sharpness = float(cv2.Laplacian(face, cv2.CV_64F).var())
         return sharpness if sharpness >= self.cfg.min_sharpness else None
 
     def _label(self, identity: Identity, tolerance: float) -> str:

@@ -1,21 +1,26 @@
 """The per-face work shared by enrolment, `edgeguard analyze` and the live pipeline:
-find faces, gate them by size, encode them, and name them against a watchlist.
+find faces (masked ones too), gate them by size, encode them, name them against
+a watchlist, and tell whether they wear a mask.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import RecognitionConfig
+from .config import MaskConfig, RecognitionConfig
 from .detect import Box, FaceDetector, detect_in_photo
 from .encode import FaceEncoder
 from .images import PhotoError
+from .mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, find_masked_faces
 
 if TYPE_CHECKING:
     from .watchlist import Identity, Watchlist
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,38 @@ class FaceResult:
 class FaceEngine:
     """Detector and encoder configured once; models load on first use."""
 
-    def __init__(self, cfg: RecognitionConfig) -> None:
+    def __init__(self, cfg: RecognitionConfig, mask: MaskConfig | None = None) -> None:
         self.cfg = cfg
         self.detector = FaceDetector(cfg.detection_model)
         self.encoder = FaceEncoder()
+        self.masks = _mask_classifier() if mask is not None and mask.enabled else None
+        search = mask.find_masked if self.masks is not None and cfg.detection_model == "hog" else "off"
+        self.find_masked = search != "off"  # in still photos
+        self.find_masked_live = search == "always"
 
     def warm_up(self) -> None:
         """Load the models now (about a second) rather than on the first face."""
         self.detector.detect(np.zeros((8, 8), dtype=np.uint8), 0)
         self.encoder.encode(np.zeros((8, 8, 3), dtype=np.uint8), [])
+        if self.masks is not None:
+            self.masks.classify(np.zeros((8, 8, 3), dtype=np.uint8), [Box(0, 8, 8, 0)])
 
-    def find_in_photo(self, rgb: np.ndarray) -> list[Box]:
-        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side)
-        return [box for box, _ in scored]
+    def find_in_photo(self, rgb: np.ndarray, masked: bool = False) -> list[Box]:
+        """Faces in a still photo; with `masked` (and the search enabled), also masked faces
+        HOG scored just below its cut-off.  Enrolment never uses it: a watchlist photo is bare-faced."""
+        masked = masked and self.find_masked
+        floor = CANDIDATE_FLOOR if masked else 0.0
+        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side, floor)
+        faces = [box for box, score in scored if score >= 0]
+        if not masked:
+            return faces
+        return faces + self.masked_faces(rgb, faces, scored)
+
+    def masked_faces(self, rgb: np.ndarray, faces: list[Box], scored: list[tuple[Box, float]]) -> list[Box]:
+        """The sub-threshold candidates in `scored` that the mask model calls masked faces."""
+        assert self.masks is not None
+        candidates = [(box, score) for box, score in scored if score < 0]
+        return find_masked_faces(rgb, faces, self.masks, candidates=candidates) if candidates else []
 
     def enrolment_encoding(self, rgb: np.ndarray) -> np.ndarray:
         """The encoding of the one person in a watchlist photo, or PhotoError.
@@ -77,7 +101,20 @@ class FaceEngine:
     def analyze_photo(self, rgb: np.ndarray, watchlist: Watchlist) -> list[FaceResult]:
         """Every face in a still image, identified where it is large enough."""
         height, width = rgb.shape[:2]
-        boxes = self.find_in_photo(rgb)
+        boxes = self.find_in_photo(rgb, masked=True)
         usable = [b for b in boxes if b.size >= self.cfg.min_face_size]
         identities = dict(zip(usable, watchlist.identify(self.encoder.encode(rgb, usable))))
-        return [FaceResult(b.clipped(height, width), identities.get(b)) for b in boxes]
+        masks = self.masks.classify(rgb, boxes) if self.masks is not None else [None] * len(boxes)
+        return [FaceResult(b.clipped(height, width), identities.get(b),
+                           m.mask if m else None, m.score if m else None) for b, m in zip(boxes, masks)]
+
+
+def _mask_classifier() -> MaskClassifier | None:
+    """The mask model, loaded; without a usable one, faces are still recognised and mask checks are off."""
+    classifier = MaskClassifier()
+    try:
+        classifier.load()
+    except MaskModelError as exc:
+        log.error("%s; running without mask checks", exc)
+        return None
+    return classifier

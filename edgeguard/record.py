@@ -2,7 +2,8 @@
 
 For an unknown face it first asks whether this is a visitor seen within the
 revisit window (then the earlier capture is referenced and nothing new is
-saved), otherwise it saves a capture.  Every event is written to the event
+saved), otherwise it saves a capture.  A no_mask event on an unknown face
+points at that face's capture.  Every event is written to the event
 log and logged as one line without personal details beyond the name.
 """
 
@@ -22,6 +23,10 @@ from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
 
+# A no_mask event on an unknown face reuses its unknown_face event's capture;
+# tracks are short-lived, so only the latest few need remembering.
+RECENT_UNKNOWN_TRACKS = 64
+
 
 class EventRecorder:
     def __init__(self, config: Config, event_log: EventLog, captures: CaptureStore,
@@ -32,6 +37,7 @@ class EventRecorder:
         self.captures = captures
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
         self.listeners = listeners or []
+        self._unknown_tracks: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
@@ -40,9 +46,13 @@ class EventRecorder:
         elif obs.kind == "known_face" and obs.person is not None:
             fields = {"person_id": obs.person.id, "name": obs.person.name, "category": obs.person.category or None,
                       "extra": {"box": obs.track.box.as_list()}}
+        elif obs.kind == "no_mask":
+            fields = self._no_mask(obs)
         elif obs.kind == "crowd":
             fields = {"extra": {"count": obs.count}}
         event = self.event_log.append(self._event(obs, **fields))
+        if obs.kind == "unknown_face" and obs.track is not None:
+            self._remember_unknown(obs.track.id, event)
         self._log(event)
         for listener in self.listeners:
             try:
@@ -50,6 +60,24 @@ class EventRecorder:
             except Exception:  # a bug in one listener must not stop the camera
                 log.exception("event %s (%s) is in the event log, but handling it failed", event.seq, event.type)
         return event
+
+    def _no_mask(self, obs: Observation) -> dict[str, Any]:
+        """Who wears no mask: the person, or the unknown face's visitor and capture (the unknown_face
+        event of the same track comes first), so the alert can show the face."""
+        assert obs.track is not None
+        fields: dict[str, Any] = {"extra": {"box": obs.track.box.as_list()}}
+        if obs.person is not None:
+            fields.update(person_id=obs.person.id, name=obs.person.name, category=obs.person.category or None)
+        elif obs.track.id in self._unknown_tracks:
+            capture, visitor = self._unknown_tracks[obs.track.id]
+            fields["capture"] = capture
+            fields["extra"]["visitor"] = visitor
+        return fields
+
+    def _remember_unknown(self, track: int, event: Event) -> None:
+        self._unknown_tracks[track] = (event.capture, event.extra.get("visitor"))
+        while len(self._unknown_tracks) > RECENT_UNKNOWN_TRACKS:
+            self._unknown_tracks.pop(next(iter(self._unknown_tracks)))
 
     def _unknown(self, obs: Observation) -> dict[str, Any]:
         track = obs.track

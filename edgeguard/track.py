@@ -16,6 +16,10 @@ sampling, and after three times `vote_frames` samples in all it is decided
 unknown: a name is never given without a majority.  A decided track is re-checked now and
 then; two disagreeing samples in a row reopen the vote (a different person
 took the place of the tracked one).
+
+The mask vote follows the same rule over mask samples (edgeguard.mask.vote_label:
+a sample abstains unless the model is sure), and is re-checked the same way:
+a mask can go on or come off.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ class Track:
     last_sample_frame: int = -(10**9)
     last_sample_time: float = float("-inf")
     best: BestView | None = None  # the view an unknown-face capture is made of
+    mask_samples: list[bool | None] = field(default_factory=list)  # None: the sample abstained
+    masked: bool | None = None  # the mask vote's outcome, None while undecided
+    mask_disagreements: int = 0
+    last_mask_time: float = float("-inf")
+    no_mask_reported: bool = False
 
     def add_sample(self, sample: Sample, vote_frames: int, frame: int, now: float) -> bool:
         """Record one identity sample; True if this decided (or re-decided) the track."""
@@ -95,12 +104,41 @@ class Track:
             self.disagreements = 0
             return False
         self.disagreements += 1
-        if self.disagreements >= 2:  # someone else took this place: a new vote, a new best view
+        if self.disagreements >= 2:  # someone else took this place: a new vote, a new best view, a new mask vote
             self.decided = None
             self.decided_frame = None
             self.samples = [sample]
             self.best = None
+            self.mask_samples, self.masked, self.mask_disagreements = [], None, 0
+            self.no_mask_reported = False
         return False
+
+    def add_mask_sample(self, label: bool | None, vote_frames: int, now: float) -> None:
+        """Record one mask ballot (None abstains); the identity vote's majority rule decides,
+        over the latest three times `vote_frames` samples.  A decided face is re-checked too:
+        two sure samples against the outcome in a row reopen the vote (the mask went on or off).
+        """
+        self.last_mask_time = now
+        if self.masked is not None:
+            self._recheck_mask(label)
+            return
+        self.mask_samples = (self.mask_samples + [label])[-3 * vote_frames:]
+        decisive = [m for m in self.mask_samples if m is not None]
+        for outcome in (True, False):
+            if decisive.count(outcome) * 2 > max(vote_frames, len(decisive)):
+                self.masked = outcome
+                self.mask_disagreements = 0
+                if outcome:
+                    self.no_mask_reported = False
+                return
+
+    def _recheck_mask(self, label: bool | None) -> None:
+        if label is None or label == self.masked:
+            self.mask_disagreements = 0
+            return
+        self.mask_disagreements += 1
+        if self.mask_disagreements >= 2:
+            self.mask_samples, self.masked, self.mask_disagreements = [label], None, 0
 
     def offer_view(self, frame: Frame, box: Box, sharpness: float) -> None:
         """Keep the best view of the face seen so far: the largest, sharpest one."""

@@ -12,7 +12,7 @@ import pytest
 
 from edgeguard import alerts
 from edgeguard.alerts import Alerter, to_gsm7
-from edgeguard.events import Event
+from edgeguard.events import EVENT_TYPES, Event
 from edgeguard.outbox import Outbox
 
 GUARD = "+15551230009"
@@ -132,12 +132,21 @@ def test_crowd_body_gives_the_count(make):
 
 
 def test_no_mask_body(make):
-    alerter, outbox, _, _ = make("", route([GUARD]))
+    alerter, outbox, _, _ = make("", route([GUARD], events=list(EVENT_TYPES)))
     alerter(Event(type="no_mask", time=at(10, 0, 1), camera="gate", location="Lab", person_id="7",
                   name="Ana Lima", category="staff"))
     alerter(Event(type="no_mask", time=at(10, 0, 2), camera="gate", location="Lab", extra={"visitor": 4}))
     assert bodies(outbox) == ["EdgeGuard ALERT Lab: no mask: Ana Lima (Id 7, staff) 10:00:01",
                               "EdgeGuard ALERT Lab: no mask: unknown person 10:00:02"]
+
+
+def test_a_route_texts_about_bare_faces_only_when_it_asks(make):
+    """Not every site requires masks: the default route leaves no_mask out."""
+    alerter, outbox, _, _ = make("", route([GUARD]) + route([LIAISON], events=["no_mask"]))
+    alerter(Event(type="no_mask", time=at(10, 0), camera="gate", location="Lab", extra={"visitor": 4}))
+    alerter(unknown(at(10, 1), visitor=5))
+    assert [(m.to_number, m.body.split(": ", 1)[1][:12]) for m in outbox.list()] == [
+        (LIAISON, "no mask: unk"), (GUARD, "unknown pers")]
 
 
 def test_maps_link_only_when_coordinates_are_given(make):
@@ -167,7 +176,7 @@ def test_no_phone_number_or_deposit_ever_appears(make, site):
     row = site.details.read_text().splitlines()[-1].split(",")
     phone, deposit = row[2], "98765.43"
     details = {"phone_number": phone, "initial_deposit": deposit, "Phone": phone, "deposit": deposit}
-    alerter, outbox, _, _ = make("mms = true", route([GUARD]))
+    alerter, outbox, _, _ = make("mms = true", route([GUARD], events=list(EVENT_TYPES)))
     alerter(known(at(9, 0), pid="42", extra=details))
     alerter(unknown(at(9, 1), extra=details))
     alerter(Event(type="crowd", time=at(9, 2), camera="gate", location="Front Gate", extra={"count": 3, **details}))
@@ -288,7 +297,7 @@ def test_hours_across_midnight(make):
 
 
 def test_cooldown_per_person_location_and_type(make):
-    alerter, outbox, _, _ = make("cooldown_minutes = 5", route([GUARD]))
+    alerter, outbox, _, _ = make("cooldown_minutes = 5", route([GUARD], events=list(EVENT_TYPES)))
     t = at(10, 0)
     assert len(alerter(known(t, pid="7"))) == 1
     assert alerter(known(t + 60, pid="7")) == []

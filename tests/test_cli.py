@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LFW, PEOPLE, TESTDATA, Site, lfw_photos
+from conftest import LFW, PEOPLE, TESTDATA, Site, held_apart, lfw_photos
 from edgeguard.config import RecognitionConfig
 from edgeguard.details import read_details
 from edgeguard.detect import FaceDetector
@@ -92,7 +92,8 @@ def check_result(obj: dict, image: Path) -> list[dict]:
         assert face["distance"] is None or type(face["distance"]) is float
         if face["id"] is not None:
             assert face["distance"] is not None and 0.0 <= face["distance"] <= TOLERANCE
-        assert face["mask"] is None and face["mask_score"] is None
+        assert type(face["mask"]) is bool and type(face["mask_score"]) is float, face
+        assert 0.0 <= face["mask_score"] <= 1.0 and face["mask"] == (face["mask_score"] >= 0.5), face
     return obj["faces"]
 
 
@@ -148,6 +149,42 @@ def test_analyze_json_one_object_per_image(watch, analyzed):
     assert lin[0]["distance"] is not None and lin[0]["distance"] > TOLERANCE
 
     assert objects[3]["count"] == 0 and dogs == []
+    assert [f["mask"] for f in obama2 + two + lin] == [False] * 4
+
+
+def test_analyze_tells_masked_faces_and_finds_those_hog_misses(watch, tmp_path):
+    """Held-apart photos training never saw: masked portraits (half of them HOG alone misses)
+    and real bare faces.  Each masked portrait's subject is found and called masked."""
+    masked = held_apart("synthetic", "with_mask", 10)
+    bare = held_apart("real", "without_mask", 10)
+    detector = FaceDetector("hog")
+    missed = [p for p in masked if not detector.detect(load_photo(p, MAX_PIXELS), 1)]
+    assert len(missed) >= 3, "the masked portraits should include some HOG misses"
+
+    result = run(watch.config_path, "analyze", "--json", *map(str, masked + bare), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    objects = json_lines(result)
+    found = {Path(o["image"]): check_result(o, Path(o["image"])) for o in objects}
+    subject = {path: max(faces, key=lambda f: f["box"][2] - f["box"][0]) for path, faces in found.items() if faces}
+    assert sum(path in subject and subject[path]["mask"] for path in masked) >= 9
+    assert all(path in subject for path in missed)
+    called_bare = [not subject[path]["mask"] for path in bare if path in subject]
+    assert len(called_bare) >= 5 and sum(called_bare) >= len(called_bare) - 1
+    assert all(f["id"] is None for faces in found.values() for f in faces)
+
+
+def test_analyze_without_the_mask_model(watch, tmp_path):
+    config = tmp_path / "nomask.toml"
+    config.write_text(watch.config_path.read_text(encoding="utf-8") + "\n[mask]\nenabled = false\n", encoding="utf-8")
+    masked = held_apart("synthetic", "with_mask", 10)
+    result = run(config, "analyze", "--json", str(PEOPLE / "obama2.jpg"), *map(str, masked), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    objects = json_lines(result)
+    faces = [f for o in objects for f in o["faces"]]
+    assert faces[0]["id"] == OBAMA
+    assert all(f["mask"] is None and f["mask_score"] is None for f in faces)
+    assert sum(o["count"] == 0 for o in objects) >= 3  # no masked-face search without the model
 
 
 def test_analyze_json_logs_warnings_only(watch, analyzed):

@@ -256,7 +256,22 @@ def test_every_event_has_the_documented_keys(replay):
         assert EVENT_KEYS <= set(event), event
         assert event["camera"] == "camera" and event["location"] == "Site"
     assert [e["seq"] for e in replay.events] == list(range(1, len(replay.events) + 1))
-    assert all(e["type"] == "known_face" or e["capture"] is not None for e in replay.events)
+    # a face of the watchlist is never captured; every other face is
+    assert all((e["id"] is None) == (e["capture"] is not None) for e in replay.events), replay.events
+
+
+def test_replay_reports_each_bare_face_once_saying_who(replay):
+    """Nobody in the clip wears a mask: each tracked face gets one no_mask event, once its
+    identity is known, naming Lin-Manuel or pointing at the unknown face's capture."""
+    identities = {e["track"]: e for e in replay.events if e["type"] in ("known_face", "unknown_face")}
+    bare = [e for e in replay.events if e["type"] == "no_mask"]
+    assert sorted(e["track"] for e in bare) == sorted(identities), replay.events
+    for event in bare:
+        identity = identities[event["track"]]
+        assert event["frame"] >= identity["frame"]
+        assert (event["id"], event["name"], event["capture"]) == (identity["id"], identity["name"], identity["capture"])
+        if identity["type"] == "unknown_face":
+            assert event["extra"]["visitor"] == identity["extra"]["visitor"]
 
 
 def test_event_frames_are_footage_positions(replay):
@@ -367,7 +382,7 @@ def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
         server.resume()
         resumed = time.time()
         after = wait_until(lambda: [e for e in db_events(db) if e["time"] > resumed], 20, "an event after the resume")
-        assert after[0]["type"] in ("known_face", "unknown_face")
+        assert after[0]["type"] in ("known_face", "unknown_face", "no_mask")
         assert after[0]["frame"] > max(e["frame"] for e in before)  # live numbering goes on
         assert after[0]["pos_ms"] is None
         assert server.requests >= 2  # it reconnected

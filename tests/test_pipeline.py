@@ -11,11 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import LFW, PEOPLE, TESTDATA, Site
+from conftest import LFW, PEOPLE, TESTDATA, Site, held_apart, split_of
 from edgeguard.capture import Frame
 from edgeguard.captures import CaptureStore
+from edgeguard.config import MaskConfig, RecognitionConfig
 from edgeguard.detect import Box
 from edgeguard.events import EventLog
+from edgeguard.mask import vote_label
 from edgeguard.pipeline import FrameProcessor, Observation
 from edgeguard.recognize import FaceEngine
 from edgeguard.record import EventRecorder
@@ -74,8 +76,6 @@ def make_site(base: Path, extra: str = "", people=WATCHLIST) -> Site:
 
 @pytest.fixture(scope="module")
 def engine() -> FaceEngine:
-    from edgeguard.config import RecognitionConfig
-
     engine = FaceEngine(RecognitionConfig())
     engine.warm_up()
     return engine
@@ -402,3 +402,110 @@ def test_clear_forgets_every_track():
     tracks = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
     assert sorted(t.id for t in tracker.clear()) == sorted(t.id for t in tracks)
     assert tracker.tracks == {}
+
+
+# ---------------------------------------------------------------- the mask vote
+
+
+def mask_vote(labels: list[bool | None], vote_frames: int = 3) -> Track:
+    track = new_track()
+    for i, label in enumerate(labels):
+        track.add_mask_sample(label, vote_frames, i * 0.1)
+    return track
+
+
+def test_two_sure_samples_decide_the_mask_vote():
+    assert mask_vote([False]).masked is None
+    assert mask_vote([False, False]).masked is False
+    assert mask_vote([True, None, True]).masked is True
+    assert mask_vote([True, False, None, None]).masked is None  # no majority yet
+    assert mask_vote([True, False, False]).masked is False
+
+
+def test_unsure_samples_abstain_from_the_mask_vote():
+    assert vote_label(0.5) is None and vote_label(0.7) is None and vote_label(0.3) is None
+    assert vote_label(0.8) is True and vote_label(0.2) is False
+    assert mask_vote([None] * 20).masked is None
+
+
+def test_a_mask_coming_off_reopens_the_mask_vote():
+    track = mask_vote([True, True])
+    track.add_mask_sample(False, 3, 5.0)
+    assert track.masked is True  # one disagreement is not enough
+    track.add_mask_sample(None, 3, 6.0)
+    track.add_mask_sample(False, 3, 7.0)
+    assert track.masked is True  # an abstention breaks the row
+    track.add_mask_sample(False, 3, 8.0)
+    assert track.masked is None and track.mask_samples == [False]
+    track.add_mask_sample(False, 3, 8.1)
+    assert track.masked is False and track.last_mask_time == 8.1
+
+
+def test_a_reopened_identity_vote_reopens_the_mask_vote():
+    track, _ = vote(["7", "7"])
+    track.add_mask_sample(False, 3, 0.1)
+    track.add_mask_sample(False, 3, 0.2)
+    track.no_mask_reported = True
+    track.add_sample(sample("8"), 3, 10, 1.0)
+    track.add_sample(sample("8"), 3, 11, 2.0)  # someone else stands there now
+    assert track.decided is None and track.masked is None and not track.no_mask_reported
+
+
+def mask_engine() -> FaceEngine:
+    engine = FaceEngine(RecognitionConfig(), MaskConfig())
+    engine.warm_up()
+    return engine
+
+
+def run_frames(processor: FrameProcessor, images, fps: float = 30) -> list[tuple[int, str, int | None]]:
+    """(frame, kind, track id) of every observation."""
+    out = []
+    for n, image in enumerate(images):
+        out += [(n, o.kind, o.track.id if o.track else None) for o in processor.process(Frame(image, n, n * 1000 / fps, time.time()))]
+    return out
+
+
+@pytest.fixture(scope="module")
+def mask_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Held-apart synthetic portraits of the same people with and without a mask."""
+    pairs = []
+    for masked in held_apart("synthetic", "with_mask", 200):
+        bare = masked.parent.parent / "without_mask" / masked.name.replace("-with-mask", "")
+        if "-with-mask" in masked.name and bare.exists() and split_of(bare.name) == "test":
+            pairs.append((cv2.imread(str(masked)), cv2.imread(str(bare))))
+    assert len(pairs) >= 3
+    return pairs[:3]
+
+
+def test_a_mask_coming_off_in_view_gives_one_no_mask_event(tmp_path, mask_pairs):
+    """Each person stands masked for 3 s, then takes the mask off for 5 s: no no_mask while
+    masked, exactly one within 3 s of the mask coming off, after the face's identity is decided."""
+    engine = mask_engine()
+    site = make_site(tmp_path / "site", people=[("5", "George Bush", sorted((LFW / "George_W_Bush").glob("*.jpg"))[0])])
+    config = site.config()
+    watchlist = build_watchlist(config, engine, open_cache(config))
+    background = next(f.image for f in clip_frames() if f.number == 50)
+    for masked, bare in mask_pairs:
+        processor = FrameProcessor(config, engine, lambda: watchlist)
+        images = [composite(background, masked)] * 90 + [composite(background, bare)] * 150
+        observations = run_frames(processor, images)
+        no_mask = [(n, track) for n, kind, track in observations if kind == "no_mask"]
+        identity = [(n, track) for n, kind, track in observations if kind in ("known_face", "unknown_face")]
+        assert len(no_mask) == 1 and 90 <= no_mask[0][0] < 180, observations
+        assert any(n <= no_mask[0][0] and track == no_mask[0][1] for n, track in identity), observations
+
+
+def test_no_mask_events_switched_off_or_outside_opening_hours(tmp_path, mask_pairs):
+    engine = mask_engine()
+    background = next(f.image for f in clip_frames() if f.number == 50)
+    images = [composite(background, mask_pairs[0][1])] * 60
+    now = time.localtime()
+    closed = f"{(now.tm_hour + 2) % 24:02d}:00-{(now.tm_hour + 3) % 24:02d}:00"
+    for extra, expected in [("", 1), ("[mask]\nevents = false\n", 0), (f'[mask]\nhours = "{closed}"\n', 0)]:
+        site = make_site(tmp_path / f"site{expected}{len(extra)}", extra, people=[])
+        config = site.config()
+        watchlist = build_watchlist(config, engine, open_cache(config))
+        processor = FrameProcessor(config, engine, lambda: watchlist)
+        kinds = [kind for _, kind, _ in run_frames(processor, images)]
+        assert kinds.count("no_mask") == expected, (extra, kinds)
+        assert kinds.count("unknown_face") == 1
