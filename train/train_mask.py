@@ -3,8 +3,8 @@
 Run from the project root, in an environment with PyTorch (training only; the
 device runs the ONNX file with OpenCV), see train/README.md:
 
-    /work/trainvenv/bin/python train/train_mask.py --data ../shared/testdata/mask \
-        --project-python /work/venv/bin/python
+    .trainvenv/bin/python train/train_mask.py --data ../shared/testdata/mask \
+        --project-python .venv/bin/python
 
 1. train/prepare_mask.py (run by --project-python, which has dlib) cuts a
    region around each photo's face box and around false face candidates.
