@@ -172,26 +172,28 @@ def cost(detector: FaceDetector, classifier: MaskClassifier) -> None:
           f"verifying its {statistics.mean(candidates):.1f} candidates: {statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)")
 
 
-def processor(base: Path, find_masked: str = "always", people: bool = False):
-    """A FrameProcessor as the daemon builds it, on an empty watchlist (or Obama and Biden)."""
+def pipelines(base: Path, find_masked: str = "always", people: bool = False):
+    """A maker of fresh FrameProcessors as the daemon builds them (one engine and watchlist for all),
+    with an empty watchlist or Obama and Biden."""
     from edgeguard.config import load_config
     from edgeguard.pipeline import FrameProcessor
     from edgeguard.recognize import FaceEngine
     from edgeguard.watchlist import build_watchlist, open_cache
 
     rows = ["Id,Name,phone_number,initial_deposit"]
+    (base / "TrainingImage").mkdir(parents=True, exist_ok=True)
     for pid, name, photo in ([("1", "Barack Obama", "obama.jpg"), ("2", "Joe Biden", "biden.jpg")] if people else []):
-        (base / "TrainingImage" / pid).mkdir(parents=True, exist_ok=True)
+        (base / "TrainingImage" / pid).mkdir(exist_ok=True)
         (base / "TrainingImage" / pid / photo).write_bytes((TESTDATA / "people" / photo).read_bytes())
         rows.append(f"{pid},{name},,")
-    (base / "Details").mkdir(parents=True, exist_ok=True)
+    (base / "Details").mkdir(exist_ok=True)
     (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n")
     config_path = base / f"{find_masked}.toml"
     config_path.write_text(f'[paths]\nbase_dir = "{base}"\n[mask]\nfind_masked = "{find_masked}"\n')
     config = load_config(config_path)
     engine = FaceEngine(config.recognition, config.mask)
     watchlist = build_watchlist(config, engine, open_cache(config))
-    return FrameProcessor(config, engine, lambda: watchlist)
+    return lambda: FrameProcessor(config, engine, lambda: watchlist)
 
 
 def counted(make, image: np.ndarray) -> int:
@@ -209,8 +211,7 @@ def live_counting() -> None:
     labels = {image.get("file"): len(list(image.iter("box"))) for image in ET.parse(CROWD / "training.xml").getroot().iter("image")}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in ("off", "always"):
-            base = Path(tmp) / mode
-            make = lambda: processor(base, mode)  # noqa: E731
+            make = pipelines(Path(tmp) / mode, mode)
             parts = []
             for cls in ("with_mask", "without_mask"):
                 counts = [counted(make, cv2.imread(str(p))) for p in sorted((MASK / "synthetic" / cls).iterdir())]
@@ -235,8 +236,9 @@ def live_vote() -> None:
     right = early = late = 0
     delays = []  # frames from the mask coming off to the no_mask event
     with tempfile.TemporaryDirectory() as tmp:
+        make = pipelines(Path(tmp), people=True)
         for masked, bare in pairs:
-            pipeline = processor(Path(tmp), people=True)
+            pipeline = make()
             frames = [paste(stage, masked)] * 90 + [paste(stage, bare)] * 150
             events = [n for n, image in enumerate(frames)
                       for o in pipeline.process(Frame(image, n, n * 1000 / 30, time.time())) if o.kind == "no_mask"]

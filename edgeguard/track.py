@@ -116,7 +116,8 @@ class Track:
     def add_mask_sample(self, label: bool | None, vote_frames: int, now: float) -> None:
         """Record one mask ballot (None abstains); the identity vote's majority rule decides,
         over the latest three times `vote_frames` samples.  A decided face is re-checked too:
-        two sure samples against the outcome in a row reopen the vote (the mask went on or off).
+        two sure samples against the outcome, with no sure one for it between, reopen the vote
+        (the mask went on or off).
         """
         self.last_mask_time = now
         if self.masked is not None:
@@ -133,7 +134,9 @@ class Track:
                 return
 
     def _recheck_mask(self, label: bool | None) -> None:
-        if label is None or label == self.masked:
+        if label is None:  # unsure: neither confirms the outcome nor counts against it
+            return
+        if label == self.masked:
             self.mask_disagreements = 0
             return
         self.mask_disagreements += 1

@@ -432,9 +432,10 @@ def test_a_mask_coming_off_reopens_the_mask_vote():
     track = mask_vote([True, True])
     track.add_mask_sample(False, 3, 5.0)
     assert track.masked is True  # one disagreement is not enough
-    track.add_mask_sample(None, 3, 6.0)
+    track.add_mask_sample(True, 3, 6.0)
     track.add_mask_sample(False, 3, 7.0)
-    assert track.masked is True  # an abstention breaks the row
+    assert track.masked is True  # a sure sample for the outcome breaks the row
+    track.add_mask_sample(None, 3, 7.5)  # an unsure one does not
     track.add_mask_sample(False, 3, 8.0)
     assert track.masked is None and track.mask_samples == [False]
     track.add_mask_sample(False, 3, 8.1)
