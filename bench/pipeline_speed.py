@@ -85,7 +85,7 @@ def main() -> int:
     wrong = 0
     for event in ours["events"]:
         line = f"  event frame {event['frame']:>3}: {event['type']}"
-        if event["type"] in ("known_face", "unknown_face"):
+        if event["type"] in ("known_face", "unknown_face", "no_mask"):
             line += f" {event['name'] or ''} box {event['extra'].get('box')}"
         if event["type"] == "known_face":
             decided.setdefault(event["id"], event["frame"])
