@@ -130,7 +130,8 @@ def _print_result(as_json: bool, result: dict) -> None:
     for face in result["faces"]:
         who = f"{face['name']} (Id {face['id']})" if face["id"] else "unknown"
         distance = "" if face["distance"] is None else f", distance {face['distance']:.3f}"
-        print(f"  {who} at {face['box']}{distance}")
+        mask = "" if face["mask"] is None else f", {'mask' if face['mask'] else 'no mask'} ({face['mask_score']:.2f})"
+        print(f"  {who} at {face['box']}{distance}{mask}")
 
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:

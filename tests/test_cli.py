@@ -231,6 +231,7 @@ def test_analyze_human_output_names_the_person(watch, tmp_path):
     assert "Barack Obama" in out and f"Id {OBAMA}" in out
     assert "Joe Biden" in out and f"Id {BIDEN}" in out
     assert "unknown" in out
+    assert out.count(", no mask (0.") == 3
     assert f"{images[0]}: 2 face(s)" in out and f"{images[1]}: 1 face(s)" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out.splitlines()[0])
