@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daemons import Daemon  # tests/daemons.py
 from edgeguard.config import Config, load_config
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
@@ -80,3 +81,18 @@ class Site:
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     return Site(tmp_path / "site")
+
+
+@pytest.fixture
+def daemons():
+    """Start `edgeguard run` processes: daemons(config, *args, env=None); any still running are killed after the test."""
+    started: list[Daemon] = []
+
+    def start(config: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(config, *args, env=env)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.kill()

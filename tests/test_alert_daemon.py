@@ -18,9 +18,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
@@ -29,6 +27,7 @@ import pytest
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 
 from conftest import PEOPLE, TESTDATA, Site
+from daemons import Daemon
 
 CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
 ACCOUNT = "AC" + "1" * 32
@@ -78,59 +77,10 @@ def edgeguard(config: Path, *args: str, timeout: float = 60, credentials: bool =
                           capture_output=True, text=True, timeout=timeout, env=env(credentials))
 
 
-class Daemon:
-    """`edgeguard run` in the background; stderr lines collected with the time they arrived."""
-
-    def __init__(self, config: Path, *args: str) -> None:
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgeguard", "--config", str(config), "run", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env=env())
-        self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line))
-
-    @property
-    def stderr(self) -> str:
-        return "".join(line for _, line in self.lines)
-
-    def wait_for_line(self, text: str, timeout: float) -> float:
-        """Seconds from start until a stderr line containing `text`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for when, line in list(self.lines):
-                if text in line:
-                    return when - self.started
-            assert self.proc.poll() is None or self._reader.is_alive(), f"daemon exited:\n{self.stderr}"
-            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{self.stderr}"
-            time.sleep(0.01)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-
 @pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-
-    def start(config: Path, *args: str) -> Daemon:
-        daemon = Daemon(config, *args)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.wait(10)
+def daemons(daemons):
+    """Daemons with the test's Twilio credentials in their environment."""
+    return lambda config, *args: daemons(config, *args, env=env())
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,57 +86,6 @@ def make_site(base: Path, extra: str = "", cache_from: Site | None = None) -> Si
         shutil.copytree(cache_from.base / "TrainingImageLabel", base / "TrainingImageLabel")
     site.write_config(extra)
     return site
-
-
-class Daemon:
-    """`edgeguard run` in the background, its stderr collected line by line on a thread."""
-
-    def __init__(self, config: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgeguard", "--config", str(config), "run", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for_line(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
-            assert self.proc.poll() is None, f"daemon exited ({self.proc.returncode}):\n{self.stderr}"
-            assert time.monotonic() < deadline, f"no {text!r} within {timeout} s:\n{self.stderr}"
-            time.sleep(0.02)
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-
-    def start(config: Path, *args: str) -> Daemon:
-        daemon = Daemon(config, *args)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.kill()
 
 
 def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
@@ -390,7 +338,7 @@ def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=10) == 0, daemon.stderr
     assert any(e["type"] == "known_face" and e["person_id"] == LIN for e in db_events(db))
-    stalls = [line for line in daemon.lines if "no frame for 1 s" in line]
+    stalls = [line for line in daemon.stderr.splitlines() if "no frame for 1 s" in line]
     assert len(stalls) == 1, daemon.stderr  # logged once, not on every retry
     assert stalls[0].startswith("WARNING")
     assert "Traceback" not in daemon.stderr
