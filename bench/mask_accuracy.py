@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "train"))
 from prepare_mask import split_of, virtual_box  # noqa: E402
 
 from edgeguard.detect import Box, FaceDetector, detect_in_photo  # noqa: E402
-from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces  # noqa: E402
+from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces, split_faces  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
 MASK = TESTDATA / "mask"
@@ -78,9 +78,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def faces(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
     """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
-    scored = detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)
-    hog = [box for box, score in scored if score >= 0]
-    return hog, find_masked_faces(rgb, hog, classifier, scored)
+    return split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
 
 
 def classification(detector: FaceDetector, classifier: MaskClassifier, dataset: str) -> None:

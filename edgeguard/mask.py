@@ -159,15 +159,24 @@ class MaskClassifier:
         return self._net
 
 
+def split_faces(image: np.ndarray, scored: list[tuple[Box, float]], classifier: MaskClassifier,
+                rgb: bool = True) -> tuple[list[Box], list[Box]]:
+    """HOG's faces among `scored` (score 0 or more), and the masked faces among the rest."""
+    faces = [box for box, score in scored if score >= 0]
+    return faces, find_masked_faces(image, faces, classifier, scored, rgb)
+
+
 def find_masked_faces(
-    image_rgb: np.ndarray,
+    image: np.ndarray,
     hog_boxes: list[Box],
     classifier: MaskClassifier,
     candidates: list[tuple[Box, float]],
+    rgb: bool = True,
 ) -> list[Box]:
     """The masked faces among HOG's sub-threshold `candidates`, none of them one of `hog_boxes`.
 
-    `candidates` are (box, score) pairs in `image_rgb`'s coordinates, as
+    `candidates` are (box, score) pairs in `image`'s coordinates (an RGB image,
+    or BGR with `rgb` false), as
     FaceDetector.scored or detect_in_photo return them with floor
     CANDIDATE_FLOOR (those scoring 0 or more are ignored here: they are the
     detector's faces, `hog_boxes`).  A candidate is kept if the network calls
@@ -179,7 +188,7 @@ def find_masked_faces(
              if score < 0 and box.size > 0 and not any(same_face(box, other) for other in hog_boxes)]
     if not fresh:
         return []
-    probs = classifier.probabilities(image_rgb, [box for box, _ in fresh])
+    probs = classifier.probabilities(image, [box for box, _ in fresh], rgb)
     faces: list[Box] = []
     for (box, _), p in sorted(zip(fresh, probs), key=lambda pair: -pair[0][1]):
         verified = p[NOT_FACE] < FACE_THRESHOLD and mask_score(p) >= classifier.threshold

@@ -38,7 +38,7 @@ from .capture import Frame
 from .config import Config, in_hours
 from .detect import Box
 from .details import Person
-from .mask import CANDIDATE_FLOOR, vote_label
+from .mask import CANDIDATE_FLOOR, split_faces, vote_label
 from .recognize import FaceEngine
 from .track import UNCERTAIN, UNKNOWN, Sample, Track, Tracker
 from .watchlist import Identity, Watchlist
@@ -152,12 +152,12 @@ class FrameProcessor:
     def _faces(self, grey: np.ndarray, bgr: np.ndarray, to_frame: Callable[[Box], Box]) -> list[Box]:
         """HOG's faces in `grey` (a scaled part of the frame), in frame coordinates; with the live
         masked-face search, also the sub-threshold candidates the mask model verifies as masked faces."""
-        floor = CANDIDATE_FLOOR if self.engine.find_masked_live else 0.0
-        scored = [(to_frame(b), score) for b, score in self.engine.detector.scored(grey, 0, floor)]
-        faces = [box for box, score in scored if score >= 0]
-        if len(scored) == len(faces):
-            return faces
-        return faces + self.engine.masked_faces(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces, scored)
+        search = self.engine.masks if self.engine.find_masked_live else None
+        scored = [(to_frame(b), score) for b, score in self.engine.detector.scored(grey, 0, CANDIDATE_FLOOR if search else 0.0)]
+        if search is None:
+            return [box for box, _ in scored]
+        faces, masked = split_faces(bgr, scored, search, rgb=False)
+        return faces + masked
 
     def _vote(self, frame: Frame, grey: np.ndarray, seen: list[Track], now: float) -> list[Observation]:
         due = [t for t in seen if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds]

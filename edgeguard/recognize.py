@@ -15,7 +15,7 @@ from .config import MaskConfig, RecognitionConfig
 from .detect import Box, FaceDetector, detect_in_photo
 from .encode import FaceEncoder
 from .images import PhotoError
-from .mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, find_masked_faces
+from .mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, split_faces
 
 if TYPE_CHECKING:
     from .watchlist import Identity, Watchlist
@@ -67,19 +67,13 @@ class FaceEngine:
     def find_in_photo(self, rgb: np.ndarray, masked: bool = False) -> list[Box]:
         """Faces in a still photo; with `masked` (and the search enabled), also masked faces
         HOG scored just below its cut-off.  Enrolment never uses it: a watchlist photo is bare-faced."""
-        masked = masked and self.find_masked
-        floor = CANDIDATE_FLOOR if masked else 0.0
-        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side, floor)
-        faces = [box for box, score in scored if score >= 0]
-        if not masked:
-            return faces
-        return faces + self.masked_faces(rgb, faces, scored)
-
-    def masked_faces(self, rgb: np.ndarray, faces: list[Box], scored: list[tuple[Box, float]]) -> list[Box]:
-        """The sub-threshold candidates in `scored` that the mask model calls masked faces."""
-        assert self.masks is not None
-        candidates = [(box, score) for box, score in scored if score < 0]
-        return find_masked_faces(rgb, faces, self.masks, candidates=candidates) if candidates else []
+        search = self.masks if masked and self.find_masked else None
+        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side,
+                                 CANDIDATE_FLOOR if search else 0.0)
+        if search is None:
+            return [box for box, _ in scored]
+        faces, masked_faces = split_faces(rgb, scored, search)
+        return faces + masked_faces
 
     def enrolment_encoding(self, rgb: np.ndarray) -> np.ndarray:
         """The encoding of the one person in a watchlist photo, or PhotoError.

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import TESTDATA, held_apart
 from edgeguard.detect import Box, FaceDetector, detect_in_photo
-from edgeguard.mask import CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces, same_face
+from edgeguard.mask import (CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces,
+                            same_face, split_faces)
 
 UPSAMPLE = 1
 MAX_SIDE = 1024
@@ -38,9 +39,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def find(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
     """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
-    scored = detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)
-    hog = [box for box, score in scored if score >= 0]
-    return hog, find_masked_faces(rgb, hog, classifier, scored)
+    return split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
 
 
 def face_of(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> Box:
