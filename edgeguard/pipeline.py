@@ -107,7 +107,8 @@ class FrameProcessor:
         self._last_number = frame.number
         seen = self._look(grey, frame.image, frame.number, now)
         self.tracker.expire(now)
-        observations = self._vote(frame, grey, seen, now) + self._mask_votes(frame, grey, seen, now) if seen else []
+        usable = [(t, s) for t in seen if (s := self._sharpness(grey, t.box)) is not None]
+        observations = self._vote(frame, usable, now) + self._mask_votes(frame, [t for t, _ in usable], now)
         crowd = self._crowd(frame, now)
         return observations + ([crowd] if crowd else [])
 
@@ -159,17 +160,17 @@ class FrameProcessor:
         faces, masked = split_faces(bgr, scored, search, rgb=False)
         return faces + masked
 
-    def _vote(self, frame: Frame, grey: np.ndarray, seen: list[Track], now: float) -> list[Observation]:
-        due = [t for t in seen if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds]
-        usable = [(t, s) for t in due if (s := self._sharpness(grey, t.box)) is not None]
-        if not usable:
+    def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
+        """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
+        due = [(t, s) for t, s in usable if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds]
+        if not due:
             return []
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
         watchlist = self.watchlist()
-        encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in usable])
-        self.encodings += len(usable)
+        encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in due])
+        self.encodings += len(due)
         observations = []
-        for (track, sharpness), encoding, identity in zip(usable, encodings, watchlist.identify(encodings)):
+        for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
             sample = Sample(self._label(identity, watchlist.tolerance), identity.distance, encoding)
@@ -177,18 +178,17 @@ class FrameProcessor:
                 observations.append(self._decision(track, frame, watchlist))
         return observations
 
-    def _mask_votes(self, frame: Frame, grey: np.ndarray, seen: list[Track], now: float) -> list[Observation]:
-        """Mask samples for the faces seen (cheap: every sighting while the vote is open, every
+    def _mask_votes(self, frame: Frame, usable: list[Track], now: float) -> list[Observation]:
+        """Mask samples for the usable faces (cheap: every sighting while the vote is open, every
         MASK_RECHECK_SECONDS after), and one no_mask observation per face voted bare once its
         identity is decided, so the event says who, and an unknown face's capture exists."""
         if self.engine.masks is None:
             return []
-        due = [t for t in seen if now - t.last_mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
-        usable = [t for t in due if self._sharpness(grey, t.box) is not None]
-        for track, result in zip(usable, self.engine.masks.classify(frame.image, [t.box for t in usable], rgb=False)):
+        due = [t for t in usable if now - t.last_mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
+        for track, result in zip(due, self.engine.masks.classify(frame.image, [t.box for t in due], rgb=False)):
             track.add_mask_sample(vote_label(result.score), self.cfg.vote_frames, now)
         observations = []
-        for track in seen:
+        for track in usable:
             if track.masked is False and track.decided is not None and not track.no_mask_reported:
                 track.no_mask_reported = True
                 if self._no_mask_wanted(frame):
