@@ -184,13 +184,13 @@ class FrameProcessor:
         identity is decided, so the event says who, and an unknown face's capture exists."""
         if self.engine.masks is None:
             return []
-        due = [t for t in usable if now - t.last_mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
+        due = [t for t in usable if now - t.mask.last_time >= (self.cfg.track_every if t.mask.masked is None else MASK_RECHECK_SECONDS)]
         for track, result in zip(due, self.engine.masks.classify(frame.image, [t.box for t in due], rgb=False)):
-            track.add_mask_sample(vote_label(result.score), self.cfg.vote_frames, now)
+            track.mask.add(vote_label(result.score), self.cfg.vote_frames, now)
         observations = []
         for track in usable:
-            if track.masked is False and track.decided is not None and not track.no_mask_reported:
-                track.no_mask_reported = True
+            if track.mask.masked is False and track.decided is not None and not track.mask.reported:
+                track.mask.reported = True
                 if self._no_mask_wanted(frame):
                     person = self.watchlist().people.get(track.decided) if track.decided != UNKNOWN else None
                     observations.append(Observation("no_mask", frame, track, person, None))

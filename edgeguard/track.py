@@ -58,6 +58,46 @@ class Sample:
 
 
 @dataclass
+class MaskVote:
+    """Whether a tracked face wears a mask, decided like its identity over mask ballots."""
+
+    samples: list[bool | None] = field(default_factory=list)  # None: the sample abstained
+    masked: bool | None = None  # the outcome, None while undecided
+    disagreements: int = 0
+    last_time: float = float("-inf")
+    reported: bool = False  # a no_mask observation was made for this face being bare
+
+    def add(self, label: bool | None, vote_frames: int, now: float) -> None:
+        """Record one mask ballot (None abstains); the identity vote's majority rule decides,
+        over the latest three times `vote_frames` samples.  A decided face is re-checked too:
+        two sure samples against the outcome, with no sure one for it between, reopen the vote
+        (the mask went on or off).
+        """
+        self.last_time = now
+        if self.masked is not None:
+            self._recheck(label)
+            return
+        self.samples = (self.samples + [label])[-3 * vote_frames:]
+        decisive = [m for m in self.samples if m is not None]
+        for outcome in (True, False):
+            if decisive.count(outcome) * 2 > max(vote_frames, len(decisive)):
+                self.masked = outcome
+                if outcome:
+                    self.reported = False
+                return
+
+    def _recheck(self, label: bool | None) -> None:
+        if label is None:  # unsure: neither confirms the outcome nor counts against it
+            return
+        if label == self.masked:
+            self.disagreements = 0
+            return
+        self.disagreements += 1
+        if self.disagreements >= 2:
+            self.samples, self.masked, self.disagreements = [label], None, 0
+
+
+@dataclass
 class Track:
     id: int
     box: Box
@@ -71,11 +111,7 @@ class Track:
     last_sample_frame: int = -(10**9)
     last_sample_time: float = float("-inf")
     best: BestView | None = None  # the view an unknown-face capture is made of
-    mask_samples: list[bool | None] = field(default_factory=list)  # None: the sample abstained
-    masked: bool | None = None  # the mask vote's outcome, None while undecided
-    mask_disagreements: int = 0
-    last_mask_time: float = float("-inf")
-    no_mask_reported: bool = False
+    mask: MaskVote = field(default_factory=MaskVote)
 
     def add_sample(self, sample: Sample, vote_frames: int, frame: int, now: float) -> bool:
         """Record one identity sample; True if this decided (or re-decided) the track."""
@@ -109,39 +145,8 @@ class Track:
             self.decided_frame = None
             self.samples = [sample]
             self.best = None
-            self.mask_samples, self.masked, self.mask_disagreements = [], None, 0
-            self.no_mask_reported = False
+            self.mask = MaskVote()
         return False
-
-    def add_mask_sample(self, label: bool | None, vote_frames: int, now: float) -> None:
-        """Record one mask ballot (None abstains); the identity vote's majority rule decides,
-        over the latest three times `vote_frames` samples.  A decided face is re-checked too:
-        two sure samples against the outcome, with no sure one for it between, reopen the vote
-        (the mask went on or off).
-        """
-        self.last_mask_time = now
-        if self.masked is not None:
-            self._recheck_mask(label)
-            return
-        self.mask_samples = (self.mask_samples + [label])[-3 * vote_frames:]
-        decisive = [m for m in self.mask_samples if m is not None]
-        for outcome in (True, False):
-            if decisive.count(outcome) * 2 > max(vote_frames, len(decisive)):
-                self.masked = outcome
-                self.mask_disagreements = 0
-                if outcome:
-                    self.no_mask_reported = False
-                return
-
-    def _recheck_mask(self, label: bool | None) -> None:
-        if label is None:  # unsure: neither confirms the outcome nor counts against it
-            return
-        if label == self.masked:
-            self.mask_disagreements = 0
-            return
-        self.mask_disagreements += 1
-        if self.mask_disagreements >= 2:
-            self.mask_samples, self.masked, self.mask_disagreements = [label], None, 0
 
     def offer_view(self, frame: Frame, box: Box, sharpness: float) -> None:
         """Keep the best view of the face seen so far: the largest, sharpest one."""

@@ -410,46 +410,46 @@ def test_clear_forgets_every_track():
 def mask_vote(labels: list[bool | None], vote_frames: int = 3) -> Track:
     track = new_track()
     for i, label in enumerate(labels):
-        track.add_mask_sample(label, vote_frames, i * 0.1)
+        track.mask.add(label, vote_frames, i * 0.1)
     return track
 
 
 def test_two_sure_samples_decide_the_mask_vote():
-    assert mask_vote([False]).masked is None
-    assert mask_vote([False, False]).masked is False
-    assert mask_vote([True, None, True]).masked is True
-    assert mask_vote([True, False, None, None]).masked is None  # no majority yet
-    assert mask_vote([True, False, False]).masked is False
+    assert mask_vote([False]).mask.masked is None
+    assert mask_vote([False, False]).mask.masked is False
+    assert mask_vote([True, None, True]).mask.masked is True
+    assert mask_vote([True, False, None, None]).mask.masked is None  # no majority yet
+    assert mask_vote([True, False, False]).mask.masked is False
 
 
 def test_unsure_samples_abstain_from_the_mask_vote():
     assert vote_label(0.5) is None and vote_label(0.7) is None and vote_label(0.3) is None
     assert vote_label(0.8) is True and vote_label(0.2) is False
-    assert mask_vote([None] * 20).masked is None
+    assert mask_vote([None] * 20).mask.masked is None
 
 
 def test_a_mask_coming_off_reopens_the_mask_vote():
     track = mask_vote([True, True])
-    track.add_mask_sample(False, 3, 5.0)
-    assert track.masked is True  # one disagreement is not enough
-    track.add_mask_sample(True, 3, 6.0)
-    track.add_mask_sample(False, 3, 7.0)
-    assert track.masked is True  # a sure sample for the outcome breaks the row
-    track.add_mask_sample(None, 3, 7.5)  # an unsure one does not
-    track.add_mask_sample(False, 3, 8.0)
-    assert track.masked is None and track.mask_samples == [False]
-    track.add_mask_sample(False, 3, 8.1)
-    assert track.masked is False and track.last_mask_time == 8.1
+    track.mask.add(False, 3, 5.0)
+    assert track.mask.masked is True  # one disagreement is not enough
+    track.mask.add(True, 3, 6.0)
+    track.mask.add(False, 3, 7.0)
+    assert track.mask.masked is True  # a sure sample for the outcome breaks the row
+    track.mask.add(None, 3, 7.5)  # an unsure one does not
+    track.mask.add(False, 3, 8.0)
+    assert track.mask.masked is None and track.mask.samples == [False]
+    track.mask.add(False, 3, 8.1)
+    assert track.mask.masked is False and track.mask.last_time == 8.1
 
 
 def test_a_reopened_identity_vote_reopens_the_mask_vote():
     track, _ = vote(["7", "7"])
-    track.add_mask_sample(False, 3, 0.1)
-    track.add_mask_sample(False, 3, 0.2)
-    track.no_mask_reported = True
+    track.mask.add(False, 3, 0.1)
+    track.mask.add(False, 3, 0.2)
+    track.mask.reported = True
     track.add_sample(sample("8"), 3, 10, 1.0)
     track.add_sample(sample("8"), 3, 11, 2.0)  # someone else stands there now
-    assert track.decided is None and track.masked is None and not track.no_mask_reported
+    assert track.decided is None and track.mask.masked is None and not track.mask.reported
 
 
 def mask_engine() -> FaceEngine:
