@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 from prepare_mask import split_of, virtual_box  # noqa: E402
 
-from edgeguard.detect import Box, FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.detect import FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.faces.box import Box  # noqa: E402
 from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces, split_faces  # noqa: E402
 
 TESTDATA = ROOT.parent / "shared" / "testdata"
@@ -174,9 +175,9 @@ def pipelines(base: Path, find_masked: str = "always", people: bool = False):
     """A maker of fresh FrameProcessors as the daemon builds them (one engine and watchlist for all),
     with an empty watchlist or Obama and Biden."""
     from edgeguard.config import load_config
-    from edgeguard.pipeline import FrameProcessor
-    from edgeguard.recognize import FaceEngine
-    from edgeguard.watchlist import build_watchlist, open_cache
+    from edgeguard.live.pipeline import FrameProcessor
+    from edgeguard.faces.engine import FaceEngine
+    from edgeguard.watchlist.build import build_watchlist, open_cache
 
     rows = ["Id,Name,phone_number,initial_deposit"]
     (base / "TrainingImage").mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeguard.matching import Gallery
+from edgeguard.faces.matching import Gallery
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 GALLERY_SIZE = 100_000
@@ -55,8 +55,8 @@ def _timed(fn, queries: np.ndarray) -> float:
 READY = """
 import time, sys
 from edgeguard.config import load_config
-from edgeguard.recognize import FaceEngine
-from edgeguard.watchlist import build_watchlist, open_cache
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.watchlist.build import build_watchlist, open_cache
 config = load_config(sys.argv[1])
 started = time.perf_counter()
 watchlist = build_watchlist(config, FaceEngine(config.recognition), open_cache(config))

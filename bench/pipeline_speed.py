@@ -112,9 +112,9 @@ def edgeguard_in_process(frames: list[np.ndarray]) -> float:
     """Frames per second of FrameProcessor alone, on decoded frames, with the same watchlist."""
     from edgeguard.capture import Frame
     from edgeguard.config import load_config
-    from edgeguard.pipeline import FrameProcessor
-    from edgeguard.recognize import FaceEngine
-    from edgeguard.watchlist import build_watchlist, open_cache
+    from edgeguard.live.pipeline import FrameProcessor
+    from edgeguard.faces.engine import FaceEngine
+    from edgeguard.watchlist.build import build_watchlist, open_cache
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(make_site(Path(tmp)))

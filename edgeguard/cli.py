@@ -5,25 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .config import Config, ConfigError, example_config, load_config
-from .captures import capture_to_photo
-from .details import VALID_ID, read_details, upsert_person
-from .events import EVENT_TYPES, Event, EventLog, parse_since
-from .images import PhotoError, is_photo_name, load_photo
 from . import __version__
-from .alerts import to_gsm7
-from .logs import setup_logging
-from .outbox import Message, Outbox
-from .sms import Sender, TwilioTransport, mask_number
-from .recognize import FaceEngine
-from .watchlist import build_watchlist, encode_photo, open_cache, photo_digest
+from .alerts.outbox import Message, Outbox
+from .alerts.sender import Sender, TwilioTransport
+from .alerts.wording import trial_body
+from .common.phone import mask_number
+from .config import Config, ConfigError, example_config, load_config
+from .events.event import EVENT_TYPES
+from .faces.engine import FaceEngine
+from .faces.photos import PhotoError, load_photo
+from .service.logs import setup_logging
+from .store.event_log import EventLog, parse_since
+from .watchlist.analyze import analyze_photo
+from .watchlist.build import build_watchlist, open_cache
+from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
 
 log = logging.getLogger("edgeguard")
 
@@ -114,7 +114,7 @@ def cmd_analyze(config: Config, args: argparse.Namespace) -> int:
             failed = True
             _print_result(args.json, {"image": image, "error": str(exc)})
             continue
-        faces = [face.to_json() for face in engine.analyze_photo(rgb, watchlist)]
+        faces = [face.to_json() for face in analyze_photo(engine, rgb, watchlist)]
         _print_result(args.json, {"image": image, "count": len(faces), "faces": faces})
     return 1 if failed else 0
 
@@ -135,14 +135,14 @@ def _print_result(as_json: bool, result: dict) -> None:
 
 
 def cmd_check(config: Config, args: argparse.Namespace) -> int:
-    from .doctor import run_checks
+    from .service.doctor import run_checks
 
     logging.getLogger().setLevel(logging.ERROR)  # the checklist says it all
     return run_checks(config, args.source, args.live)
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    from .daemon import Daemon
+    from .service.daemon import Daemon
 
     return Daemon(config, args.source, args.realtime).run()
 
@@ -162,19 +162,10 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(event.to_json()), flush=True)
             else:
-                print(_event_line(event))
+                print(f"{event.to_json()['time_iso']} {event.camera} {event.summary()}")
     finally:
         log_.close()
     return 0
-
-
-def _event_line(event: Event) -> str:
-    who = f"{event.name} (Id {event.person_id})" if event.person_id else ""
-    if event.type == "crowd":
-        who = f"{event.extra.get('count')} people"
-    frame = f" frame {event.frame}" if event.pos_ms is not None else ""
-    capture = f" {event.capture}" if event.capture else ""
-    return f"{event.to_json()['time_iso']} {event.camera} {event.type} {who}{frame}{capture}"
 
 
 def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
@@ -188,7 +179,7 @@ def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
     failed = False
     try:
         for number in numbers:
-            message_id = outbox.add(number, f"EdgeGuard TEST {to_gsm7(config.location.name)}: test alert {when}", None, None)
+            message_id = outbox.add(number, trial_body(config.location.name, when), None, None)
             status = sender.deliver(_message(outbox, message_id))
             message = _message(outbox, message_id)
             print(f"{mask_number(number)}: {_describe(message)}")
@@ -239,76 +230,30 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     engine = FaceEngine(config.recognition)
     if args.check:
         return _enroll_check(config, engine)
-    if args.from_capture:
-        with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
-            try:
-                args.photos = [str(capture_to_photo(Path(args.from_capture), Path(tmp)))]
-            except ValueError as exc:
-                print(f"edgeguard enroll: {exc}", file=sys.stderr)
-                return 2
-            args.from_capture = None
-            return cmd_enroll(config, args)
-    if not args.id or not args.photos:
+    if not args.id or not (args.photos or args.from_capture):
         print("edgeguard enroll: give an ID and at least one PHOTO, --from-capture FILE, or --check", file=sys.stderr)
         return 2
-    if not VALID_ID.match(args.id):
-        print(f"edgeguard enroll: Id {args.id!r} cannot be a folder name (letters, digits, _ . - only)", file=sys.stderr)
-        return 2
-    people, _ = read_details(config.paths.details_csv)
-    if args.id not in people and not args.name:
-        print(f"edgeguard enroll: Id {args.id} is not in {config.paths.details_csv}; give --name", file=sys.stderr)
-        return 2
-    cache = open_cache(config)
-    added = 0
-    for photo in map(Path, args.photos):
-        error = _enroll_photo(config, engine, cache, args.id, photo)
-        if error:
-            print(f"{photo}: not added: {error}")
-        else:
-            added += 1
-    if added:
-        upsert_person(config.paths.details_csv, args.id, args.name, args.category)
-        cache.save(keep=_all_cached_digests(config))
-    print(f"Id {args.id}: {added} of {len(args.photos)} photo(s) added")
-    return 0 if added == len(args.photos) else 1
-
-
-def _enroll_photo(config: Config, engine: FaceEngine, cache, person_id: str, photo: Path) -> str | None:
-    """Check one photo as the watchlist would, then copy it in; the reason if it is unusable."""
-    if not is_photo_name(photo):
-        return "not a .jpg, .jpeg, .png or .webp file"
     try:
-        data = photo.read_bytes()
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    entry = encode_photo(photo, config, engine)
-    if entry.encoding is None:
-        return entry.error
-    folder = config.paths.training_images / person_id
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = _free_name(folder, photo.name)
-    shutil.copyfile(photo, target)
-    target.chmod(0o600)
-    cache.put(photo_digest(data), entry)
-    return None
+        if args.from_capture:
+            result = enrol_from_capture(config, engine, args.id, Path(args.from_capture), args.name, args.category)
+        else:
+            result = enrol(config, engine, args.id, [Path(p) for p in args.photos], args.name, args.category)
+    except EnrolError as exc:
+        print(f"edgeguard enroll: {exc}", file=sys.stderr)
+        return 2
+    return _enrol_report(args.id, result)
 
 
-def _free_name(folder: Path, name: str) -> Path:
-    target = folder / name
-    stem, suffix, n = target.stem, target.suffix, 1
-    while target.exists():
-        n += 1
-        target = folder / f"{stem}-{n}{suffix}"
-    return target
-
-
-def _all_cached_digests(config: Config) -> set[str]:
-    root = config.paths.training_images
-    return {photo_digest(p.read_bytes()) for p in root.rglob("*") if p.is_file() and is_photo_name(p)}
+def _enrol_report(person_id: str, result: EnrolResult) -> int:
+    for photo, reason in result.refused:
+        print(f"{photo}: not added: {reason}")
+    given = len(result.added) + len(result.refused)
+    print(f"Id {person_id}: {len(result.added)} of {given} photo(s) added")
+    return 0 if not result.refused else 1
 
 
 def _enroll_check(config: Config, engine: FaceEngine) -> int:
-    logging.getLogger("edgeguard.watchlist").setLevel(logging.ERROR)
+    logging.getLogger("edgeguard.watchlist").setLevel(logging.ERROR)  # the report below says it all
     watchlist = build_watchlist(config, engine, open_cache(config))
     print(f"{watchlist.enrolled} people enrolled from {len(watchlist.gallery)} photos "
           f"({config.paths.training_images}, {config.paths.details_csv})")

@@ -1,61 +1,20 @@
-"""Finding faces: dlib's HOG (CPU) or CNN (CUDA) detector behind one small interface.
-
-Boxes use face_recognition's (top, right, bottom, left) order in pixel
-coordinates of the image they were found in.
-"""
+"""Finding faces: dlib's HOG (CPU) or CNN (CUDA) detector behind one small interface."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .dlib_models import model_path
+from .faces.box import Box
+from .faces.dlib_models import model_path
 
 # Share of the longer side added around a still photo before detection.  dlib's
 # HOG window covers the face plus some forehead and cheek; in a passport-style
 # crop that context is outside the picture and the face can be missed (1 of 39
 # tight 100 px LFW crops without a margin; none with 0.1, 0.15 or 0.25).
 PHOTO_MARGIN = 0.15
-
-
-@dataclass(frozen=True)
-class Box:
-    top: int
-    right: int
-    bottom: int
-    left: int
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def size(self) -> int:
-        """The shorter side: what decides whether a face is big enough to use."""
-        return min(self.width, self.height)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return ((self.left + self.right) / 2, (self.top + self.bottom) / 2)
-
-    def scaled(self, factor: float) -> Box:
-        return Box(*(int(round(v * factor)) for v in (self.top, self.right, self.bottom, self.left)))
-
-    def shifted(self, dy: int, dx: int) -> Box:
-        return Box(self.top + dy, self.right + dx, self.bottom + dy, self.left + dx)
-
-    def clipped(self, height: int, width: int) -> Box:
-        return Box(max(self.top, 0), min(self.right, width), min(self.bottom, height), max(self.left, 0))
-
-    def as_list(self) -> list[int]:
-        return [self.top, self.right, self.bottom, self.left]
 
 
 class FaceDetector:
@@ -74,7 +33,7 @@ class FaceDetector:
             detector = self._load()
             found = detector(rgb, upsample)
         rects = [d.rect for d in found] if self.model == "cnn" else list(found)
-        return [Box(r.top(), r.right(), r.bottom(), r.left()) for r in rects]
+        return [Box.from_dlib(r) for r in rects]
 
     def scored(self, image: np.ndarray, upsample: int, floor: float) -> list[tuple[Box, float]]:
         """Detections scoring at least `floor` (HOG's own cut-off is 0), with their scores.
@@ -85,7 +44,7 @@ class FaceDetector:
             return [(box, 1.0) for box in self.detect(image, upsample)]
         with self._lock:
             rects, scores, _ = self._load().run(image, upsample, floor)
-        return [(Box(r.top(), r.right(), r.bottom(), r.left()), float(sc)) for r, sc in zip(rects, scores)]
+        return [(Box.from_dlib(r), float(sc)) for r, sc in zip(rects, scores)]
 
     def _load(self):
         if self._detector is None:

@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detect import Box
+from .faces.box import Box
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,8 @@ class MaskClassifier:
 
 
 def split_faces(image: np.ndarray, scored: list[tuple[Box, float]], classifier: MaskClassifier,
-                rgb: bool = True) -> tuple[list[Box], list[Box]]:
-    """HOG's faces among `scored` (score 0 or more), and the masked faces among the rest."""
+                rgb: bool = True) -> tuple[list[Box], list[tuple[Box, float]]]:
+    """HOG's faces among `scored` (score 0 or more), and the masked faces among the rest with their mask scores."""
     faces = [box for box, score in scored if score >= 0]
     return faces, find_masked_faces(image, faces, classifier, scored, rgb)
 
@@ -172,8 +172,8 @@ def find_masked_faces(
     classifier: MaskClassifier,
     candidates: list[tuple[Box, float]],
     rgb: bool = True,
-) -> list[Box]:
-    """The masked faces among HOG's sub-threshold `candidates`, none of them one of `hog_boxes`.
+) -> list[tuple[Box, float]]:
+    """The masked faces among HOG's sub-threshold `candidates`, none of them one of `hog_boxes`, with their mask scores.
 
     `candidates` are (box, score) pairs in `image`'s coordinates (an RGB image,
     or BGR with `rgb` false), as
@@ -182,18 +182,21 @@ def find_masked_faces(
     detector's faces, `hog_boxes`).  A candidate is kept if the network calls
     it a face (P(not a face) < FACE_THRESHOLD) with a mask (mask score at or
     above the classifier's threshold) and no HOG box or better-scoring kept
-    candidate frames the same face.  One forward pass for all the candidates.
+    candidate frames the same face.  One forward pass for all the candidates; the
+    mask score that verified a face is returned with it, so that the same frame
+    need not classify it again.
     """
     fresh = [(box, score) for box, score in candidates
              if score < 0 and box.size > 0 and not any(same_face(box, other) for other in hog_boxes)]
     if not fresh:
         return []
     probs = classifier.probabilities(image, [box for box, _ in fresh], rgb)
-    faces: list[Box] = []
+    faces: list[tuple[Box, float]] = []
     for (box, _), p in sorted(zip(fresh, probs), key=lambda pair: -pair[0][1]):
-        verified = p[NOT_FACE] < FACE_THRESHOLD and mask_score(p) >= classifier.threshold
-        if verified and not any(same_face(box, other) for other in faces):
-            faces.append(box)
+        score = mask_score(p)
+        verified = p[NOT_FACE] < FACE_THRESHOLD and score >= classifier.threshold
+        if verified and not any(same_face(box, other) for other, _ in faces):
+            faces.append((box, round(score, 4)))
     log.debug("masked faces: %d of %d candidates", len(faces), len(fresh))
     return faces
 
@@ -201,15 +204,9 @@ def find_masked_faces(
 def same_face(a: Box, b: Box) -> bool:
     """Whether two boxes frame the same face: enough overlap, one mostly inside the other, or
     either's centre inside the other (the network also calls an off-centre crop of a face a face)."""
-    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
-    area_a, area_b = a.width * a.height, b.width * b.height
-    if inter == 0 or area_a <= 0 or area_b <= 0:
+    inter = a.intersection(b)
+    if inter == 0 or a.area <= 0 or b.area <= 0:
         return False
-    if inter / (area_a + area_b - inter) >= SAME_FACE_IOU or inter / min(area_a, area_b) >= SAME_FACE_COVER:
+    if inter / (a.area + b.area - inter) >= SAME_FACE_IOU or inter / min(a.area, b.area) >= SAME_FACE_COVER:
         return True
-    return contains(a, b.center) or contains(b, a.center)
-
-
-def contains(box: Box, point: tuple[float, float]) -> bool:
-    x, y = point
-    return box.left <= x <= box.right and box.top <= y <= box.bottom
+    return a.contains(b.center) or b.contains(a.center)

@@ -10,10 +10,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from edgeguard import alerts
-from edgeguard.alerts import Alerter, to_gsm7
-from edgeguard.events import EVENT_TYPES, Event
-from edgeguard.outbox import Outbox
+from edgeguard.alerts import wording
+from edgeguard.alerts.rules import Alerter
+from edgeguard.alerts.wording import to_gsm7
+from edgeguard.events.event import EVENT_TYPES, Event
+from edgeguard.alerts.outbox import Outbox
 
 GUARD = "+15551230009"
 POLICE = "+15551230911"
@@ -193,7 +194,7 @@ def test_bodies_are_gsm7_only(make):
     alerter, outbox, _, _ = make("", route([GUARD]))
     alerter(known(at(9, 0), pid="8", name="Zoë Ğül 😀", category="vip", location="Café Ōsaka – Tor 2"))
     (body,) = bodies(outbox)
-    bad = {ch for ch in body if ch not in alerts.GSM7}
+    bad = {ch for ch in body if ch not in wording.GSM7}
     assert not bad, bad
     assert "😀" not in body
     assert body.startswith("EdgeGuard ALERT Café Osaka ? Tor 2: Zoe Gül ? (Id 8, vip) 09:00:00")
@@ -203,7 +204,7 @@ def test_to_gsm7_keeps_gsm_text_and_replaces_the_rest():
     assert to_gsm7("Ärger über Straße in Malmö: ñ é à") == "Ärger über Straße in Malmö: ñ é à"
     assert to_gsm7("Łódź Çağ İpek ı") == "?odz Çag Ipek ?"  # Ł and ı have no GSM-7 base letter
     assert to_gsm7("😀🚨") == "??"
-    assert all(ch in alerts.GSM7 for ch in to_gsm7("".join(chr(c) for c in range(32, 0x3000))))
+    assert all(ch in wording.GSM7 for ch in to_gsm7("".join(chr(c) for c in range(32, 0x3000))))
 
 
 @pytest.mark.parametrize("link", [

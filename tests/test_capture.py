@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
-from edgeguard import capture
-from edgeguard.capture import Frame, FrameSource, SourceError, redact
+from edgeguard.capture import Frame, FrameSource, SourceError
 from edgeguard.config import CameraConfig
+from edgeguard.sources.base import usable
+from edgeguard.sources.jetson import has_gstreamer, jetson_pipeline
+from edgeguard.sources.spec import parse_source
+from edgeguard.sources.stream import redact
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "video" / "short_hamilton_clip.mp4"
 CLIP_FRAMES = 275
@@ -241,14 +244,14 @@ def test_mjpeg_file_with_broken_frames_keeps_true_positions(sources, clip, tmp_p
 
 def test_usable_frames():
     good = np.zeros((90, 160, 3), np.uint8)
-    assert capture._usable(good, None)
-    assert capture._usable(good, (90, 160, 3))
-    assert not capture._usable(good, (180, 320, 3))  # the capture's size changed: a broken frame
-    assert not capture._usable(None, None)
-    assert not capture._usable(np.zeros((90, 160), np.uint8), None)
-    assert not capture._usable(np.zeros((90, 160, 4), np.uint8), None)
-    assert not capture._usable(good.astype(np.float32), None)
-    assert not capture._usable(np.zeros((0, 160, 3), np.uint8), None)
+    assert usable(good, None)
+    assert usable(good, (90, 160, 3))
+    assert not usable(good, (180, 320, 3))  # the capture's size changed: a broken frame
+    assert not usable(None, None)
+    assert not usable(np.zeros((90, 160), np.uint8), None)
+    assert not usable(np.zeros((90, 160, 4), np.uint8), None)
+    assert not usable(good.astype(np.float32), None)
+    assert not usable(np.zeros((0, 160, 3), np.uint8), None)
 
 
 # ---------------------------------------------------------------- live streams
@@ -386,7 +389,7 @@ def test_description_never_shows_credentials():
     ],
 )
 def test_source_kinds(text, kind, target):
-    spec = capture._parse_source(text)
+    spec = parse_source(text)
     assert (spec.kind, spec.target) == (kind, target)
 
 
@@ -402,14 +405,14 @@ def test_picamera2_missing_says_how_to_install(sources):
 
 
 def test_jetson_without_gstreamer_says_why(sources):
-    if capture._has_gstreamer():
+    if has_gstreamer():
         pytest.skip("this OpenCV has GStreamer")
     with pytest.raises(SourceError, match="GStreamer"):
         sources("jetson-csi").start()
 
 
 def test_jetson_pipeline():
-    pipeline = capture.jetson_pipeline(1, 1280, 720, 30)
+    pipeline = jetson_pipeline(1, 1280, 720, 30)
     assert pipeline.startswith("nvarguscamerasrc sensor-id=1 ")
     assert "width=1280, height=720, framerate=30/1" in pipeline
     assert pipeline.endswith("appsink drop=true max-buffers=1 sync=false")

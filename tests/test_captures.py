@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from conftest import lfw_photos
-from edgeguard.captures import CaptureStore, SavedCapture, capture_to_photo
+from edgeguard.store.capture_store import CaptureStore, SavedCapture, capture_to_photo
 from edgeguard.config import RecognitionConfig
-from edgeguard.images import load_photo
-from edgeguard.recognize import FaceEngine
-from edgeguard.visitors import MAX_ENCODINGS, UnknownVisitors
+from edgeguard.faces.photos import load_photo
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
 
-LOGGER = "edgeguard.captures"
+LOGGER = "edgeguard.store.capture_store"
 DAY = 86400.0
 MB = 1024 * 1024
 
@@ -134,14 +134,29 @@ def test_save_failing_halfway_leaves_no_partial_files(tmp_path):
     store = CaptureStore(folder, retention_days=30, max_mb=100)
     crop, frame = images()
     when = 1_790_000_000.5
-    # The frame's file name is a link into a folder that does not exist: the face is written, the frame fails.
-    (folder / f"{capture_stem(when)}-frame.jpg").symlink_to(tmp_path / "missing" / "frame.jpg")
+    # A folder stands where the frame's file would go: the face is written, the frame fails.
+    blocker = folder / f"{capture_stem(when)}-frame.jpg"
+    blocker.mkdir()
     result = store.save(when, "cam", crop, frame, SIDECAR)
     assert isinstance(result, str)
-    assert list(folder.iterdir()) == []  # the face written first is removed again
+    assert list(folder.iterdir()) == [blocker]  # the face written first is removed again, no temporary file left
+    blocker.rmdir()
     saved = store.save(when, "cam", crop, frame, SIDECAR)
     assert isinstance(saved, SavedCapture)
     assert saved.sidecar.name == f"{capture_stem(when)}.json"
+
+
+def test_a_symlink_planted_at_a_capture_name_is_replaced_not_written_through(tmp_path):
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"keep me")
+    when = 1_790_000_000.5
+    (folder / f"{capture_stem(when)}-face.jpg").symlink_to(outside)
+    saved = CaptureStore(folder, retention_days=30, max_mb=100).save(when, "cam", *images(), SIDECAR)
+    assert isinstance(saved, SavedCapture)
+    assert outside.read_bytes() == b"keep me"
+    assert not saved.face.is_symlink() and mode(saved.face) == 0o600
 
 
 def test_an_image_that_cannot_be_encoded_is_reported_not_raised(tmp_path):

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LFW, PEOPLE, TESTDATA, Site, held_apart, lfw_photos
+from conftest import PEOPLE, TESTDATA, Site, held_apart, lfw_photos
 from edgeguard.config import RecognitionConfig
-from edgeguard.details import read_details
+from edgeguard.watchlist.details import read_details
 from edgeguard.detect import FaceDetector
-from edgeguard.images import load_photo
+from edgeguard.faces.photos import load_photo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = RecognitionConfig().max_image_pixels

@@ -1,6 +1,7 @@
 """Tests for edgeguard.config: loading, validation, path resolution and secrets."""
 
 import dataclasses
+from typing import get_type_hints
 import os
 import re
 import tomllib
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from edgeguard import config as cfgmod
+from edgeguard.configfile import reading
+from edgeguard.configfile.fields import table_item
 from edgeguard.config import (
     Config,
     ConfigError,
@@ -31,7 +34,7 @@ def clean_env(monkeypatch, tmp_path):
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     # /etc/edgeguard/edgeguard.toml may exist on a developer's machine: only ./edgeguard.toml counts here.
-    monkeypatch.setattr(cfgmod, "DEFAULT_LOCATIONS", (Path("edgeguard.toml"),))
+    monkeypatch.setattr(reading, "DEFAULT_LOCATIONS", (Path("edgeguard.toml"),))
     return cwd
 
 
@@ -110,7 +113,7 @@ def test_example_config_lists_every_key_of_every_section_with_a_comment():
     for section, cls in cfgmod.SECTIONS.items():
         assert f"[{section}]" in lines
         start = lines.index(f"[{section}]")
-        tables = {f.name for f in dataclasses.fields(cls) if cfgmod._table_item(cfgmod.get_type_hints(cls)[f.name])}
+        tables = {f.name for f in dataclasses.fields(cls) if table_item(get_type_hints(cls)[f.name])}
         assert set(parsed[section]) == {f.name for f in dataclasses.fields(cls)} - tables, section
         for name in tables:  # arrays of tables are shown as a commented example
             assert f"# [[{section}.{name}]]" in lines

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from edgeguard.details import Person, Problem, read_details, upsert_person
+from edgeguard.watchlist.details import Person, Problem, read_details, upsert_person
 
 SEED_HEADER = "Id,Name,phone_number,initial_deposit"
 

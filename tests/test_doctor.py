@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PEOPLE, TESTDATA, Site
 from edgeguard import mask
-from edgeguard.doctor import check_masks, run_checks
+from edgeguard.service.doctor import check_masks, run_checks
 
 CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
 

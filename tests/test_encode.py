@@ -11,10 +11,11 @@ import pytest
 
 from conftest import LFW, PEOPLE
 from edgeguard.config import RecognitionConfig
-from edgeguard.detect import PHOTO_MARGIN, Box, FaceDetector, detect_in_photo
-from edgeguard.encode import ENCODING_SIZE, FaceEncoder
-from edgeguard.images import load_photo
-from edgeguard.recognize import FaceEngine
+from edgeguard.detect import PHOTO_MARGIN, FaceDetector, detect_in_photo
+from edgeguard.faces.box import Box
+from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
+from edgeguard.faces.photos import load_photo
+from edgeguard.faces.engine import FaceEngine
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 
@@ -43,7 +44,7 @@ def engine() -> FaceEngine:
 ], ids=lambda p: p.name)
 def test_encodings_match_face_recognition(engine, fr, photo):
     rgb = load_photo(photo, MAX_PIXELS)
-    boxes = engine.find_in_photo(rgb)  # as FaceEngine.analyze_photo / enrolment_encoding do
+    boxes = engine.find_in_photo(rgb)  # as analyze_photo / enrolment_encoding do
     assert boxes, f"{photo.name}: no face found"
     ours = engine.encoder.encode(rgb, boxes)
     assert ours.shape == (len(boxes), ENCODING_SIZE)

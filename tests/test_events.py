@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeguard.events import EVENT_TYPES, Event, EventLog, parse_since
+from edgeguard.events.event import EVENT_TYPES, Event
+from edgeguard.store.event_log import EventLog, parse_since
 
 
 def mode(path: Path) -> int:

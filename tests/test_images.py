@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from edgeguard.images import PhotoError, is_photo_name, load_photo
+from edgeguard.faces.photos import PhotoError, is_photo_name, load_photo
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 PEOPLE = TESTDATA / "people"

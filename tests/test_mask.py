@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import TESTDATA, held_apart
-from edgeguard.detect import Box, FaceDetector, detect_in_photo
+from edgeguard.detect import FaceDetector, detect_in_photo
+from edgeguard.faces.box import Box
 from edgeguard.mask import (CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces,
                             same_face, split_faces)
 
@@ -39,7 +40,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def find(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
     """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
-    return split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
+    hog, masked = split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
+    return hog, [box for box, _ in masked]
 
 
 def face_of(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> Box:
@@ -135,6 +137,15 @@ def test_hog_faces_are_not_found_again(detector, classifier, photo: Path) -> Non
     assert not any(same_face(a, b) for a in masked for b in hog)
 
 
+def test_a_verified_masked_face_comes_with_the_mask_score_that_verified_it(detector, classifier,
+                                                                         missed_by_hog: list[Path]) -> None:
+    rgb = read_rgb(missed_by_hog[0])
+    _, masked = split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
+    assert masked
+    for box, score in masked:
+        assert score == classifier.classify(rgb, [box])[0].score >= classifier.threshold
+
+
 def test_candidates_framing_a_hog_face_are_dropped(classifier) -> None:
     rgb = np.full((120, 120, 3), 90, np.uint8)
     hog = [Box(10, 60, 60, 10)]
@@ -154,7 +165,7 @@ def test_same_face() -> None:
 def test_without_a_usable_model_faces_are_still_recognised(tmp_path, monkeypatch, caplog) -> None:
     from edgeguard import mask
     from edgeguard.config import MaskConfig, RecognitionConfig
-    from edgeguard.recognize import FaceEngine
+    from edgeguard.faces.engine import FaceEngine
 
     broken = tmp_path / "mask_classifier.onnx"
     broken.write_bytes(b"\0" * 100)

@@ -5,9 +5,9 @@ import pytest
 
 from conftest import LFW, lfw_photos
 from edgeguard.config import RecognitionConfig
-from edgeguard.images import load_photo
-from edgeguard.matching import Gallery, Match
-from edgeguard.recognize import FaceEngine
+from edgeguard.faces.photos import load_photo
+from edgeguard.faces.matching import Gallery, Match
+from edgeguard.faces.engine import FaceEngine
 
 
 def random_gallery(rng, n, people, scale=0.1, offset=0.0):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeguard.outbox import Outbox
+from edgeguard.alerts.outbox import Outbox
 
 GUARD = "+15551230009"
 POLICE = "+15551230007"

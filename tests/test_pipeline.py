@@ -13,16 +13,18 @@ import pytest
 
 from conftest import LFW, PEOPLE, TESTDATA, Site, held_apart, split_of
 from edgeguard.capture import Frame
-from edgeguard.captures import CaptureStore
+from edgeguard.store.capture_store import CaptureStore
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect import Box
-from edgeguard.events import EventLog
+from edgeguard.faces.box import Box
+from edgeguard.store.event_log import EventLog
 from edgeguard.mask import vote_label
-from edgeguard.pipeline import FrameProcessor, Observation
-from edgeguard.recognize import FaceEngine
-from edgeguard.record import EventRecorder
-from edgeguard.track import UNCERTAIN, UNKNOWN, Sample, Track, Tracker
-from edgeguard.watchlist import build_watchlist, open_cache
+from edgeguard.live.pipeline import FrameProcessor, Observation
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.events.recorder import EventRecorder
+from edgeguard.events.rules import EventRules
+from edgeguard.live.track import Sample, Track, Tracker
+from edgeguard.live.vote import MajorityVote, Verdict
+from edgeguard.watchlist.build import build_watchlist, open_cache
 
 CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
 CLIP_FRAMES = 275
@@ -90,9 +92,10 @@ def replay(tmp_path_factory, engine) -> Replay:
     watchlist = build_watchlist(config, engine, open_cache(config))
     assert watchlist.enrolled == 4
     processor = FrameProcessor(config, engine, lambda: watchlist)
+    rules = EventRules(config.events, config.mask)
     out = Replay()
     for frame in clip_frames():
-        observations = processor.process(frame)
+        observations = rules.due(processor.process(frame))
         decided = {t.id: t.decided for t in processor.tracker.tracks.values()}
         out.records.append(FrameRecord(frame.number, observations, decided, processor.people_in_view))
     out.detections, out.region_searches, out.encodings = (
@@ -114,7 +117,6 @@ def test_lin_manuel_is_decided_within_15_frames(replay):
     assert known, "Lin-Manuel was never named"
     assert known[0].person.id == LIN and known[0].person.name == "Lin-Manuel Miranda"
     assert known[0].frame.number - first_seen <= 15
-    assert known[0].track.decided_frame == known[0].frame.number
     assert known[0].distance is not None and known[0].distance <= 0.56
     # the close-up after the cut at ~82 is him again: a new track, named again soon after it appears
     close_up = [o for o in known if o.frame.number > CUTS[1]]
@@ -124,7 +126,7 @@ def test_lin_manuel_is_decided_within_15_frames(replay):
 
 
 def test_the_vote_never_names_anyone_else(replay):
-    named = {label for r in replay.records for label in r.decided.values() if label not in (None, UNKNOWN)}
+    named = {label for r in replay.records for label in r.decided.values() if label not in (None, Verdict.UNKNOWN)}
     assert named == {LIN}
     assert {o.person.id for o in replay.observations("known_face")} == {LIN}
     assert all(o.person is None for o in replay.observations("unknown_face"))
@@ -142,7 +144,7 @@ def test_audience_face_is_unknown(replay):
     assert len(unknown) == 1
     obs = unknown[0]
     assert CUTS[2] <= obs.frame.number < CUTS[2] + 15
-    assert obs.track.decided == UNKNOWN
+    assert obs.track.decided == Verdict.UNKNOWN
     assert obs.track.best is not None and obs.track.best.crop.size > 0
     assert obs.track.best.frame.image.shape == (360, 640, 3)
     assert obs.distance is None or obs.distance > 0.56
@@ -181,10 +183,11 @@ def test_crowd_not_reported_at_or_below_max_people(tmp_path, engine):
     config = site.config()
     watchlist = build_watchlist(config, engine, open_cache(config))
     processor = FrameProcessor(config, engine, lambda: watchlist)
+    rules = EventRules(config.events, config.mask)
     in_view, crowd = [], []
     for frame in clip_frames():
         if CUTS[1] + 5 <= frame.number < CUTS[1] + 60:  # the close-up: one face
-            crowd += [o for o in processor.process(frame) if o.kind == "crowd"]
+            crowd += [o for o in rules.due(processor.process(frame)) if o.kind == "crowd"]
             in_view.append(processor.people_in_view)
     assert max(in_view) == 1
     assert crowd == []
@@ -217,7 +220,7 @@ def test_known_face_replaced_by_a_stranger_becomes_an_unknown_capture_of_the_str
     try:
         for n in range(30 * 14):  # 2 s of Bush, then 12 s of Blair in the same place
             image = composite(background, known_face if n < 60 else stranger)
-            for obs in processor.process(Frame(image, n, n * 1000 / 30, time.time())):
+            for obs in processor.process(Frame(image, n, n * 1000 / 30, time.time())).decisions:
                 decisions.append((n, obs.kind, obs.person.id if obs.person else None))
                 if obs.kind == "unknown_face":
                     event = recorder.handle(obs)
@@ -242,26 +245,26 @@ def sample(label: str, distance: float | None = 0.4) -> Sample:
     return Sample(label, distance, np.zeros(128))
 
 
-def new_track() -> Track:
-    return Track(1, Box(0, 100, 100, 0), 0, 0, 0.0)
+def new_track(vote_frames: int = 3) -> Track:
+    return Track(1, Box(0, 100, 100, 0), 0.0, vote_frames)
 
 
 def vote(labels: list[str], vote_frames: int = 3) -> tuple[Track, list[bool]]:
-    track = new_track()
-    results = [track.add_sample(sample(label), vote_frames, i, i * 0.1) for i, label in enumerate(labels)]
+    track = new_track(vote_frames)
+    results = [track.add_sample(sample(label), i * 0.1) for i, label in enumerate(labels)]
     return track, results
 
 
 def test_two_agreeing_names_decide_with_three_ballots():
     track, results = vote(["7", "7"])
     assert results == [False, True]
-    assert track.decided == "7" and track.decided_frame == 1
-    assert track.last_sample_frame == 1 and track.last_sample_time == pytest.approx(0.1)
+    assert track.decided == "7"
+    assert track.last_sample_time == pytest.approx(0.1)
 
 
 def test_two_agreeing_unknowns_decide_unknown():
-    track, results = vote([UNKNOWN, UNKNOWN])
-    assert results == [False, True] and track.decided == UNKNOWN
+    track, results = vote([Verdict.UNKNOWN, Verdict.UNKNOWN])
+    assert results == [False, True] and track.decided == Verdict.UNKNOWN
 
 
 def test_one_sample_never_decides():
@@ -280,59 +283,59 @@ def test_majority_of_decisive_samples_names():
 
 
 def test_uncertain_samples_abstain():
-    track, results = vote([UNCERTAIN, "7", UNCERTAIN, UNCERTAIN, "7"])
+    track, results = vote([Verdict.ABSTAIN, "7", Verdict.ABSTAIN, Verdict.ABSTAIN, "7"])
     assert results == [False, False, False, False, True] and track.decided == "7"
-    track, results = vote([UNCERTAIN, UNKNOWN, UNCERTAIN, UNKNOWN])
-    assert results[-1] and track.decided == UNKNOWN
+    track, results = vote([Verdict.ABSTAIN, Verdict.UNKNOWN, Verdict.ABSTAIN, Verdict.UNKNOWN])
+    assert results[-1] and track.decided == Verdict.UNKNOWN
 
 
 def test_only_uncertain_samples_end_unknown():
-    track, results = vote([UNCERTAIN] * 9)
+    track, results = vote([Verdict.ABSTAIN] * 9)
     assert results == [False] * 8 + [True]
-    assert track.decided == UNKNOWN
+    assert track.decided == Verdict.UNKNOWN
 
 
 def test_a_split_vote_never_names_anyone_and_ends_unknown():
-    labels = ["7", "8", UNKNOWN, "7", "8", UNKNOWN, "9", "9", "8"]
+    labels = ["7", "8", Verdict.UNKNOWN, "7", "8", Verdict.UNKNOWN, "9", "9", "8"]
     track = new_track()
     for i, label in enumerate(labels[:-1]):
-        assert not track.add_sample(sample(label), 3, i, float(i))
+        assert not track.add_sample(sample(label), float(i))
         assert track.decided is None, (i, label)
-    assert track.add_sample(sample(labels[-1]), 3, 8, 8.0)  # 3 x vote_frames samples: decided
-    assert track.decided == UNKNOWN and track.decided_frame == 8
+    assert track.add_sample(sample(labels[-1]), 8.0)  # 3 x vote_frames samples: decided
+    assert track.decided == Verdict.UNKNOWN
     assert len(track.samples) == 9
 
 
 def test_a_decided_track_reopens_after_two_disagreeing_samples_in_a_row():
     track, _ = vote(["7", "7"])
-    assert not track.add_sample(sample("8"), 3, 10, 1.0)
+    assert not track.add_sample(sample("8"), 1.0)
     assert track.decided == "7"  # one disagreement is not enough
-    assert not track.add_sample(sample("7"), 3, 11, 2.0)
-    assert not track.add_sample(sample("8"), 3, 12, 3.0)
+    assert not track.add_sample(sample("7"), 2.0)
+    assert not track.add_sample(sample("8"), 3.0)
     assert track.decided == "7"  # not in a row
-    assert not track.add_sample(sample(UNCERTAIN), 3, 13, 4.0)
+    assert not track.add_sample(sample(Verdict.ABSTAIN), 4.0)
     assert track.decided == "7"
-    assert not track.add_sample(sample(UNKNOWN), 3, 14, 5.0)
-    assert not track.add_sample(sample(UNKNOWN), 3, 15, 6.0)
-    assert track.decided is None and track.decided_frame is None  # reopened
-    assert [s.label for s in track.samples] == [UNKNOWN]  # the new vote starts from the latest sample
-    assert track.add_sample(sample(UNKNOWN), 3, 16, 7.0)
-    assert track.decided == UNKNOWN and track.decided_frame == 16
+    assert not track.add_sample(sample(Verdict.UNKNOWN), 5.0)
+    assert not track.add_sample(sample(Verdict.UNKNOWN), 6.0)
+    assert track.decided is None  # reopened
+    assert [s.label for s in track.samples] == [Verdict.UNKNOWN]  # the new vote starts from the latest sample
+    assert track.add_sample(sample(Verdict.UNKNOWN), 7.0)
+    assert track.decided == Verdict.UNKNOWN
 
 
 def test_rechecks_agreeing_with_the_decision_keep_it():
     track, _ = vote(["7", "7"])
     for i in range(10):
-        assert not track.add_sample(sample("7" if i % 2 else UNCERTAIN), 3, 10 + i, float(i))
-    assert track.decided == "7" and track.decided_frame == 1
+        assert not track.add_sample(sample("7" if i % 2 else Verdict.ABSTAIN), float(i))
+    assert track.decided == "7"
     assert len(track.samples) == 2  # re-checks are not added to the vote
 
 
 def test_best_distance_and_encodings_for_a_label():
     track = new_track()
-    track.add_sample(Sample("7", 0.5, np.full(128, 1.0)), 3, 0, 0.0)
-    track.add_sample(Sample(UNCERTAIN, 0.6, np.full(128, 2.0)), 3, 1, 0.1)
-    track.add_sample(Sample("7", 0.3, np.full(128, 3.0)), 3, 2, 0.2)
+    track.add_sample(Sample("7", 0.5, np.full(128, 1.0)), 0.0)
+    track.add_sample(Sample(Verdict.ABSTAIN, 0.6, np.full(128, 2.0)), 0.1)
+    track.add_sample(Sample("7", 0.3, np.full(128, 3.0)), 0.2)
     assert track.best_distance("7") == 0.3
     assert track.best_distance("8") is None
     assert track.encodings_for("7")[:, 0].tolist() == [1.0, 3.0]
@@ -343,18 +346,17 @@ def test_best_distance_and_encodings_for_a_label():
 
 def test_a_box_moving_a_little_stays_the_same_track():
     tracker = Tracker(forget_seconds=1.0)
-    [track] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
-    assert tracker.update([Box(110, 215, 210, 115)], 1, 0.1) == [track]  # overlapping
-    assert tracker.update([Box(110, 290, 210, 190)], 2, 0.2) == [track]  # moved most of a face width
-    assert track.box == Box(110, 290, 210, 190) and track.last_frame == 2 and track.last_time == 0.2
-    assert track.first_frame == 0
+    [track] = tracker.update([Box(100, 200, 200, 100)], 0.0)
+    assert tracker.update([Box(110, 215, 210, 115)], 0.1) == [track]  # overlapping
+    assert tracker.update([Box(110, 290, 210, 190)], 0.2) == [track]  # moved most of a face width
+    assert track.box == Box(110, 290, 210, 190) and track.last_time == 0.2
     assert list(tracker.tracks) == [track.id]
 
 
 def test_a_far_box_makes_a_new_track():
     tracker = Tracker(forget_seconds=1.0)
-    [first] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
-    [second] = tracker.update([Box(100, 500, 200, 400)], 1, 0.1)
+    [first] = tracker.update([Box(100, 200, 200, 100)], 0.0)
+    [second] = tracker.update([Box(100, 500, 200, 400)], 0.1)
     assert second.id != first.id
     assert set(tracker.tracks) == {first.id, second.id}
     assert first.box == Box(100, 200, 200, 100)  # untouched
@@ -362,44 +364,44 @@ def test_a_far_box_makes_a_new_track():
 
 def test_a_much_larger_face_in_the_same_place_is_someone_else():
     tracker = Tracker(forget_seconds=1.0)
-    [first] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
-    [second] = tracker.update([Box(50, 250, 250, 50)], 1, 0.1)  # twice the size: overlap 0.25
+    [first] = tracker.update([Box(100, 200, 200, 100)], 0.0)
+    [second] = tracker.update([Box(50, 250, 250, 50)], 0.1)  # twice the size: overlap 0.25
     assert second.id != first.id
 
 
 def test_two_faces_in_one_detection_get_two_tracks():
     tracker = Tracker(forget_seconds=1.0)
     a, b = Box(100, 200, 200, 100), Box(100, 330, 180, 250)
-    seen = tracker.update([b, a], 0, 0.0)
+    seen = tracker.update([b, a], 0.0)
     assert [t.box for t in seen] == [a, b]  # largest first
-    moved = tracker.update([Box(105, 205, 205, 105), Box(100, 335, 180, 255)], 1, 0.1)
+    moved = tracker.update([Box(105, 205, 205, 105), Box(100, 335, 180, 255)], 0.1)
     assert [t.id for t in moved] == [t.id for t in seen]  # each keeps its own track
 
 
 def test_candidates_restrict_which_tracks_a_box_may_join():
     tracker = Tracker(forget_seconds=1.0)
-    a, b = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
-    found = tracker.update([Box(100, 200, 200, 100)], 1, 0.1, candidates=[b])
+    a, b = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0.0)
+    found = tracker.update([Box(100, 200, 200, 100)], 0.1, candidates=[b])
     assert found == [] and set(tracker.tracks) == {a.id, b.id}  # a region search around b neither feeds a nor adds a track
     assert a.last_time == 0.0
 
 
 def test_tracks_expire_after_forget_seconds():
     tracker = Tracker(forget_seconds=1.0)
-    [old] = tracker.update([Box(100, 200, 200, 100)], 0, 0.0)
-    [young] = tracker.update([Box(100, 500, 200, 400)], 10, 0.6)
+    [old] = tracker.update([Box(100, 200, 200, 100)], 0.0)
+    [young] = tracker.update([Box(100, 500, 200, 400)], 0.6)
     assert tracker.expire(1.0) == []  # exactly forget_seconds: still here
     assert tracker.expire(1.05) == [old]
     assert list(tracker.tracks) == [young.id]
     assert tracker.expire(1.7) == [young]
     assert tracker.tracks == {}
-    [again] = tracker.update([Box(100, 200, 200, 100)], 20, 2.0)
+    [again] = tracker.update([Box(100, 200, 200, 100)], 2.0)
     assert again.id not in (old.id, young.id)  # a returning face is a new track
 
 
 def test_clear_forgets_every_track():
     tracker = Tracker(forget_seconds=1.0)
-    tracks = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0, 0.0)
+    tracks = tracker.update([Box(100, 200, 200, 100), Box(100, 500, 200, 400)], 0.0)
     assert sorted(t.id for t in tracker.clear()) == sorted(t.id for t in tracks)
     assert tracker.tracks == {}
 
@@ -408,48 +410,66 @@ def test_clear_forgets_every_track():
 
 
 def mask_vote(labels: list[bool | None], vote_frames: int = 3) -> Track:
-    track = new_track()
+    track = new_track(vote_frames)
     for i, label in enumerate(labels):
-        track.mask.add(label, vote_frames, i * 0.1)
+        track.add_mask_sample(label, i * 0.1)
     return track
 
 
 def test_two_sure_samples_decide_the_mask_vote():
-    assert mask_vote([False]).mask.masked is None
-    assert mask_vote([False, False]).mask.masked is False
-    assert mask_vote([True, None, True]).mask.masked is True
-    assert mask_vote([True, False, None, None]).mask.masked is None  # no majority yet
-    assert mask_vote([True, False, False]).mask.masked is False
+    assert mask_vote([False]).masked is None
+    assert mask_vote([False, False]).masked is False
+    assert mask_vote([True, None, True]).masked is True
+    assert mask_vote([True, False, None, None]).masked is None  # no majority yet
+    assert mask_vote([True, False, False]).masked is False
 
 
 def test_unsure_samples_abstain_from_the_mask_vote():
     assert vote_label(0.5) is None and vote_label(0.7) is None and vote_label(0.3) is None
     assert vote_label(0.8) is True and vote_label(0.2) is False
-    assert mask_vote([None] * 20).mask.masked is None
+    assert mask_vote([None] * 20).masked is None
 
 
 def test_a_mask_coming_off_reopens_the_mask_vote():
     track = mask_vote([True, True])
-    track.mask.add(False, 3, 5.0)
-    assert track.mask.masked is True  # one disagreement is not enough
-    track.mask.add(True, 3, 6.0)
-    track.mask.add(False, 3, 7.0)
-    assert track.mask.masked is True  # a sure sample for the outcome breaks the row
-    track.mask.add(None, 3, 7.5)  # an unsure one does not
-    track.mask.add(False, 3, 8.0)
-    assert track.mask.masked is None and track.mask.samples == [False]
-    track.mask.add(False, 3, 8.1)
-    assert track.mask.masked is False and track.mask.last_time == 8.1
+    track.add_mask_sample(False, 5.0)
+    assert track.masked is True  # one disagreement is not enough
+    track.add_mask_sample(True, 6.0)
+    track.add_mask_sample(False, 7.0)
+    assert track.masked is True  # a sure sample for the outcome breaks the row
+    track.add_mask_sample(None, 7.5)  # an unsure one does not
+    track.add_mask_sample(False, 8.0)
+    assert track.masked is None
+    track.add_mask_sample(False, 8.1)  # the new vote started from the latest sample: one more decides
+    assert track.masked is False and track.mask_time == 8.1
+
+
+def test_a_mask_vote_keeps_a_window_of_three_times_its_ballots():
+    vote = MajorityVote(3)
+    for ballot in [True, False] + [Verdict.ABSTAIN] * 10:
+        assert not vote.add(ballot)
+    assert len(vote.samples) == 9 and vote.outcome is None  # no give-up label: it never ends undecided
+
+
+def test_each_time_the_face_is_voted_masked_a_new_bare_episode_starts():
+    track = mask_vote([False, False])
+    assert track.masked is False and track.mask_episode == 0
+    for t, ballot in enumerate([True, True, True], start=1):  # two against reopen, a third decides
+        track.add_mask_sample(ballot, float(t))
+    assert track.masked is True and track.mask_episode == 1
+    for t, ballot in enumerate([False, False, False], start=4):
+        track.add_mask_sample(ballot, float(t))
+    assert track.masked is False and track.mask_episode == 1  # bare again: one more no_mask is due
 
 
 def test_a_reopened_identity_vote_reopens_the_mask_vote():
     track, _ = vote(["7", "7"])
-    track.mask.add(False, 3, 0.1)
-    track.mask.add(False, 3, 0.2)
-    track.mask.reported = True
-    track.add_sample(sample("8"), 3, 10, 1.0)
-    track.add_sample(sample("8"), 3, 11, 2.0)  # someone else stands there now
-    assert track.decided is None and track.mask.masked is None and not track.mask.reported
+    track.add_mask_sample(False, 0.1)
+    track.add_mask_sample(False, 0.2)
+    episode = track.mask_episode
+    track.add_sample(sample("8"), 1.0)
+    track.add_sample(sample("8"), 2.0)  # someone else stands there now
+    assert track.decided is None and track.masked is None and track.mask_episode == episode + 1
 
 
 def mask_engine() -> FaceEngine:
@@ -458,11 +478,15 @@ def mask_engine() -> FaceEngine:
     return engine
 
 
-def run_frames(processor: FrameProcessor, images, fps: float = 30) -> list[tuple[int, str, int | None]]:
-    """(frame, kind, track id) of every observation."""
+def run_frames(processor: FrameProcessor, rules: EventRules, images, fps: float = 30,
+               start: float | None = None) -> list[tuple[int, str, int | None]]:
+    """(frame, kind, track id) of every observation the events rules let through; frame n is
+    taken at `start` (default now) plus n / fps seconds."""
+    start = time.time() if start is None else start
     out = []
     for n, image in enumerate(images):
-        out += [(n, o.kind, o.track.id if o.track else None) for o in processor.process(Frame(image, n, n * 1000 / fps, time.time()))]
+        report = processor.process(Frame(image, n, n * 1000 / fps, start + n / fps))
+        out += [(n, o.kind, o.track.id if o.track else None) for o in rules.due(report)]
     return out
 
 
@@ -489,7 +513,7 @@ def test_a_mask_coming_off_in_view_gives_one_no_mask_event(tmp_path, mask_pairs)
     for masked, bare in mask_pairs:
         processor = FrameProcessor(config, engine, lambda: watchlist)
         images = [composite(background, masked)] * 90 + [composite(background, bare)] * 150
-        observations = run_frames(processor, images)
+        observations = run_frames(processor, EventRules(config.events, config.mask), images)
         no_mask = [(n, track) for n, kind, track in observations if kind == "no_mask"]
         identity = [(n, track) for n, kind, track in observations if kind in ("known_face", "unknown_face")]
         assert len(no_mask) == 1 and 90 <= no_mask[0][0] < 180, observations
@@ -507,6 +531,6 @@ def test_no_mask_events_switched_off_or_outside_opening_hours(tmp_path, mask_pai
         config = site.config()
         watchlist = build_watchlist(config, engine, open_cache(config))
         processor = FrameProcessor(config, engine, lambda: watchlist)
-        kinds = [kind for _, kind, _ in run_frames(processor, images)]
+        kinds = [kind for _, kind, _ in run_frames(processor, EventRules(config.events, config.mask), images)]
         assert kinds.count("no_mask") == expected, (extra, kinds)
         assert kinds.count("unknown_face") == 1

@@ -6,18 +6,16 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import Site, lfw_photos
 from edgeguard.config import RecognitionConfig
-from edgeguard.details import upsert_person
-from edgeguard.images import load_photo
-from edgeguard.recognize import FaceEngine
-from edgeguard.reload import SETTLE_SECONDS, WatchlistService
-from edgeguard.watchlist import build_watchlist, open_cache
+from edgeguard.watchlist.details import upsert_person
+from edgeguard.faces.photos import load_photo
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.watchlist.reload import SETTLE_SECONDS, WatchlistService
+from edgeguard.watchlist.build import build_watchlist, open_cache
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 DEBOUNCE = 0.3
@@ -52,14 +50,14 @@ def wait_for(predicate, timeout=WAIT, interval=0.05):
     return predicate()
 
 
-def wait_until_quiet(service, quiet=DEBOUNCE + SETTLE_SECONDS * 2 + 0.3, timeout=WAIT):
+def wait_until_quiet(run, quiet=DEBOUNCE + SETTLE_SECONDS * 2 + 0.3, timeout=WAIT):
     """Wait until no reload has happened for `quiet` seconds."""
     deadline = time.monotonic() + timeout
-    last, since = service.reloads, time.monotonic()
+    last, since = len(run.reloaded), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        if service.reloads != last:
-            last, since = service.reloads, time.monotonic()
+        if len(run.reloaded) != last:
+            last, since = len(run.reloaded), time.monotonic()
         elif time.monotonic() - since >= quiet:
             return
 
@@ -193,11 +191,11 @@ def test_burst_of_30_photos_gives_one_reload(site, running):
     assert copied == 30
 
     assert wait_for(lambda: run.service.current.enrolled == 4, timeout=30)
-    wait_until_quiet(run.service)
+    wait_until_quiet(run)
     current = run.service.current
     assert sum(current.photo_counts.values()) >= 30  # at most one of the 30 photos unusable
-    assert 1 <= run.service.reloads <= 2, f"{run.service.reloads} reloads for one burst"
-    assert len(run.builds) == 1 + run.service.reloads
+    assert 1 <= len(run.reloaded) <= 2, f"{len(run.reloaded)} reloads for one burst"
+    assert len(run.builds) == 1 + len(run.reloaded)
 
 
 def test_photo_written_slowly_is_enrolled_complete(site, running):
@@ -219,7 +217,7 @@ def test_photo_written_slowly_is_enrolled_complete(site, running):
     assert target.read_bytes() == data
 
     assert wait_for(lambda: run.service.current.photo_counts.get("2") == 1)
-    wait_until_quiet(run.service)
+    wait_until_quiet(run)
     assert run.reloaded, "no reload after the photo arrived"
     for watchlist in run.reloaded:
         half = [p for p in watchlist.problems if p.where == str(target)]
@@ -269,7 +267,7 @@ def test_files_elsewhere_in_details_folder_do_not_reload(two_people, running):
     (site.details.parent / "notes.txt").write_text("not the watchlist\n", encoding="utf-8")
     (site.details.parent / "Details-backup.csv").write_text("Id,Name\n", encoding="utf-8")
     time.sleep(DEBOUNCE + SETTLE_SECONDS + 0.6)
-    assert run.service.reloads == 0
+    assert len(run.reloaded) == 0
 
 
 # --- stopping -----------------------------------------------------------------------------------
@@ -286,7 +284,7 @@ def test_stop_returns_promptly_and_ends_watching(two_people, running):
     assert not service._observer.is_alive()
     site.add_person("3", "George W Bush", lfw_photos(BUSH)[:1])
     time.sleep(DEBOUNCE + SETTLE_SECONDS + 0.6)
-    assert service.reloads == 0
+    assert len(run.reloaded) == 0
     assert len(run.builds) == 1
 
 
@@ -299,7 +297,7 @@ def test_stop_while_a_reload_is_pending_returns_promptly(two_people, running):
     run.service.stop()
     assert time.monotonic() - started < 1.0
     time.sleep(DEBOUNCE + 0.5)
-    assert run.service.reloads == 0
+    assert len(run.reloaded) == 0
 
 
 def test_stop_while_files_are_settling_does_not_start_a_reload(two_people, running):
@@ -321,7 +319,7 @@ def test_stop_while_files_are_settling_does_not_start_a_reload(two_people, runni
     try:
         run.service.request_reload()
         time.sleep(DEBOUNCE + 2 * SETTLE_SECONDS + 0.2)  # past the debounce: waiting for the copy to settle
-        assert run.service.reloads == 0
+        assert len(run.reloaded) == 0
         stop_at = time.monotonic()
         run.service.stop()
         stopped_in = time.monotonic() - stop_at
@@ -330,4 +328,4 @@ def test_stop_while_files_are_settling_does_not_start_a_reload(two_people, runni
         thread.join()
     assert stopped_in < 1.5
     assert [t for t in run.builds if t >= stop_at] == [], "a watchlist rebuild ran after stop()"
-    assert run.service.reloads == 0
+    assert len(run.reloaded) == 0

@@ -14,8 +14,9 @@ import pytest
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 
 from edgeguard.config import TwilioConfig
-from edgeguard.outbox import Outbox
-from edgeguard.sms import RETRY_FIRST, RETRY_LONGEST, Sender, TwilioTransport, classify, mask_number
+from edgeguard.alerts.outbox import Outbox
+from edgeguard.alerts.sender import RETRY_FIRST, RETRY_LONGEST, Sender, TwilioTransport, classify
+from edgeguard.common.phone import mask_number
 
 SID = "AC" + "1" * 32
 TOKEN = "tok-" + "9f" * 14
@@ -328,7 +329,7 @@ def test_permanent_errors_are_not_retried_and_logged_once(fake, outbox, clock, c
         assert m.status == "failed" and m.attempts == 1 and m.sid is None
         assert m.last_error.startswith(f"Twilio error {code}: ") and words in m.last_error
         text = record.getMessage()
-        assert record.levelno == logging.ERROR and record.name == "edgeguard.sms"
+        assert record.levelno == logging.ERROR and record.name == "edgeguard.alerts.sender"
         assert mask_number(number) in text and words in text
         assert number[-3:] in text and "*" * 9 + number[-3:] in text
     assert outbox.get(last).status == "sent"

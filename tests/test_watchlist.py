@@ -3,7 +3,6 @@ identification, problems with unusable files, CSV/folder consistency and the enc
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 import shutil
@@ -17,12 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LFW, PEOPLE, TESTDATA, Site, lfw_photos
-from edgeguard.cache import CACHE_FILE, photo_digest
+from conftest import PEOPLE, TESTDATA, Site, lfw_photos
+from edgeguard.watchlist.cache import CACHE_FILE, photo_digest
 from edgeguard.config import RecognitionConfig
-from edgeguard.images import load_photo
-from edgeguard.recognize import FaceEngine
-from edgeguard.watchlist import build_watchlist, open_cache
+from edgeguard.faces.photos import load_photo
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.watchlist.analyze import analyze_photo
+from edgeguard.watchlist.build import build_watchlist, open_cache
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 
@@ -54,7 +54,7 @@ def central_face(results, rgb):
 def who(engine, watchlist, path: Path):
     """The Id the central face of a photo is identified as (None: unknown)."""
     rgb = load_photo(path, MAX_PIXELS)
-    face = central_face(engine.analyze_photo(rgb, watchlist), rgb)
+    face = central_face(analyze_photo(engine, rgb, watchlist), rgb)
     assert face.identity is not None, f"{path.name}: face too small to identify"
     return face.identity.person.id if face.identity.person else None
 
@@ -172,7 +172,7 @@ def test_two_people_photo_names_both_faces(engine, people_site):
     _, watchlist = people_site
     assert watchlist.problems == []
     assert watchlist.enrolled == 2
-    results = engine.analyze_photo(load_photo(PEOPLE / "two_people.jpg", MAX_PIXELS), watchlist)
+    results = analyze_photo(engine, load_photo(PEOPLE / "two_people.jpg", MAX_PIXELS), watchlist)
     assert len(results) == 2
     left, right = sorted(results, key=lambda r: r.box.center[0])
     assert left.identity.person is not None and left.identity.person.name == "Barack Obama"
@@ -181,7 +181,7 @@ def test_two_people_photo_names_both_faces(engine, people_site):
 
 def test_stranger_from_people_folder_is_unknown(engine, people_site):
     _, watchlist = people_site
-    results = engine.analyze_photo(load_photo(PEOPLE / "lin-manuel-miranda.png", MAX_PIXELS), watchlist)
+    results = analyze_photo(engine, load_photo(PEOPLE / "lin-manuel-miranda.png", MAX_PIXELS), watchlist)
     assert len(results) == 1
     assert results[0].identity is not None
     assert results[0].identity.person is None
@@ -235,8 +235,9 @@ BAD_PHOTOS = {
     "empty.jpg": r"empty file \(0 bytes\)",
     "bomb.png": r"image too large: 60000x60000.*max_image_pixels",
     "animation.gif": r"not a photo type",
-    "notes.txt": r"not a photo type",
 }
+# Files that are no pictures: passed over without a word.
+NOT_PICTURES = ("notes.txt", "Thumbs.db", "desktop.ini", ".DS_Store")
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +259,10 @@ def problem_site(engine, tmp_path_factory):
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "bomb.png").write_bytes(png_bomb(60000, 60000))
     Image.open(good[0]).convert("P").save(folder / "animation.gif")
-    (folder / "notes.txt").write_text("taken at the gate\n", encoding="utf-8")
+    for name in NOT_PICTURES:
+        (folder / name).write_text("taken at the gate\n", encoding="utf-8")
+    (site.training / "README.md").write_text("# photos go in a folder per person\n", encoding="utf-8")
+    (site.training / "Thumbs.db").write_bytes(b"\0" * 16)
     # A photo dropped into TrainingImage/ itself instead of a person's folder.
     shutil.copyfile(lfw_photos("Tony_Blair")[0], site.training / "loose.jpg")
     # Formats that must be converted, each the only photo of its person.
@@ -282,6 +286,13 @@ def test_unusable_photo_is_a_problem_naming_file_and_reason(problem_site, name):
     assert len(found) == 1, f"{name}: {watchlist.problems}"
     assert re.search(BAD_PHOTOS[name], found[0].reason), found[0].reason
     assert str(path) in str(found[0])
+
+
+def test_files_that_are_no_pictures_are_passed_over_silently(problem_site):
+    site, watchlist = problem_site
+    quiet = [site.training / "1" / name for name in NOT_PICTURES] + [site.training / "README.md", site.training / "Thumbs.db"]
+    for path in quiet:
+        assert problems_for(watchlist, path) == [], path
 
 
 def test_good_photos_of_the_same_person_still_enrol(problem_site):
@@ -368,7 +379,7 @@ def test_folder_without_row_and_row_without_folder(engine, tmp_path, caplog):
 def test_identification_uses_csv_name_and_category(engine, lfw_site):
     site, watchlist = lfw_site
     rgb = load_photo(lfw_photos("George_W_Bush")[4], MAX_PIXELS)
-    face = central_face(engine.analyze_photo(rgb, watchlist), rgb)
+    face = central_face(analyze_photo(engine, rgb, watchlist), rgb)
     assert face.identity.person.name == "George W Bush"
     assert face.to_json()["name"] == "George W Bush"
 

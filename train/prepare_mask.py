@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edgeguard.detect import Box, FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.detect import FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.faces.box import Box  # noqa: E402
 from edgeguard.mask import CANDIDATE_FLOOR, crop_face, same_face  # noqa: E402
 
 log = logging.getLogger("prepare_mask")

@@ -9,13 +9,12 @@ at any moment leaves either the old or the new state of a message.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .events import connect_private
+from ..store.sqlite import connect_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -40,9 +39,6 @@ CREATE TABLE IF NOT EXISTS held (
     since     REAL NOT NULL
 );
 """
-
-STATUSES = ("pending", "sent", "failed", "dry_run")
-
 
 @dataclass(frozen=True)
 class Message:

@@ -8,43 +8,25 @@ hour, and what the cap held back is counted and mentioned in the next message
 that does go out ("+3 more since 14:02").  Messages go into the outbox; the
 sender delivers them on its own thread, so none of this waits on the network.
 
-Bodies are GSM-7 plain text (one emoji would make every segment 70 characters)
-and carry no phone numbers or deposits.
+The wording is edgeguard.alerts.wording's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from .config import Config, RouteConfig, in_hours
-from .events import Event
+from ..common.timeofday import in_hours
+from ..config import Config, RouteConfig
+from ..events.event import Event
 from .links import ImageLinks
 from .outbox import Outbox
+from .wording import alert_body
 
 log = logging.getLogger(__name__)
-
-# The GSM 03.38 basic character set: text made only of these fits 160 per SMS segment.
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-
-
-def to_gsm7(text: str) -> str:
-    """Text that stays in GSM-7: accents dropped where needed, anything else becomes '?'."""
-    out = []
-    for ch in text:
-        if ch in GSM7:
-            out.append(ch)
-            continue
-        base = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
-        out.append(base if base and all(c in GSM7 for c in base) else "?")
-    return "".join(out)
 
 
 class Alerter:
@@ -53,7 +35,6 @@ class Alerter:
     def __init__(self, config: Config, outbox: Outbox, links: ImageLinks | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = config.alerts
-        self.location = config.location
         self.outbox = outbox
         self.links = links
         self.clock = clock
@@ -66,8 +47,9 @@ class Alerter:
         recipients = self.recipients(event)
         if not recipients or not self._cooled_down(event):
             return []
-        body = self.compose(event)
-        media = self._link(event) if self.cfg.mms else None
+        link = self._link(event)
+        body = alert_body(event, link)
+        media = link if self.cfg.mms else None
         return [mid for to in recipients if (mid := self._queue(to, body, media, event)) is not None]
 
     def recipients(self, event: Event) -> list[str]:
@@ -95,28 +77,6 @@ class Alerter:
             return False
         self._last_alert[key] = event.time
         return True
-
-    def compose(self, event: Event) -> str:
-        """The message body: type, who, where, local time, image link, maps link."""
-        when = datetime.fromtimestamp(event.time).strftime("%H:%M:%S")
-        # Only the words are made GSM-7: a link must reach the guard exactly as it is.
-        parts = [to_gsm7(f"EdgeGuard ALERT {event.location}: {self._what(event)} {when}")]
-        link = self._link(event)
-        if link:
-            parts.append(link)
-        if event.latitude is not None and event.longitude is not None:
-            parts.append(f"map https://maps.google.com/?q={event.latitude:.5f},{event.longitude:.5f}")
-        return " ".join(parts)
-
-    @staticmethod
-    def _what(event: Event) -> str:
-        who = f"{event.name} (Id {event.person_id}{', ' + event.category if event.category else ''})" \
-            if event.person_id else "unknown person"
-        if event.type == "crowd":
-            return f"crowd of {event.extra.get('count', '?')} people"
-        if event.type == "no_mask":
-            return f"no mask: {who}"
-        return who
 
     def _link(self, event: Event) -> str | None:
         if not event.capture or self.links is None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from typing import Callable, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from .config import TwilioConfig
+from ..common.phone import mask_number, mask_numbers
+from ..config import TwilioConfig
 from .outbox import Message, Outbox
 
 log = logging.getLogger(__name__)
@@ -96,21 +96,8 @@ def classify(exc: BaseException) -> tuple[bool, str]:
     return True, f"cannot reach Twilio: {type(exc).__name__}: {_first_line(exc)}"
 
 
-PHONE_LIKE = re.compile(r"\+?\d[\d \-().]{5,}\d")
-
-
-def mask_numbers(text: str) -> str:
-    """Twilio's own error texts often quote the recipient: mask anything that looks like a number."""
-    return PHONE_LIKE.sub(lambda m: mask_number(re.sub(r"\D", "", m.group(0))), text)
-
-
 def _first_line(exc: object) -> str:
     return (str(exc).splitlines() or [""])[0][:200]
-
-
-def mask_number(number: str) -> str:
-    """A phone number for logs: only the last 3 digits shown."""
-    return "*" * max(0, len(number) - 3) + number[-3:]
 
 
 class Sender:

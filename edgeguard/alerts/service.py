@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import logging
 
-from .alerts import Alerter
-from .config import Config
-from .links import ImageServer, LinkSigner, SignedLinks, load_link_key
+from ..config import Config
+from .image_server import ImageServer
+from .links import LinkSigner, SignedLinks, load_link_key
 from .outbox import Outbox
-from .sms import Sender, TwilioTransport
+from .rules import Alerter
+from .sender import Sender, TwilioTransport
 
 log = logging.getLogger(__name__)
 
 
-class Notifier:
+class AlertService:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.outbox = Outbox(config.paths.outbox_db)

@@ -1,10 +1,12 @@
-"""The events stage: observations become events, with captures for unknown faces.
+"""The events stage: each frame's report becomes events (edgeguard.events.rules says which),
+with captures for unknown faces.
 
 For an unknown face it first asks whether this is a visitor seen within the
 revisit window (then the earlier capture is referenced and nothing new is
 saved), otherwise it saves a capture.  A no_mask event on an unknown face
-points at that face's capture.  Every event is written to the event
-log and logged as one line without personal details beyond the name.
+points at that face's capture.  Every event is written to the event log and
+logged as one line without personal details beyond the name; then the
+listeners (alerts) get it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-import numpy as np
-
-from .captures import CaptureStore, SavedCapture
-from .config import Config
-from .events import Event, EventLog
-from .pipeline import Observation
-from .track import UNKNOWN
+from ..config import Config
+from ..live.pipeline import FrameReport, Observation
+from ..live.track import BestView
+from ..live.vote import Verdict
+from ..store.capture_store import CaptureStore, SavedCapture
+from ..store.event_log import EventLog
+from .event import Event
+from .rules import EventRules
 from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,14 @@ class EventRecorder:
         self.location = config.location
         self.event_log = event_log
         self.captures = captures
+        self.rules = EventRules(config.events, config.mask)
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
         self.listeners = listeners or []
         self._unknown_tracks: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
+
+    def record(self, report: FrameReport) -> list[Event]:
+        """The events of one frame, recorded and handed to the listeners."""
+        return [self.handle(obs) for obs in self.rules.due(report)]
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
@@ -53,7 +61,7 @@ class EventRecorder:
         event = self.event_log.append(self._event(obs, **fields))
         if obs.kind == "unknown_face" and obs.track is not None:
             self._remember_unknown(obs.track.id, event)
-        self._log(event)
+        log.info("event %s", event.summary())
         for listener in self.listeners:
             try:
                 listener(event)
@@ -82,17 +90,16 @@ class EventRecorder:
     def _unknown(self, obs: Observation) -> dict[str, Any]:
         track = obs.track
         assert track is not None
-        encodings = track.encodings_for(UNKNOWN)
+        encodings = track.encodings_for(Verdict.UNKNOWN)
         if len(encodings) == 0:  # decided unknown for want of a majority: use every sample
-            encodings = np.array([s.encoding for s in track.samples])
+            encodings = track.all_encodings()
         visitor = self.visitors.recall(encodings, obs.frame.time)
         if visitor is not None:
             return {"capture": visitor.capture,
                     "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
-        best = track.best
+        best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
-        saved = self.captures.save(best.frame.time, self.camera, best.crop, best.frame.image, self._sidecar(obs))
-        track.best = None  # saved or not, the frame is no longer needed
+        saved = self.captures.save(best.frame.time, self.camera, best.crop, best.frame.image, self._sidecar(obs, best))
         capture = str(saved.face) if isinstance(saved, SavedCapture) else None
         visitor = self.visitors.remember(encodings, capture, obs.frame.time)
         extra: dict[str, Any] = {"visitor": visitor.id, "box": track.box.as_list()}
@@ -102,10 +109,9 @@ class EventRecorder:
             extra["frame_image"] = str(saved.frame)
         return {"capture": capture, "extra": extra}
 
-    def _sidecar(self, obs: Observation) -> dict[str, Any]:
+    def _sidecar(self, obs: Observation, best: BestView) -> dict[str, Any]:
         """What the capture shows: the best view's frame, box and time, and the decision's distance."""
-        assert obs.track is not None and obs.track.best is not None
-        best = obs.track.best
+        assert obs.track is not None
         return {
             "time": best.frame.time,
             "camera": self.camera,
@@ -131,13 +137,3 @@ class EventRecorder:
 
     def _lon(self) -> float | None:
         return self.location.longitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
-
-    @staticmethod
-    def _log(event: Event) -> None:
-        who = f"{event.name} (Id {event.person_id})" if event.person_id else ""
-        if event.type == "crowd":
-            who = f"{event.extra.get('count')} people"
-        where = f"frame {event.frame}" if event.pos_ms is not None else ""
-        capture = f" capture {event.capture}" if event.capture and not event.extra.get("revisit") else ""
-        revisit = f" (visitor {event.extra.get('visitor')} again)" if event.extra.get("revisit") else ""
-        log.info("event %s %s %s%s%s", event.type, who, where, capture, revisit)

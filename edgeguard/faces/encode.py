@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from .detect import Box
+from .box import Box
 from .dlib_models import model_path
 
 ENCODING_SIZE = 128
@@ -37,7 +37,7 @@ class FaceEncoder:
                 return np.empty((0, ENCODING_SIZE), dtype=np.float32)
             shapes = dlib.full_object_detections()
             for box in boxes:
-                shapes.append(predictor(rgb, dlib.rectangle(box.left, box.top, box.right, box.bottom)))
+                shapes.append(predictor(rgb, box.to_dlib()))
             descriptors = model.compute_face_descriptor(rgb, shapes, jitters)
         return np.asarray([np.asarray(d) for d in descriptors], dtype=np.float32)
 

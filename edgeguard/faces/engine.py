@@ -1,48 +1,22 @@
 """The per-face work shared by enrolment, `edgeguard analyze` and the live pipeline:
-find faces (masked ones too), gate them by size, encode them, name them against
-a watchlist, and tell whether they wear a mask.
+the detector, the encoder and the mask classifier configured once; finding faces
+in still photos (masked ones too) and the one face of a watchlist photo.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import MaskConfig, RecognitionConfig
-from .detect import Box, FaceDetector, detect_in_photo
+from ..config import MaskConfig, RecognitionConfig
+from ..detect import FaceDetector, detect_in_photo
+from ..mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, split_faces
+from .box import Box
 from .encode import FaceEncoder
-from .images import PhotoError
-from .mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, split_faces
-
-if TYPE_CHECKING:
-    from .watchlist import Identity, Watchlist
+from .photos import PhotoError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FaceResult:
-    """One face in an image: where, who (if anyone), and the per-face checks."""
-
-    box: Box
-    identity: Identity | None  # None: too small to identify
-    mask: bool | None = None
-    mask_score: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        person = self.identity.person if self.identity else None
-        distance = self.identity.distance if self.identity else None
-        return {
-            "box": self.box.as_list(),
-            "id": person.id if person else None,
-            "name": person.name if person else None,
-            "distance": None if distance is None else round(distance, 4),
-            "mask": self.mask,
-            "mask_score": self.mask_score,
-        }
 
 
 class FaceEngine:
@@ -73,7 +47,7 @@ class FaceEngine:
         if search is None:
             return [box for box, _ in scored]
         faces, masked_faces = split_faces(rgb, scored, search)
-        return faces + masked_faces
+        return faces + [box for box, _ in masked_faces]
 
     def enrolment_encoding(self, rgb: np.ndarray) -> np.ndarray:
         """The encoding of the one person in a watchlist photo, or PhotoError.
@@ -91,16 +65,6 @@ class FaceEngine:
         if len(usable) > 1:
             raise PhotoError(f"{len(usable)} faces found; a watchlist photo must show one person only")
         return self.encoder.encode(rgb, usable, self.cfg.enrol_jitters)[0]
-
-    def analyze_photo(self, rgb: np.ndarray, watchlist: Watchlist) -> list[FaceResult]:
-        """Every face in a still image, identified where it is large enough."""
-        height, width = rgb.shape[:2]
-        boxes = self.find_in_photo(rgb, masked=True)
-        usable = [b for b in boxes if b.size >= self.cfg.min_face_size]
-        identities = dict(zip(usable, watchlist.identify(self.encoder.encode(rgb, usable))))
-        masks = self.masks.classify(rgb, boxes) if self.masks is not None else [None] * len(boxes)
-        return [FaceResult(b.clipped(height, width), identities.get(b),
-                           m.mask if m else None, m.score if m else None) for b, m in zip(boxes, masks)]
 
 
 def _mask_classifier() -> MaskClassifier | None:

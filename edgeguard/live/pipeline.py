@@ -1,4 +1,4 @@
-"""The per-frame path: frames in, observations (who was decided, how many people) out.
+"""The per-frame path: frames in, facts out (whose identity was decided, which faces are bare, how many people).
 
 Detection and encoding are the expensive steps, so neither runs on every frame:
 
@@ -15,33 +15,36 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
   open, and once every `recheck_seconds` after that to confirm it.  Faces
   below `min_face_size` or blurrier than `min_sharpness` are never encoded.
 - The mask model classifies each tracked face at every sighting while its
-  mask vote (edgeguard.track) is open and every MASK_RECHECK_SECONDS after;
-  a face voted bare gives one no_mask observation once its identity is decided.
+  mask vote (edgeguard.live.track) is open and every MASK_RECHECK_SECONDS after.
   With `[mask] find_masked = "always"` both detections also keep HOG's
-  sub-threshold candidates that the mask model verifies as masked faces.
+  sub-threshold candidates that the mask model verifies as masked faces; the
+  score that verified such a face is its mask sample for that frame.
 
-Durations (crowd time, re-checks, forgetting tracks) use the video position
-for files, so a file replayed as fast as possible behaves as it would live.
+The pipeline reports facts in a `FrameReport`; what becomes an event (opening
+hours, once per face, how long a crowd must last) is the events stage's rule
+(edgeguard.events.rules).  Durations (re-checks, forgetting tracks) use the
+video position for files, so a file replayed as fast as possible behaves as
+it would live.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Callable
 
 import cv2
 import numpy as np
 
-from .capture import Frame
-from .config import Config, in_hours
-from .detect import Box
-from .details import Person
-from .mask import CANDIDATE_FLOOR, split_faces, vote_label
-from .recognize import FaceEngine
-from .track import UNCERTAIN, UNKNOWN, Sample, Track, Tracker
-from .watchlist import Identity, Watchlist
+from ..capture import Frame
+from ..config import Config
+from ..faces.box import Box
+from ..faces.engine import FaceEngine
+from ..mask import CANDIDATE_FLOOR, split_faces, vote_label
+from ..watchlist.build import Identity, Watchlist
+from ..watchlist.details import Person
+from .track import Sample, Track, Tracker
+from .vote import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,8 @@ MASK_RECHECK_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Observation:
-    """Something the pipeline concluded on a frame; the events stage turns it into an event."""
+    """Something that may become an event: an identity decided here, or (from the events rules) a bare
+    face or a crowd."""
 
     kind: str  # "known_face", "unknown_face", "no_mask" or "crowd"
     frame: Frame
@@ -74,21 +78,36 @@ class Observation:
     count: int | None = None
 
 
+@dataclass(frozen=True)
+class BareFace:
+    """A face whose identity is decided and whose mask vote says bare, seen on this frame."""
+
+    track: Track
+    person: Person | None  # None: an unknown face
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    """What the pipeline concluded on one frame."""
+
+    frame: Frame
+    decisions: list[Observation]  # identity votes decided on this frame
+    bare: list[BareFace]
+    people: int  # faces in view
+
+
 class FrameProcessor:
     def __init__(self, config: Config, engine: FaceEngine, watchlist: Callable[[], Watchlist]) -> None:
         self.cfg = config.pipeline
-        self.events_cfg = config.events
-        self.mask_cfg = config.mask
         self.min_face_size = config.recognition.min_face_size
         self.engine = engine
         self.watchlist = watchlist
-        self.tracker = Tracker(forget_seconds=self.cfg.forget_seconds)
+        self.tracker = Tracker(self.cfg.forget_seconds, self.cfg.vote_frames)
         self._last_full = self._last_region = float("-inf")
         self._last_number = -1
         self._eager = EAGER_TRIES
         self._last_thumb: np.ndarray | None = None
-        self._crowd_since: float | None = None
-        self._crowd_reported = False
+        self._verified: dict[Box, float] = {}  # masked faces verified on this frame, with their mask scores
         self.detections = 0
         self.region_searches = 0
         self.encodings = 0
@@ -97,27 +116,28 @@ class FrameProcessor:
     def people_in_view(self) -> int:
         return len(self.tracker.tracks)
 
-    def process(self, frame: Frame) -> list[Observation]:
-        now = _media_time(frame)
+    def process(self, frame: Frame) -> FrameReport:
+        now = frame.media_time
         grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         if self._scene_cut(grey) or frame.number < self._last_number:
             self.tracker.clear()
             self._last_full = float("-inf")
             self._eager = EAGER_TRIES
         self._last_number = frame.number
-        seen = self._look(grey, frame.image, frame.number, now)
+        self._verified = {}
+        seen = self._look(grey, frame.image, now)
         self.tracker.expire(now)
         usable = [(t, s) for t in seen if (s := self._sharpness(grey, t.box)) is not None]
-        observations = self._vote(frame, usable, now) + self._mask_votes(frame, [t for t, _ in usable], now)
-        crowd = self._crowd(frame, now)
-        return observations + ([crowd] if crowd else [])
+        decisions = self._vote(frame, usable, now)
+        bare = self._mask_votes(frame, [t for t, _ in usable], now)
+        return FrameReport(frame, decisions, bare, self.people_in_view)
 
     def _scene_cut(self, grey: np.ndarray) -> bool:
         thumb = cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._last_thumb = self._last_thumb, thumb
         return previous is not None and float(np.abs(thumb - previous).mean()) > SCENE_CUT
 
-    def _look(self, grey: np.ndarray, bgr: np.ndarray, number: int, now: float) -> list[Track]:
+    def _look(self, grey: np.ndarray, bgr: np.ndarray, now: float) -> list[Track]:
         """Run the detection due on this frame, if any; the tracks it saw."""
         since = now - self._last_full
         if since >= self.cfg.detect_every or (self._eager and since >= self.cfg.track_every):
@@ -125,13 +145,13 @@ class FrameProcessor:
             self.detections += 1
             boxes = self._detect_full(grey, bgr)
             self._eager = 0 if boxes else max(0, self._eager - 1)
-            return self.tracker.update(boxes, number, now)
+            return self.tracker.update(boxes, now)
         if self.tracker.tracks and now - self._last_region >= self.cfg.track_every:
             self._last_region = now
             seen = []
             for track in list(self.tracker.tracks.values()):
                 self.region_searches += 1
-                seen += self.tracker.update(self._detect_around(grey, bgr, track.box), number, now, [track])
+                seen += self.tracker.update(self._detect_around(grey, bgr, track.box), now, [track])
             return seen
         return []
 
@@ -143,10 +163,9 @@ class FrameProcessor:
 
     def _detect_around(self, grey: np.ndarray, bgr: np.ndarray, box: Box) -> list[Box]:
         height, width = grey.shape
-        pad = int(box.size * REGION_CONTEXT)
-        region = Box(box.top - pad, box.right + pad, box.bottom + pad, box.left - pad).clipped(height, width)
+        region = box.grown(int(box.size * REGION_CONTEXT)).clipped(height, width)
         scale = REGION_FACE / max(box.size, 1)
-        patch = cv2.resize(grey[region.top:region.bottom, region.left:region.right], None, fx=scale, fy=scale,
+        patch = cv2.resize(region.crop(grey), None, fx=scale, fy=scale,
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left).clipped(height, width))
 
@@ -158,7 +177,8 @@ class FrameProcessor:
         if search is None:
             return [box for box, _ in scored]
         faces, masked = split_faces(bgr, scored, search, rgb=False)
-        return faces + masked
+        self._verified.update(masked)
+        return faces + [box for box, _ in masked]
 
     def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
         """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
@@ -169,76 +189,51 @@ class FrameProcessor:
         watchlist = self.watchlist()
         encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in due])
         self.encodings += len(due)
-        observations = []
+        decisions = []
         for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
             sample = Sample(self._label(identity, watchlist.tolerance), identity.distance, encoding)
-            if track.add_sample(sample, self.cfg.vote_frames, frame.number, now):
-                observations.append(self._decision(track, frame, watchlist))
-        return observations
+            if track.add_sample(sample, now):
+                decisions.append(self._decision(track, frame, watchlist))
+        return decisions
 
-    def _mask_votes(self, frame: Frame, usable: list[Track], now: float) -> list[Observation]:
+    def _mask_votes(self, frame: Frame, usable: list[Track], now: float) -> list[BareFace]:
         """Mask samples for the usable faces (cheap: every sighting while the vote is open, every
-        MASK_RECHECK_SECONDS after), and one no_mask observation per face voted bare once its
-        identity is decided, so the event says who, and an unknown face's capture exists."""
+        MASK_RECHECK_SECONDS after); the faces among them voted bare whose identity is decided
+        (so that an event can say who, and an unknown face's capture exists)."""
         if self.engine.masks is None:
             return []
-        due = [t for t in usable if now - t.mask.last_time >= (self.cfg.track_every if t.mask.masked is None else MASK_RECHECK_SECONDS)]
-        for track, result in zip(due, self.engine.masks.classify(frame.image, [t.box for t in due], rgb=False)):
-            track.mask.add(vote_label(result.score), self.cfg.vote_frames, now)
-        observations = []
-        for track in usable:
-            if track.mask.masked is False and track.decided is not None and not track.mask.reported:
-                track.mask.reported = True
-                if self._no_mask_wanted(frame):
-                    person = self.watchlist().people.get(track.decided) if track.decided != UNKNOWN else None
-                    observations.append(Observation("no_mask", frame, track, person, None))
-        return observations
+        due = [t for t in usable if now - t.mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
+        unverified = [t for t in due if t.box not in self._verified]
+        results = self.engine.masks.classify(frame.image, [t.box for t in unverified], rgb=False)
+        scores = {t.id: r.score for t, r in zip(unverified, results)}
+        for track in due:
+            score = self._verified[track.box] if track.box in self._verified else scores[track.id]
+            track.add_mask_sample(vote_label(score), now)
+        return [BareFace(t, self._person(t.decided)) for t in usable if t.masked is False and t.decided is not None]
 
-    def _no_mask_wanted(self, frame: Frame) -> bool:
-        return self.mask_cfg.events and in_hours(self.mask_cfg.hours, datetime.fromtimestamp(frame.time))
+    def _person(self, label: str | Verdict | None) -> Person | None:
+        return self.watchlist().people.get(label) if isinstance(label, str) else None
 
     def _sharpness(self, grey: np.ndarray, box: Box) -> float | None:
         """The face's sharpness if it is big and sharp enough to decide anything, else None."""
         if box.size < self.min_face_size:
             return None
-        face = cv2.resize(_crop(grey, box), (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
+        face = cv2.resize(box.crop(grey), (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=cv2.INTER_AREA)
         sharpness = float(cv2.Laplacian(face, cv2.CV_64F).var())
         return sharpness if sharpness >= self.cfg.min_sharpness else None
 
-    def _label(self, identity: Identity, tolerance: float) -> str:
+    def _label(self, identity: Identity, tolerance: float) -> str | Verdict:
         if identity.person is not None:
             return identity.person.id
         if identity.distance is not None and identity.distance <= tolerance + self.cfg.unknown_margin:
-            return UNCERTAIN
-        return UNKNOWN
+            return Verdict.ABSTAIN
+        return Verdict.UNKNOWN
 
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
-        if track.decided == UNKNOWN:
-            return Observation("unknown_face", frame, track, None, track.best_distance(UNKNOWN))
-        track.best = None  # a known face is never captured: free the frame
+        if track.decided is Verdict.UNKNOWN:
+            return Observation("unknown_face", frame, track, None, track.best_distance(Verdict.UNKNOWN))
+        track.take_view()  # a known face is never captured: free the frame
         person = watchlist.people.get(track.decided)
         return Observation("known_face", frame, track, person, track.best_distance(track.decided))
-
-    def _crowd(self, frame: Frame, now: float) -> Observation | None:
-        count = self.people_in_view
-        if count <= self.events_cfg.max_people:
-            self._crowd_since, self._crowd_reported = None, False
-            return None
-        if self._crowd_since is None:
-            self._crowd_since = now
-        if self._crowd_reported or now - self._crowd_since < self.events_cfg.crowd_min_seconds:
-            return None
-        self._crowd_reported = True
-        return Observation("crowd", frame, count=count)
-
-
-def _crop(image: np.ndarray, box: Box) -> np.ndarray:
-    height, width = image.shape[:2]
-    b = box.clipped(height, width)
-    return image[b.top:b.bottom, b.left:b.right].copy()
-
-
-def _media_time(frame: Frame) -> float:
-    return frame.pos_ms / 1000.0 if frame.pos_ms is not None else frame.time

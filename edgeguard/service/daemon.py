@@ -22,17 +22,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .capture import FrameSource, SourceError
-from .captures import CaptureStore
-from .config import Config, ConfigError, load_config
-from .events import Event, EventLog
-from .notify import Notifier
-from .pipeline import FrameProcessor
-from .recognize import FaceEngine
-from .record import EventRecorder
-from .reload import WatchlistService
+from ..alerts.service import AlertService
+from ..capture import FrameSource, SourceError
+from ..config import Config, ConfigError, load_config
+from ..events.event import Event
+from ..events.recorder import EventRecorder
+from ..faces.engine import FaceEngine
+from ..live.pipeline import FrameProcessor
+from ..store.capture_store import CaptureStore
+from ..store.event_log import EventLog
+from ..watchlist.build import build_watchlist, open_cache
+from ..watchlist.reload import WatchlistService
 from .systemd import Systemd
-from .watchlist import build_watchlist, open_cache
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Parts:
     service: WatchlistService
     event_log: EventLog
     captures: CaptureStore
-    notifier: Notifier
+    alerts: AlertService
     recorder: EventRecorder
     processor: FrameProcessor
 
@@ -95,7 +96,7 @@ class Daemon:
             log.error("cannot start: %s", exc)
             return 1
         try:
-            parts.notifier.start()
+            parts.alerts.start()
             parts.source.start()
         except (SourceError, OSError) as exc:
             log.error("cannot start: %s", exc)
@@ -126,17 +127,17 @@ class Daemon:
         event_log = EventLog(cfg.paths.events_db)
         captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb)
         captures.enforce_retention()
-        notifier = Notifier(cfg)
-        recorder = EventRecorder(cfg, event_log, captures, [self._count_event, notifier.alerter])
+        alerts = AlertService(cfg)
+        recorder = EventRecorder(cfg, event_log, captures, [self._count_event, alerts.alerter])
         processor = FrameProcessor(cfg, engine, lambda: service.current)
         source = FrameSource(cfg.camera, self.source_override, self.realtime)
-        return Parts(source, service, event_log, captures, notifier, recorder, processor)
+        return Parts(source, service, event_log, captures, alerts, recorder, processor)
 
     @staticmethod
     def _teardown(parts: Parts, drain: float) -> None:
         parts.source.stop()
         parts.service.stop()
-        parts.notifier.stop(drain_seconds=drain)
+        parts.alerts.stop(drain_seconds=drain)
         parts.event_log.close()
 
     def _loop(self, parts: Parts) -> None:
@@ -155,8 +156,7 @@ class Daemon:
                     return
                 continue
             self.stats.frames += 1
-            for observation in parts.processor.process(frame):
-                parts.recorder.handle(observation)
+            parts.recorder.record(parts.processor.process(frame))
             self.systemd.watchdog()
             now = time.monotonic()
             if not ready:

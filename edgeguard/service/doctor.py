@@ -18,12 +18,12 @@ from typing import Callable
 
 import numpy as np
 
-from .capture import FrameSource, SourceError
-from .config import Config
-from .detect import Box
-from .mask import MaskClassifier, MaskModelError
-from .recognize import FaceEngine
-from .watchlist import build_watchlist, open_cache
+from ..capture import SourceError, open_source
+from ..config import Config
+from ..faces.box import Box
+from ..faces.engine import FaceEngine
+from ..mask import MaskClassifier, MaskModelError
+from ..watchlist.build import build_watchlist, open_cache
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,9 @@ def _writable(folder: Path) -> str:
 
 
 def check_camera(config: Config, source: str | None) -> list[Finding]:
-    cam = FrameSource(config.camera, source)
     what = f"camera {config.camera.name}"
     try:
-        cam.start()
+        cam = open_source(config.camera, source)
     except SourceError as exc:
         return [Finding("FAIL", what, str(exc))]
     try:
@@ -136,7 +135,7 @@ def check_twilio(config: Config, live: bool) -> list[Finding]:
 
 
 def _verify_twilio(config: Config) -> Finding:
-    from .sms import TwilioTransport, classify
+    from ..alerts.sender import TwilioTransport, classify
 
     try:
         account = TwilioTransport(config.twilio).client.api.v2010.accounts(config.twilio.account_sid).fetch()
@@ -154,7 +153,8 @@ def check_public_url(config: Config) -> list[Finding]:
     url = config.alerts.public_url
     if not url:
         return [Finding("WARN", "image links", "public_url is empty: alerts carry no image link")]
-    from .links import ImageServer, LinkSigner
+    from ..alerts.image_server import ImageServer
+    from ..alerts.links import LinkSigner
 
     server = None
     try:

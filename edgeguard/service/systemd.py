@@ -25,10 +25,6 @@ class Systemd:
         self.watchdog_interval = _watchdog_interval()
         self._last_ping = 0.0
 
-    @property
-    def enabled(self) -> bool:
-        return self._socket is not None
-
     def notify(self, *lines: str) -> None:
         if self._socket is None or self._address is None:
             return

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from ..common.files import write_private
+from ..faces.box import Box
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,9 @@ class CaptureStore:
                              self.folder / f"{stem}.json")
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _write_private(saved.face, _jpeg(crop))
-            _write_private(saved.frame, _jpeg(frame))
-            _write_private(saved.sidecar, json.dumps(sidecar, indent=2).encode())
+            write_private(saved.face, _jpeg(crop))
+            write_private(saved.frame, _jpeg(frame))
+            write_private(saved.sidecar, json.dumps(sidecar, indent=2).encode())
         except (OSError, ValueError, cv2.error) as exc:
             for path in (saved.face, saved.frame, saved.sidecar):
                 try:
@@ -121,12 +123,6 @@ def _jpeg(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
 def capture_to_photo(capture: Path, folder: Path) -> Path:
     """The full frame of a capture, cut to the face with a generous margin, as a photo in `folder`.
 
@@ -144,9 +140,8 @@ def capture_to_photo(capture: Path, folder: Path) -> Path:
     frame = cv2.imread(str(frame_path))
     if frame is None:
         raise ValueError(f"{capture}: its frame image {frame_path.name} is missing or unreadable")
-    margin = max(bottom - top, right - left)
-    height, width = frame.shape[:2]
-    cut = frame[max(0, top - margin):min(height, bottom + margin), max(0, left - margin):min(width, right + margin)]
+    box = Box(top, right, bottom, left)
+    cut = box.grown(max(box.width, box.height)).crop(frame)
     target = folder / f"{stem}.jpg"
-    _write_private(target, _jpeg(cut))
+    write_private(target, _jpeg(cut))
     return target

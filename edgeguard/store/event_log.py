@@ -1,23 +1,17 @@
-"""Events and the embedded event log (SQLite, WAL mode).
-
-Every event the pipeline emits is written here before anything else acts on
-it.  WAL mode with synchronous=NORMAL keeps each commit cheap on an SD card
-and leaves a consistent database if the process is killed mid-write.
-"""
+"""The embedded event log (SQLite, WAL mode): every event is written here before anything else acts on it."""
 
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask")
+from ..events.event import Event
+from .sqlite import connect_private
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -41,48 +35,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_type ON events(type, time);
 """
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    time: float
-    camera: str
-    location: str
-    latitude: float | None = None
-    longitude: float | None = None
-    person_id: str | None = None
-    name: str | None = None
-    category: str | None = None
-    distance: float | None = None
-    capture: str | None = None
-    frame: int | None = None
-    pos_ms: float | None = None
-    track: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    seq: int | None = None  # set once stored
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["id"] = out.pop("person_id")
-        out["time_iso"] = datetime.fromtimestamp(self.time, timezone.utc).astimezone().isoformat(timespec="seconds")
-        return out
-
-
-def connect_private(path: Path, schema: str) -> sqlite3.Connection:
-    """A WAL-mode SQLite connection, with `schema` applied, whose database, -wal and -shm files are 0600.
-
-    SQLite gives the -wal and -shm files the database file's mode, so the
-    database is created 0600 before SQLite first opens it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    path.chmod(0o600)
-    db = sqlite3.connect(path, check_same_thread=False, timeout=10)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(schema)
-    return db
 
 
 class EventLog:

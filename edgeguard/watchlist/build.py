@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Config
+from ..faces.encode import ENCODER_SIGNATURE
+from ..faces.engine import FaceEngine
+from ..faces.matching import Gallery
+from ..faces.photos import PHOTO_SUFFIXES, PhotoError, is_image_name, is_photo_name, load_photo
 from .cache import CacheEntry, EncodingCache, photo_digest
-from .config import Config
 from .details import Person, Problem, read_details
-from .encode import ENCODER_SIGNATURE
-from .images import PHOTO_SUFFIXES, PhotoError, is_photo_name, load_photo
-from .matching import Gallery
-from .recognize import FaceEngine
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,11 @@ def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache) ->
 
 
 def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
-    """Photo files per Id folder, and the files that are in the wrong place or of the wrong kind."""
+    """Photo files per Id folder, and the pictures that are in the wrong place or of the wrong kind.
+
+    Files that are no pictures at all (a README, Thumbs.db, desktop.ini, hidden
+    files) are passed over without a word: they are not meant for the watchlist.
+    """
     folders: dict[str, list[Path]] = {}
     problems: list[Problem] = []
     if not root.is_dir():
@@ -118,7 +122,7 @@ def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_file():
+        if entry.is_file() and is_image_name(entry):
             problems.append(Problem(str(entry), f"photos belong in a folder per person: {root}/<Id>/{entry.name}"))
         elif entry.is_dir():
             folders[entry.name] = _photos_in(entry, problems)
@@ -132,7 +136,7 @@ def _photos_in(folder: Path, problems: list[Problem]) -> list[Path]:
             continue
         if is_photo_name(path):
             photos.append(path)
-        else:
+        elif is_image_name(path):
             problems.append(Problem(str(path), f"not a photo type that is read ({', '.join(sorted(PHOTO_SUFFIXES))})"))
     return photos
 

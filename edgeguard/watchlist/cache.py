@@ -13,16 +13,16 @@ file 0600, and entries of photos that are gone are dropped on save.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .encode import ENCODING_SIZE
+from ..common.files import private_folder, write_private
+from ..faces.encode import ENCODING_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,9 @@ class EncodingCache:
             if self._entries[digest].encoding is not None:
                 encodings[i] = self._entries[digest].encoding
         errors = np.array([self._entries[d].error for d in digests], dtype=str)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.path.parent.chmod(0o700)  # also when it was made by someone else, or by an older layout
-        fd, tmp = tempfile.mkstemp(prefix=".encodings-", suffix=".npz", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:  # mkstemp creates the file 0600
-                np.savez(fh, signature=np.array(self.signature), digests=np.array(digests, dtype=str),
-                         encodings=encodings, errors=errors)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        private_folder(self.path.parent)
+        data = io.BytesIO()
+        np.savez(data, signature=np.array(self.signature), digests=np.array(digests, dtype=str),
+                 encodings=encodings, errors=errors)
+        write_private(self.path, data.getvalue())
         self._dirty = False

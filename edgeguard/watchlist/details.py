@@ -16,6 +16,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from ..common.files import write_private
+
 COLUMNS = ("Id", "Name", "phone_number", "initial_deposit")
 OPTIONAL = ("category",)
 REQUIRED = ("Id", "Name")
@@ -186,7 +188,5 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n" if "\r\n" in text else "\n")
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(out.getvalue().encode(codec))
-    tmp.replace(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, out.getvalue().encode(codec))  # phone numbers and deposits: never world-readable

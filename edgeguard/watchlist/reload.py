@@ -22,8 +22,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .config import Config
-from .watchlist import Watchlist
+from ..config import Config
+from .build import Watchlist
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ class WatchlistService:
         self._stopping = False
         self._observer = None
         self._thread: threading.Thread | None = None
-        self.reloads = 0
 
     @property
     def current(self) -> Watchlist:
@@ -111,7 +110,6 @@ class WatchlistService:
                 log.exception("watchlist reload failed; keeping the previous watchlist")
                 continue
             self._current = watchlist
-            self.reloads += 1
             log.info("watchlist reloaded: %d people, %d photos", watchlist.enrolled, len(watchlist.gallery))
             if self._on_reload:
                 self._on_reload(watchlist)

@@ -1,0 +1,62 @@
+"""Files that hold personal or biometric data: written privately (0600 in 0700 folders) and atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def private_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) and keep it 0700, also when it was made by someone else."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` as a 0600 file, atomically: readers see the old file or the whole new one.
+
+    The data goes to a temporary file beside it (mkstemp makes it 0600, whatever
+    the umask), which then replaces `path` in one rename.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create_private(path: Path, data: bytes) -> bool:
+    """Create `path` as a 0600 file holding `data`, flushed to the disk; False if it exists already.
+
+    For secrets made once: when two processes race, the second one keeps the first one's file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
+def read_credential(name: str) -> bytes | None:
+    """The systemd credential `name` (a file in $CREDENTIALS_DIRECTORY, from `LoadCredential=`).
+
+    None when there is none: no credentials folder, no such file, or an empty one.
+    The bytes are returned as they are (a trailing newline is part of them); a
+    file that exists but cannot be read raises OSError.
+    """
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not folder:
+        return None
+    path = Path(folder, name)
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    return data or None

@@ -1,0 +1,99 @@
+"""Adding people and photos to the watchlist: `edgeguard enroll`, from photos or from a reviewed capture.
+
+A photo is checked exactly as the watchlist will check it (the same loading,
+detection and size rules) before it is copied in, so a photo that is added is
+a photo that is used; its encoding goes into the cache at once.  The site
+folders stay the single truth: the running daemon notices the new files and
+reloads as it does for hand edits.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..common.files import private_folder, write_private
+from ..config import Config
+from ..faces.engine import FaceEngine
+from ..faces.photos import is_photo_name
+from ..store.capture_store import capture_to_photo
+from .build import encode_photo, open_cache
+from .cache import EncodingCache, photo_digest
+from .details import VALID_ID, read_details, upsert_person
+
+
+class EnrolError(Exception):
+    """The enrolment cannot be done at all (a bad Id, a new Id without a name, an unreadable capture)."""
+
+
+@dataclass
+class EnrolResult:
+    added: list[Path] = field(default_factory=list)  # the copies in TrainingImage/<Id>/
+    refused: list[tuple[Path, str]] = field(default_factory=list)  # (photo given, why it cannot be used)
+
+
+def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path],
+          name: str | None = None, category: str | None = None) -> EnrolResult:
+    """Add the usable ones of `photos` to `person_id` (a new person needs `name`); Details.csv
+    gets the row, or its Name and category updated, once at least one photo was added."""
+    if not VALID_ID.match(person_id):
+        raise EnrolError(f"Id {person_id!r} cannot be a folder name (letters, digits, _ . - only)")
+    people, _ = read_details(config.paths.details_csv)
+    if person_id not in people and not name:
+        raise EnrolError(f"Id {person_id} is not in {config.paths.details_csv}; give --name")
+    cache = open_cache(config)
+    result = EnrolResult()
+    for photo in photos:
+        copied = _add_photo(config, engine, cache, person_id, photo)
+        if isinstance(copied, Path):
+            result.added.append(copied)
+        else:
+            result.refused.append((photo, copied))
+    if result.added:
+        upsert_person(config.paths.details_csv, person_id, name, category)
+        cache.save(keep=_photo_digests(config.paths.training_images))
+    return result
+
+
+def enrol_from_capture(config: Config, engine: FaceEngine, person_id: str, capture: Path,
+                       name: str | None = None, category: str | None = None) -> EnrolResult:
+    """Enrol the face of a capture (cut from its full frame around the recorded box)."""
+    with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
+        try:
+            photo = capture_to_photo(capture, Path(tmp))
+        except ValueError as exc:
+            raise EnrolError(str(exc)) from None
+        return enrol(config, engine, person_id, [photo], name, category)
+
+
+def _add_photo(config: Config, engine: FaceEngine, cache: EncodingCache, person_id: str, photo: Path) -> Path | str:
+    """Check one photo as the watchlist would, then copy it in privately; the copy, or why it is unusable."""
+    if not is_photo_name(photo):
+        return "not a .jpg, .jpeg, .png or .webp file"
+    try:
+        data = photo.read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    entry = encode_photo(photo, config, engine)
+    if entry.encoding is None:
+        return entry.error
+    folder = config.paths.training_images / person_id
+    private_folder(folder)
+    target = _free_name(folder, photo.name)
+    write_private(target, data)
+    cache.put(photo_digest(data), entry)
+    return target
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    target = folder / name
+    stem, suffix, n = target.stem, target.suffix, 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}-{n}{suffix}"
+    return target
+
+
+def _photo_digests(root: Path) -> set[str]:
+    return {photo_digest(p.read_bytes()) for p in root.rglob("*") if p.is_file() and is_photo_name(p)}
