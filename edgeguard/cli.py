@@ -6,12 +6,13 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from . import __version__
-from .alerts.outbox import Message, Outbox
+from .alerts.outbox import Message, Outbox, read_messages
 from .alerts.sender import Sender, TwilioTransport
 from .alerts.wording import trial_body
 from .common.phone import mask_number
@@ -20,7 +21,8 @@ from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
 from .service.logs import setup_logging
-from .store.event_log import EventLog, parse_since
+from .store.event_log import parse_since, read_events
+from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
 from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
@@ -48,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `edgeguard events | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except DamagedDatabase as exc:
+        print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:  # a file that cannot be read or written: say which, not a traceback
+        print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +117,7 @@ def cmd_analyze(config: Config, args: argparse.Namespace) -> int:
     failed = False
     for image in args.images:
         try:
-            rgb = load_photo(Path(image), config.recognition.max_image_pixels)
+            rgb = load_photo(Path(image).resolve(), config.recognition.max_image_pixels)
         except PhotoError as exc:
             failed = True
             _print_result(args.json, {"image": image, "error": str(exc)})
@@ -156,15 +164,11 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
         print(f"edgeguard events: no event log at {config.paths.events_db} yet", file=sys.stderr)
         return 0
-    log_ = EventLog(config.paths.events_db)
-    try:
-        for event in log_.query(since, args.type, args.limit):
-            if args.json:
-                print(json.dumps(event.to_json()), flush=True)
-            else:
-                print(f"{event.to_json()['time_iso']} {event.camera} {event.summary()}")
-    finally:
-        log_.close()
+    for event in read_events(config.paths.events_db, since, args.type, args.limit):
+        if args.json:
+            print(json.dumps(event.to_json()), flush=True)
+        else:
+            print(f"{event.to_json()['time_iso']} {event.camera} {event.summary()}")
     return 0
 
 
@@ -210,19 +214,15 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    outbox = Outbox(config.paths.outbox_db)
-    try:
-        for m in outbox.list(statuses or None, args.limit):
-            if args.json:
-                print(json.dumps({"id": m.id, "created": m.created, "to": mask_number(m.to_number), "body": m.body,
-                                  "media_url": m.media_url, "status": m.status, "attempts": m.attempts,
-                                  "last_error": m.last_error, "sid": m.sid, "event": m.event_seq}), flush=True)
-            else:
-                created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
-                print(f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
-                      + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else ""))
-    finally:
-        outbox.close()
+    for m in read_messages(config.paths.outbox_db, statuses or None, args.limit):
+        if args.json:
+            print(json.dumps({"id": m.id, "created": m.created, "to": mask_number(m.to_number), "body": m.body,
+                              "media_url": m.media_url, "status": m.status, "attempts": m.attempts,
+                              "last_error": m.last_error, "sid": m.sid, "event": m.event_seq}), flush=True)
+        else:
+            created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
+            print(f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
+                  + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else ""))
     return 0
 
 

@@ -91,8 +91,11 @@ site_folders() {
   install -d -m 0700 "$STATE" "$STATE/TrainingImage" "$STATE/Details" "$STATE/Unknown_Face_Captures" "$STATE/TrainingImageLabel"
   if [ ! -f "$STATE/Details/Details.csv" ]; then
     printf 'Id,Name,phone_number,initial_deposit,category\n' > "$STATE/Details/Details.csv"
-    chmod 0600 "$STATE/Details/Details.csv"
   fi
+  # Photos and rows copied in by hand keep whatever mode they came with: make them private again.
+  chmod 0600 "$STATE/Details/Details.csv"
+  find "$STATE/TrainingImage" "$STATE/Unknown_Face_Captures" "$STATE/TrainingImageLabel" -type d -exec chmod 0700 {} +
+  find "$STATE/TrainingImage" "$STATE/Unknown_Face_Captures" "$STATE/TrainingImageLabel" -type f -exec chmod 0600 {} +
   owner -R "$SERVICE_USER:$SERVICE_USER" "$STATE"
 }
 

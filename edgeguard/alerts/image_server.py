@@ -18,13 +18,13 @@ import os
 import re
 import shutil
 import socketserver
-import stat
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from ..common.files import open_regular
 from .links import LinkError, LinkSigner
 
 log = logging.getLogger(__name__)
@@ -143,12 +143,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(404, f"{name} is not an image")
             return
         try:
-            fh = _open_regular(self.server.folder / name)
+            fh = open_regular(self.server.folder / name)
         except OSError as exc:
             self._refuse(404, f"{name} cannot be opened ({exc.strerror})")
-            return
-        if fh is None:
-            self._refuse(404, f"{name} is not a regular file")
             return
         with fh:
             size = os.fstat(fh.fileno()).st_size
@@ -178,15 +175,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default prints request lines, tokens included, to stderr; see the log lines above."""
-
-
-def _open_regular(path: Path) -> BinaryIO | None:
-    """`path` opened for reading, or None if it is not a regular file; a symlink raises OSError (ELOOP).
-
-    O_NONBLOCK keeps a FIFO planted in the folder from blocking the open.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")

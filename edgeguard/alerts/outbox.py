@@ -5,16 +5,36 @@ permanent error (`failed`), or records it without sending because no Twilio
 credentials are configured (`dry_run`).  A restart finds the pending ones and
 sends them, in the order they were queued.  SQLite in WAL mode: a `kill -9`
 at any moment leaves either the old or the new state of a message.
+
+Before each attempt the message is marked `uncertain`: from then until Twilio
+answers, nobody knows whether it was accepted.  The mark is cleared by a clear
+answer (accepted, or an error status); it stays after a timeout, a lost
+connection or a stop in the middle, and the sender then asks Twilio before
+sending again (edgeguard.alerts.sender).
+
+A damaged file is moved aside and its pending messages carried over; a full
+disk keeps the outbox in memory, pending and recent messages included, until
+it can be written again (edgeguard.store.sqlite).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store.sqlite import connect_private
+from ..store.sqlite import PrivateDB, connect_readonly
+
+# Columns added since the first outbox files: added to an older file when it is opened.
+ADDED_COLUMNS = {"first_attempt": "REAL", "uncertain": "INTEGER NOT NULL DEFAULT 0"}
+# What a full disk keeps in memory: the pending and last hour's messages (the hourly cap counts them).
+CARRY = {"messages": "WHERE status = 'pending' OR created >= CAST(strftime('%s', 'now') AS REAL) - 3600",
+         "held": ""}
+MEMORY_MESSAGES = 1000
+SALVAGE_SCAN = 100_000  # message ids tried one by one in a damaged outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -29,7 +49,9 @@ CREATE TABLE IF NOT EXISTS messages (
     next_attempt REAL NOT NULL DEFAULT 0,
     last_error   TEXT,
     sid          TEXT,
-    finished     REAL
+    finished     REAL,
+    first_attempt REAL,
+    uncertain    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(status, id);
 CREATE INDEX IF NOT EXISTS messages_recipient ON messages(to_number, created);
@@ -39,6 +61,8 @@ CREATE TABLE IF NOT EXISTS held (
     since     REAL NOT NULL
 );
 """
+
+
 
 @dataclass(frozen=True)
 class Message:
@@ -54,24 +78,33 @@ class Message:
     last_error: str | None
     sid: str | None
     finished: float | None
+    first_attempt: float | None  # when the first attempt began
+    uncertain: bool  # an attempt was made whose outcome is unknown (timeout, lost connection, stop)
+
+
+MESSAGE_COLUMNS = ("id", "created", "to_number", "body", "media_url", "event_seq", "status", "attempts",
+                   "next_attempt", "last_error", "sid", "finished", "first_attempt", "uncertain")
 
 
 class Outbox:
     """Thread-safe access to the outbox file; each method is one transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, make_room: Callable[[], bool] | None = None) -> None:
         self.path = path
-        self._db = connect_private(path, SCHEMA)
-        self._lock = threading.Lock()
+        self._db = PrivateDB(path, SCHEMA, "outbox", carry=CARRY, salvage=_salvage_pending, upgrade=_add_columns,
+                             make_room=make_room, memory_rows=MEMORY_MESSAGES)
         self.changed = threading.Event()  # set when a message is added: wakes the sender
+
+    @property
+    def fault(self) -> str:
+        """Why messages are kept in memory for now; "" while they are written to the file."""
+        return self._db.fault
 
     def add(self, to_number: str, body: str, media_url: str | None, event_seq: int | None,
             now: float | None = None) -> int:
         now = time.time() if now is None else now
-        with self._lock, self._db:
-            cursor = self._db.execute(
-                "INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (now, to_number, body, media_url, event_seq, now))
+        cursor = self._write("INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (now, to_number, body, media_url, event_seq, now))
         self.changed.set()
         return int(cursor.lastrowid)
 
@@ -79,6 +112,11 @@ class Outbox:
         """The oldest pending message, due or not (order is kept across retries)."""
         rows = self._select("WHERE status = 'pending' ORDER BY id LIMIT 1", ())
         return rows[0] if rows else None
+
+    def mark_attempt(self, message_id: int, now: float) -> None:
+        """An attempt begins: its outcome is uncertain until Twilio answers."""
+        self._write("UPDATE messages SET uncertain = 1, first_attempt = COALESCE(first_attempt, ?) WHERE id = ?",
+                    (now, message_id))
 
     def mark_sent(self, message_id: int, sid: str, now: float) -> None:
         self._finish(message_id, "sent", sid, None, now)
@@ -89,54 +127,104 @@ class Outbox:
     def mark_dry_run(self, message_id: int, now: float) -> None:
         self._finish(message_id, "dry_run", None, "no Twilio credentials: not sent", now)
 
-    def retry_later(self, message_id: int, error: str, next_attempt: float) -> None:
-        with self._lock, self._db:
-            self._db.execute("UPDATE messages SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
-                             "WHERE id = ?", (error, next_attempt, message_id))
+    def retry_later(self, message_id: int, error: str, next_attempt: float, uncertain: bool = False) -> None:
+        """Try again at `next_attempt`; `uncertain` when Twilio may have accepted the message all the same."""
+        self._write("UPDATE messages SET attempts = attempts + 1, last_error = ?, next_attempt = ?, uncertain = ? "
+                    "WHERE id = ?", (error, next_attempt, int(uncertain), message_id))
 
     def _finish(self, message_id: int, status: str, sid: str | None, error: str | None, now: float) -> None:
-        with self._lock, self._db:
-            self._db.execute("UPDATE messages SET status = ?, sid = ?, last_error = COALESCE(?, last_error), "
-                             "attempts = attempts + 1, finished = ? WHERE id = ?",
-                             (status, sid, error, now, message_id))
+        self._write("UPDATE messages SET status = ?, sid = ?, last_error = COALESCE(?, last_error), "
+                    "attempts = attempts + 1, finished = ?, uncertain = 0 WHERE id = ?",
+                    (status, sid, error, now, message_id))
 
     def sent_since(self, to_number: str, since: float) -> int:
         """Messages queued for a recipient since a time (what the hourly cap counts)."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM messages WHERE to_number = ? AND created >= ?",
-                                   (to_number, since)).fetchone()
+        row = self._db.read(lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE to_number = ? AND created >= ?",
+                                                  (to_number, since)).fetchone())
         return int(row[0])
 
     def hold(self, to_number: str, now: float) -> None:
         """Count a message held back by the cap, to be mentioned in the next one."""
-        with self._lock, self._db:
-            self._db.execute("INSERT INTO held (to_number, count, since) VALUES (?, 1, ?) "
-                             "ON CONFLICT(to_number) DO UPDATE SET count = count + 1", (to_number, now))
+        self._write("INSERT INTO held (to_number, count, since) VALUES (?, 1, ?) "
+                    "ON CONFLICT(to_number) DO UPDATE SET count = count + 1", (to_number, now))
 
     def take_held(self, to_number: str) -> tuple[int, float] | None:
         """How many were held back for a recipient and since when; clears the count."""
-        with self._lock, self._db:
-            row = self._db.execute("SELECT count, since FROM held WHERE to_number = ?", (to_number,)).fetchone()
+        def take(db: sqlite3.Connection) -> tuple[int, float] | None:
+            row = db.execute("SELECT count, since FROM held WHERE to_number = ?", (to_number,)).fetchone()
             if row:
-                self._db.execute("DELETE FROM held WHERE to_number = ?", (to_number,))
-        return (int(row[0]), float(row[1])) if row else None
+                db.execute("DELETE FROM held WHERE to_number = ?", (to_number,))
+            return (int(row[0]), float(row[1])) if row else None
+
+        return self._db.transaction(take)
 
     def get(self, message_id: int) -> Message | None:
         rows = self._select("WHERE id = ?", (message_id,))
         return rows[0] if rows else None
 
     def list(self, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
-        where, args = "", ()
-        if statuses:
-            where = f"WHERE status IN ({', '.join('?' for _ in statuses)})"
-            args = tuple(statuses)
-        return self._select(f"{where} ORDER BY id" + (f" LIMIT {int(limit)}" if limit else ""), args)
+        return self._db.read(lambda db: _list(db, statuses, limit))
+
+    def recover(self) -> bool:
+        """Write messages kept in memory to the file if it takes writes again."""
+        return self._db.recover()
+
+    def _write(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        return self._db.transaction(lambda db: db.execute(sql, args))
 
     def _select(self, clause: str, args: tuple) -> list[Message]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM messages {clause}", args).fetchall()
-        return [Message(*row) for row in rows]
+        return self._db.read(lambda db: _messages(db, clause, args))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+
+def read_messages(path: Path, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
+    """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
+    db = connect_readonly(path)
+    try:
+        return _list(db, statuses, limit)
+    finally:
+        db.close()
+
+
+def _list(db: sqlite3.Connection, statuses: list[str] | None, limit: int | None) -> list[Message]:
+    where, args = "", ()
+    if statuses:
+        where = f"WHERE status IN ({', '.join('?' for _ in statuses)})"
+        args = tuple(statuses)
+    return _messages(db, f"{where} ORDER BY id" + (f" LIMIT {int(limit)}" if limit else ""), args)
+
+
+def _messages(db: sqlite3.Connection, clause: str, args: tuple) -> list[Message]:
+    cursor = db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages {clause}", args)
+    return [Message(*row[:-1], bool(row[-1])) for row in cursor.fetchall()]
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    with db:
+        for name, declaration in ADDED_COLUMNS.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE messages ADD COLUMN {name} {declaration}")
+
+
+def _salvage_pending(old: sqlite3.Connection, new: sqlite3.Connection) -> int:
+    """Copy the pending messages that can still be read from a damaged outbox; how many."""
+    try:
+        columns = [row[1] for row in old.execute("PRAGMA table_info(messages)")]
+    except sqlite3.DatabaseError:
+        return 0
+    wanted = [c for c in MESSAGE_COLUMNS if c in columns]
+    select = f"SELECT {', '.join(wanted)} FROM messages WHERE status = 'pending'"
+    try:
+        rows = old.execute(f"{select} ORDER BY id").fetchall()
+    except sqlite3.DatabaseError:  # the table is damaged: read what can be read, row by row
+        rows = []
+        for message_id in range(1, SALVAGE_SCAN + 1):
+            try:
+                rows += old.execute(f"{select} AND id = ?", (message_id,)).fetchall()
+            except sqlite3.DatabaseError:
+                continue
+    new.executemany(f"INSERT INTO messages ({', '.join(wanted)}) VALUES ({', '.join('?' for _ in wanted)})", rows)
+    return len(rows)

@@ -7,6 +7,15 @@ that guards read alerts in the order they happened.  Permanent Twilio errors
 (an invalid or unsubscribed number, bad credentials ...) are recorded as
 failed, logged once in plain words, and not retried.  With no credentials the
 sender runs dry: every message is logged and recorded as not sent.
+
+At most once in practice: a message whose last attempt had no clear answer
+(a timeout, a lost connection, the daemon stopped mid-send: the outbox marks
+it `uncertain`) is looked up before it is sent again: Twilio's list of recent
+messages to that number is searched for one with the same body created since
+the first attempt.  If one is there, the message is recorded as sent with that
+SID; if the look-up itself fails, nothing is sent and both are tried again
+later.  A duplicate is then possible only if Twilio accepted the message but
+does not list it yet when the look-up is made.
 """
 
 from __future__ import annotations
@@ -43,9 +52,18 @@ PERMANENT_ERRORS = {
 }
 
 
+# How many of a recipient's latest messages a look-up reads, and how far apart the
+# device's and Twilio's clocks may be.
+LOOKUP_MESSAGES = 50
+CLOCK_SLACK = 300.0
+
+
 class Transport(Protocol):
     def send(self, to: str, body: str, media_url: str | None) -> str:
         """Send one message; return its SID, or raise."""
+
+    def find(self, to: str, body: str, since: float) -> str | None:
+        """The SID of a message to `to` with `body` accepted since `since` (epoch seconds), if any; or raise."""
 
 
 class TwilioTransport:
@@ -62,6 +80,14 @@ class TwilioTransport:
                   else {"from_": self.cfg.from_number})
         media = {"media_url": [media_url]} if media_url else {}
         return self.client.messages.create(to=to, body=body, **sender, **media).sid
+
+    def find(self, to: str, body: str, since: float) -> str | None:
+        for message in self.client.messages.list(to=to, limit=LOOKUP_MESSAGES):
+            created = message.date_created.timestamp() if message.date_created else since
+            # Twilio may prefix a trial account's messages: the body is found inside theirs.
+            if body in (message.body or "") and created >= since - CLOCK_SLACK:
+                return message.sid
+        return None
 
 
 def _http_client(api_url: str, timeout: float):
@@ -164,15 +190,26 @@ class Sender:
             self.outbox.mark_dry_run(message.id, self.clock())
             log.info("alert (dry run, not sent) to %s: %s", who, message.body)
             return "dry_run"
+        if message.uncertain:
+            try:
+                sid = self.transport.find(message.to_number, message.body, message.first_attempt or message.created)
+            except Exception as exc:  # noqa: BLE001 - cannot tell whether it went out: ask again later, send nothing
+                return self._failed(message, exc, who, uncertain=True)
+            if sid is not None:
+                self.outbox.mark_sent(message.id, sid, self.clock())
+                log.info("alert %d to %s: Twilio had accepted it already (%s); not sent again", message.id, who, sid)
+                return "sent"
+        self.outbox.mark_attempt(message.id, self.clock())
         try:
             sid = self.transport.send(message.to_number, message.body, message.media_url)
         except Exception as exc:  # noqa: BLE001 - twilio, requests and socket errors all land here
-            return self._failed(message, exc, who)
+            # Without an HTTP answer (a timeout, a lost connection) Twilio may have accepted it.
+            return self._failed(message, exc, who, uncertain=getattr(exc, "status", None) is None)
         self.outbox.mark_sent(message.id, sid, self.clock())
         log.info("alert %d sent to %s (%s)", message.id, who, sid)
         return "sent"
 
-    def _failed(self, message: Message, exc: Exception, who: str) -> str:
+    def _failed(self, message: Message, exc: Exception, who: str, uncertain: bool) -> str:
         retry, reason = classify(exc)
         now = self.clock()
         if not retry:
@@ -181,7 +218,7 @@ class Sender:
             return "failed"
         delay = min(RETRY_LONGEST, RETRY_FIRST * 2 ** min(message.attempts, 30))
         delay = delay / 2 + self.jitter() * delay / 2
-        self.outbox.retry_later(message.id, reason, now + delay)
+        self.outbox.retry_later(message.id, reason, now + delay, uncertain)
         if message.attempts == 0:
             log.warning("alert %d to %s: %s; retrying (queue waits, order is kept)", message.id, who, reason)
         return "pending"

@@ -4,6 +4,7 @@ image server for the links in messages, and the alerter that listens to events."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ..config import Config
 from .image_server import ImageServer
@@ -16,14 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class AlertService:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, make_room: Callable[[], bool] | None = None) -> None:
         self.config = config
-        self.outbox = Outbox(config.paths.outbox_db)
+        self.outbox = Outbox(config.paths.outbox_db, make_room)
         self.server: ImageServer | None = None
         links = None
-        if config.alerts.public_url:
-            signer = LinkSigner(load_link_key(config.paths.link_key), config.alerts.public_url,
-                                config.alerts.link_hours * 3600)
+        key = _link_key(config) if config.alerts.public_url else None
+        if key is not None:
+            signer = LinkSigner(key, config.alerts.public_url, config.alerts.link_hours * 3600)
             self.server = ImageServer(config.alerts.listen, config.paths.captures, signer)
             links = SignedLinks(signer, config.paths.captures)
         transport = TwilioTransport(config.twilio) if config.twilio_ready else None
@@ -48,3 +49,15 @@ class AlertService:
             self.server.stop()
         if not self.sender.alive:  # a send still in flight records its result; the process exit closes the file
             self.outbox.close()
+
+
+def _link_key(config: Config) -> bytes | None:
+    """The image link key; None (texts go without links) if a new one cannot be saved (a full disk)."""
+    try:
+        return load_link_key(config.paths.link_key)
+    except OSError as exc:
+        if config.paths.link_key.exists():
+            raise  # an existing key that cannot be read: the installer must look (named in the error)
+        log.error("image links are off until %s can be made (%s); alerts are sent without them",
+                  config.paths.link_key, exc)
+        return None

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+
+class UnsafeFile(OSError):
+    """A symbolic link, or something other than a regular file, where a plain file must be."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file; UnsafeFile for a symlink, folder, device or pipe.
+
+    The link is refused when the file is opened (O_NOFOLLOW), not by looking
+    first, so there is no window between check and use; O_NONBLOCK keeps a
+    FIFO planted in a folder from blocking the open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFile(errno.ELOOP, "a symbolic link, not followed: put the file itself here") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeFile(errno.EINVAL, "not a regular file (a folder, a device or a pipe?)")
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, never through a symlink (see `open_regular`)."""
+    with open_regular(path) as fh:
+        return fh.read()
 
 
 def private_folder(folder: Path) -> None:

@@ -9,11 +9,14 @@ with a reason a person can act on.
 
 from __future__ import annotations
 
-import stat
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from ..common.files import UnsafeFile, open_regular
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 # Pictures we do not read: worth telling staff about (convert it), unlike a README or Thumbs.db.
@@ -41,21 +44,29 @@ def is_image_name(path: Path) -> bool:
 
 
 def load_photo(path: Path, max_pixels: int) -> np.ndarray:
-    """Read a photo as an upright H x W x 3 uint8 RGB array, or raise PhotoError."""
+    """Read a photo as an upright H x W x 3 uint8 RGB array, or raise PhotoError.
+
+    A symbolic link is refused, not followed: a link in TrainingImage/ to
+    /etc/passwd or to a photo elsewhere on the disk must not be read or enrolled.
+    """
     try:
-        st = path.stat()
+        fh = open_regular(path)
+    except UnsafeFile as exc:
+        raise PhotoError(exc.strerror) from None
     except OSError as exc:
         raise PhotoError(f"cannot read file: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise PhotoError("not a regular file (a folder or a device?)")
-    size = st.st_size
-    if size == 0:
+    with fh:
+        return _decode(fh, max_pixels)
+
+
+def _decode(fh: BinaryIO, max_pixels: int) -> np.ndarray:
+    if os.fstat(fh.fileno()).st_size == 0:
         raise PhotoError("empty file (0 bytes)")
     # face_recognition's import turns on Pillow's global "load truncated images" (black
     # rows for the missing data); a half-copied photo must be refused, whoever imported what.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(path) as img:
+        with Image.open(fh) as img:
             _check_pixels(img, max_pixels)
             img.load()
             img = ImageOps.exif_transpose(img)

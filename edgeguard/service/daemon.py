@@ -31,6 +31,7 @@ from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..store.capture_store import CaptureStore
 from ..store.event_log import EventLog
+from ..store.space import DiskSpace
 from ..watchlist.build import build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
 from .systemd import Systemd
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY = 600.0  # seconds between retention sweeps
 STATS_EVERY = 60.0  # seconds between throughput log lines
 STATUS_EVERY = 10.0  # seconds between STATUS= updates to systemd
+STORAGE_EVERY = 5.0  # seconds between attempts to write back what a full disk kept in memory
 READ_TIMEOUT = 0.5  # how long one wait for a frame lasts before the loop looks around
 DRAIN_AT_END = 10.0  # seconds a finished video file leaves the sender to deliver what is pending
 
@@ -64,6 +66,7 @@ class Parts:
     service: WatchlistService
     event_log: EventLog
     captures: CaptureStore
+    space: DiskSpace
     alerts: AlertService
     recorder: EventRecorder
     processor: FrameProcessor
@@ -122,16 +125,19 @@ class Daemon:
         engine = FaceEngine(cfg.recognition, cfg.mask)
         engine.warm_up()
         cache = open_cache(cfg)
-        service = WatchlistService(cfg, lambda: build_watchlist(cfg, engine, cache))
+        logged: set[str] = set()  # problems logged by earlier builds: each is logged once
+        service = WatchlistService(cfg, lambda: build_watchlist(cfg, engine, cache, logged))
         service.start()
-        event_log = EventLog(cfg.paths.events_db)
         captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb)
         captures.enforce_retention()
-        alerts = AlertService(cfg)
+        space = DiskSpace(cfg.paths.events_db.parent, captures)
+        event_log = EventLog(cfg.paths.events_db, space.make_room)
+        alerts = AlertService(cfg, space.make_room)
+        space.keep_reserve()
         recorder = EventRecorder(cfg, event_log, captures, [self._count_event, alerts.alerter])
         processor = FrameProcessor(cfg, engine, lambda: service.current)
         source = FrameSource(cfg.camera, self.source_override, self.realtime)
-        return Parts(source, service, event_log, captures, alerts, recorder, processor)
+        return Parts(source, service, event_log, captures, space, alerts, recorder, processor)
 
     @staticmethod
     def _teardown(parts: Parts, drain: float) -> None:
@@ -145,10 +151,13 @@ class Daemon:
         ready = False
         next_retention = time.monotonic() + RETENTION_EVERY
         next_stats = time.monotonic() + STATS_EVERY
-        next_status = 0.0
+        next_status = next_storage = 0.0
         while not self.stop_requested.is_set():
             if self.reload_requested.is_set() and self._reload_config():
                 return
+            if time.monotonic() >= next_storage:
+                self._look_after_storage(parts)
+                next_storage = time.monotonic() + STORAGE_EVERY
             frame = parts.source.read(READ_TIMEOUT)
             if frame is None:
                 if parts.source.ended:
@@ -190,9 +199,19 @@ class Daemon:
         self.config = new
         return True
 
+    @staticmethod
+    def _look_after_storage(parts: Parts) -> None:
+        """Write back what a full or failing disk kept in memory, and make the space reserve anew."""
+        parts.event_log.recover()
+        parts.alerts.outbox.recover()
+        if not (parts.event_log.fault or parts.alerts.outbox.fault):
+            parts.space.keep_reserve()
+
     def _status(self, parts: Parts) -> str:
+        faults = "; ".join(f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f)
+        storage = f"; STORAGE: {faults} (kept in memory)" if faults else ""
         return (f"{self.stats.fps():.1f} fps, {parts.service.current.enrolled} people enrolled, "
-                f"{parts.processor.people_in_view} in view, last event: {self.stats.last_event}")
+                f"{parts.processor.people_in_view} in view, last event: {self.stats.last_event}{storage}")
 
     def _count_event(self, event: Event) -> None:
         self.stats.events += 1

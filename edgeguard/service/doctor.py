@@ -8,6 +8,8 @@ failed, so an install script or a person can tell at a glance.
 from __future__ import annotations
 
 import os
+import sqlite3
+import stat
 import tempfile
 import time
 import urllib.error
@@ -23,7 +25,12 @@ from ..config import Config
 from ..faces.box import Box
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
+from ..store.space import DiskSpace
+from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache
+
+
+LOW_SPACE_MB = 64  # below this much free space the storage check warns
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,8 @@ class Finding:
 def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
     """Run every check, print the checklist, return the exit code."""
     findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
-    for check in (check_folders, lambda c: check_camera(c, source), check_watchlist, check_masks,
-                  lambda c: check_twilio(c, live), check_public_url):
+    for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_watchlist,
+                  check_masks, lambda c: check_twilio(c, live), check_public_url):
         for finding in check(config):
             findings.append(finding)
     for f in findings:
@@ -56,6 +63,48 @@ def check_folders(config: Config) -> list[Finding]:
         problem = _writable(folder)
         out.append(Finding("FAIL", f"folder for {name}", f"{folder}: {problem}") if problem
                    else Finding("ok", f"folder for {name}", f"{folder} is writable"))
+    return out
+
+
+def check_privacy(config: Config) -> list[Finding]:
+    """Photos, captures and Details.csv are biometric and personal data: nobody but the service may read them."""
+    p = config.paths
+    out = []
+    for name, path, fix in (("training photos", p.training_images, "chmod -R go-rwx"),
+                            ("captures", p.captures, "chmod -R go-rwx"),
+                            ("Details.csv", p.details_csv, "chmod 600")):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue  # missing: check_folders or the watchlist says so
+        if mode & stat.S_IRWXO:
+            out.append(Finding("WARN", f"privacy of {name}", f"{path} is open to other users (mode {stat.filemode(mode)}): "
+                               f"run '{fix} {path}' or systemd/install.sh again"))
+        else:
+            out.append(Finding("ok", f"privacy of {name}", f"{path} is private ({stat.filemode(mode)})"))
+    return out
+
+
+def check_storage(config: Config) -> list[Finding]:
+    """Free space where the event log and outbox live, the space reserve, and whether both files are sound."""
+    folder = config.paths.events_db.parent
+    space = DiskSpace(folder, None)
+    free_mb = space.free_bytes() / (1024 * 1024)
+    reserve = "the space reserve is in place" if space.reserve.exists() else "no space reserve yet (the daemon makes it)"
+    level = "WARN" if free_mb < LOW_SPACE_MB else "ok"
+    out = [Finding(level, "storage", f"{free_mb:,.0f} MB free in {folder}; {reserve}"
+                   + ("; free space, or events and alerts are kept in memory only" if level == "WARN" else ""))]
+    for name, path in (("event log", config.paths.events_db), ("outbox", config.paths.outbox_db)):
+        if not path.exists():
+            continue
+        try:
+            connect_readonly(path).close()
+        except DamagedDatabase as exc:
+            out.append(Finding("FAIL", name, str(exc)))
+        except sqlite3.Error as exc:
+            out.append(Finding("FAIL", name, f"{path} cannot be read: {exc}"))
+        else:
+            out.append(Finding("ok", name, f"{path} is sound"))
     return out
 
 

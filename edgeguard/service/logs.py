@@ -7,10 +7,23 @@ import sys
 
 import cv2
 
+from ..common.text import printable
+
+
+class OneLine(logging.Filter):
+    """Escapes control characters in each message, so that no value from a file (a Name with a
+    newline, a photo's file name) can forge a second log line or send escapes to a terminal.
+    Tracebacks are added after this, by the formatter, and keep their lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
+
 
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OneLine())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +99,17 @@ class CaptureStore:
             removed += 1
         if removed:
             log.info("retention: deleted %d old capture(s) from %s", removed, self.folder)
+        return removed
+
+    def prune_for_space(self, free_bytes: int) -> int:
+        """Delete the oldest captures (never the newest) until the disk has `free_bytes` free; how many."""
+        removed = 0
+        for _, _, files in self._groups()[:-1]:
+            if shutil.disk_usage(self.folder).free >= free_bytes:
+                break
+            for path in files:
+                path.unlink(missing_ok=True)
+            removed += 1
         return removed
 
     def _groups(self) -> list[tuple[float, int, list[Path]]]:

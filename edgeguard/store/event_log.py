@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from ..events.event import Event
-from .sqlite import connect_private
+from .sqlite import PrivateDB, connect_readonly
+
+# Events kept in memory at most while the disk is full (a few hundred bytes each).
+MEMORY_EVENTS = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -38,12 +41,17 @@ CREATE INDEX IF NOT EXISTS events_type ON events(type, time);
 
 
 class EventLog:
-    """Append-only event store; safe to use from several threads."""
+    """Append-only event store; safe to use from several threads.  A damaged file is moved aside and a
+    full disk keeps new events in memory until they can be written (edgeguard.store.sqlite)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, make_room: Callable[[], bool] | None = None) -> None:
         self.path = path
-        self._db = connect_private(path, SCHEMA)
-        self._lock = threading.Lock()
+        self._db = PrivateDB(path, SCHEMA, "event log", make_room=make_room, memory_rows=MEMORY_EVENTS)
+
+    @property
+    def fault(self) -> str:
+        """Why events are kept in memory for now; "" while they are written to the file."""
+        return self._db.fault
 
     def append(self, event: Event) -> Event:
         """Store an event; returns it with its sequence number."""
@@ -52,35 +60,52 @@ class EventLog:
         row["extra"] = json.dumps(row["extra"])
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        with self._lock, self._db:
-            cursor = self._db.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", tuple(row.values()))
+        cursor = self._db.transaction(
+            lambda db: db.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", tuple(row.values())))
         return Event(**{**asdict(event), "seq": cursor.lastrowid})
 
     def query(self, since: float | None = None, types: list[str] | None = None,
-              limit: int | None = None) -> Iterator[Event]:
-        sql, args = "SELECT * FROM events WHERE 1=1", []
-        if since is not None:
-            sql += " AND time >= ?"
-            args.append(since)
-        if types:
-            sql += f" AND type IN ({', '.join('?' for _ in types)})"
-            args += types
-        sql += " ORDER BY seq"
-        if limit:
-            sql += " LIMIT ?"
-            args.append(limit)
-        with self._lock:
-            cursor = self._db.execute(sql, args)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
-        for values in rows:
-            row = dict(zip(names, values))
-            row["extra"] = json.loads(row["extra"] or "{}")
-            yield Event(**row)
+              limit: int | None = None) -> list[Event]:
+        return self._db.read(lambda db: _select(db, since, types, limit))
+
+    def recover(self) -> bool:
+        """Write events kept in memory to the file if it takes writes again."""
+        return self._db.recover()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
+
+
+def read_events(path: Path, since: float | None = None, types: list[str] | None = None,
+                limit: int | None = None) -> list[Event]:
+    """Events from the log file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
+    db = connect_readonly(path)
+    try:
+        return _select(db, since, types, limit)
+    finally:
+        db.close()
+
+
+def _select(db: sqlite3.Connection, since: float | None, types: list[str] | None, limit: int | None) -> list[Event]:
+    sql, args = "SELECT * FROM events WHERE 1=1", []
+    if since is not None:
+        sql += " AND time >= ?"
+        args.append(since)
+    if types:
+        sql += f" AND type IN ({', '.join('?' for _ in types)})"
+        args += types
+    sql += " ORDER BY seq"
+    if limit:
+        sql += " LIMIT ?"
+        args.append(limit)
+    cursor = db.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    events = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values))
+        row["extra"] = json.loads(row["extra"] or "{}")
+        events.append(Event(**row))
+    return events
 
 
 def parse_since(text: str, now: float | None = None) -> float:

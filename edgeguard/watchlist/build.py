@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.files import UnsafeFile, read_regular
 from ..config import Config
 from ..faces.encode import ENCODER_SIGNATURE
 from ..faces.engine import FaceEngine
@@ -77,8 +78,14 @@ def open_cache(config: Config) -> EncodingCache:
     return cache
 
 
-def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache) -> Watchlist:
-    """Read Details.csv and every photo; unusable ones become problems, each logged once."""
+def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache,
+                    logged: set[str] | None = None) -> Watchlist:
+    """Read Details.csv and every photo; unusable ones become problems, each logged once.
+
+    With `logged` (the problems logged by earlier builds of a running daemon,
+    updated here), a problem is logged again only once its photo has changed,
+    or after it was gone for a build.
+    """
     people, problems = read_details(config.paths.details_csv)
     folders, folder_problems = scan_photos(config.paths.training_images)
     problems += folder_problems
@@ -101,8 +108,7 @@ def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache) ->
             problems.append(Problem(f"{config.paths.details_csv}", f"Id {pid} has no usable photo in "
                                     f"{config.paths.training_images / pid}/; this person cannot be recognised"))
     _save_cache(cache, seen)
-    for problem in problems:
-        log.warning("watchlist: %s", problem)
+    _log_new(problems, logged if logged is not None else set())
     watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance)
     log.info("watchlist: %d people enrolled from %d photos, %d problems",
              watchlist.enrolled, len(watchlist.gallery), len(problems))
@@ -122,6 +128,10 @@ def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_symlink():
+            if entry.is_dir() or is_image_name(entry):
+                problems.append(Problem(str(entry), "a symbolic link, not followed: put the folder or photo itself here"))
+            continue
         if entry.is_file() and is_image_name(entry):
             problems.append(Problem(str(entry), f"photos belong in a folder per person: {root}/<Id>/{entry.name}"))
         elif entry.is_dir():
@@ -132,8 +142,8 @@ def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
 def _photos_in(folder: Path, problems: list[Problem]) -> list[Path]:
     photos = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith((".", "~")) or not path.is_file():
-            continue
+        if path.name.startswith((".", "~")) or not (path.is_file() or path.is_symlink()):
+            continue  # a link is kept here so that reading it refuses it with a reason
         if is_photo_name(path):
             photos.append(path)
         elif is_image_name(path):
@@ -145,9 +155,9 @@ def encode_photo_cached(photo: Path, config: Config, engine: FaceEngine, cache: 
                         seen: set[str]) -> np.ndarray | Problem:
     """A photo's encoding from the cache, or computed (and cached) now."""
     try:
-        data = photo.read_bytes()
+        data = read_regular(photo)
     except OSError as exc:
-        return Problem(str(photo), f"cannot read: {exc.strerror or exc}")
+        return Problem(str(photo), exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}")
     digest = photo_digest(data)
     seen.add(digest)
     entry = cache.get(digest)
@@ -155,7 +165,7 @@ def encode_photo_cached(photo: Path, config: Config, engine: FaceEngine, cache: 
         entry = encode_photo(photo, config, engine)
         cache.put(digest, entry)
     if entry.encoding is None:
-        return Problem(str(photo), entry.error)
+        return Problem(str(photo), entry.error, version=digest)
     return entry.encoding
 
 
@@ -166,6 +176,15 @@ def encode_photo(photo: Path, config: Config, engine: FaceEngine) -> CacheEntry:
         return CacheEntry(engine.enrolment_encoding(rgb))
     except PhotoError as exc:
         return CacheEntry(None, str(exc))
+
+
+def _log_new(problems: list[Problem], logged: set[str]) -> None:
+    current = {problem.key for problem in problems}
+    for problem in problems:
+        if problem.key not in logged:
+            log.warning("watchlist: %s", problem)
+    logged.clear()
+    logged.update(current)
 
 
 def _save_cache(cache: EncodingCache, keep: set[str]) -> None:

@@ -4,6 +4,15 @@ Site staff edit this file in Excel, LibreOffice or a text editor, so it may
 come with a byte-order mark, Windows-1252 or UTF-16 text, semicolons, blank
 lines, short rows and duplicate Ids.  Each of those is reported with its line
 number; the usable rows are kept.
+
+The file is read record by record, each starting on its own line, so one bad
+record cannot take the rest with it: a line longer than MAX_LINE_CHARS or a
+field longer than MAX_FIELD_CHARS is reported and skipped; a quote that opens
+a field and does not close within MAX_RECORD_LINES lines is reported at the
+line where it starts, and reading goes on at the next line.  Names and
+categories have their control characters escaped (edgeguard.common.text): a
+Name holding a newline cannot forge a log line or a text message.  The file is
+never read through a symbolic link.
 """
 
 from __future__ import annotations
@@ -11,17 +20,23 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from ..common.files import write_private
+from ..common.files import UnsafeFile, read_regular, write_private
+from ..common.text import printable
 
 COLUMNS = ("Id", "Name", "phone_number", "initial_deposit")
 OPTIONAL = ("category",)
 REQUIRED = ("Id", "Name")
 VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Limits generous for any real watchlist row; beyond them a row is reported and skipped, not read.
+MAX_LINE_CHARS = 16 * 1024
+MAX_FIELD_CHARS = 4096
+MAX_RECORD_LINES = 10  # a quoted field may hold line breaks, but not this many
 
 
 @dataclass(frozen=True)
@@ -40,40 +55,109 @@ class Problem:
 
     where: str
     reason: str
+    version: str = field(default="", compare=False)  # what the file was (a photo's digest): a new version is a new problem
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.reason}"
+        return printable(f"{self.where}: {self.reason}")
+
+    @property
+    def key(self) -> str:
+        """The same problem of the same version of the same file has the same key."""
+        return f"{self}|{self.version}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CSV record: the line it starts on, its fields (None when it cannot be read), its raw lines."""
+
+    line: int
+    fields: list[str] | None
+    raw: list[str]
 
 
 def read_details(path: Path) -> tuple[dict[str, Person], list[Problem]]:
     """The people in Details.csv by Id, and every problem found on the way."""
     problems: list[Problem] = []
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return {}, [Problem(str(path), "file not found: photos are used with their folder name as the name")]
+    except UnsafeFile as exc:
+        return {}, [Problem(str(path), exc.strerror)]
     except OSError as exc:
         return {}, [Problem(str(path), f"cannot read: {exc.strerror or exc}")]
     text, _ = _decode(data, path, problems)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
-    header = _read_header(reader, path, problems)
+    records = [r for r in split_records(text, _delimiter(text), path, problems) if r.fields is not None]
+    header_at = next((i for i, r in enumerate(records) if _filled(r.fields)), None)
+    header = _read_header(records[header_at], path, problems) if header_at is not None else None
+    if header_at is None:
+        problems.append(Problem(str(path), f"empty file: expected the header {','.join(COLUMNS)}"))
     if header is None:
         return {}, problems
     people: dict[str, Person] = {}
     first_line: dict[str, int] = {}
-    for row in reader:
-        where = f"{path} line {reader.line_num}"
-        if not any(cell.strip() for cell in row):
+    for record in records[header_at + 1:]:
+        where = f"{path} line {record.line}"
+        if not _filled(record.fields):
             continue
-        person = _parse_row(row, header, where, problems)
+        person = _parse_row(record.fields, header, where, problems)
         if person is None:
             continue
         if person.id in people:
             problems.append(Problem(where, f"duplicate Id {person.id} (first on line {first_line[person.id]}); this row is ignored"))
             continue
         people[person.id] = person
-        first_line[person.id] = reader.line_num
+        first_line[person.id] = record.line
     return people, problems
+
+
+def split_records(text: str, delimiter: str, path: Path, problems: list[Problem]) -> Iterator[Record]:
+    """The records of a CSV text, each starting on its own line; unreadable ones have fields None
+    (and a problem naming their line), so that the rest is still read."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    i = 0
+    while i < len(lines):
+        where = f"{path} line {i + 1}"
+        if len(lines[i]) > MAX_LINE_CHARS:
+            problems.append(Problem(where, f"{len(lines[i]):,} characters, more than {MAX_LINE_CHARS:,}: line ignored"))
+            yield Record(i + 1, None, lines[i:i + 1])
+            i += 1
+            continue
+        fields, used, problem = _parse_record(lines, i, delimiter)
+        if problem:
+            problems.append(Problem(where, problem))
+        yield Record(i + 1, fields, lines[i:i + used])
+        i += used
+
+
+def _parse_record(lines: list[str], start: int, delimiter: str) -> tuple[list[str] | None, int, str]:
+    """(fields or None, lines used, problem) for the record starting at lines[start]."""
+    window = [line + "\n" for line in lines[start:start + MAX_RECORD_LINES]]
+    reader = csv.reader(window, delimiter=delimiter, strict=True)
+    try:
+        fields = next(reader)
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            return None, 1, ("a quote opens a field here and does not close within "
+                             f"{MAX_RECORD_LINES} lines: line ignored, reading goes on at the next line")
+        if "field larger than field limit" in str(exc):
+            return None, 1, f"a field longer than {MAX_FIELD_CHARS:,} characters: line ignored"
+        fields = next(csv.reader(window[:1], delimiter=delimiter))  # read as leniently as a spreadsheet would
+        return _checked(fields, 1)
+    return _checked(fields, reader.line_num)
+
+
+def _checked(fields: list[str], used: int) -> tuple[list[str] | None, int, str]:
+    longest = max((len(f) for f in fields), default=0)
+    if longest > MAX_FIELD_CHARS:
+        return None, used, f"a field of {longest:,} characters, more than {MAX_FIELD_CHARS:,}: row ignored"
+    return fields, used, ""
+
+
+def _filled(fields: list[str] | None) -> bool:
+    return bool(fields) and any(cell.strip() for cell in fields)
 
 
 def _delimiter(text: str) -> str:
@@ -108,17 +192,12 @@ def _decode(data: bytes, path: Path, problems: list[Problem]) -> tuple[str, str]
     return "\n".join(lines), codec
 
 
-def _read_header(reader, path: Path, problems: list[Problem]) -> list[str] | None:
-    """Column names from the first non-blank line, matched to the known ones case-insensitively."""
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            break
-    else:
-        problems.append(Problem(str(path), f"empty file: expected the header {','.join(COLUMNS)}"))
-        return None
+def _read_header(record: Record, path: Path, problems: list[Problem]) -> list[str] | None:
+    """Column names from the first non-blank record, matched to the known ones case-insensitively."""
+    assert record.fields is not None
     canonical = {c.lower(): c for c in COLUMNS + OPTIONAL}
-    header = [canonical.get(cell.strip().lower(), cell.strip()) for cell in row]
-    where = f"{path} line {reader.line_num}"
+    header = [canonical.get(cell.strip().lower(), cell.strip()) for cell in record.fields]
+    where = f"{path} line {record.line}"
     missing = [c for c in COLUMNS if c not in header]
     if any(c in missing for c in REQUIRED):
         problems.append(Problem(where, f"header lacks {', '.join(missing)}: expected {','.join(COLUMNS)}; no rows read"))
@@ -143,11 +222,11 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
         return None
     if short:
         problems.append(Problem(where, f"missing {', '.join(short)}"))
-    name = values["Name"]
+    name = printable(values["Name"])
     if not name:
         problems.append(Problem(where, f"Id {person_id} has no Name; the Id is used as the name"))
         name = person_id
-    category = values.get("category", "").lower()
+    category = printable(values.get("category", "").lower())
     return Person(person_id, name, category, MappingProxyType(values))
 
 
@@ -155,25 +234,30 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
     """Add a row for `person_id`, or update its Name/category, keeping every other row as it is.
 
     The file keeps its delimiter, encoding and byte-order mark (lines that were
-    not UTF-8 are written back as UTF-8); a `category` column is added when a
-    category is given and the header has none.
+    not UTF-8 are written back as UTF-8), and records that cannot be read are
+    written back exactly as they were; a `category` column is added when a
+    category is given and the header has none.  ValueError if the file has no
+    header line to add to.
     """
-    data = path.read_bytes() if path.exists() else b""
+    data = read_regular(path) if path.exists() else b""
     text, codec = _decode(data, path, []) if data.strip() else (",".join(COLUMNS) + "\n", "utf-8")
     delimiter = _delimiter(text)
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    header_at = next(i for i, row in enumerate(rows) if any(c.strip() for c in row))
-    header = rows[header_at]
+    records = list(split_records(text, delimiter, path, []))
+    header_at = next((i for i, r in enumerate(records) if _filled(r.fields)), None)
+    if header_at is None:
+        raise ValueError(f"{path} has no header line that can be read (expected {','.join(COLUMNS)})")
+    header = records[header_at].fields
+    assert header is not None
     lowered = [h.strip().lower() for h in header]
     if category and "category" not in lowered:
         header.append("category")
         lowered.append("category")
-        for other in rows[header_at + 1:]:
-            if any(c.strip() for c in other):
-                other += [""] * (len(header) - len(other))
+        for other in records[header_at + 1:]:
+            if _filled(other.fields):
+                other.fields.extend([""] * (len(header) - len(other.fields)))
     column = {h: i for i, h in enumerate(lowered)}
-    existing = next((r for r in rows[header_at + 1:]
-                     if len(r) > column["id"] and r[column["id"]].strip() == person_id), None)
+    existing = next((r.fields for r in records[header_at + 1:]
+                     if r.fields and len(r.fields) > column["id"] and r.fields[column["id"]].strip() == person_id), None)
     row = existing if existing is not None else []
     row += [""] * (len(header) - len(row))
     row[column["id"]] = person_id
@@ -182,11 +266,20 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
     if category:
         row[column["category"]] = category
     if existing is None:
-        while rows and not any(c.strip() for c in rows[-1]):
-            rows.pop()
-        rows.append(row)
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n" if "\r\n" in text else "\n")
-    writer.writerows(rows)
+        while records and records[-1].fields is not None and not _filled(records[-1].fields):
+            records.pop()
+        records.append(Record(0, row, []))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_private(path, out.getvalue().encode(codec))  # phone numbers and deposits: never world-readable
+    write_private(path, _csv_text(records, delimiter, "\r\n" if "\r\n" in text else "\n").encode(codec))
+
+
+def _csv_text(records: list[Record], delimiter: str, newline: str) -> str:
+    """Records back as CSV text: readable ones written anew, unreadable ones exactly as they were."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator=newline)
+    for record in records:
+        if record.fields is None:
+            out.write("".join(line + "\n" for line in record.raw))
+        else:
+            writer.writerow(record.fields)
+    return out.getvalue()

@@ -51,7 +51,11 @@ def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path]
         else:
             result.refused.append((photo, copied))
     if result.added:
-        upsert_person(config.paths.details_csv, person_id, name, category)
+        try:
+            upsert_person(config.paths.details_csv, person_id, name, category)
+        except (OSError, ValueError) as exc:
+            raise EnrolError(f"the photos were added to {config.paths.training_images / person_id}, but "
+                             f"{config.paths.details_csv} could not be updated: {exc}") from None
         cache.save(keep=_photo_digests(config.paths.training_images))
     return result
 
@@ -71,11 +75,12 @@ def _add_photo(config: Config, engine: FaceEngine, cache: EncodingCache, person_
     """Check one photo as the watchlist would, then copy it in privately; the copy, or why it is unusable."""
     if not is_photo_name(photo):
         return "not a .jpg, .jpeg, .png or .webp file"
+    source = photo.resolve()  # a photo given to enrol may be a link; the copy made of it never is
     try:
-        data = photo.read_bytes()
+        data = source.read_bytes()
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
-    entry = encode_photo(photo, config, engine)
+    entry = encode_photo(source, config, engine)
     if entry.encoding is None:
         return entry.error
     folder = config.paths.training_images / person_id

@@ -3,8 +3,11 @@
 A watchdog observer (inotify, or polling for network and USB filesystems)
 reports changes under TrainingImage/ and to Details.csv.  Changes are
 debounced: a reload starts once nothing has changed for `debounce` seconds,
-and only after the files have stopped growing, so copying 200 photos in gives
-one reload of complete files.  The reload runs on a background thread; until
+and only after the files are written: with inotify, until every file opened
+for writing has been closed again (a slow copy from a network share pauses
+longer than the debounce between chunks); with polling, until no file has
+changed size or time stamp for SETTLE_SECONDS.  So copying 200 photos in, or
+one photo slowly, gives one reload of complete files.  The reload runs on a background thread; until
 it finishes, matching keeps using the previous watchlist, which is then
 replaced in one assignment.
 """
@@ -20,6 +23,7 @@ from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from ..config import Config
@@ -48,6 +52,7 @@ class WatchlistService:
         self._stopping = False
         self._observer = None
         self._thread: threading.Thread | None = None
+        self._writing: set[str] = set()  # files opened for writing and not closed yet (inotify only)
 
     @property
     def current(self) -> Watchlist:
@@ -90,9 +95,10 @@ class WatchlistService:
             observer = PollingObserver(timeout=cfg.watchlist.poll_interval)
         else:
             observer = Observer()
-        observer.schedule(_ChangeHandler(self.request_reload, lambda p: True), str(training), recursive=True)
+        writes = self._note_write if isinstance(observer, InotifyObserver) else None  # polling sees no closes
+        observer.schedule(_ChangeHandler(self.request_reload, lambda p: True, writes), str(training), recursive=True)
         if details.parent.resolve() != training.resolve():
-            observer.schedule(_ChangeHandler(self.request_reload, lambda p: p == details), str(details.parent))
+            observer.schedule(_ChangeHandler(self.request_reload, lambda p: p == details, writes), str(details.parent))
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -129,14 +135,26 @@ class WatchlistService:
                     self._wake.wait()
             return False
 
+    def _note_write(self, path: str, open_: bool) -> None:
+        """A file was written to (open_) or closed after writing, deleted or moved away."""
+        with self._wake:
+            if open_:
+                self._writing.add(path)
+            else:
+                self._writing.discard(path)
+
+    def _being_written(self) -> bool:
+        with self._wake:
+            return bool(self._writing)
+
     def _wait_until_settled(self) -> None:
-        """Wait while any watched file is still changing size or time stamp (a copy in progress)."""
+        """Wait while any watched file is open for writing or still changing size or time stamp."""
         deadline = time.monotonic() + SETTLE_LIMIT
         before = _snapshot(self._config)
         while time.monotonic() < deadline and not self._stopping:
             time.sleep(SETTLE_SECONDS)
             after = _snapshot(self._config)
-            if after == before:
+            if after == before and not self._being_written():
                 return
             before = after
         if not self._stopping:
@@ -159,13 +177,19 @@ def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
 
 
 class _ChangeHandler(FileSystemEventHandler):
-    def __init__(self, notify: Callable[[], None], wanted: Callable[[Path], bool]) -> None:
+    def __init__(self, notify: Callable[[], None], wanted: Callable[[Path], bool],
+                 writes: Callable[[str, bool], None] | None) -> None:
         self._notify = notify
         self._wanted = wanted
+        self._writes = writes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        if any(p and self._wanted(Path(os.fsdecode(p))) for p in paths):
-            self._notify()
+        src = os.fsdecode(event.src_path)
+        paths = [src, os.fsdecode(getattr(event, "dest_path", "") or "")]
+        if not any(p and self._wanted(Path(p)) for p in paths):
+            return
+        if self._writes is not None and not event.is_directory:
+            self._writes(src, event.event_type in ("created", "modified"))
+        self._notify()
