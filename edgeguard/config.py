@@ -35,7 +35,7 @@ class PathsConfig:
     training_images: Path = option(Path("TrainingImage"), "one sub-folder per watchlist Id with that person's photos")
     details_csv: Path = option(Path("Details/Details.csv"), "Id,Name,phone_number,initial_deposit[,category,...]")
     encodings_cache: Path = option(Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content")
-    captures: Path = option(Path("Unknown_Face_Captures"), "where unknown faces are saved")
+    captures: Path = option(Path("Unknown_Face_Captures"), "where the faces of unknown visitors and watchlist sightings are saved")
     events_db: Path = option(Path("events.db"), "the event log (SQLite)")
     outbox_db: Path = option(Path("outbox.db"), "alerts waiting to be sent, and sent (SQLite)")
     link_key: Path = option(Path("link.key"), "secret that signs image links (made on first start; credential edgeguard_link_key wins)")
@@ -108,6 +108,8 @@ class EventsConfig:
 class CapturesConfig:
     retention_days: float = option(30.0, "captures older than this are deleted", min=0.01, max=3650.0)
     max_mb: float = option(1024.0, "the oldest captures are deleted to keep the folder under this size", min=1.0, max=1_000_000.0)
+    known_categories: tuple[str, ...] = option(("*",), "watchlist categories whose sightings are captured too, e.g. [\"wanted\", \"missing\"]; "
+                                               "\"*\": every category not in [alerts] quiet_categories; []: none")
 
 
 @dataclass(frozen=True)

@@ -52,4 +52,6 @@ def _what(event: Event) -> str:
         return f"crowd of {event.subject()}"
     if event.type == "no_mask":
         return f"no mask: {event.subject()}"
+    if event.type == "known_face" and "match" in event.extra:
+        return f"{event.subject()}, {event.extra['match']} match"
     return event.subject()

@@ -1,24 +1,37 @@
 """The events stage: each frame's report becomes events (edgeguard.events.rules says which),
-with captures for unknown faces.
+with captures of the faces.
 
 For an unknown face it first asks whether this is a visitor seen within the
 revisit window (then the earlier capture is referenced and nothing new is
-saved), otherwise it saves a capture.  A no_mask event on an unknown face
-points at that face's capture.  Every event is written to the event log and
-logged as one line without personal details beyond the name; then the
-listeners (alerts) get it.
+saved), otherwise it saves a capture.  A watchlist person of a captured
+category (`[captures] known_categories`) is captured the same way, once per
+sighting: seen again within `[alerts] cooldown_minutes` at the same location,
+the earlier capture is referenced.  The face crop of such a capture is
+captioned as the camera's picture, so that nobody mistakes it for the enrolled
+photo.  A no_mask event points at the capture of the same face.  Every event
+is written to the event log and logged as one line without personal details
+beyond the name; then the listeners (alerts) get it.
+
+How close a match is, in words a guard understands (`match_words`): "strong"
+when the best distance is at least `unknown_margin` inside the tolerance (the
+uncertain band mirrored: dlib's training put same-person pairs below 0.56 and
+others above 0.64, so 0.48 is as far inside as 0.64 is outside) and no sample
+of the vote named anyone else; "possible" otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Callable
+
+import numpy as np
 
 from ..config import Config
 from ..live.pipeline import FrameReport, Observation
-from ..live.track import BestView
+from ..live.track import BestView, Track
 from ..live.vote import Verdict
-from ..store.capture_store import CaptureStore, SavedCapture
+from ..store.capture_store import CaptureStore, SavedCapture, captioned
 from ..store.event_log import EventLog
 from .event import Event
 from .rules import EventRules
@@ -26,9 +39,8 @@ from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
 
-# A no_mask event on an unknown face reuses its unknown_face event's capture;
-# tracks are short-lived, so only the latest few need remembering.
-RECENT_UNKNOWN_TRACKS = 64
+# A no_mask event reuses its face's capture; tracks are short-lived, so only the latest few need remembering.
+RECENT_TRACKS = 64
 
 
 class EventRecorder:
@@ -41,7 +53,12 @@ class EventRecorder:
         self.rules = EventRules(config.events, config.mask)
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
         self.listeners = listeners or []
-        self._unknown_tracks: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
+        self.known_categories = config.captures.known_categories
+        self.quiet_categories = config.alerts.quiet_categories
+        self.sighting_seconds = config.alerts.cooldown_minutes * 60
+        self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
+        self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
+        self._sightings: dict[str, tuple[float, str | None]] = {}  # person Id -> (time, capture) of the last capture
 
     def record(self, report: FrameReport) -> list[Event]:
         """The events of one frame, recorded and handed to the listeners."""
@@ -52,15 +69,14 @@ class EventRecorder:
         if obs.kind == "unknown_face":
             fields = self._unknown(obs)
         elif obs.kind == "known_face" and obs.person is not None:
-            fields = {"person_id": obs.person.id, "name": obs.person.name, "category": obs.person.category or None,
-                      "extra": {"box": obs.track.box.as_list()}}
+            fields = self._known(obs)
         elif obs.kind == "no_mask":
             fields = self._no_mask(obs)
         elif obs.kind == "crowd":
             fields = {"extra": {"count": obs.count}}
         event = self.event_log.append(self._event(obs, **fields))
-        if obs.kind == "unknown_face" and obs.track is not None:
-            self._remember_unknown(obs.track.id, event)
+        if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
+            self._remember_capture(obs.track.id, event)
         log.info("event %s", event.summary())
         for listener in self.listeners:
             try:
@@ -76,16 +92,53 @@ class EventRecorder:
         fields: dict[str, Any] = {"extra": {"box": obs.track.box.as_list()}}
         if obs.person is not None:
             fields.update(person_id=obs.person.id, name=obs.person.name, category=obs.person.category or None)
-        elif obs.track.id in self._unknown_tracks:
-            capture, visitor = self._unknown_tracks[obs.track.id]
+        if obs.track.id in self._track_captures:
+            capture, visitor = self._track_captures[obs.track.id]
             fields["capture"] = capture
-            fields["extra"]["visitor"] = visitor
+            if visitor is not None:
+                fields["extra"]["visitor"] = visitor
         return fields
 
-    def _remember_unknown(self, track: int, event: Event) -> None:
-        self._unknown_tracks[track] = (event.capture, event.extra.get("visitor"))
-        while len(self._unknown_tracks) > RECENT_UNKNOWN_TRACKS:
-            self._unknown_tracks.pop(next(iter(self._unknown_tracks)))
+    def _remember_capture(self, track: int, event: Event) -> None:
+        self._track_captures[track] = (event.capture, event.extra.get("visitor"))
+        while len(self._track_captures) > RECENT_TRACKS:
+            self._track_captures.pop(next(iter(self._track_captures)))
+
+    def _known(self, obs: Observation) -> dict[str, Any]:
+        """A watchlist person: who, how close a match, and the capture of this sighting if their category is captured."""
+        track, person = obs.track, obs.person
+        assert track is not None and person is not None
+        best = track.take_view()  # captured or not, the track no longer needs the frame
+        extra: dict[str, Any] = {"box": track.box.as_list(),
+                                 "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin)}
+        fields: dict[str, Any] = {"person_id": person.id, "name": person.name, "category": person.category or None,
+                                  "extra": extra}
+        if not self._captured(person.category) or best is None:
+            return fields
+        last = self._sightings.get(person.id)
+        if last is not None and obs.frame.time - last[0] < self.sighting_seconds:
+            fields["capture"] = last[1]  # the same sighting: its capture
+            return fields
+        crop = captioned(best.crop, f"{self.location.name} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}")
+        sidecar = {**self._sidecar(obs, best), "person": {"id": person.id, "name": person.name,
+                                                          "category": person.category or None}}
+        fields["capture"] = self._save(best, crop, sidecar, extra)
+        self._sightings[person.id] = (obs.frame.time, fields["capture"])
+        return fields
+
+    def _captured(self, category: str) -> bool:
+        if "*" in self.known_categories:
+            return category not in self.quiet_categories
+        return category in self.known_categories
+
+    def _save(self, best: BestView, crop: np.ndarray, sidecar: dict[str, Any], extra: dict[str, Any]) -> str | None:
+        """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
+        saved = self.captures.save(best.frame.time, self.camera, crop, best.frame.image, sidecar)
+        if not isinstance(saved, SavedCapture):
+            extra["capture_error"] = saved
+            return None
+        extra["frame_image"] = str(saved.frame)
+        return str(saved.face)
 
     def _unknown(self, obs: Observation) -> dict[str, Any]:
         track = obs.track
@@ -99,14 +152,9 @@ class EventRecorder:
                     "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
         best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
-        saved = self.captures.save(best.frame.time, self.camera, best.crop, best.frame.image, self._sidecar(obs, best))
-        capture = str(saved.face) if isinstance(saved, SavedCapture) else None
-        visitor = self.visitors.remember(encodings, capture, obs.frame.time)
-        extra: dict[str, Any] = {"visitor": visitor.id, "box": track.box.as_list()}
-        if not isinstance(saved, SavedCapture):
-            extra["capture_error"] = saved
-        else:
-            extra["frame_image"] = str(saved.frame)
+        extra: dict[str, Any] = {"box": track.box.as_list()}
+        capture = self._save(best, best.crop, self._sidecar(obs, best), extra)
+        extra["visitor"] = self.visitors.remember(encodings, capture, obs.frame.time).id
         return {"capture": capture, "extra": extra}
 
     def _sidecar(self, obs: Observation, best: BestView) -> dict[str, Any]:
@@ -137,3 +185,10 @@ class EventRecorder:
 
     def _lon(self) -> float | None:
         return self.location.longitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
+
+
+def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
+    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the module docstring)."""
+    others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
+    strong = distance is not None and distance <= tolerance - margin and not others
+    return "strong" if strong else "possible"

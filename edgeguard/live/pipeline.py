@@ -234,6 +234,5 @@ class FrameProcessor:
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
         if track.decided is Verdict.UNKNOWN:
             return Observation("unknown_face", frame, track, None, track.best_distance(Verdict.UNKNOWN))
-        track.take_view()  # a known face is never captured: free the frame
         person = watchlist.people.get(track.decided)
         return Observation("known_face", frame, track, person, track.best_distance(track.decided))
