@@ -15,6 +15,12 @@ TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 LFW = TESTDATA / "lfw10"
 PEOPLE = TESTDATA / "people"
 MASK = TESTDATA / "mask"
+CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"  # Lin-Manuel Miranda from frame 3, an unknown face at ~214
+CLIP_FRAMES = 275
+CLIP_FPS = 29.97
+# The four people of the sites that replay the clip: (Id, Name, photo in PEOPLE)
+WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
+             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from prepare_mask import split_of  # noqa: E402  (the training split rule, so tests use photos training never saw)
@@ -76,6 +82,18 @@ class Site:
     def add_person(self, pid: str, name: str, photos: list[Path], category: str = "") -> list[Path]:
         self.add_row(pid, name, category)
         return self.add_photos(pid, photos)
+
+
+def make_site(base: Path, extra: str = "", people=WATCHLIST, cache_from: Site | None = None) -> Site:
+    """A site with `people`, each (Id, Name, photo[, category]) with the photo a Path or a name in PEOPLE, and a
+    config of `extra` TOML; `cache_from` lends another site's encodings cache (saves seconds)."""
+    site = Site(base)
+    for pid, name, photo, *category in people:
+        site.add_person(pid, name, [photo if isinstance(photo, Path) else PEOPLE / photo], *category)
+    if cache_from is not None:
+        shutil.copytree(cache_from.base / "TrainingImageLabel", base / "TrainingImageLabel")
+    site.write_config(extra)
+    return site
 
 
 @pytest.fixture

@@ -3,9 +3,16 @@
 POST /2010-04-01/Accounts/<sid>/Messages.json is answered from a script of
 behaviours (default: accept): `"ok"` → 201 with a Message JSON; `("error",
 400, 21211)` → a Twilio error JSON; `("status", 429)` or 500 → that status;
-`("hang", seconds)` → answer only after that long.  `stop()` and a later
-`start()` on the same port simulate an outage with connection refused.
-Every request is recorded with its arrival time and form fields.
+`("hang", seconds)` → answer only after that long (the message is accepted
+all the same, as Twilio does when only its answer is slow).  `stop()` and a
+later `start()` on the same port simulate an outage with connection refused.
+Every POST is recorded with its arrival time and form fields, before it is
+answered: once a client has its answer, or has exited, `received` holds all
+it sent, so a test can count requests then without waiting for stragglers.
+
+GET /2010-04-01/Accounts/<sid>/Messages.json?To=... lists the messages
+accepted so far, newest first, as Twilio's list API does; each such look-up
+is recorded in `lookups`.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ class Received:
     path: str
     form: dict[str, list[str]]
     answered: int = 0
+    message: dict = field(default_factory=dict)  # the Message JSON answered, once accepted
 
 
 @dataclass
@@ -32,6 +40,7 @@ class FakeTwilio:
     port: int = 0
     script: list = field(default_factory=list)  # behaviours for the next requests, consumed in order
     received: list[Received] = field(default_factory=list)
+    lookups: list[str] = field(default_factory=list)  # paths with query of GET requests
 
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
@@ -65,6 +74,11 @@ class FakeTwilio:
             self.received.append(item)
             self.arrived.notify_all()
 
+    def accepted(self, to: str) -> list[dict]:
+        """The Message JSON of every message accepted for `to`, newest first."""
+        with self._lock:
+            return [r.message for r in reversed(self.received) if r.answered == 201 and r.form.get("To") == [to]]
+
     def delivered(self) -> list[Received]:
         with self._lock:
             return [r for r in self.received if r.answered == 201]
@@ -92,20 +106,33 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             item = Received(time.time(), self.path, form)
             behaviour = fake.next_behaviour()
             if isinstance(behaviour, tuple) and behaviour[0] == "hang":
+                item.answered, item.message = 201, _message(self.path, form)
+                fake.record(item)  # accepted now; the answer is what is slow
                 time.sleep(behaviour[1])
-                behaviour = "ok"
+                self._json(201, item.message)
+                return
             if behaviour == "ok" and self.path.endswith("/Messages.json"):
-                item.answered = 201
-                self._json(201, _message(self.path, form))
+                item.answered, item.message = 201, _message(self.path, form)
+                payload = item.message
             elif isinstance(behaviour, tuple) and behaviour[0] == "error":
                 item.answered = behaviour[1]
-                self._json(behaviour[1], {"code": behaviour[2], "message": f"error {behaviour[2]}",
-                                          "more_info": f"https://www.twilio.com/docs/errors/{behaviour[2]}",
-                                          "status": behaviour[1]})
+                payload = {"code": behaviour[2], "message": f"error {behaviour[2]}",
+                           "more_info": f"https://www.twilio.com/docs/errors/{behaviour[2]}", "status": behaviour[1]}
             else:
                 item.answered = behaviour[1] if isinstance(behaviour, tuple) else 404
-                self._json(item.answered, {"code": None, "message": "fake failure", "status": item.answered})
-            fake.record(item)
+                payload = {"code": None, "message": "fake failure", "status": item.answered}
+            fake.record(item)  # before the answer: a client that has its answer (or has exited) finds it recorded
+            self._json(item.answered, payload)
+
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            fake.lookups.append(self.path)
+            if not path.endswith("/Messages.json"):
+                self._json(404, {"code": 20404, "message": "not found", "status": 404})
+                return
+            to = parse_qs(query).get("To", [""])[0]
+            self._json(200, {"messages": fake.accepted(to), "next_page_uri": None, "page": 0, "page_size": 50,
+                             "uri": self.path})
 
         def _json(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from edgeguard.config import RecognitionConfig
 from edgeguard.watchlist.details import read_details
 from edgeguard.detect import FaceDetector
 from edgeguard.faces.photos import load_photo
+from helpers import clean_env, edgeguard
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = RecognitionConfig().max_image_pixels
@@ -36,11 +36,12 @@ FACE_KEYS = {"box", "id", "name", "distance", "mask", "mask_score"}
 
 def run(config: Path | None, *args: str, cwd: Path, env: dict[str, str] | None = None,
         python: list[str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m edgeguard [--config CONFIG] ARGS` in `cwd`, with no config coming from the environment."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("EDGEGUARD_CONFIG", "CREDENTIALS_DIRECTORY")}
-    environ.update(env or {})
-    command = [sys.executable, "-m", "edgeguard"] + (["--config", str(config)] if config else []) + list(args)
-    return subprocess.run(python or command, capture_output=True, text=True, cwd=cwd, env=environ, timeout=300)
+    """`python -m edgeguard [--config CONFIG] ARGS` (or the `python` command line) in `cwd`, with no config
+    coming from the environment."""
+    environ = clean_env(**(env or {}))
+    if python is not None:
+        return subprocess.run(python, capture_output=True, text=True, cwd=cwd, env=environ, timeout=300)
+    return edgeguard(config, *args, cwd=cwd, env=environ, timeout=300)
 
 
 def phones(site: Site) -> list[str]:

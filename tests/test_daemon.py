@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,24 +23,19 @@ import numpy as np
 import pytest
 from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
-from conftest import PEOPLE, TESTDATA, Site
+from conftest import CLIP, CLIP_FPS, CLIP_FRAMES, Site, make_site
+from helpers import clean_env, edgeguard, wait_for
 
-CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
-CLIP_FRAMES = 275
-CLIP_FPS = 29.97
+# Every test here replays the whole clip in a daemon, needs the module's replay (its encodings cache),
+# or bounds how long the daemon takes.
+pytestmark = pytest.mark.slow
+
 LIN = "1"
-WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
-             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
 EVENT_KEYS = {"type", "id", "frame", "time", "camera", "capture"}
 SIDECAR_KEYS = {"time", "camera", "location", "box", "distance", "frame"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def edgeguard(config: Path, *args: str, timeout: float = 90, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeguard", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def events_json(config: Path) -> list[dict]:
@@ -75,27 +68,6 @@ def phone_numbers(site: Site) -> list[str]:
         numbers = [row["phone_number"] for row in csv.DictReader(fh) if row.get("phone_number")]
     assert numbers
     return numbers
-
-
-def make_site(base: Path, extra: str = "", cache_from: Site | None = None) -> Site:
-    """A site with the four people of the watchlist; `cache_from` lends its encodings cache (saves seconds)."""
-    site = Site(base)
-    for pid, name, photo in WATCHLIST:
-        site.add_person(pid, name, [PEOPLE / photo])
-    if cache_from is not None:
-        shutil.copytree(cache_from.base / "TrainingImageLabel", base / "TrainingImageLabel")
-    site.write_config(extra)
-    return site
-
-
-def wait_until(condition, timeout: float, what: str, poll: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(poll)
 
 
 def stopped_frames(stderr: str) -> int:
@@ -204,8 +176,8 @@ def test_every_event_has_the_documented_keys(replay):
         assert EVENT_KEYS <= set(event), event
         assert event["camera"] == "camera" and event["location"] == "Site"
     assert [e["seq"] for e in replay.events] == list(range(1, len(replay.events) + 1))
-    # a face of the watchlist is never captured; every other face is
-    assert all((e["id"] is None) == (e["capture"] is not None) for e in replay.events), replay.events
+    # every sighted face is captured: the unknown visitor, and Lin-Manuel (wanted: not a quiet category)
+    assert all(e["capture"] is not None for e in replay.events if e["type"] != "crowd"), replay.events
 
 
 def test_replay_reports_each_bare_face_once_saying_who(replay):
@@ -241,7 +213,7 @@ def test_event_frames_are_footage_positions(replay):
 def test_captures_are_private(replay):
     folder = replay.site.base / "Unknown_Face_Captures"
     files = list(folder.iterdir())
-    assert len(files) == 3
+    assert len(files) == 6  # face, frame and sidecar of the unknown visitor and of Lin-Manuel's sighting
     assert mode(folder) == 0o700
     assert {f.name: oct(mode(f)) for f in files} == {f.name: "0o600" for f in files}
     assert mode(replay.site.base / "events.db") == 0o600
@@ -288,12 +260,12 @@ def test_bad_config_key(tmp_path):
 def test_sigterm_mid_stream_stops_cleanly(tmp_path, replay, daemons):
     site = make_site(tmp_path / "site", cache_from=replay.site)
     daemon = daemons(site.config_path, "--source", str(CLIP), "--realtime")
-    wait_until(lambda: events_json(site.config_path), 30, "first event", poll=0.2)
+    wait_for(lambda: events_json(site.config_path), 30, "first event", poll=0.2)
     assert daemon.proc.poll() is None  # realtime: the 9 s clip is still playing
     daemon.proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
-    assert daemon.wait(timeout=10) == 0, daemon.stderr
-    assert time.monotonic() - sent < 5
+    assert daemon.wait(timeout=15) == 0, daemon.stderr
+    assert time.monotonic() - sent < 10  # generous: after the current frame, the parts stop within seconds
     assert "end of video file" not in daemon.stderr and "source ended" not in daemon.stderr  # stopped mid-file
     assert stopped_frames(daemon.stderr) > 0
     assert "Traceback" not in daemon.stderr
@@ -320,16 +292,19 @@ def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
     db = site.base / "events.db"
     with MjpegServer(frames, fps=30) as server:
         daemon = daemons(site.config_path, "--source", server.url)
-        wait_until(lambda: db_events(db), 20, "first event from the stream")
+        wait_for(lambda: db_events(db), 20, "first event from the stream", poll=0.1)
         server.pause()
         paused = time.time()
-        time.sleep(3.5)  # well past read_timeout: noticed, reopening fails while nothing comes
+        daemon.wait_for_line("no frame for 1 s", 20)  # past read_timeout: the stall was noticed
+        # a third connection while paused: the daemon reopened, that failed while nothing came, and it retried
+        wait_for(lambda: server.requests >= 3, 30, lambda: f"a second reopening:\n{daemon.stderr}", poll=0.1)
         assert daemon.proc.poll() is None, daemon.stderr
         before = db_events(db)
         assert all(e["time"] < paused + 0.5 for e in before)  # nothing was processed during the stall
         server.resume()
         resumed = time.time()
-        after = wait_until(lambda: [e for e in db_events(db) if e["time"] > resumed], 20, "an event after the resume")
+        after = wait_for(lambda: [e for e in db_events(db) if e["time"] > resumed], 20, "an event after the resume",
+                         poll=0.1)
         assert after[0]["type"] in ("known_face", "unknown_face", "no_mask")
         assert after[0]["frame"] > max(e["frame"] for e in before)  # live numbering goes on
         assert after[0]["pos_ms"] is None
@@ -423,10 +398,11 @@ def enrolled(tmp_path_factory, replay) -> Enrolment:
     site.config_path = base / "edgeguard.toml"
     site.write_config()
     (base / "events.db").unlink()
-    [face] = (base / "Unknown_Face_Captures").glob("*-face.jpg")
+    [face] = [f for f in (base / "Unknown_Face_Captures").glob("*-face.jpg")
+              if "person" not in json.loads(f.with_name(f.name.replace("-face.jpg", ".json")).read_text())]
     tmpdir = base.parent / "tmp"
     tmpdir.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmpdir)}
+    env = clean_env(TMPDIR=str(tmpdir))
     result = edgeguard(site.config_path, "enroll", "9", "--name", "Visitor", "--from-capture", str(face), env=env)
     started = time.monotonic()
     second = edgeguard(site.config_path, "run", "--source", str(CLIP), timeout=120)

@@ -3,25 +3,19 @@ and the mask model check against a missing and a damaged model file."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import PEOPLE, TESTDATA, Site
+from conftest import CLIP, PEOPLE, TESTDATA, Site
 from edgeguard import mask
 from edgeguard.service.doctor import check_masks, run_checks
-
-CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
+from helpers import edgeguard
 
 
 def check(config: Path, *args: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("EDGEGUARD_CONFIG", "CREDENTIALS_DIRECTORY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")}
-    return subprocess.run([sys.executable, "-m", "edgeguard", "--config", str(config), "check", *args],
-                          capture_output=True, text=True, env=environ, timeout=120)
+    return edgeguard(config, "check", *args)
 
 
 def lines(result: subprocess.CompletedProcess) -> dict[str, str]:

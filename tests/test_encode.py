@@ -1,4 +1,4 @@
-"""Tests for edgeguard.encode and edgeguard.detect: we call dlib directly, and claim to follow
+"""Tests for edgeguard.faces.encode and edgeguard.detect: we call dlib directly, and claim to follow
 face_recognition's recipe; face_recognition (installed for this) is the reference."""
 
 from __future__ import annotations

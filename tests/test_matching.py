@@ -1,4 +1,4 @@
-"""Tests for edgeguard.matching: Gallery.nearest against a brute-force search, and one real check."""
+"""Tests for edgeguard.faces.matching: Gallery.nearest against a brute-force search, and one real check."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests for edgeguard.outbox: the durable SQLite outbox (a real file in tmp_path, no mocks)."""
+"""Tests for edgeguard.alerts.outbox: the durable SQLite outbox (a real file in tmp_path, no mocks)."""
 
 from __future__ import annotations
 

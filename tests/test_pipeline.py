@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import LFW, PEOPLE, TESTDATA, Site, held_apart, split_of
+from conftest import CLIP, CLIP_FRAMES, LFW, held_apart, make_site, split_of
 from edgeguard.capture import Frame
 from edgeguard.store.capture_store import CaptureStore
 from edgeguard.config import MaskConfig, RecognitionConfig
@@ -26,11 +26,7 @@ from edgeguard.live.track import Sample, Track, Tracker
 from edgeguard.live.vote import MajorityVote, Verdict
 from edgeguard.watchlist.build import build_watchlist, open_cache
 
-CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
-CLIP_FRAMES = 275
 LIN = "1"
-WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
-             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
 CUTS = (20, 82, 211)  # scene cuts in the clip (approximately)
 
 
@@ -66,14 +62,6 @@ class Replay:
 
     def observations(self, kind: str) -> list[Observation]:
         return [o for r in self.records for o in r.observations if o.kind == kind]
-
-
-def make_site(base: Path, extra: str = "", people=WATCHLIST) -> Site:
-    site = Site(base)
-    for pid, name, photo in people:
-        site.add_person(pid, name, [photo if isinstance(photo, Path) else PEOPLE / photo])
-    site.write_config(extra)
-    return site
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The event log (SQLite in WAL mode), `--since` parsing and the `edgeguard events` command."""
+"""Tests for edgeguard.store.event_log: the event log (SQLite in WAL mode), `--since` parsing and the
+`edgeguard events` command."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import sqlite3
 import stat
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +15,7 @@ import pytest
 
 from edgeguard.events.event import EVENT_TYPES, Event
 from edgeguard.store.event_log import EventLog, parse_since
+from helpers import edgeguard
 
 
 def mode(path: Path) -> int:
@@ -171,8 +172,7 @@ def test_parse_since_garbage(text):
 
 
 def events_cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edgeguard", "--config", str(config), "events", *args],
-                          capture_output=True, text=True, timeout=60)
+    return edgeguard(config, "events", *args, timeout=60)
 
 
 def test_cli_filters_by_type_and_since(site):

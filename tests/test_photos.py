@@ -1,4 +1,4 @@
-"""Tests for edgeguard.images: loading real photos safely, and refusing unusable files with a reason."""
+"""Tests for edgeguard.faces.photos: loading real photos safely, and refusing unusable files with a reason."""
 
 import resource
 import struct
@@ -247,6 +247,7 @@ def peak_rss_bytes():
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+@pytest.mark.slow  # asserts on elapsed time
 def test_decompression_bomb_is_refused_quickly_naming_size_and_setting(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(60000, 60000))
@@ -262,6 +263,7 @@ def test_decompression_bomb_is_refused_quickly_naming_size_and_setting(tmp_path)
     assert "max_image_pixels" in message
 
 
+@pytest.mark.slow  # asserts on elapsed time
 def test_image_over_configured_limit_is_refused_naming_size_and_setting(tmp_path):
     path = tmp_path / "big.png"
     path.write_bytes(png_header_only(8000, 6000))

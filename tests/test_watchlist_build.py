@@ -1,4 +1,4 @@
-"""Tests for edgeguard.watchlist (with recognize, cache, images): enrolment from real photos,
+"""Tests for edgeguard.watchlist.build (with watchlist.cache, faces.engine, faces.photos): enrolment from real photos,
 identification, problems with unusable files, CSV/folder consistency and the encoding cache."""
 
 from __future__ import annotations
@@ -607,6 +607,7 @@ def test_cache_folder_made_private_when_it_already_exists(engine, tmp_path):
 # --- warm rebuild speed -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # compares elapsed times (and a cold build of 30 photos takes a while)
 def test_warm_rebuild_is_much_faster_than_cold(engine, tmp_path):
     site = new_site(tmp_path)
     people = ["Ariel_Sharon", "Arnold_Schwarzenegger", "Colin_Powell", "Donald_Rumsfeld", "George_W_Bush",

@@ -1,5 +1,5 @@
-"""Tests for edgeguard.alerts: what an event turns into in the outbox (real config files,
-a real SQLite outbox, and a fixed-URL stand-in for our own ImageLinks protocol)."""
+"""Tests for edgeguard.alerts.rules and edgeguard.alerts.wording: what an event turns into in the outbox
+(real config files, a real SQLite outbox, and a fixed-URL stand-in for our own ImageLinks protocol)."""
 
 from __future__ import annotations
 

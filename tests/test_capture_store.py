@@ -1,4 +1,5 @@
-"""Unknown-face captures on disk (CaptureStore, capture_to_photo) and the unknown-visitor memory."""
+"""Tests for edgeguard.store.capture_store: unknown-face captures on disk (CaptureStore, capture_to_photo),
+and the unknown-visitor memory of edgeguard.events.visitors."""
 
 from __future__ import annotations
 

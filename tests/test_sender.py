@@ -1,4 +1,4 @@
-"""Tests for edgeguard.sms: the Sender and TwilioTransport talking to the real twilio client over
+"""Tests for edgeguard.alerts.sender: the Sender and TwilioTransport talking to the real twilio client over
 loopback to FakeTwilio (tests/fake_twilio.py), with a real SQLite outbox and a hand-driven clock."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from edgeguard.config import TwilioConfig
 from edgeguard.alerts.outbox import Outbox
 from edgeguard.alerts.sender import RETRY_FIRST, RETRY_LONGEST, Sender, TwilioTransport, classify
 from edgeguard.common.phone import mask_number
+from helpers import threads_named, wait_for
 
 SID = "AC" + "1" * 32
 TOKEN = "tok-" + "9f" * 14
@@ -93,7 +94,7 @@ def last_response_sid(sender: Sender) -> str:
 
 
 def requests(fake: FakeTwilio, count: int, timeout: float = 5.0) -> list:
-    """The requests the server recorded, once there are `count` (it records just after answering)."""
+    """The requests the server recorded, once there are `count` (it records each before answering)."""
     deadline = time.monotonic() + timeout
     with fake.arrived:
         while len(fake.received) < count and time.monotonic() < deadline:
@@ -281,8 +282,10 @@ def test_rate_limit_and_server_errors_are_retried_then_delivered(fake, outbox, c
     assert m.status == "sent" and m.attempts == 3 and m.sid == last_response_sid(sender)
 
 
-def test_a_hang_longer_than_the_timeout_is_retried(own_fake, outbox, clock):
+@pytest.mark.slow  # asserts on how long the attempt took
+def test_a_hang_longer_than_the_timeout_is_retried(own_fake, outbox):
     fake = own_fake
+    clock = Clock(time.time())  # the look-up compares with the fake's real time stamps
     fake.script = [("hang", 3)]
     sender = sender_for(fake, outbox, clock, timeout=1.0)
     mid = outbox.add(TO, "slow network", None, None, now=clock())
@@ -291,11 +294,42 @@ def test_a_hang_longer_than_the_timeout_is_retried(own_fake, outbox, clock):
     took = time.monotonic() - started
     assert 0.9 <= took < 2.5  # given up after [twilio] timeout, not after the server's 3 s
     m = outbox.get(mid)
-    assert m.status == "pending" and m.attempts == 1
+    assert m.status == "pending" and m.attempts == 1 and m.uncertain
     assert m.last_error.startswith("cannot reach Twilio") and "Timeout" in m.last_error
     run_until_idle(sender, clock)
     m = outbox.get(mid)
-    assert m.status == "sent" and m.attempts == 2 and m.sid == last_response_sid(sender)
+    # Twilio had accepted it, only its answer was late: the retry finds it and sends nothing again.
+    [accepted] = fake.delivered()
+    assert m.status == "sent" and m.attempts == 2 and m.sid == accepted.message["sid"] and not m.uncertain
+    assert len(fake.received) == 1 and len(fake.lookups) == 1
+
+
+def test_an_uncertain_message_that_twilio_never_got_is_sent_after_the_look_up(own_fake, outbox):
+    fake = own_fake
+    clock = Clock(time.time())
+    fake.script = [("status", 500)]
+    sender = sender_for(fake, outbox, clock)
+    mid = outbox.add(TO, "first try", None, None, now=clock())
+    outbox.mark_attempt(mid, clock())  # as if the daemon had stopped mid-send before Twilio got it
+    run_until_idle(sender, clock)
+    m = outbox.get(mid)
+    assert m.status == "sent" and not m.uncertain and len(fake.delivered()) == 1
+    assert len(fake.lookups) == 1  # asked once; the 500 answer after it was a clear "not accepted"
+
+
+def test_a_failing_look_up_sends_nothing_and_is_tried_again(own_fake, outbox):
+    fake = own_fake
+    clock = Clock(time.time())
+    sender = sender_for(fake, outbox, clock)
+    mid = outbox.add(TO, "unknown fate", None, None, now=clock())
+    outbox.mark_attempt(mid, clock())
+    fake.stop()  # Twilio unreachable: the look-up fails
+    assert sender.step() == 0.0
+    m = outbox.get(mid)
+    assert m.status == "pending" and m.uncertain and m.attempts == 1 and fake.received == []
+    fake.start()
+    run_until_idle(sender, clock)
+    assert outbox.get(mid).status == "sent" and len(fake.delivered()) == 1
 
 
 # ---------------------------------------------------------------- permanent errors
@@ -380,23 +414,26 @@ def test_dry_run_without_credentials(fake, outbox, clock, caplog):
 # ---------------------------------------------------------------- the background thread
 
 
+@pytest.mark.slow  # asserts on how long delivering and stopping took
 def test_background_thread_delivers_promptly_and_stops_promptly(fake, outbox):
     sender = Sender(outbox, TwilioTransport(twilio_config(fake)), jitter=lambda: 0.5)
+    before = set(threading.enumerate())
     sender.start()
+    [thread] = [t for t in threads_named("sms-sender") if t not in before]
     try:
-        time.sleep(0.3)  # idle: waiting for work
+        time.sleep(0.3)  # pacing: the thread has found nothing to send and waits for work
+        assert fake.received == []
         added = time.monotonic()
         mid = outbox.add(TO, "added after start", None, None)
         assert fake.wait_for(1, 2.0), "not delivered within 2 s"
         assert time.monotonic() - added < 2.0
-        deadline = time.monotonic() + 2
-        while outbox.get(mid).status != "sent" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: outbox.get(mid).status == "sent", 2, "marked sent")
         assert outbox.get(mid).status == "sent"
     finally:
         stopping = time.monotonic()
         sender.stop()
         stopped_in = time.monotonic() - stopping
-    assert stopped_in < 1.0
-    assert not sender._thread.is_alive()
+    assert stopped_in < 1.5  # generous, but short of the 2 s its join may wait
+    assert not thread.is_alive() and not sender.alive
+    # the thread is gone: nothing more can be sent, so this one request is all there will be
     assert [r.form["Body"] for r in requests(fake, 1)] == [["added after start"]]

@@ -1,0 +1,61 @@
+"""Helpers the tests share: the `edgeguard` command as a subprocess, waiting on a condition, a free port,
+the threads alive by name.  (The test data paths and `Site` are in conftest.py; `Daemon` in daemons.py.)"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """os.environ without what would point `edgeguard` at another config or at real Twilio credentials, plus `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TWILIO_") and k not in ("CREDENTIALS_DIRECTORY", "EDGEGUARD_CONFIG")}
+    env.update(extra)
+    return env
+
+
+def edgeguard(config: Path | None, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m edgeguard [--config CONFIG] ARGS` to the end, output captured; `env` defaults to clean_env()."""
+    command = [sys.executable, "-m", "edgeguard", *(["--config", str(config)] if config is not None else []), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=clean_env() if env is None else env)
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str | Callable[[], str] = "condition",
+             poll: float = 0.02) -> T:
+    """Poll `condition()` until it returns something true, and return that; fail after `timeout` seconds.
+
+    `what` names the condition in the failure (a callable is asked only then, e.g. for a daemon's stderr).
+    An AssertionError raised by `condition` (say, "the daemon exited") fails at once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what() if callable(what) else what}: not within {timeout} s")
+        time.sleep(poll)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def threads_named(name: str) -> list[threading.Thread]:
+    """The live threads called `name` (the package names its threads: "watchlist-reload", "sms-sender" ...)."""
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]

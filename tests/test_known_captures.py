@@ -1,0 +1,195 @@
+"""A sighting of a watchlist person carries its picture: captures of known faces, the link in the text,
+the match in words, and enrolment from such a capture (the real daemon on the Hamilton clip)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_twilio import FakeTwilio  # tests/fake_twilio.py
+
+import helpers  # tests/helpers.py
+from conftest import CLIP, PEOPLE, make_site
+from edgeguard.config import RecognitionConfig
+from edgeguard.events.recorder import match_words
+from edgeguard.faces.box import Box
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.photos import load_photo
+from edgeguard.live.track import Sample, Track
+from edgeguard.live.vote import Verdict
+from edgeguard.store.capture_store import CaptureStore
+
+ACCOUNT = "AC" + "3" * 32
+TOKEN = "c0ffee00" * 4
+FROM = "+15551230000"
+POLICE = "+15551230911"
+LIN = ("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png")
+TOLERANCE = RecognitionConfig().tolerance
+
+
+def env() -> dict[str, str]:
+    return helpers.clean_env(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN)
+
+
+def replay(tmp_path: Path, fake: FakeTwilio, category: str, extra: str = "") -> tuple:
+    """Lin-Manuel of `category` on the watchlist, known faces texted with MMS; the clip played to its end."""
+    port = helpers.free_port()
+    site = make_site(tmp_path / "site", (
+        f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\n'
+        f'[alerts]\nmms = true\npublic_url = "http://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n'
+        f'quiet_categories = ["staff"]\n{extra}'
+        f'[[alerts.route]]\nto = ["{POLICE}"]\nevents = ["known_face"]\n'
+    ), people=[(*LIN, category)])
+    result = helpers.edgeguard(site.config_path, "run", "--source", str(CLIP), env=env())
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    events = [json.loads(line) for line in helpers.edgeguard(site.config_path, "events", "--json").stdout.splitlines()]
+    return site, events, result.stderr
+
+
+@pytest.fixture
+def fake():
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def engine() -> FaceEngine:
+    engine = FaceEngine(RecognitionConfig())
+    engine.warm_up()
+    return engine
+
+
+@pytest.mark.slow  # a whole-clip daemon replay
+def test_a_wanted_persons_sighting_is_captured_linked_and_enrollable(tmp_path, fake, engine):
+    site, events, log = replay(tmp_path, fake, "wanted")
+    known = [e for e in events if e["type"] == "known_face"]
+    assert len(known) == 2  # the stage shot and the close-up: one sighting, one capture
+    capture = Path(known[0]["capture"])
+    assert capture.name.endswith("-face.jpg") and capture.parent == site.base / "Unknown_Face_Captures"
+    assert known[1]["capture"] == known[0]["capture"]
+    assert (capture.stat().st_mode & 0o777) == 0o600
+
+    # the crop is his face: found and matched against his enrolment photo
+    rgb = load_photo(capture, RecognitionConfig().max_image_pixels)
+    boxes = engine.find_in_photo(rgb)
+    assert boxes, "no face in the capture"
+    enrolled = engine.enrolment_encoding(load_photo(PEOPLE / LIN[2], RecognitionConfig().max_image_pixels))
+    distances = [np.linalg.norm(e - enrolled) for e in engine.encoder.encode(rgb, boxes)]
+    assert min(distances) <= TOLERANCE, distances
+
+    # the sidecar says who, never the phone number or the deposit
+    sidecar = json.loads(capture.with_name(capture.name.replace("-face.jpg", ".json")).read_text())
+    assert sidecar["person"] == {"id": "1", "name": LIN[1], "category": "wanted"}
+    assert sidecar["box"] == known[0]["extra"]["box"] and sidecar["distance"] == pytest.approx(known[0]["distance"])
+    assert "+1555" not in capture.with_name(capture.name.replace("-face.jpg", ".json")).read_text()
+
+    # a no_mask event of the same person points at the same capture
+    no_mask = [e for e in events if e["type"] == "no_mask" and e["id"] == "1"]
+    assert no_mask and all(e["capture"] == known[0]["capture"] for e in no_mask)
+
+    # the text: who, how close, the link to that very JPEG (and the MMS attachment)
+    [text] = [r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]
+    body = text.form["Body"][0]
+    match = re.fullmatch(r"EdgeGuard ALERT Site: Lin-Manuel Miranda \(Id 1, wanted\), (strong|possible) match "
+                         r"\d\d:\d\d:\d\d (http://127\.0\.0\.1:\d+/c/\S+)", body)
+    assert match, body
+    assert match.group(1) == known[0]["extra"]["match"]
+    assert text.form["MediaUrl"] == [match.group(2)]
+    # the link server ran inside the daemon, which has exited: serve the folder again to follow the link
+    served = serve_and_fetch(site, match.group(2))
+    assert served == capture.read_bytes()
+
+
+@pytest.mark.slow  # a whole-clip daemon replay
+def test_a_fresh_photo_of_a_known_person_from_a_sighting(tmp_path, fake):
+    """Without a cooldown, the close-up is a sighting of its own; its capture enrols as a new photo of him."""
+    site, events, _ = replay(tmp_path, fake, "wanted", "cooldown_minutes = 0\n")
+    captures = [e["capture"] for e in events if e["type"] == "known_face"]
+    assert len(captures) == 2 and captures[0] != captures[1]
+    before = sorted((site.training / "1").iterdir())
+    result = helpers.edgeguard(site.config_path, "enroll", "1", "--from-capture", captures[1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Id 1: 1 of 1 photo(s) added" in result.stdout
+    assert len(sorted((site.training / "1").iterdir())) == len(before) + 1
+    # the stage shot's face is too small to enrol from: refused with the reason, nothing written
+    result = helpers.edgeguard(site.config_path, "enroll", "1", "--from-capture", captures[0])
+    assert result.returncode == 1 and "not added:" in result.stdout
+
+
+def serve_and_fetch(site, url: str) -> bytes:
+    """Fetch a link with the site's own key, from an image server started for the purpose."""
+    from edgeguard.alerts.image_server import ImageServer
+    from edgeguard.alerts.links import LinkSigner, load_link_key
+
+    port = int(re.search(r":(\d+)/", url).group(1))
+    signer = LinkSigner(load_link_key(site.base / "link.key"), f"http://127.0.0.1:{port}", 3600)
+    server = ImageServer(f"127.0.0.1:{port}", site.base / "Unknown_Face_Captures", signer)
+    server.start()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.headers["Content-Type"] == "image/jpeg"
+            return response.read()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow  # a whole-clip daemon replay
+def test_staff_are_not_photographed_on_every_pass(tmp_path, fake):
+    site, events, _ = replay(tmp_path, fake, "staff")
+    known = [e for e in events if e["type"] == "known_face"]
+    assert known and all(e["capture"] is None for e in known)
+    assert not [r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]  # quiet: no text either
+    captured = [json.loads(p.read_text()) for p in (site.base / "Unknown_Face_Captures").glob("*.json")]
+    assert all("person" not in c for c in captured)  # only the unknown audience face
+
+
+@pytest.mark.slow  # a whole-clip daemon replay
+def test_known_categories_empty_captures_no_watchlist_person(tmp_path, fake):
+    site, events, _ = replay(tmp_path, fake, "wanted", "[captures]\nknown_categories = []\n")
+    known = [e for e in events if e["type"] == "known_face"]
+    assert known and all(e["capture"] is None for e in known)
+    [text] = [r.form["Body"][0] for r in fake.delivered() if LIN[1] in r.form["Body"][0]]
+    assert "http://" not in text  # no picture, no link; the text still goes out
+
+
+def track_voted(labels: list[str]) -> Track:
+    track = Track(1, Box(0, 100, 100, 0), 0.0)
+    for n, label in enumerate(labels):
+        track.add_sample(Sample(label, 0.4, np.zeros(128)), float(n))
+    return track
+
+
+def test_match_words_strong_for_a_close_unanimous_match_possible_near_the_tolerance():
+    unanimous = track_voted(["7", "7"])
+    assert match_words(0.40, unanimous, "7", 0.56, 0.08) == "strong"
+    assert match_words(0.48, unanimous, "7", 0.56, 0.08) == "strong"  # the uncertain band mirrored inside
+    assert match_words(0.50, unanimous, "7", 0.56, 0.08) == "possible"
+    assert match_words(0.555, unanimous, "7", 0.56, 0.08) == "possible"
+    assert match_words(None, unanimous, "7", 0.56, 0.08) == "possible"
+    split = track_voted(["7", "8", "7"])
+    assert split.decided == "7"
+    assert match_words(0.40, split, "7", 0.56, 0.08) == "possible"  # someone else was named on the way
+    abstaining = track_voted([Verdict.ABSTAIN, "7", "7"])
+    assert match_words(0.40, abstaining, "7", 0.56, 0.08) == "strong"
+
+
+def test_retention_removes_known_captures_like_unknown_ones(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=1, max_mb=100)
+    image = np.full((60, 60, 3), 128, np.uint8)
+    old = time.time() - 3 * 86400
+    saved = [store.save(old, "cam", image, image, {"person": {"id": "1", "category": "wanted"}}),
+             store.save(old + 1, "cam", image, image, {"visitor": 1})]
+    newest = store.save(time.time(), "cam", image, image, {"person": {"id": "1", "category": "wanted"}})
+    for capture in saved:
+        for path in (capture.face, capture.frame, capture.sidecar):
+            os.utime(path, (old, old))
+    assert store.enforce_retention() == 2
+    assert all(not c.face.exists() and not c.sidecar.exists() for c in saved)
+    assert newest.face.exists()
