@@ -107,8 +107,66 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--source", help="check this camera instead of the configured one")
     check.set_defaults(handler=cmd_check)
 
+    user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    add = user_sub.add_parser("add", help="add a user; the password is read from standard input")
+    add.add_argument("name")
+    add.add_argument("--role", choices=("admin", "viewer"), default="viewer")
+    add.add_argument("--phone", help="for login codes by SMS, e.g. +15551230000")
+    user_sub.add_parser("list", help="list the users")
+    passwd = user_sub.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    remove = user_sub.add_parser("remove", help="remove a user (ends their sessions)")
+    remove.add_argument("name")
+    user.set_defaults(handler=cmd_user)
+
     sub.add_parser("example-config", help="print an example config with every key and its default")
     return parser
+
+
+def cmd_user(config: Config, args: argparse.Namespace) -> int:
+    from .web.users import UserError, open_users
+
+    users = open_users(config.paths.users_db)
+    try:
+        if args.action == "list":
+            for u in users.list():
+                phone = f" {mask_number(u.phone)}" if u.phone else ""
+                print(f"{u.name} {u.role}{phone} since {time.strftime('%Y-%m-%d', time.localtime(u.created))}")
+            return 0
+        if args.action == "remove":
+            if not users.remove(args.name):
+                print(f"edgeguard user: no user {args.name}", file=sys.stderr)
+                return 1
+            print(f"user {args.name} removed")
+            return 0
+        password = _read_password()
+        if args.action == "add":
+            users.add(args.name, password, args.role, args.phone)
+            print(f"user {args.name} added ({args.role})")
+        else:
+            users.set_password(args.name, password)
+            print(f"password of {args.name} changed; their sessions have ended")
+        return 0
+    except UserError as exc:
+        print(f"edgeguard user: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        users.close()
+
+
+def _read_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password (at least 12 characters): ")
+        if getpass.getpass("Again: ") != first:
+            from .web.users import UserError
+
+            raise UserError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def cmd_analyze(config: Config, args: argparse.Namespace) -> int:

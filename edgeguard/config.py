@@ -23,6 +23,9 @@ from typing import get_type_hints
 from .common.files import read_credential
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
+
+LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
+LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
 from .configfile.reading import ConfigError, find_config_file, read_toml
@@ -39,6 +42,7 @@ class PathsConfig:
     events_db: Path = option(Path("events.db"), "the event log (SQLite)")
     outbox_db: Path = option(Path("outbox.db"), "alerts waiting to be sent, and sent (SQLite)")
     link_key: Path = option(Path("link.key"), "secret that signs image links (made on first start; credential edgeguard_link_key wins)")
+    users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
 
 
 @dataclass(frozen=True)
@@ -140,10 +144,10 @@ class AlertsConfig:
     cooldown_minutes: float = option(5.0, "at most one alert per person (or unknown visitor), location and event type in this time", min=0.0, max=1440.0)
     max_per_hour: int = option(20, "messages per recipient per hour; the rest are counted and mentioned in the next one", min=1, max=10000)
     mms: bool = option(False, "attach the capture image as MMS (US and Canada numbers only)")
-    public_url: str = option("", "address recipients can reach the image server at, e.g. https://gate.example.net:8780 (empty: no image links)",
+    public_url: str = option("", "address recipients reach the dashboard's server at, for image links, e.g. https://gate.example.net:8780 (empty: no image links)",
                            pattern=r"|https?://[^\s/]+(/\S*)?", pattern_help="must be an http:// or https:// address")
-    listen: str = option("127.0.0.1:8780", "host:port of the built-in image server (0.0.0.0:8780 for LAN/VPN; empty: off)",
-                       pattern=r"|[^\s:]*:\d{1,5}", pattern_help="must be host:port, e.g. 127.0.0.1:8780")
+    listen: str = option("", "moved to [web] listen (still read here when [web] listen is not set)",
+                         pattern=LISTEN, pattern_help=LISTEN_HELP)
     link_hours: float = option(72.0, "image links expire after this many hours", min=0.1, max=8760.0)
     route: tuple[RouteConfig, ...] = option((), "who gets what: one [[alerts.route]] table per rule (see below)")
 
@@ -158,6 +162,21 @@ class TwilioConfig:
     api_url: str = option("https://api.twilio.com", "Twilio API address (an outbound proxy, or a local test server)",
                         pattern=r"https?://[^\s/]+/?", pattern_help="must be an http:// or https:// address without a path")
     timeout: float = option(10.0, "seconds before a request to Twilio is given up and retried", min=1.0, max=120.0)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = option(True, "serve the dashboard (and the image links of alerts) from the daemon")
+    listen: str = option("127.0.0.1:8780", "host:port of the dashboard; 0.0.0.0:8780 for the LAN (then set tls_cert and tls_key)",
+                         pattern=LISTEN[1:], pattern_help=LISTEN_HELP)
+    tls_cert: str = option("", "PEM certificate (chain) for HTTPS; relative to base_dir (empty: plain HTTP)")
+    tls_key: str = option("", "the certificate's private key (PEM)")
+    live_fps: float = option(5.0, "frames per second of the live view at most", min=0.5, max=30.0)
+    max_live_viewers: int = option(3, "live views open at once at most (each costs one JPEG encoding per frame)", min=0, max=20)
+    idle_minutes: float = option(30.0, "a session ends after this long without a request", min=1.0, max=1440.0)
+    session_hours: float = option(12.0, "a session ends this long after the login in any case", min=0.5, max=168.0)
+    otp: str = option("off", "a code by SMS after the password, for users with a phone number: off, admin or all",
+                      choices=("off", "admin", "all"))
 
 
 @dataclass(frozen=True)
@@ -178,8 +197,10 @@ class Config:
     watchlist: WatchlistConfig = field(default_factory=WatchlistConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file this came from, None for built-in defaults
+    notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
     @property
     def twilio_ready(self) -> bool:
@@ -189,7 +210,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    name: kind for name, kind in get_type_hints(Config).items() if name != "source"
+    name: kind for name, kind in get_type_hints(Config).items() if name not in ("source", "notes")
 }
 
 # secret key -> (environment variable, credential file name)
@@ -215,9 +236,21 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         sections[name] = build_section(cls, table, where, name)
     sections["paths"] = _resolve_paths(sections["paths"])
     sections["twilio"] = _resolve_secrets(sections["twilio"], source)
-    config = Config(**sections, source=source)
+    sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
+    config = Config(**sections, source=source, notes=notes)
     _check_together(config, where)
     return config
+
+
+def _web(web: WebConfig, alerts: AlertsConfig, base: Path, raw: dict, where: str) -> tuple[WebConfig, tuple[str, ...]]:
+    """[web] with its TLS files resolved, and [alerts] listen carried over from configs made before [web]."""
+    notes: tuple[str, ...] = ()
+    if alerts.listen and "listen" not in raw.get("web", {}):
+        web = dataclasses.replace(web, listen=alerts.listen)
+        notes = (f"{where}: [alerts] listen has moved to [web] listen; using {alerts.listen} for the dashboard "
+                 "and the image links (move the key to silence this)",)
+    tls = {key: str(base / value) for key in ("tls_cert", "tls_key") if (value := getattr(web, key))}
+    return dataclasses.replace(web, **tls), notes
 
 
 def example_config() -> str:
@@ -227,8 +260,10 @@ def example_config() -> str:
 
 def _check_together(config: Config, where: str) -> None:
     """Rules that span keys: settings that only make sense with another one."""
-    if config.alerts.public_url and not config.alerts.listen:
-        raise ConfigError(f"{where}: [alerts] public_url is set but listen is empty: nothing would serve the image links")
+    if config.alerts.public_url and not config.web.enabled:
+        raise ConfigError(f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links")
+    if bool(config.web.tls_cert) != bool(config.web.tls_key):
+        raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
 
 
 def _resolve_paths(paths: PathsConfig) -> PathsConfig:

@@ -472,9 +472,29 @@ def test_a_bad_route_names_the_route_and_key(tmp_path, line, key):
 
 def test_public_url_without_a_server_to_answer_it_is_refused(tmp_path):
     path = tmp_path / "c.toml"
-    write_config(path, '[alerts]\npublic_url = "https://gate.example.net:8780"\nlisten = ""\n')
+    write_config(path, '[alerts]\npublic_url = "https://gate.example.net:8780"\n[web]\nenabled = false\n')
     with pytest.raises(ConfigError, match=r"\[alerts\] public_url"):
         load_config(path)
+
+
+def test_alerts_listen_still_works_and_says_where_it_moved(tmp_path):
+    path = tmp_path / "c.toml"
+    write_config(path, '[alerts]\nlisten = "0.0.0.0:9000"\n')
+    config = load_config(path)
+    assert config.web.listen == "0.0.0.0:9000"
+    [note] = config.notes
+    assert "[alerts] listen has moved to [web] listen" in note and str(path) in note
+    write_config(path, '[alerts]\nlisten = "0.0.0.0:9000"\n[web]\nlisten = "127.0.0.1:8780"\n')
+    assert load_config(path).web.listen == "127.0.0.1:8780"
+
+
+def test_tls_needs_both_the_certificate_and_the_key(tmp_path):
+    path = tmp_path / "c.toml"
+    write_config(path, f'[paths]\nbase_dir = "{tmp_path}"\n[web]\ntls_cert = "cert.pem"\n')
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_config(path)
+    write_config(path, f'[paths]\nbase_dir = "{tmp_path}"\n[web]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    assert load_config(path).web.tls_cert == str(tmp_path / "cert.pem")
 
 
 def test_twilio_is_ready_only_with_a_sender_number(tmp_path, monkeypatch):

@@ -119,7 +119,8 @@ def classify(exc: BaseException) -> tuple[bool, str]:
             return True, f"Twilio answered HTTP {status}"
         words = PERMANENT_ERRORS.get(code) or getattr(exc, "msg", None) or getattr(exc, "detail", None) or str(exc)
         return False, f"Twilio error {code or status}: {mask_numbers(_first_line(words))}"
-    return True, f"cannot reach Twilio: {type(exc).__name__}: {_first_line(exc)}"
+    # A connection error quotes the request's URL, the recipient's number in it: masked like Twilio's own texts.
+    return True, f"cannot reach Twilio: {type(exc).__name__}: {mask_numbers(_first_line(exc))}"
 
 
 def _first_line(exc: object) -> str:

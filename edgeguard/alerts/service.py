@@ -1,5 +1,5 @@
-"""The alerting side of the daemon, started and stopped as one: outbox, sender thread,
-image server for the links in messages, and the alerter that listens to events."""
+"""The alerting side of the daemon, started and stopped as one: outbox, sender thread, the signer of the
+image links in messages (the dashboard's server serves them), and the alerter that listens to events."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 
 from ..config import Config
-from .image_server import ImageServer
 from .links import LinkSigner, SignedLinks, load_link_key
 from .outbox import Outbox
 from .rules import Alerter
@@ -20,20 +19,18 @@ class AlertService:
     def __init__(self, config: Config, make_room: Callable[[], bool] | None = None) -> None:
         self.config = config
         self.outbox = Outbox(config.paths.outbox_db, make_room)
-        self.server: ImageServer | None = None
+        self.signer: LinkSigner | None = None
         links = None
         key = _link_key(config) if config.alerts.public_url else None
         if key is not None:
-            signer = LinkSigner(key, config.alerts.public_url, config.alerts.link_hours * 3600)
-            self.server = ImageServer(config.alerts.listen, config.paths.captures, signer)
-            links = SignedLinks(signer, config.paths.captures)
+            self.signer = LinkSigner(key, config.alerts.public_url, config.alerts.link_hours * 3600)
+            links = SignedLinks(self.signer, config.paths.captures)
         transport = TwilioTransport(config.twilio) if config.twilio_ready else None
         self.sender = Sender(self.outbox, transport)
         self.alerter = Alerter(config, self.outbox, links)
 
     def start(self) -> None:
-        if self.server is not None:
-            self.server.start()
+        if self.signer is not None:
             log.info("image links: %s", self.config.alerts.public_url)
         pending = len(self.outbox.list(["pending"]))
         if pending:
@@ -45,8 +42,6 @@ class AlertService:
         if drain_seconds > 0 and self.sender.drain(drain_seconds):
             log.warning("outbox: alerts still pending at exit; they are sent on the next start")
         self.sender.stop()
-        if self.server is not None:
-            self.server.stop()
         if not self.sender.alive:  # a send still in flight records its result; the process exit closes the file
             self.outbox.close()
 

@@ -34,6 +34,10 @@ from ..store.event_log import EventLog
 from ..store.space import DiskSpace
 from ..watchlist.build import build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
+from ..web.context import CameraStatus, Dashboard, SiteStatus
+from ..web.live import face_labels
+from ..web.server import WebServer
+from ..web.site import build_dashboard
 from .systemd import Systemd
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class Parts:
     alerts: AlertService
     recorder: EventRecorder
     processor: FrameProcessor
+    dashboard: Dashboard | None
+    web: WebServer | None
 
 
 class Daemon:
@@ -98,8 +104,11 @@ class Daemon:
         except OSError as exc:
             log.error("cannot start: %s", exc)
             return 1
+        for note in cfg.notes:
+            log.warning("%s", note)
         try:
             parts.alerts.start()
+            self._start_web(parts)
             parts.source.start()
         except (SourceError, OSError) as exc:
             log.error("cannot start: %s", exc)
@@ -134,13 +143,22 @@ class Daemon:
         event_log = EventLog(cfg.paths.events_db, space.make_room)
         alerts = AlertService(cfg, space.make_room)
         space.keep_reserve()
-        recorder = EventRecorder(cfg, event_log, captures, [self._count_event, alerts.alerter])
         processor = FrameProcessor(cfg, engine, lambda: service.current)
         source = FrameSource(cfg.camera, self.source_override, self.realtime)
-        return Parts(source, service, event_log, captures, space, alerts, recorder, processor)
+        listeners = [self._count_event, alerts.alerter]
+        parts = Parts(source, service, event_log, captures, space, alerts,
+                      EventRecorder(cfg, event_log, captures, listeners), processor, None, None)
+        if cfg.web.enabled:
+            parts.dashboard, parts.web = build_dashboard(
+                cfg, status=lambda: self._site_status(parts), watchlist=lambda: service.current,
+                event_log=event_log, outbox=alerts.outbox, engine=lambda: engine, signer=alerts.signer)
+            listeners.append(parts.dashboard.events)
+        return parts
 
     @staticmethod
     def _teardown(parts: Parts, drain: float) -> None:
+        if parts.web is not None:
+            parts.web.stop()
         parts.source.stop()
         parts.service.stop()
         parts.alerts.stop(drain_seconds=drain)
@@ -153,7 +171,7 @@ class Daemon:
         next_stats = time.monotonic() + STATS_EVERY
         next_status = next_storage = 0.0
         while not self.stop_requested.is_set():
-            if self.reload_requested.is_set() and self._reload_config():
+            if self.reload_requested.is_set() and self._reload_config(parts):
                 return
             if time.monotonic() >= next_storage:
                 self._look_after_storage(parts)
@@ -168,6 +186,8 @@ class Daemon:
             parts.recorder.record(parts.processor.process(frame))
             self.systemd.watchdog()
             now = time.monotonic()
+            if parts.dashboard is not None and parts.dashboard.live.wants(self.config.camera.name, now):
+                self._publish(parts, frame, now)
             if not ready:
                 self.systemd.ready(self._status(parts))
                 ready = True
@@ -181,12 +201,13 @@ class Daemon:
                 log.info("%s", self._status(parts))
                 next_stats = now + STATS_EVERY
 
-    def _reload_config(self) -> bool:
+    def _reload_config(self, parts: Parts) -> bool:
         """Read the config file again; True if the new one is valid and the parts must be rebuilt."""
         source = self.config.source
         if source is None:
             log.info("SIGHUP: no config file to reload; reloading the watchlist only")
             self.reload_requested.clear()
+            parts.service.request_reload()
             return False
         try:
             new = load_config(source)
@@ -198,6 +219,30 @@ class Daemon:
         self.systemd.reloading()
         self.config = new
         return True
+
+    @staticmethod
+    def _start_web(parts: Parts) -> None:
+        """Start the dashboard; if it cannot listen, the camera runs on without it (never blind for a port)."""
+        if parts.web is None:
+            return
+        try:
+            parts.web.start()
+        except OSError as exc:
+            log.error("%s; the camera runs without the dashboard and image links", exc)
+            parts.web = None
+
+    def _publish(self, parts: Parts, frame, now: float) -> None:
+        """Hand the frame and its labelled faces to the live view (references only: no copy, no encoding)."""
+        assert parts.dashboard is not None
+        faces = face_labels(parts.processor.tracker.tracks.values(), parts.service.current.people)
+        parts.dashboard.live.publish(self.config.camera.name, frame.image, faces, now)
+
+    def _site_status(self, parts: Parts) -> SiteStatus:
+        cfg = self.config
+        camera = CameraStatus(cfg.camera.name, cfg.location.name, parts.source.state, parts.source.description,
+                              self.stats.fps(), parts.processor.people_in_view)
+        faults = [f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f]
+        return SiteStatus([camera], faults, self.stats.last_event)
 
     @staticmethod
     def _look_after_storage(parts: Parts) -> None:

@@ -44,9 +44,10 @@ def run_checks(config: Config, source: str | None, live: bool, out: Callable[[st
     """Run every check, print the checklist, return the exit code."""
     findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
     for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_watchlist,
-                  check_masks, lambda c: check_twilio(c, live), check_public_url):
+                  check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
         for finding in check(config):
             findings.append(finding)
+    findings += [Finding("WARN", "configuration", note) for note in config.notes]
     for f in findings:
         out(f"[{f.level:>4}] {f.what}: {f.detail}")
     failed = sum(f.level == "FAIL" for f in findings)
@@ -193,22 +194,52 @@ def _verify_twilio(config: Config) -> Finding:
     return Finding("ok", "twilio --live", f"credentials accepted; account status {account.status}")
 
 
+def check_web(config: Config) -> list[Finding]:
+    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP beyond loopback."""
+    web = config.web
+    if not web.enabled:
+        return [Finding("ok", "dashboard", "off ([web] enabled = false)")]
+    from ..web.users import open_users
+
+    users = open_users(config.paths.users_db)
+    try:
+        count = users.count()
+    finally:
+        users.close()
+    scheme = "https" if web.tls_cert else "http"
+    host = web.listen.rpartition(":")[0].strip("[]")
+    answer = _http_status(f"{scheme}://{_local(host)}:{web.listen.rpartition(':')[2]}/login")
+    running = "answers now" if isinstance(answer, int) else "starts with the daemon"
+    found = [Finding("ok" if count else "WARN", "dashboard",
+                     f"{scheme}://{web.listen} ({running}); {count} user(s)"
+                     + ("" if count else ": add one with 'edgeguard user add NAME --role admin'"))]
+    if host not in ("127.0.0.1", "localhost", "::1") and not web.tls_cert:
+        found.append(Finding("WARN", "dashboard", f"listens beyond this device ({web.listen}) without TLS: passwords "
+                             "and faces cross the network in the clear; set [web] tls_cert and tls_key"))
+    return found
+
+
+def _local(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
 def check_public_url(config: Config) -> list[Finding]:
-    """Does the address in public_url reach an EdgeGuard image server?
+    """Does the address in public_url reach EdgeGuard's server?
 
     An invalid link must be answered 403 by our server; if none runs (the daemon
-    is stopped), one is started on `listen` for the check.
+    is stopped), the dashboard's server is started on `[web] listen` for the check.
     """
     url = config.alerts.public_url
     if not url:
         return [Finding("WARN", "image links", "public_url is empty: alerts carry no image link")]
-    from ..alerts.image_server import ImageServer
     from ..alerts.links import LinkSigner
+    from ..web.context import SiteStatus
+    from ..web.site import build_dashboard
 
-    server = None
+    dashboard, server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
+                                        outbox=None, engine=lambda: FaceEngine(config.recognition),
+                                        signer=LinkSigner(os.urandom(32), url, 60))
     try:
-        server = ImageServer(config.alerts.listen, config.paths.captures,
-                             LinkSigner(os.urandom(32), url, 60))
         server.start()
     except OSError:
         server = None  # the port is taken, most likely by the running daemon: ask it
@@ -217,10 +248,11 @@ def check_public_url(config: Config) -> list[Finding]:
     finally:
         if server is not None:
             server.stop()
+        dashboard.users.close()
     if status == 403:
         return [Finding("ok", "image links", f"{url} answers")]
     return [Finding("FAIL", "image links", f"{url} did not answer as EdgeGuard ({status}); check the "
-                    "port-forward, VPN or tunnel to listen = " + config.alerts.listen)]
+                    "port-forward, VPN or tunnel to [web] listen = " + config.web.listen)]
 
 
 def _http_status(url: str) -> str | int:

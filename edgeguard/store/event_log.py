@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -68,12 +68,58 @@ class EventLog:
               limit: int | None = None) -> list[Event]:
         return self._db.read(lambda db: _select(db, since, types, limit))
 
+    def search(self, filters: EventFilter, offset: int = 0, limit: int = 50) -> tuple[list[Event], int]:
+        """A page of the events matching `filters`, newest first, and how many match in all."""
+        return self._db.read(lambda db: _search(db, filters, offset, limit))
+
+    def get(self, seq: int) -> Event | None:
+        found = self._db.read(lambda db: _search(db, EventFilter(seq=seq), 0, 1))[0]
+        return found[0] if found else None
+
     def recover(self) -> bool:
         """Write events kept in memory to the file if it takes writes again."""
         return self._db.recover()
 
     def close(self) -> None:
         self._db.close()
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the detection log asks for; None or empty: any."""
+
+    types: tuple[str, ...] = ()
+    person: str | None = None  # an Id, or part of a Name
+    category: str | None = None
+    camera: str | None = None
+    location: str | None = None
+    since: float | None = None
+    until: float | None = None
+    seq: int | None = None
+
+
+def _search(db: sqlite3.Connection, f: EventFilter, offset: int, limit: int) -> tuple[list[Event], int]:
+    where, args = ["1=1"], []
+    for column, value in (("category", f.category), ("camera", f.camera), ("location", f.location), ("seq", f.seq)):
+        if value not in (None, ""):
+            where.append(f"{column} = ?")
+            args.append(value)
+    if f.types:
+        where.append(f"type IN ({', '.join('?' for _ in f.types)})")
+        args += list(f.types)
+    if f.person:
+        where.append("(person_id = ? OR name LIKE ? ESCAPE '\\')")
+        args += [f.person, "%" + f.person.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"]
+    if f.since is not None:
+        where.append("time >= ?")
+        args.append(f.since)
+    if f.until is not None:
+        where.append("time < ?")
+        args.append(f.until)
+    clause = " AND ".join(where)
+    total = db.execute(f"SELECT COUNT(*) FROM events WHERE {clause}", args).fetchone()[0]
+    cursor = db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+    return _rows(cursor), int(total)
 
 
 def read_events(path: Path, since: float | None = None, types: list[str] | None = None,
@@ -98,7 +144,10 @@ def _select(db: sqlite3.Connection, since: float | None, types: list[str] | None
     if limit:
         sql += " LIMIT ?"
         args.append(limit)
-    cursor = db.execute(sql, args)
+    return _rows(db.execute(sql, args))
+
+
+def _rows(cursor: sqlite3.Cursor) -> list[Event]:
     names = [d[0] for d in cursor.description]
     events = []
     for values in cursor.fetchall():

@@ -230,8 +230,9 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
     return Person(person_id, name, category, MappingProxyType(values))
 
 
-def upsert_person(path: Path, person_id: str, name: str | None, category: str | None) -> None:
-    """Add a row for `person_id`, or update its Name/category, keeping every other row as it is.
+def upsert_person(path: Path, person_id: str, name: str | None, category: str | None,
+                  phone: str | None = None) -> None:
+    """Add a row for `person_id`, or update its Name/category/phone_number, keeping every other row as it is.
 
     The file keeps its delimiter, encoding and byte-order mark (lines that were
     not UTF-8 are written back as UTF-8), and records that cannot be read are
@@ -265,12 +266,33 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
         row[column["name"]] = name
     if category:
         row[column["category"]] = category
+    if phone is not None and "phone_number" in column:
+        row[column["phone_number"]] = phone
     if existing is None:
         while records and records[-1].fields is not None and not _filled(records[-1].fields):
             records.pop()
         records.append(Record(0, row, []))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_private(path, _csv_text(records, delimiter, "\r\n" if "\r\n" in text else "\n").encode(codec))
+
+
+def remove_person(path: Path, person_id: str) -> bool:
+    """Delete the row of `person_id`, keeping every other row as it is; False if there was none."""
+    data = read_regular(path)
+    text, codec = _decode(data, path, [])
+    delimiter = _delimiter(text)
+    records = list(split_records(text, delimiter, path, []))
+    header_at = next((i for i, r in enumerate(records) if _filled(r.fields)), None)
+    if header_at is None:
+        return False
+    lowered = [h.strip().lower() for h in records[header_at].fields or []]
+    at = lowered.index("id") if "id" in lowered else 0
+    kept = [r for i, r in enumerate(records)
+            if i <= header_at or not (r.fields and len(r.fields) > at and r.fields[at].strip() == person_id)]
+    if len(kept) == len(records):
+        return False
+    write_private(path, _csv_text(kept, delimiter, "\r\n" if "\r\n" in text else "\n").encode(codec))
+    return True
 
 
 def _csv_text(records: list[Record], delimiter: str, newline: str) -> str:

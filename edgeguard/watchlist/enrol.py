@@ -9,6 +9,7 @@ reloads as it does for hand edits.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..faces.photos import is_photo_name
 from ..store.capture_store import capture_to_photo
 from .build import encode_photo, open_cache
 from .cache import EncodingCache, photo_digest
+from . import details
 from .details import VALID_ID, read_details, upsert_person
 
 
@@ -34,7 +36,7 @@ class EnrolResult:
 
 
 def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path],
-          name: str | None = None, category: str | None = None) -> EnrolResult:
+          name: str | None = None, category: str | None = None, phone: str | None = None) -> EnrolResult:
     """Add the usable ones of `photos` to `person_id` (a new person needs `name`); Details.csv
     gets the row, or its Name and category updated, once at least one photo was added."""
     if not VALID_ID.match(person_id):
@@ -52,7 +54,7 @@ def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path]
             result.refused.append((photo, copied))
     if result.added:
         try:
-            upsert_person(config.paths.details_csv, person_id, name, category)
+            upsert_person(config.paths.details_csv, person_id, name, category, phone)
         except (OSError, ValueError) as exc:
             raise EnrolError(f"the photos were added to {config.paths.training_images / person_id}, but "
                              f"{config.paths.details_csv} could not be updated: {exc}") from None
@@ -102,3 +104,42 @@ def _free_name(folder: Path, name: str) -> Path:
 
 def _photo_digests(root: Path) -> set[str]:
     return {photo_digest(p.read_bytes()) for p in root.rglob("*") if p.is_file() and is_photo_name(p)}
+
+
+def update_person(config: Config, person_id: str, name: str | None, category: str | None, phone: str | None) -> None:
+    """Change a person's Name, category or phone number in Details.csv."""
+    try:
+        upsert_person(config.paths.details_csv, person_id, name, category, phone)
+    except (OSError, ValueError) as exc:
+        raise EnrolError(f"{config.paths.details_csv} could not be updated: {exc}") from None
+
+
+def remove_person(config: Config, person_id: str) -> None:
+    """Delete a person: their photos and their row; the running watchlist reloads without them."""
+    if not VALID_ID.match(person_id):
+        raise EnrolError(f"Id {person_id!r} is not a watchlist Id")
+    folder = config.paths.training_images / person_id
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+    try:
+        details.remove_person(config.paths.details_csv, person_id)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise EnrolError(f"the photos were deleted, but {config.paths.details_csv} could not be updated: {exc}") from None
+
+
+def person_photos(config: Config, person_id: str) -> list[Path]:
+    """The photo files of a person, in name order (symlinks and other files left out)."""
+    folder = config.paths.training_images / person_id
+    if not VALID_ID.match(person_id) or not folder.is_dir() or folder.is_symlink():
+        return []
+    return sorted(p for p in folder.iterdir() if is_photo_name(p) and p.is_file() and not p.is_symlink())
+
+
+def remove_photo(config: Config, person_id: str, name: str) -> None:
+    """Delete one photo of a person (a plain file name of their folder only)."""
+    match = [p for p in person_photos(config, person_id) if p.name == name]
+    if not match:
+        raise EnrolError(f"Id {person_id} has no photo {name!r}")
+    match[0].unlink()

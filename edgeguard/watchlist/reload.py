@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # and how long to wait for that before reloading anyway.
 SETTLE_SECONDS = 0.5
 SETTLE_LIMIT = 120.0
+# A file written to and not closed counts as being written for this long after its last write.
+WRITE_QUIET = 10.0
 
 
 class WatchlistService:
@@ -52,7 +54,7 @@ class WatchlistService:
         self._stopping = False
         self._observer = None
         self._thread: threading.Thread | None = None
-        self._writing: set[str] = set()  # files opened for writing and not closed yet (inotify only)
+        self._writing: dict[str, float] = {}  # file -> when last written to, until it is closed (inotify only)
 
     @property
     def current(self) -> Watchlist:
@@ -115,6 +117,8 @@ class WatchlistService:
             except Exception:  # a bug in one reload must not end reloading
                 log.exception("watchlist reload failed; keeping the previous watchlist")
                 continue
+            if self._stopping:  # stop() returned while this was being built: it must not land
+                return
             self._current = watchlist
             log.info("watchlist reloaded: %d people, %d photos", watchlist.enrolled, len(watchlist.gallery))
             if self._on_reload:
@@ -139,13 +143,19 @@ class WatchlistService:
         """A file was written to (open_) or closed after writing, deleted or moved away."""
         with self._wake:
             if open_:
-                self._writing.add(path)
+                self._writing[path] = time.monotonic()
             else:
-                self._writing.discard(path)
+                self._writing.pop(path, None)
 
     def _being_written(self) -> bool:
+        """Whether a file was written to, and not closed, within WRITE_QUIET seconds.
+
+        The limit covers a writer that keeps a file open without writing, and an
+        event that inotify delivers out of order (a late "created" after the "closed").
+        """
         with self._wake:
-            return bool(self._writing)
+            now = time.monotonic()
+            return any(now - t < WRITE_QUIET for t in self._writing.values())
 
     def _wait_until_settled(self) -> None:
         """Wait while any watched file is open for writing or still changing size or time stamp."""
@@ -190,6 +200,6 @@ class _ChangeHandler(FileSystemEventHandler):
         paths = [src, os.fsdecode(getattr(event, "dest_path", "") or "")]
         if not any(p and self._wanted(Path(p)) for p in paths):
             return
-        if self._writes is not None and not event.is_directory:
-            self._writes(src, event.event_type in ("created", "modified"))
+        if self._writes is not None and not event.is_directory and event.event_type != "created":
+            self._writes(src, event.event_type == "modified")
         self._notify()

@@ -1,0 +1,94 @@
+"""The dashboard's Flask app: one factory, a blueprint per part, and the checks every request goes through.
+
+Every page but the login (and the signed image links of alerts, which carry
+their own credential) needs a logged-in session; every change needs an admin
+and the session's CSRF token.  A viewer sees, an admin changes.  Pages are
+Jinja templates (autoescaped), styles and scripts are files of the package
+(no CDN, no inline script: the Content-Security-Policy forbids it).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+
+from . import auth, links, pages, records, streams
+from .context import Dashboard
+from .request import SESSION_COOKIE, client_address, dashboard
+from .security import HEADERS, LoginThrottle, same
+
+log = logging.getLogger(__name__)
+
+OPEN_ENDPOINTS = {"auth.login", "auth.login_post", "auth.code", "static", "links.image", "auth.setup"}
+MAX_UPLOAD = 20 * 1024 * 1024
+
+
+def create_app(dashboard: Dashboard) -> Flask:
+    app = Flask(__name__, static_folder=str(Path(__file__).parent / "static"),
+                template_folder=str(Path(__file__).parent / "templates"))
+    # Flask's own signed cookie carries only the one-line notices shown after a change (flash messages).
+    app.config.update(MAX_CONTENT_LENGTH=MAX_UPLOAD, TEMPLATES_AUTO_RELOAD=False, SECRET_KEY=dashboard.secret,
+                      SESSION_COOKIE_NAME="edgeguard_notice", SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=dashboard.tls)
+    app.url_map.merge_slashes = False  # a link works at exactly /c/<token>, nowhere else
+    app.extensions["edgeguard"] = dashboard
+    app.extensions["edgeguard.throttle"] = LoginThrottle()
+
+    for blueprint in (auth.bp, links.bp, pages.bp, records.bp, streams.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(_load_session)
+    app.after_request(_headers)
+    app.errorhandler(403)(_error)
+    app.errorhandler(404)(_error)
+    app.errorhandler(413)(_error)
+    app.errorhandler(429)(_error)
+    app.jinja_env.globals.update(csrf=lambda: g.session.csrf if g.get("session") else "")
+    app.jinja_env.filters["when"] = _when
+    return app
+
+
+def _load_session():
+    if request.routing_exception is not None:
+        return None  # a 404 or 405 is answered as such, whoever asks
+    board = dashboard()
+    g.session = board.users.session(request.cookies.get(SESSION_COOKIE))
+    g.user = g.session.user if g.session and g.session.state == "ok" else None
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if request.method not in ("GET", "HEAD"):
+        sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token")
+        if g.session is None or not same(sent, g.session.csrf):
+            log.warning("dashboard: refused %s %s from %s: missing or wrong CSRF token",
+                        request.method, request.path, client_address())
+            abort(403, "the form has expired or did not come from this dashboard: reload the page")
+    if g.user is None:
+        if request.accept_mimetypes.accept_html and request.method == "GET":
+            return redirect(url_for("auth.login"))
+        abort(403, "log in first")
+    return None
+
+
+def _headers(response: Response) -> Response:
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if dashboard().tls:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def _error(exc):
+    code = getattr(exc, "code", 500)
+    description = getattr(exc, "description", "") or ""
+    if request.accept_mimetypes.accept_html and not request.path.startswith(("/c/", "/video_feed", "/events")):
+        return render_template("error.html", code=code, message=description), code
+    return Response(f"{code} {description}\n", code, mimetype="text/plain")
+
+
+def _when(timestamp: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""

@@ -1,0 +1,49 @@
+"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the other way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..alerts.links import LinkSigner
+from ..alerts.outbox import Outbox
+from ..config import Config
+from ..faces.engine import FaceEngine
+from ..store.event_log import EventLog
+from ..watchlist.build import Watchlist
+from .events import EventHub
+from .live import LiveHub
+from .users import UserStore
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    name: str
+    location: str
+    state: str  # "streaming", "reconnecting", "stalled", "ended" ...
+    description: str  # what was opened, never credentials
+    fps: float
+    people: int
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    cameras: list[CameraStatus] = field(default_factory=list)
+    storage: list[str] = field(default_factory=list)  # faults: what is kept in memory and why
+    last_event: str = "none"
+
+
+@dataclass
+class Dashboard:
+    config: Config
+    users: UserStore
+    secret: bytes
+    live: LiveHub
+    events: EventHub
+    status: Callable[[], SiteStatus]
+    watchlist: Callable[[], Watchlist | None]
+    event_log: EventLog | None
+    outbox: Outbox | None
+    engine: Callable[[], FaceEngine]  # for checking uploaded photos as the watchlist will
+    signer: LinkSigner | None  # the image links of alerts
+    tls: bool = False

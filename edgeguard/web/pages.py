@@ -1,0 +1,219 @@
+"""The overview, the detection log (with its captures, review marks and CSV export), the alerts and the users."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+
+from ..alerts.wording import trial_body
+from ..common.files import open_regular
+from ..common.phone import mask_number
+from ..events.event import EVENT_TYPES
+from ..store.event_log import EventFilter
+from ..watchlist.enrol import EnrolError, enrol_from_capture
+from .request import admin_only, dashboard
+from .events import event_json
+from .users import ROLES, UserError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("pages", __name__)
+
+PAGE = 50
+CSV_LIMIT = 10_000
+CAPTURE_SUFFIXES = ("-face.jpg", "-frame.jpg")
+
+
+@bp.get("/")
+def overview() -> str:
+    board = dashboard()
+    status = board.status()
+    events = board.event_log.search(EventFilter(), 0, 10)[0] if board.event_log else []
+    pending = len(board.outbox.list(["pending"])) if board.outbox else 0
+    failed = len(board.outbox.list(["failed"])) if board.outbox else 0
+    watchlist = board.watchlist()
+    return render_template("overview.html", status=status, events=[event_json(e) for e in events],
+                           pending=pending, failed=failed, watchlist=watchlist)
+
+
+# ---------------------------------------------------------------- the detection log
+
+
+def _filters() -> EventFilter:
+    args = request.args
+    types = tuple(t for t in args.getlist("type") if t in EVENT_TYPES)
+    return EventFilter(types=types, person=args.get("person") or None, category=args.get("category") or None,
+                       camera=args.get("camera") or None, location=args.get("location") or None,
+                       since=_time(args.get("since")), until=_time(args.get("until")))
+
+
+def _time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        abort(400, f"not a date and time: {text!r} (use 2026-11-22T14:00)")
+
+
+@bp.get("/detection_logs")
+def detection_logs() -> str:
+    board = dashboard()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    events, total = board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
+    reviewed = board.users.reviewed([e.seq for e in events if e.seq is not None])
+    query = request.args.to_dict(flat=False)
+    query.pop("page", None)
+    return render_template("logs.html", events=[event_json(e) for e in events], total=total, page=page,
+                           pages=max(1, -(-total // PAGE)), reviewed=reviewed, types=EVENT_TYPES,
+                           args=request.args, query=query, people=_people_choices())
+
+
+@bp.get("/detection_logs.csv")
+def detection_logs_csv() -> Response:
+    board = dashboard()
+    events, _ = board.event_log.search(_filters(), 0, CSV_LIMIT) if board.event_log else ([], 0)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["seq", "time", "type", "camera", "location", "id", "name", "category", "distance", "capture"])
+    for e in events:
+        writer.writerow([_cell(v) for v in (e.seq, e.to_json()["time_iso"], e.type, e.camera, e.location, e.person_id,
+                                            e.name, e.category, e.distance, _capture_name(e.capture))])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=edgeguard-events-{time.strftime('%Y%m%d')}.csv"})
+
+
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (a Name could be "=HYPERLINK(...)")."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _capture_name(capture: str | None) -> str:
+    return capture.rsplit("/", 1)[-1] if capture else ""
+
+
+@bp.post("/detection_logs/<int:seq>/reviewed")
+@admin_only
+def mark_reviewed(seq: int) -> Response:
+    board = dashboard()
+    if board.event_log is None or board.event_log.get(seq) is None:
+        abort(404, f"no event {seq}")
+    board.users.mark_reviewed(seq, g.user.name)
+    log.info("dashboard: %s marked event %d reviewed", g.user.name, seq)
+    return redirect(request.referrer or url_for("pages.detection_logs"))
+
+
+@bp.post("/detection_logs/<int:seq>/enrol")
+@admin_only
+def enrol_capture(seq: int) -> Response:
+    """Turn an event's capture into a watchlist photo: of an existing Id, or of a new person."""
+    board = dashboard()
+    event = board.event_log.get(seq) if board.event_log else None
+    if event is None or not event.capture:
+        abort(404, f"event {seq} has no capture")
+    person_id = request.form.get("id", "").strip()
+    name = request.form.get("name", "").strip() or None
+    category = request.form.get("category", "").strip().lower() or None
+    try:
+        result = enrol_from_capture(board.config, board.engine(), person_id, _capture_path(_capture_name(event.capture)),
+                                    name, category)
+    except EnrolError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("pages.detection_logs"))
+    if result.added:
+        board.users.mark_reviewed(seq, g.user.name)
+        log.info("dashboard: %s enrolled the capture of event %d as Id %s", g.user.name, seq, person_id)
+        flash(f"The capture is now a photo of Id {person_id}; the watchlist reloads in a moment.", "ok")
+    else:
+        flash(f"Not added: {result.refused[0][1]}", "error")
+    return redirect(url_for("pages.detection_logs"))
+
+
+@bp.get("/captures/<name>")
+def capture_image(name: str) -> Response:
+    """A capture's face or frame image, for a logged-in user."""
+    path = _capture_path(name)
+    if not name.endswith(CAPTURE_SUFFIXES):
+        abort(404, "not a capture image")
+    try:
+        with open_regular(path) as fh:
+            data = fh.read()
+    except OSError:
+        abort(404, "no such capture (retention may have deleted it)")
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _capture_path(name: str):
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        abort(404, "not a capture")
+    return dashboard().config.paths.captures / name
+
+
+def _people_choices() -> list[tuple[str, str]]:
+    watchlist = dashboard().watchlist()
+    return sorted(((p.id, p.name) for p in watchlist.people.values()), key=lambda p: p[1]) if watchlist else []
+
+
+# ---------------------------------------------------------------- alerts
+
+
+@bp.get("/alerts")
+@admin_only
+def alerts() -> str:
+    board = dashboard()
+    messages = board.outbox.list(limit=None)[-200:][::-1] if board.outbox else []
+    return render_template("alerts.html", messages=messages, mask=mask_number,
+                           numbers=sorted({n for r in board.config.alerts.route for n in r.to}))
+
+
+@bp.post("/alerts/test")
+@admin_only
+def test_alert() -> Response:
+    board = dashboard()
+    number = request.form.get("to", "")
+    if board.outbox is None or number not in {n for r in board.config.alerts.route for n in r.to}:
+        abort(400, "a test message goes to a number of the alert routes")
+    board.outbox.add(number, trial_body(board.config.location.name, time.strftime("%H:%M:%S")), None, None)
+    log.info("dashboard: %s sent a test message to %s", g.user.name, mask_number(number))
+    flash(f"Test message queued for {mask_number(number)}.", "ok")
+    return redirect(url_for("pages.alerts"))
+
+
+# ---------------------------------------------------------------- users
+
+
+@bp.get("/users")
+@admin_only
+def users() -> str:
+    return render_template("users.html", users=dashboard().users.list(), roles=ROLES, mask=mask_number)
+
+
+@bp.post("/users")
+@admin_only
+def add_user() -> Response:
+    form = request.form
+    try:
+        dashboard().users.add(form.get("username", "").strip(), form.get("password", ""), form.get("role", "viewer"),
+                              form.get("phone", "").strip() or None)
+    except UserError as exc:
+        flash(str(exc), "error")
+    else:
+        log.info("dashboard: %s added user %s", g.user.name, form.get("username"))
+        flash(f"User {form.get('username')} added.", "ok")
+    return redirect(url_for("pages.users"))
+
+
+@bp.post("/users/<name>/delete")
+@admin_only
+def remove_user(name: str) -> Response:
+    if name == g.user.name:
+        flash("You cannot remove yourself.", "error")
+    elif dashboard().users.remove(name):
+        log.info("dashboard: %s removed user %s", g.user.name, name)
+        flash(f"User {name} removed.", "ok")
+    return redirect(url_for("pages.users"))

@@ -1,0 +1,106 @@
+"""What every dashboard request goes through: login throttling, CSRF tokens, security headers, the secret.
+
+Throttling.  Failed logins are counted per client address and per account
+name.  The first FREE_FAILURES of either cost nothing more; after that each
+further try must wait 2^(n - FREE_FAILURES) seconds (1, 2, 4 ... up to
+MAX_DELAY) since the last failure, and a try that comes earlier is answered
+429 with Retry-After without the password even being checked (so a flood
+costs no hashing).  A successful login clears both counters.
+
+CSRF.  Every session has a random token; every state-changing request (any
+method but GET and HEAD) must carry it in the form field `csrf` or the header
+X-CSRF-Token, compared in constant time.  The login form, before any
+session, carries a token signed with the secret and bound to a pre-login
+cookie.
+
+Headers.  A Content-Security-Policy without inline script or style
+(`default-src 'self'`), frame-ancestors 'none', nosniff, no-referrer, and no
+caching of pages that show personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..common.files import create_private, read_credential
+
+FREE_FAILURES = 5
+MAX_DELAY = 900.0
+SECRET_CREDENTIAL = "web_secret"
+SECRET_BYTES = 32
+
+HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_key: dict[str, _Failures] = {}
+
+    def wait(self, address: str, account: str) -> float:
+        """Seconds the client must still wait before trying again (0: it may try now)."""
+        with self._lock:
+            return max(self._wait(f"addr:{address}"), self._wait(f"user:{account.lower()}"))
+
+    def failed(self, address: str, account: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for key in (f"addr:{address}", f"user:{account.lower()}"):
+                entry = self._by_key.setdefault(key, _Failures())
+                entry.count, entry.last = entry.count + 1, now
+            if len(self._by_key) > 10_000:  # a scan of names: forget the calm ones
+                self._by_key = {k: v for k, v in self._by_key.items() if now - v.last < MAX_DELAY}
+
+    def succeeded(self, address: str, account: str) -> None:
+        with self._lock:
+            self._by_key.pop(f"addr:{address}", None)
+            self._by_key.pop(f"user:{account.lower()}", None)
+
+    def _wait(self, key: str) -> float:
+        entry = self._by_key.get(key)
+        if entry is None or entry.count < FREE_FAILURES:
+            return 0.0
+        delay = min(MAX_DELAY, 2.0 ** (entry.count - FREE_FAILURES))
+        return max(0.0, entry.last + delay - self._clock())
+
+
+def load_secret(state_folder: Path) -> bytes:
+    """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder."""
+    credential = read_credential(SECRET_CREDENTIAL)
+    if credential is not None:
+        return credential
+    path = state_folder / "web.secret"
+    if not path.exists():
+        state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(path, secrets.token_bytes(SECRET_BYTES))  # a second process racing keeps the first's
+    return path.read_bytes()
+
+
+def form_token(secret: bytes, prelogin: str) -> str:
+    """The CSRF token of the login form, bound to the browser's pre-login cookie."""
+    return hmac.new(secret, f"login:{prelogin}".encode(), hashlib.sha256).hexdigest()
+
+
+def same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))

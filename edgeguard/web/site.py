@@ -1,0 +1,35 @@
+"""Building the dashboard for a running daemon: its users, secret, hubs and server, from the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..alerts.links import LinkSigner
+from ..alerts.outbox import Outbox
+from ..config import Config
+from ..faces.engine import FaceEngine
+from ..store.event_log import EventLog
+from ..watchlist.build import Watchlist
+from .app import create_app
+from .context import Dashboard, SiteStatus
+from .events import EventHub
+from .live import LiveHub
+from .security import load_secret
+from .server import WebServer
+from .users import open_users
+
+
+def build_dashboard(config: Config, *, status: Callable[[], SiteStatus], watchlist: Callable[[], Watchlist | None],
+                    event_log: EventLog | None, outbox: Outbox | None, engine: Callable[[], FaceEngine],
+                    signer: LinkSigner | None) -> tuple[Dashboard, WebServer]:
+    """The dashboard and the server that will serve it (not started yet)."""
+    web = config.web
+    tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
+    dashboard = Dashboard(
+        config=config, users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
+        secret=load_secret(config.paths.events_db.parent), live=LiveHub(web.live_fps, web.max_live_viewers),
+        events=EventHub(), status=status, watchlist=watchlist, event_log=event_log, outbox=outbox, engine=engine,
+        signer=signer, tls=tls is not None)
+    server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
+    return dashboard, server
