@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -59,3 +60,18 @@ def free_port() -> int:
 def threads_named(name: str) -> list[threading.Thread]:
     """The live threads called `name` (the package names its threads: "watchlist-reload", "sms-sender" ...)."""
     return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+
+def db_rows(db: Path, query: str) -> list[dict]:
+    """Rows read directly from a SQLite file, read-only (cheap enough to poll); [] before it exists or has its schema."""
+    if not db.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            con.row_factory = sqlite3.Row
+            return [dict(row) for row in con.execute(query)]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # created, but the schema is not there yet
+        return []

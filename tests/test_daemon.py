@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
+import helpers  # tests/helpers.py
 from conftest import CLIP, CLIP_FPS, CLIP_FRAMES, Site, make_site
 from helpers import clean_env, edgeguard, wait_for
 
@@ -46,17 +47,7 @@ def events_json(config: Path) -> list[dict]:
 
 def db_events(db: Path) -> list[dict]:
     """The events committed so far, read directly (cheap enough to poll); [] before the log exists."""
-    if not db.exists():
-        return []
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            con.row_factory = sqlite3.Row
-            return [dict(row) for row in con.execute("SELECT * FROM events ORDER BY seq")]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # created but the schema is not there yet
-        return []
+    return helpers.db_rows(db, "SELECT * FROM events ORDER BY seq")
 
 
 def mode(path: Path) -> int:

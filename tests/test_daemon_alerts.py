@@ -13,7 +13,6 @@ import http.client
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -87,17 +86,7 @@ def wait_for_body(fake: FakeTwilio, text: str, timeout: float, daemon: Daemon | 
 
 def outbox_rows(db: Path) -> list[dict]:
     """The outbox read directly (read-only); [] before it exists."""
-    if not db.exists():
-        return []
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            con.row_factory = sqlite3.Row
-            return [dict(r) for r in con.execute("SELECT * FROM messages ORDER BY id")]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return []
+    return helpers.db_rows(db, "SELECT * FROM messages ORDER BY id")
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, str, bytes]:

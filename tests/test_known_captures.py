@@ -125,12 +125,14 @@ def test_a_fresh_photo_of_a_known_person_from_a_sighting(tmp_path, fake):
 
 def serve_and_fetch(site, url: str) -> bytes:
     """Fetch a link with the site's own key, from an image server started for the purpose."""
-    from edgeguard.alerts.image_server import ImageServer
     from edgeguard.alerts.links import LinkSigner, load_link_key
+    from edgeguard.web.context import SiteStatus
+    from edgeguard.web.site import build_dashboard
 
-    port = int(re.search(r":(\d+)/", url).group(1))
-    signer = LinkSigner(load_link_key(site.base / "link.key"), f"http://127.0.0.1:{port}", 3600)
-    server = ImageServer(f"127.0.0.1:{port}", site.base / "Unknown_Face_Captures", signer)
+    config = site.config()
+    signer = LinkSigner(load_link_key(config.paths.link_key), config.alerts.public_url, 3600)
+    dashboard, server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
+                                        outbox=None, engine=lambda: None, signer=signer)
     server.start()
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -138,6 +140,7 @@ def serve_and_fetch(site, url: str) -> bytes:
             return response.read()
     finally:
         server.stop()
+        dashboard.users.close()
 
 
 @pytest.mark.slow  # a whole-clip daemon replay

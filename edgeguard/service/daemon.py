@@ -157,6 +157,9 @@ class Daemon:
 
     @staticmethod
     def _teardown(parts: Parts, drain: float) -> None:
+        if parts.dashboard is not None:
+            parts.dashboard.live.close()
+            parts.dashboard.events.close()
         if parts.web is not None:
             parts.web.stop()
         parts.source.stop()

@@ -37,6 +37,7 @@ SETTLE_SECONDS = 0.5
 SETTLE_LIMIT = 120.0
 # A file written to and not closed counts as being written for this long after its last write.
 WRITE_QUIET = 10.0
+LATE_EVENT = 5.0  # seconds after a close in which a "created" for the same file is a late report
 
 
 class WatchlistService:
@@ -55,6 +56,7 @@ class WatchlistService:
         self._observer = None
         self._thread: threading.Thread | None = None
         self._writing: dict[str, float] = {}  # file -> when last written to, until it is closed (inotify only)
+        self._closed: dict[str, float] = {}  # file -> when it was closed after writing
 
     @property
     def current(self) -> Watchlist:
@@ -139,13 +141,21 @@ class WatchlistService:
                     self._wake.wait()
             return False
 
-    def _note_write(self, path: str, open_: bool) -> None:
-        """A file was written to (open_) or closed after writing, deleted or moved away."""
+    def _note_write(self, path: str, kind: str) -> None:
+        """A file was created or written to, or closed after writing, deleted or moved away.
+
+        Watchdog reports the files of a newly made folder as "created" once it
+        watches the folder, which can be after they were closed: such a late
+        "created" (within LATE_EVENT seconds of the close) starts no write.
+        """
+        now = time.monotonic()
         with self._wake:
-            if open_:
-                self._writing[path] = time.monotonic()
-            else:
+            if kind == "modified" or (kind == "created" and now - self._closed.get(path, -LATE_EVENT) >= LATE_EVENT):
+                self._writing[path] = now
+            elif kind != "created":
                 self._writing.pop(path, None)
+                self._closed[path] = now
+                self._closed = {p: t for p, t in self._closed.items() if now - t < LATE_EVENT}
 
     def _being_written(self) -> bool:
         """Whether a file was written to, and not closed, within WRITE_QUIET seconds.
@@ -188,7 +198,7 @@ def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
 
 class _ChangeHandler(FileSystemEventHandler):
     def __init__(self, notify: Callable[[], None], wanted: Callable[[Path], bool],
-                 writes: Callable[[str, bool], None] | None) -> None:
+                 writes: Callable[[str, str], None] | None) -> None:
         self._notify = notify
         self._wanted = wanted
         self._writes = writes
@@ -200,6 +210,7 @@ class _ChangeHandler(FileSystemEventHandler):
         paths = [src, os.fsdecode(getattr(event, "dest_path", "") or "")]
         if not any(p and self._wanted(Path(p)) for p in paths):
             return
-        if self._writes is not None and not event.is_directory and event.event_type != "created":
-            self._writes(src, event.event_type == "modified")
+        if self._writes is not None and not event.is_directory:
+            # inotify may fold a new file's first write into its "created" event: both start a write.
+            self._writes(src, event.event_type)
         self._notify()

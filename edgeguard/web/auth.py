@@ -19,7 +19,6 @@ bp = Blueprint("auth", __name__)
 
 CODE_EVERY = 60.0  # seconds between two codes for the same user
 CODES_PER_HOUR = 5
-_codes_sent: dict[str, list[float]] = {}
 _codes_lock = threading.Lock()
 
 
@@ -132,11 +131,14 @@ def _needs_code(user: User) -> bool:
 
 def _may_send_code(user: User) -> bool:
     """At most one code per CODE_EVERY and CODES_PER_HOUR an hour to a user's phone (and counts this one)."""
+    from flask import current_app
+
+    sent: dict[str, list[float]] = current_app.extensions.setdefault("edgeguard.codes", {})
     now = time.time()
     with _codes_lock:
-        recent = [t for t in _codes_sent.get(user.name, []) if now - t < 3600]
+        recent = [t for t in sent.get(user.name, []) if now - t < 3600]
         allowed = not (recent and now - recent[-1] < CODE_EVERY) and len(recent) < CODES_PER_HOUR
-        _codes_sent[user.name] = recent + ([now] if allowed else [])
+        sent[user.name] = recent + ([now] if allowed else [])
     return allowed
 
 

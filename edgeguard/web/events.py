@@ -20,6 +20,7 @@ class EventHub:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queues: list[deque[dict]] = []
+        self._closed = False
 
     def __call__(self, event: Event) -> None:
         """The event listener: hand the event to every open stream."""
@@ -41,9 +42,9 @@ class EventHub:
     def _run(self, queue: deque[dict], stop: threading.Event) -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
-            while not stop.is_set():
+            while not (stop.is_set() or self._closed):
                 with self._cond:
-                    self._cond.wait_for(lambda: bool(queue) or stop.is_set(), timeout=HEARTBEAT)
+                    self._cond.wait_for(lambda: bool(queue) or stop.is_set() or self._closed, timeout=HEARTBEAT)
                     items = list(queue)
                     queue.clear()
                 if not items:
@@ -54,8 +55,10 @@ class EventHub:
             with self._cond:
                 self._queues.remove(queue)
 
-    def stop_all(self) -> None:
+    def close(self) -> None:
+        """End every stream now (the daemon is stopping): their worker threads are free at once."""
         with self._cond:
+            self._closed = True
             self._cond.notify_all()
 
 

@@ -48,6 +48,7 @@ class LiveHub:
         self._cond = threading.Condition()
         self._cameras: dict[str, _Camera] = {}
         self._viewers = 0
+        self._closed = False
 
     @property
     def viewers(self) -> int:
@@ -94,16 +95,22 @@ class LiveHub:
         """JPEG frames of `camera` as they come, at most live_fps a second, until `stop` is set."""
         last = -1
         interval = 1.0 / self.live_fps
-        while not stop.is_set():
+        while not (stop.is_set() or self._closed):
             started = time.monotonic()
             with self._cond:
-                self._cond.wait_for(lambda: stop.is_set() or self._seq(camera) != last, timeout=1.0)
+                self._cond.wait_for(lambda: stop.is_set() or self._closed or self._seq(camera) != last, timeout=1.0)
                 cam = self._cameras.get(camera)
                 if cam is None or cam.image is None or cam.seq == last:
                     continue
                 last = cam.seq
             yield self._encoded(cam)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def close(self) -> None:
+        """End every live view now (the daemon is stopping)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def _seq(self, camera: str) -> int:
         cam = self._cameras.get(camera)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.files import create_private, read_credential
+
+log = logging.getLogger(__name__)
 
 FREE_FAILURES = 5
 MAX_DELAY = 900.0
@@ -86,15 +89,23 @@ class LoginThrottle:
 
 
 def load_secret(state_folder: Path) -> bytes:
-    """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder."""
+    """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder.
+
+    If it cannot be saved (a full disk), one for this run only: it signs login
+    forms and notices, which a restart may invalidate without harm.
+    """
     credential = read_credential(SECRET_CREDENTIAL)
     if credential is not None:
         return credential
     path = state_folder / "web.secret"
-    if not path.exists():
-        state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        create_private(path, secrets.token_bytes(SECRET_BYTES))  # a second process racing keeps the first's
-    return path.read_bytes()
+    try:
+        if not path.exists():
+            state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_private(path, secrets.token_bytes(SECRET_BYTES))  # a second process racing keeps the first's
+        return path.read_bytes()
+    except OSError as exc:
+        log.error("dashboard secret %s cannot be saved (%s); using one for this run only", path, exc)
+        return secrets.token_bytes(SECRET_BYTES)
 
 
 def form_token(secret: bytes, prelogin: str) -> str:
