@@ -103,6 +103,10 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     row = browser.find_element(By.CSS_SELECTOR, "#events tr.fresh.known_face")
     assert "Lin-Manuel Miranda (Id 1, wanted)" in row.text
     shots.take("overview")
+    browser.set_window_size(390, 844)  # a phone: nothing wider than the screen
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    shots.take("overview-phone")
+    browser.set_window_size(1280, 1000)
 
     # the live view shows JPEG frames of the camera
     browser.get(f"{url}/live_feed")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
+import sqlite3
 import struct
 import time
 import zlib
@@ -120,8 +123,8 @@ def test_an_idle_or_too_old_session_is_refused(tmp_path):
     try:
         http, _ = board.login()
         token = http.cookies["edgeguard_session"]
-        db = board.dashboard.users._db  # age the session as an hour would
-        db.transaction(lambda c: c.execute("UPDATE sessions SET seen = seen - 3600"))
+        with sqlite3.connect(board.config.paths.users_db) as db:  # age the session as an hour would
+            db.execute("UPDATE sessions SET seen = seen - 3600")
         assert requests.get(f"{board.url}/", cookies={"edgeguard_session": token},
                             allow_redirects=False).status_code == 302
     finally:
@@ -311,3 +314,26 @@ def test_check_reports_the_dashboard(tmp_path):
     out = helpers.edgeguard(site.config_path, "check", "--source", "/nonexistent.mp4").stdout
     assert "[WARN] dashboard: http://0.0.0.0:18781 (starts with the daemon); 0 user(s)" in out
     assert "listens beyond this device (0.0.0.0:18781) without TLS" in out
+
+
+def test_user_commands_read_the_password_from_standard_input(tmp_path):
+    site = make_site(tmp_path / "site", people=[])
+    user = [sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "user"]
+
+    def run(*args: str, password: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([*user, *args], input=password + "\n", capture_output=True, text=True,
+                              env=helpers.clean_env(), timeout=60)
+
+    assert run("add", "bob", password="short").returncode == 2  # fewer than 12 characters
+    assert "at least 12 characters" in run("add", "bob", password="short").stderr
+    added = run("add", "bob", "--role", "admin", "--phone", "+15550100042", password=PASSWORD)
+    assert added.returncode == 0 and "user bob added (admin)" in added.stdout
+    assert "exists already" in run("add", "bob", password=PASSWORD).stderr
+    listed = run("list").stdout
+    assert "bob admin *********042" in listed and "+15550100042" not in listed
+    assert run("passwd", "bob", password="another long password").returncode == 0
+    assert run("remove", "bob").returncode == 0 and run("list").stdout == ""
+    assert run("remove", "bob").returncode == 1
+    with sqlite3.connect(site.base / "users.db") as db:
+        assert db.execute("SELECT hash FROM users").fetchall() == []
+    assert (site.base / "users.db").stat().st_mode & 0o077 == 0
