@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 # and how long to wait for that before reloading anyway.
 SETTLE_SECONDS = 0.5
 SETTLE_LIMIT = 120.0
-# A file written to and not closed counts as being written for this long after its last write.
-WRITE_QUIET = 10.0
+# A file written to and not closed counts as being written for this long after its last write: long
+# enough for the pauses of a slow copy from a network share, short enough that a file whose close
+# inotify never reported (it was written before the folder was watched) holds a reload only briefly.
+WRITE_QUIET = 4.0
 LATE_EVENT = 5.0  # seconds after a close in which a "created" for the same file is a late report
 
 
