@@ -4,6 +4,7 @@ logins and their throttle, CSRF, roles, sessions, cookies, uploads, capture rout
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -337,3 +338,25 @@ def test_user_commands_read_the_password_from_standard_input(tmp_path):
     with sqlite3.connect(site.base / "users.db") as db:
         assert db.execute("SELECT hash FROM users").fetchall() == []
     assert (site.base / "users.db").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # our own self-signed certificate
+def test_https_with_a_certificate_marks_the_cookie_secure(tmp_path):
+    site = make_site(tmp_path / "site", people=[])
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                           "-keyout", str(site.base / "key.pem"), "-out", str(site.base / "cert.pem")], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    board = Board(site, 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    board.url = board.url.replace("http://", "https://")
+    try:
+        http = requests.Session()  # verify=False on each call: our own self-signed certificate
+        token = login_token(http.get(f"{board.url}/login", verify=False).text)
+        answer = http.post(f"{board.url}/login", data={"csrf": token, "username": "alice", "password": PASSWORD},
+                           allow_redirects=False, verify=False)
+        assert answer.status_code == 302 and "Secure" in answer.headers["Set-Cookie"]
+        assert http.get(f"{board.url}/", verify=False).headers["Strict-Transport-Security"].startswith("max-age=")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(f"http://127.0.0.1:{board.port}/login", timeout=5)  # no plain HTTP beside it
+    finally:
+        board.stop()
