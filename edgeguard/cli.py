@@ -26,6 +26,7 @@ from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
 from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
+from .web.users import UserError, open_users
 
 log = logging.getLogger("edgeguard")
 
@@ -125,8 +126,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_user(config: Config, args: argparse.Namespace) -> int:
-    from .web.users import UserError, open_users
-
     users = open_users(config.paths.users_db)
     try:
         if args.action == "list":
@@ -162,8 +161,6 @@ def _read_password() -> str:
 
         first = getpass.getpass("Password (at least 12 characters): ")
         if getpass.getpass("Again: ") != first:
-            from .web.users import UserError
-
             raise UserError("the two passwords differ")
         return first
     return sys.stdin.readline().rstrip("\r\n")

@@ -165,6 +165,15 @@ class Outbox:
     def list(self, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
         return self._db.read(lambda db: _list(db, statuses, limit))
 
+    def count(self, status: str) -> int:
+        """How many messages have this status (without reading them)."""
+        row = self._db.read(lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE status = ?", (status,)).fetchone())
+        return int(row[0])
+
+    def latest(self, limit: int) -> list[Message]:
+        """The newest messages, newest first."""
+        return self._select("ORDER BY id DESC LIMIT ?", (limit,))
+
     def recover(self) -> bool:
         """Write messages kept in memory to the file if it takes writes again."""
         return self._db.recover()

@@ -160,7 +160,7 @@ class Sender:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.outbox.next_pending() is not None:
             time.sleep(0.05)
-        return len(self.outbox.list(["pending"]))
+        return self.outbox.count("pending")
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -32,7 +32,7 @@ class AlertService:
     def start(self) -> None:
         if self.signer is not None:
             log.info("image links: %s", self.config.alerts.public_url)
-        pending = len(self.outbox.list(["pending"]))
+        pending = self.outbox.count("pending")
         if pending:
             log.info("outbox: %d alert(s) pending from before; sending them first", pending)
         self.sender.start()

@@ -59,8 +59,8 @@ class CaptureStore:
                              self.folder / f"{stem}.json")
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_private(saved.face, _jpeg(crop))
-            write_private(saved.frame, _jpeg(frame))
+            write_private(saved.face, encode_jpeg(crop))
+            write_private(saved.frame, encode_jpeg(frame))
             write_private(saved.sidecar, json.dumps(sidecar, indent=2).encode())
         except (OSError, ValueError, cv2.error) as exc:
             for path in (saved.face, saved.frame, saved.sidecar):
@@ -150,8 +150,9 @@ def captioned(face: np.ndarray, where_and_when: str) -> np.ndarray:
     return np.vstack([image, bar])
 
 
-def _jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """`image` (BGR) as JPEG bytes; ValueError if it cannot be encoded (empty, wrong shape)."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
@@ -177,5 +178,5 @@ def capture_to_photo(capture: Path, folder: Path) -> Path:
     box = Box(top, right, bottom, left)
     cut = box.grown(max(box.width, box.height)).crop(frame)
     target = folder / f"{stem}.jpg"
-    write_private(target, _jpeg(cut))
+    write_private(target, encode_jpeg(cut))
     return target

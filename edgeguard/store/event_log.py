@@ -98,7 +98,8 @@ class EventFilter:
     seq: int | None = None
 
 
-def _search(db: sqlite3.Connection, f: EventFilter, offset: int, limit: int) -> tuple[list[Event], int]:
+def _where(f: EventFilter) -> tuple[str, list]:
+    """The SQL condition of a filter and its arguments."""
     where, args = ["1=1"], []
     for column, value in (("category", f.category), ("camera", f.camera), ("location", f.location), ("seq", f.seq)):
         if value not in (None, ""):
@@ -116,10 +117,20 @@ def _search(db: sqlite3.Connection, f: EventFilter, offset: int, limit: int) -> 
     if f.until is not None:
         where.append("time < ?")
         args.append(f.until)
-    clause = " AND ".join(where)
+    return " AND ".join(where), args
+
+
+def _search(db: sqlite3.Connection, f: EventFilter, offset: int, limit: int) -> tuple[list[Event], int]:
+    clause, args = _where(f)
     total = db.execute(f"SELECT COUNT(*) FROM events WHERE {clause}", args).fetchone()[0]
     cursor = db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
     return _rows(cursor), int(total)
+
+
+def _select(db: sqlite3.Connection, since: float | None, types: list[str] | None, limit: int | None) -> list[Event]:
+    """Events in the order they happened (for `edgeguard events`)."""
+    clause, args = _where(EventFilter(types=tuple(types or ()), since=since))
+    return _rows(db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq LIMIT ?", [*args, limit or -1]))
 
 
 def read_events(path: Path, since: float | None = None, types: list[str] | None = None,
@@ -130,21 +141,6 @@ def read_events(path: Path, since: float | None = None, types: list[str] | None 
         return _select(db, since, types, limit)
     finally:
         db.close()
-
-
-def _select(db: sqlite3.Connection, since: float | None, types: list[str] | None, limit: int | None) -> list[Event]:
-    sql, args = "SELECT * FROM events WHERE 1=1", []
-    if since is not None:
-        sql += " AND time >= ?"
-        args.append(since)
-    if types:
-        sql += f" AND type IN ({', '.join('?' for _ in types)})"
-        args += types
-    sql += " ORDER BY seq"
-    if limit:
-        sql += " LIMIT ?"
-        args.append(limit)
-    return _rows(db.execute(sql, args))
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Event]:

@@ -69,7 +69,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=10)
     try:
         problem = _quick_check(db)
-    except sqlite3.OperationalError:
+    except BaseException:
         db.close()
         raise
     if problem:
@@ -292,7 +292,7 @@ def _quick_check(db: sqlite3.Connection) -> str:
     """"" for a sound database, else what SQLite says is wrong with it."""
     try:
         rows = db.execute("PRAGMA quick_check").fetchall()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError:  # the disk, not the data: the caller decides
         raise
     except sqlite3.DatabaseError as exc:
         return str(exc)

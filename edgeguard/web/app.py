@@ -10,6 +10,7 @@ Jinja templates (autoescaped), styles and scripts are files of the package
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
@@ -89,6 +90,4 @@ def _error(exc):
 
 
 def _when(timestamp: float | None) -> str:
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else ""

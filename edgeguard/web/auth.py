@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 
-from flask import Blueprint, Response, abort, g, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
 
 from ..common.text import printable
 from .request import PRELOGIN_COOKIE, SESSION_COOKIE, client_address, dashboard
@@ -131,8 +131,6 @@ def _needs_code(user: User) -> bool:
 
 def _may_send_code(user: User) -> bool:
     """At most one code per CODE_EVERY and CODES_PER_HOUR an hour to a user's phone (and counts this one)."""
-    from flask import current_app
-
     sent: dict[str, list[float]] = current_app.extensions.setdefault("edgeguard.codes", {})
     now = time.time()
     with _codes_lock:
@@ -150,6 +148,4 @@ def _send_code(user: User, code: str) -> None:
 
 
 def _throttle():
-    from flask import current_app
-
     return current_app.extensions["edgeguard.throttle"]

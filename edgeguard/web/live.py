@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..faces.box import Box
+from ..live.track import Track
+from ..live.vote import Verdict
+from ..store.capture_store import encode_jpeg
+from ..watchlist.details import Person
 
 SNAPSHOT_EVERY = 2.0  # seconds between the overview's still frames when nobody watches live
 JPEG_QUALITY = 75
@@ -50,11 +55,6 @@ class LiveHub:
         self._viewers = 0
         self._closed = False
 
-    @property
-    def viewers(self) -> int:
-        with self._cond:
-            return self._viewers
-
     def wants(self, camera: str, now: float) -> bool:
         """Whether the frame loop should publish this camera's frame now (cheap: called on every frame)."""
         cam = self._cameras.get(camera)
@@ -66,10 +66,6 @@ class LiveHub:
             cam.image, cam.faces, cam.taken = image, faces, now
             cam.seq += 1
             self._cond.notify_all()
-
-    def cameras(self) -> list[str]:
-        with self._cond:
-            return sorted(self._cameras)
 
     def join(self) -> bool:
         """Take a viewer's place; False when max_viewers are watching already."""
@@ -122,7 +118,7 @@ class LiveHub:
                 return cam.jpeg
             seq, image, faces = cam.seq, cam.image, cam.faces
         assert image is not None
-        jpeg = _jpeg(_draw(image, faces))
+        jpeg = encode_jpeg(_draw(image, faces), JPEG_QUALITY)
         with self._cond:
             if cam.seq == seq:
                 cam.jpeg, cam.jpeg_seq = jpeg, seq
@@ -142,15 +138,8 @@ def _draw(image: np.ndarray, faces: list[FaceLabel]) -> np.ndarray:
     return out
 
 
-def _jpeg(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return data.tobytes() if ok else b""
-
-
-def face_labels(tracks, people) -> list[FaceLabel]:
-    """What the live view writes on each tracked face: who (or unknown, or … while deciding), mask or no mask."""
-    from ..live.vote import Verdict
-
+def face_labels(tracks: Iterable[Track], people: Mapping[str, Person]) -> list[FaceLabel]:
+    """What the live view writes on each tracked face: who (or unknown, or ... while deciding), mask or no mask."""
     labels = []
     for track in tracks:
         if track.decided is None:

@@ -33,8 +33,8 @@ def overview() -> str:
     board = dashboard()
     status = board.status()
     events = board.event_log.search(EventFilter(), 0, 10)[0] if board.event_log else []
-    pending = len(board.outbox.list(["pending"])) if board.outbox else 0
-    failed = len(board.outbox.list(["failed"])) if board.outbox else 0
+    pending = board.outbox.count("pending") if board.outbox else 0
+    failed = board.outbox.count("failed") if board.outbox else 0
     watchlist = board.watchlist()
     return render_template("overview.html", status=status, events=[event_json(e) for e in events],
                            pending=pending, failed=failed, watchlist=watchlist)
@@ -166,7 +166,7 @@ def _people_choices() -> list[tuple[str, str]]:
 @admin_only
 def alerts() -> str:
     board = dashboard()
-    messages = board.outbox.list(limit=None)[-200:][::-1] if board.outbox else []
+    messages = board.outbox.latest(200) if board.outbox else []
     return render_template("alerts.html", messages=messages, mask=mask_number,
                            numbers=sorted({n for r in board.config.alerts.route for n in r.to}))
 

@@ -143,7 +143,7 @@ class UserStore:
         return [User(*row) for row in rows]
 
     def count(self) -> int:
-        return len(self.list())
+        return int(self._db.read(lambda db: db.execute("SELECT COUNT(*) FROM users").fetchone())[0])
 
     def check_password(self, name: str, password: str) -> User | None:
         """The user if the password is theirs; an unknown name costs as much as a wrong password."""
