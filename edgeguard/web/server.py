@@ -99,7 +99,10 @@ class WebServer:
             server = self._server
             # Close every channel from inside waitress's own loop (closing them from here races its select);
             # with nothing left to watch, the loop ends.
-            server.trigger.pull_trigger(lambda: [channel.close() for channel in list(server._map.values())])
+            try:
+                server.trigger.pull_trigger(lambda: [channel.close() for channel in list(server._map.values())])
+            except OSError:  # the loop has ended on its own and closed its trigger: nothing left to close
+                pass
             server.task_dispatcher.shutdown(timeout=1)
         self._thread.join(timeout=5)
         self._thread = None
