@@ -69,8 +69,12 @@ class LocationConfig:
 @dataclass(frozen=True)
 class RecognitionConfig:
     tolerance: float = option(0.56, "largest face distance that still counts as a match (lower is stricter; see README)", min=0.2, max=0.9)
-    detection_model: str = option("hog", "face detector: hog (CPU) or cnn (needs dlib built with CUDA, e.g. on a Jetson)", choices=("hog", "cnn"))
-    upsample: int = option(1, "detector upsampling on still images: 1 finds faces down to about 40 px", min=0, max=3)
+    detector: str = option("yunet", "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal faces only) "
+                           "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)", choices=("yunet", "hog", "cnn"))
+    detector_score: float = option(0.6, "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the mask model's face test)",
+                                   min=0.05, max=0.99)
+    detection_model: str = option("", "moved to detector (still read here when detector is not set)", choices=("", "hog", "cnn"))
+    upsample: int = option(1, "hog/cnn: detector upsampling on still images: 1 finds faces down to about 40 px", min=0, max=3)
     min_face_size: int = option(32, "faces smaller than this many pixels (box side) are counted but not identified", min=20, max=1000)
     enrol_min_face_size: int = option(60, "watchlist photos need a face at least this big (they set the reference for every match)", min=20, max=1000)
     max_detect_side: int = option(1024, "still images are shrunk to this longest side for detection (encoding uses full size)", min=320, max=8192)
@@ -90,8 +94,9 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    detect_width: int = option(480, "frames are shrunk to this width for detection; the smallest face found is about 40 x frame width / detect_width px", min=160, max=3840)
-    upsample: int = option(1, "detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)", min=0, max=2)
+    detect_width: int = option(640, "frames wider than this are shrunk to it for detection; the smallest face found is about "
+                               "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras wider than 1024 px", min=160, max=3840)
+    upsample: int = option(1, "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)", min=0, max=2)
     detect_every: float = option(1.0, "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)", min=0.0, max=60.0)
     track_every: float = option(0.1, "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)", min=0.0, max=10.0)
     vote_frames: int = option(3, "identity samples a face needs before its identity is decided by majority", min=1, max=15)
@@ -237,7 +242,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     sections["paths"] = _resolve_paths(sections["paths"])
     sections["twilio"] = _resolve_secrets(sections["twilio"], source)
     sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
-    config = Config(**sections, source=source, notes=notes)
+    sections["recognition"], moved = _recognition(sections["recognition"], raw, where)
+    config = Config(**sections, source=source, notes=notes + moved)
     _check_together(config, where)
     return config
 
@@ -251,6 +257,16 @@ def _web(web: WebConfig, alerts: AlertsConfig, base: Path, raw: dict, where: str
                  "and the image links (move the key to silence this)",)
     tls = {key: str(base / value) for key in ("tls_cert", "tls_key") if (value := getattr(web, key))}
     return dataclasses.replace(web, **tls), notes
+
+
+def _recognition(recognition: RecognitionConfig, raw: dict, where: str) -> tuple[RecognitionConfig, tuple[str, ...]]:
+    """[recognition] with detection_model (configs made before YuNet) carried over to detector."""
+    old = recognition.detection_model
+    if not old or "detector" in raw.get("recognition", {}):
+        return recognition, ()
+    note = (f"{where}: [recognition] detection_model has moved to detector; using {old!r} "
+            "(move the key to silence this; the default is now \"yunet\")")
+    return dataclasses.replace(recognition, detector=old), (note,)
 
 
 def example_config() -> str:

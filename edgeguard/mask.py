@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .faces.box import Box
+from .faces.box import Box, same_face
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,6 @@ CANDIDATE_FLOOR = -1.0
 # letting at most 0.5% of the validation split's false candidates through as
 # masked faces (train_mask.face_threshold); a frame has 10-20 candidates.
 FACE_THRESHOLD = 0.1
-# A candidate overlapping a HOG box (or a better candidate) this much is the same face.
-SAME_FACE_IOU = 0.3
-SAME_FACE_COVER = 0.6  # share of the smaller box inside the larger one
 
 
 class MaskModelError(Exception):
@@ -200,13 +197,3 @@ def find_masked_faces(
     log.debug("masked faces: %d of %d candidates", len(faces), len(fresh))
     return faces
 
-
-def same_face(a: Box, b: Box) -> bool:
-    """Whether two boxes frame the same face: enough overlap, one mostly inside the other, or
-    either's centre inside the other (the network also calls an off-centre crop of a face a face)."""
-    inter = a.intersection(b)
-    if inter == 0 or a.area <= 0 or b.area <= 0:
-        return False
-    if inter / (a.area + b.area - inter) >= SAME_FACE_IOU or inter / min(a.area, b.area) >= SAME_FACE_COVER:
-        return True
-    return a.contains(b.center) or b.contains(a.center)

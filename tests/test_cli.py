@@ -19,7 +19,7 @@ from PIL import Image
 from conftest import PEOPLE, TESTDATA, Site, held_apart, lfw_photos
 from edgeguard.config import RecognitionConfig
 from edgeguard.watchlist.details import read_details
-from edgeguard.detect import FaceDetector
+from edgeguard.detect.dlib_detector import DlibDetector
 from edgeguard.faces.photos import load_photo
 from helpers import clean_env, edgeguard
 
@@ -158,8 +158,8 @@ def test_analyze_tells_masked_faces_and_finds_those_hog_misses(watch, tmp_path):
     and real bare faces.  Each masked portrait's subject is found and called masked."""
     masked = held_apart("synthetic", "with_mask", 10)
     bare = held_apart("real", "without_mask", 10)
-    detector = FaceDetector("hog")
-    missed = [p for p in masked if not detector.detect(load_photo(p, MAX_PIXELS), 1)]
+    detector = DlibDetector("hog")
+    missed = [p for p in masked if not detector.find(load_photo(p, MAX_PIXELS), 1)]
     assert len(missed) >= 3, "the masked portraits should include some HOG misses"
 
     result = run(watch.config_path, "analyze", "--json", *map(str, masked + bare), cwd=tmp_path)
@@ -185,7 +185,8 @@ def test_analyze_without_the_mask_model(watch, tmp_path):
     faces = [f for o in objects for f in o["faces"]]
     assert faces[0]["id"] == OBAMA
     assert all(f["mask"] is None and f["mask_score"] is None for f in faces)
-    assert sum(o["count"] == 0 for o in objects) >= 3  # no masked-face search without the model
+    # YuNet finds masked faces itself: without the model only the mask verdict is missing
+    assert sum(o["count"] >= 1 for o in objects[1:]) >= 8, [o["count"] for o in objects]
 
 
 def test_analyze_json_logs_warnings_only(watch, analyzed):
@@ -279,7 +280,7 @@ def passport_crop(photo: Path, target: Path) -> Path:
     """The central face of an LFW photo cropped to its detector box, resized to 100 px wide."""
     rgb = load_photo(photo, MAX_PIXELS)
     height, width = rgb.shape[:2]
-    boxes = FaceDetector("hog").detect(rgb, 1)
+    boxes = [d.box for d in DlibDetector("hog").find(rgb, 1)]
     assert boxes, photo
     box = min(boxes, key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2)
     box = box.clipped(height, width)

@@ -245,7 +245,8 @@ def test_int_is_accepted_for_float_and_stored_as_float(tmp_path):
 @pytest.mark.parametrize(
     "text, key",
     [
-        ('[recognition]\ndetection_model = "yolo"\n', "[recognition] detection_model"),
+        ('[recognition]\ndetector = "yolo"\n', "[recognition] detector"),
+        ('[recognition]\ndetection_model = "yunet"\n', "[recognition] detection_model"),
         ('[logging]\nlevel = "VERBOSE"\n', "[logging] level"),
     ],
 )
@@ -257,10 +258,24 @@ def test_wrong_choice_names_file_key_and_choices(tmp_path, text, key):
 
 
 def test_valid_choice_is_accepted(tmp_path):
-    path = write_config(tmp_path / "c.toml", '[recognition]\ndetection_model = "cnn"\n[logging]\nlevel = "DEBUG"\n')
+    path = write_config(tmp_path / "c.toml", '[recognition]\ndetector = "cnn"\n[logging]\nlevel = "DEBUG"\n')
     cfg = load_config(path)
-    assert cfg.recognition.detection_model == "cnn"
+    assert cfg.recognition.detector == "cnn"
     assert cfg.logging.level == "DEBUG"
+    assert cfg.notes == ()
+
+
+def test_detector_defaults_to_yunet():
+    assert RecognitionConfig().detector == "yunet"
+
+
+def test_detection_model_of_older_configs_is_carried_over_with_a_note(tmp_path):
+    path = write_config(tmp_path / "c.toml", '[recognition]\ndetection_model = "hog"\n')
+    cfg = load_config(path)
+    assert cfg.recognition.detector == "hog"
+    assert len(cfg.notes) == 1 and "detection_model has moved to detector" in cfg.notes[0] and str(path) in cfg.notes[0]
+    both = write_config(tmp_path / "d.toml", '[recognition]\ndetection_model = "hog"\ndetector = "yunet"\n')
+    assert load_config(both).recognition.detector == "yunet"  # the new key wins
 
 
 def test_invalid_toml_names_file(tmp_path):

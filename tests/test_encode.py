@@ -11,7 +11,8 @@ import pytest
 
 from conftest import LFW, PEOPLE
 from edgeguard.config import RecognitionConfig
-from edgeguard.detect import PHOTO_MARGIN, FaceDetector, detect_in_photo
+from edgeguard.detect.detection import PHOTO_MARGIN, detect_in_photo
+from edgeguard.detect.dlib_detector import DlibDetector
 from edgeguard.faces.box import Box
 from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
 from edgeguard.faces.photos import load_photo
@@ -44,7 +45,7 @@ def engine() -> FaceEngine:
 ], ids=lambda p: p.name)
 def test_encodings_match_face_recognition(engine, fr, photo):
     rgb = load_photo(photo, MAX_PIXELS)
-    boxes = engine.find_in_photo(rgb)  # as analyze_photo / enrolment_encoding do
+    boxes = [d.box for d in engine.find_in_photo(rgb)]  # as analyze_photo / enrolment_encoding do
     assert boxes, f"{photo.name}: no face found"
     ours = engine.encoder.encode(rgb, boxes)
     assert ours.shape == (len(boxes), ENCODING_SIZE)
@@ -60,9 +61,10 @@ def test_encodings_match_face_recognition(engine, fr, photo):
 def test_encoding_follows_the_box(engine, fr):
     """A box moved off the face gives another encoding, in both implementations alike."""
     rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)
-    box = engine.find_in_photo(rgb)[0]
+    box = engine.find_in_photo(rgb)[0].box
     moved = box.shifted(box.height // 3, box.width // 3)
-    ours = engine.encoder.encode(rgb, [box, moved])
+    # one box per call, as face_recognition does: dlib's batched descriptor can differ in the third decimal
+    ours = np.concatenate([engine.encoder.encode(rgb, [b]) for b in (box, moved)])
     reference = np.array(fr.face_encodings(rgb, [tuple(box.as_list()), tuple(moved.as_list())], model="small"))
     assert np.allclose(ours, reference, atol=1e-5)
     assert not np.allclose(ours[0], ours[1], atol=1e-3)
@@ -79,21 +81,21 @@ def test_encode_without_boxes_is_empty():
 
 def test_hog_detector_matches_face_locations(fr):
     rgb = load_photo(PEOPLE / "two_people.jpg", MAX_PIXELS)
-    ours = FaceDetector("hog").detect(rgb, 1)
+    ours = [d.box for d in DlibDetector("hog").find(rgb, 1)]
     reference = fr.face_locations(rgb, 1)
     assert len(ours) == 2
     assert all(isinstance(v, int) for b in ours for v in b.as_list())
     assert sorted(tuple(b.as_list()) for b in ours) == sorted(reference)
 
 
-def test_detector_models():
-    cnn = FaceDetector("cnn")  # accepted; not run (far too slow on a CPU)
-    assert cnn.model == "cnn"
-    assert FaceDetector().model == "hog"
+def test_dlib_detector_models():
+    cnn = DlibDetector("cnn")  # accepted; not run (far too slow on a CPU)
+    assert cnn.name == "cnn"
+    assert DlibDetector().name == "hog"
     with pytest.raises(ValueError, match="bogus"):
-        FaceDetector("bogus")
+        DlibDetector("bogus")
     with pytest.raises(ValueError):
-        FaceDetector("HOG")
+        DlibDetector("HOG")
 
 
 # --- Box helpers --------------------------------------------------------------------------------
@@ -135,16 +137,16 @@ def test_box_clipped():
 # --- detect_in_photo: shrink for detection, boxes back in the photo's own coordinates ---------
 
 
-class SpyDetector(FaceDetector):
+class SpyDetector(DlibDetector):
     """The HOG detector, recording the size of each image it is given."""
 
     def __init__(self) -> None:
         super().__init__("hog")
         self.shapes: list[tuple[int, ...]] = []
 
-    def scored(self, rgb, upsample, floor):
-        self.shapes.append(rgb.shape)
-        return super().scored(rgb, upsample, floor)
+    def find(self, image, upsample=0, floor=0.0):
+        self.shapes.append(image.shape)
+        return super().find(image, upsample, floor)
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -163,8 +165,8 @@ def test_detect_in_photo_returns_original_coordinates_of_a_shrunk_photo():
 
     detector = SpyDetector()
     max_side = RecognitionConfig().max_detect_side  # 1024
-    small_boxes = [b for b, _ in detect_in_photo(detector, original, 1, max_side)]
-    big_boxes = [b for b, _ in detect_in_photo(detector, big, 1, max_side)]
+    small_boxes = [d.box for d in detect_in_photo(detector, original, 1, max_side)]
+    big_boxes = [d.box for d in detect_in_photo(detector, big, 1, max_side)]
 
     # The small photo is not shrunk, the big one is (plus the margin on each side).
     assert detector.shapes[0][:2] == tuple(s + 2 * int(PHOTO_MARGIN * max(height, width)) for s in (height, width))
@@ -188,7 +190,7 @@ def test_detect_in_photo_returns_original_coordinates_of_a_shrunk_photo():
 def test_detect_in_photo_matches_plain_detection_when_not_shrunk():
     """With no shrinking, the margin only shifts coordinates: the boxes equal plain detection's."""
     rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)  # 910 x 1137, below the 4096 limit given
-    plain = FaceDetector("hog").detect(rgb, 0)
-    boxes = [b for b, score in detect_in_photo(FaceDetector("hog"), rgb, 0, 4096) if score >= 0]
+    plain = [d.box for d in DlibDetector("hog").find(rgb, 0)]
+    boxes = [d.box for d in detect_in_photo(DlibDetector("hog"), rgb, 0, 4096) if d.score >= 0]
     assert len(plain) == 1 and len(boxes) == 1
     assert _iou(plain[0], boxes[0]) > 0.8

@@ -78,7 +78,7 @@ def test_a_wanted_persons_sighting_is_captured_linked_and_enrollable(tmp_path, f
 
     # the crop is his face: found and matched against his enrolment photo
     rgb = load_photo(capture, RecognitionConfig().max_image_pixels)
-    boxes = engine.find_in_photo(rgb)
+    boxes = [d.box for d in engine.find_in_photo(rgb)]
     assert boxes, "no face in the capture"
     enrolled = engine.enrolment_encoding(load_photo(PEOPLE / LIN[2], RecognitionConfig().max_image_pixels))
     distances = [np.linalg.norm(e - enrolled) for e in engine.encoder.encode(rgb, boxes)]
@@ -87,7 +87,9 @@ def test_a_wanted_persons_sighting_is_captured_linked_and_enrollable(tmp_path, f
     # the sidecar says who, never the phone number or the deposit
     sidecar = json.loads(capture.with_name(capture.name.replace("-face.jpg", ".json")).read_text())
     assert sidecar["person"] == {"id": "1", "name": LIN[1], "category": "wanted"}
-    assert sidecar["box"] == known[0]["extra"]["box"] and sidecar["distance"] == pytest.approx(known[0]["distance"])
+    # the capture's box (its best view) and the event's (where the face was when decided): the same face
+    assert Box(*sidecar["box"]).iou(Box(*known[0]["extra"]["box"])) >= 0.5
+    assert sidecar["distance"] == pytest.approx(known[0]["distance"])
     assert "+1555" not in capture.with_name(capture.name.replace("-face.jpg", ".json")).read_text()
 
     # a no_mask event of the same person points at the same capture

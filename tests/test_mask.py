@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import TESTDATA, held_apart
-from edgeguard.detect import FaceDetector, detect_in_photo
-from edgeguard.faces.box import Box
-from edgeguard.mask import (CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces,
-                            same_face, split_faces)
+from edgeguard.detect.detection import detect_in_photo
+from edgeguard.detect.dlib_detector import DlibDetector
+from edgeguard.faces.box import Box, same_face
+from edgeguard.mask import CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces, split_faces
 
 UPSAMPLE = 1
 MAX_SIDE = 1024
@@ -30,21 +30,22 @@ def classifier() -> MaskClassifier:
 
 
 @pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector("hog")
+def detector() -> DlibDetector:
+    """HOG: the masked-face search below is HOG's (the default detector, YuNet, finds masked faces itself)."""
+    return DlibDetector("hog")
 
 
 def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def find(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
+def find(detector: DlibDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
     """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
-    hog, masked = split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
+    hog, masked = split_faces(rgb, [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)], classifier)
     return hog, [box for box, _ in masked]
 
 
-def face_of(detector: FaceDetector, classifier: MaskClassifier, rgb: np.ndarray) -> Box:
+def face_of(detector: DlibDetector, classifier: MaskClassifier, rgb: np.ndarray) -> Box:
     """The largest face found, or the whole picture for a tight face crop where none is."""
     hog, masked = find(detector, classifier, rgb)
     height, width = rgb.shape[:2]
@@ -140,7 +141,7 @@ def test_hog_faces_are_not_found_again(detector, classifier, photo: Path) -> Non
 def test_a_verified_masked_face_comes_with_the_mask_score_that_verified_it(detector, classifier,
                                                                          missed_by_hog: list[Path]) -> None:
     rgb = read_rgb(missed_by_hog[0])
-    _, masked = split_faces(rgb, detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR), classifier)
+    _, masked = split_faces(rgb, [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)], classifier)
     assert masked
     for box, score in masked:
         assert score == classifier.classify(rgb, [box])[0].score >= classifier.threshold

@@ -200,7 +200,7 @@ def test_tight_100px_crops_enrol_and_recognise_full_photos(engine, tmp_path):
     for number, person in enumerate(CROP_PEOPLE, start=1):
         rgb = load_photo(lfw_photos(person)[0], MAX_PIXELS)
         height, width = rgb.shape[:2]
-        box = min(engine.find_in_photo(rgb),
+        box = min((d.box for d in engine.find_in_photo(rgb)),
                   key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2).clipped(height, width)
         crop = Image.fromarray(rgb[box.top:box.bottom, box.left:box.right])
         crop = crop.resize((100, round(crop.height * 100 / crop.width)), Image.LANCZOS)

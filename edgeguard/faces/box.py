@@ -11,6 +11,11 @@ from typing import Any
 
 import numpy as np
 
+# Two boxes frame the same face when they overlap this much (IoU), or this share
+# of the smaller one lies inside the larger one, or either's centre is inside the other.
+SAME_FACE_IOU = 0.3
+SAME_FACE_COVER = 0.6
+
 
 @dataclass(frozen=True)
 class Box:
@@ -86,3 +91,14 @@ class Box:
 
     def as_list(self) -> list[int]:
         return [self.top, self.right, self.bottom, self.left]
+
+
+def same_face(a: Box, b: Box) -> bool:
+    """Whether two boxes frame the same face: enough overlap, one mostly inside the other, or
+    either's centre inside the other (detectors also box an off-centre part of a face)."""
+    inter = a.intersection(b)
+    if inter == 0 or a.area <= 0 or b.area <= 0:
+        return False
+    if inter / (a.area + b.area - inter) >= SAME_FACE_IOU or inter / min(a.area, b.area) >= SAME_FACE_COVER:
+        return True
+    return a.contains(b.center) or b.contains(a.center)

@@ -7,16 +7,47 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 
 from ..config import MaskConfig, RecognitionConfig
-from ..detect import FaceDetector, detect_in_photo
-from ..mask import CANDIDATE_FLOOR, MaskClassifier, MaskModelError, split_faces
-from .box import Box
+from ..detect.detection import Detection, FaceDetector, detect_in_photo
+from ..detect.dlib_detector import DlibDetector
+from ..detect.yunet import YuNetDetector
+from ..mask import CANDIDATE_FLOOR, NOT_FACE, MaskClassifier, MaskModelError, split_faces
+from .box import Box, same_face
 from .encode import FaceEncoder
 from .photos import PhotoError
 
 log = logging.getLogger(__name__)
+
+# YuNet runs permissively (edgeguard.detect.yunet), so its less sure boxes get a
+# second opinion: one scoring below SURE_SCORE (OpenCV's own default threshold
+# for YuNet) is doubted when the mask model is sure (3:1 odds, as for a mask
+# vote) that it is not a face (a patch of dark background, pattern or clothing),
+# and a doubted box is dropped unless dlib's HOG detector, run on the region
+# around it, finds a face there too.  The mask model is not trusted further: it
+# was trained on HOG's false candidates, and calls some real faces, most often
+# dim and dark-skinned ones in video, more likely not a face than a face; it
+# finds a dog's face 50:50, so an animal can get through.  HOG's own boxes are
+# not checked: its weak spot is misses, not false faces.
+SURE_SCORE = 0.9
+MAX_NOT_FACE = 0.75
+# A face box at least this much inside the photo shows a whole face (YuNet also
+# finds the halves of faces at a photo's edge, which HOG does not).
+WHOLE_FACE = 0.9
+# In a watchlist photo, a face at most this share of the largest face's size is a
+# bystander: at least a third farther from the camera than the subject.  YuNet
+# finds the people behind the subject of a news photo that HOG missed.
+BYSTANDER = 0.75
+CONFIRM_FACE = 90  # px: a doubted face is scaled to this for HOG (its window is 80 px)
+
+
+def make_detector(cfg: RecognitionConfig) -> FaceDetector:
+    """The detector `[recognition] detector` names."""
+    if cfg.detector == "yunet":
+        return YuNetDetector(cfg.detector_score)
+    return DlibDetector(cfg.detector)
 
 
 class FaceEngine:
@@ -24,47 +55,89 @@ class FaceEngine:
 
     def __init__(self, cfg: RecognitionConfig, mask: MaskConfig | None = None) -> None:
         self.cfg = cfg
-        self.detector = FaceDetector(cfg.detection_model)
+        self.detector = make_detector(cfg)
         self.encoder = FaceEncoder()
-        self.masks = _mask_classifier() if mask is not None and mask.enabled else None
-        search = mask.find_masked if self.masks is not None and cfg.detection_model == "hog" else "off"
+        self._hog = DlibDetector("hog")  # the last word on YuNet's doubted boxes (see checked)
+        wants_masks = mask is not None and mask.enabled
+        # The mask model also checks YuNet's unsure boxes (see checked), masks wanted or not.
+        classifier = _mask_classifier() if wants_masks or cfg.detector == "yunet" else None
+        self.masks = classifier if wants_masks else None
+        self._face_check = classifier if cfg.detector == "yunet" else None
+        search = mask.find_masked if self.masks is not None and cfg.detector == "hog" else "off"
         self.find_masked = search != "off"  # in still photos
         self.find_masked_live = search == "always"
 
     def warm_up(self) -> None:
-        """Load the models now (about a second) rather than on the first face."""
-        self.detector.detect(np.zeros((8, 8), dtype=np.uint8), 0)
+        """Load the models now (about a second) rather than on the first face; DetectorError if the detector cannot run."""
+        self.detector.load()
         self.encoder.encode(np.zeros((8, 8, 3), dtype=np.uint8), [])
         if self.masks is not None:
             self.masks.classify(np.zeros((8, 8, 3), dtype=np.uint8), [Box(0, 8, 8, 0)])
 
-    def find_in_photo(self, rgb: np.ndarray, masked: bool = False) -> list[Box]:
-        """Faces in a still photo; with `masked` (and the search enabled), also masked faces
+    def checked(self, image: np.ndarray, found: list[Detection], rgb: bool) -> list[Detection]:
+        """The detections that are faces: YuNet's unsure boxes the mask model calls "not a face" are
+        dropped (without a mask model, all are kept); `image` is the one the boxes are in, RGB or BGR."""
+        unsure = [d for d in found if d.score < SURE_SCORE]
+        if self._face_check is None or not unsure:
+            return found
+        probs = self._face_check.probabilities(image, [d.box for d in unsure], rgb)
+        doubted = [d for d, p in zip(unsure, probs) if p[NOT_FACE] >= MAX_NOT_FACE]
+        rejected = {id(d) for d in doubted if not self._hog_confirms(image, d.box)}
+        return [d for d in found if id(d) not in rejected]
+
+    def _hog_confirms(self, image: np.ndarray, box: Box) -> bool:
+        """Whether HOG finds the face `box` frames, in the region around it scaled to CONFIRM_FACE px."""
+        height, width = image.shape[:2]
+        region = box.grown(box.size // 2).clipped(height, width)
+        if region.size < 1:
+            return False
+        scale = CONFIRM_FACE / max(box.size, 1)
+        patch = cv2.resize(region.crop(image), None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return any(same_face(d.box.scaled(1 / scale).shifted(region.top, region.left), box)
+                   for d in self._hog.find(patch, 0))
+
+    def find_in_photo(self, rgb: np.ndarray, masked: bool = False) -> list[Detection]:
+        """Faces in a still photo; with `masked` (and HOG's search enabled), also masked faces
         HOG scored just below its cut-off.  Enrolment never uses it: a watchlist photo is bare-faced."""
         search = self.masks if masked and self.find_masked else None
-        scored = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side,
-                                 CANDIDATE_FLOOR if search else 0.0)
+        found = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side,
+                                CANDIDATE_FLOOR if search else 0.0)
         if search is None:
-            return [box for box, _ in scored]
-        faces, masked_faces = split_faces(rgb, scored, search)
-        return faces + [box for box, _ in masked_faces]
+            return self.checked(rgb, found, rgb=True)
+        faces, masked_faces = split_faces(rgb, [(d.box, d.score) for d in found], search)
+        return [Detection(box, 0.0) for box in faces] + [Detection(box, score) for box, score in masked_faces]
 
     def enrolment_encoding(self, rgb: np.ndarray) -> np.ndarray:
         """The encoding of the one person in a watchlist photo, or PhotoError.
 
-        Faces below enrol_min_face_size (people in the background) are ignored; more
-        than one usable face is refused, since we could not tell who is meant.
+        Faces below enrol_min_face_size or at most BYSTANDER times the largest one's
+        size (people in the background) are ignored, and so are faces cut off by
+        the photo's edge when a whole one is there; more than one usable face is refused, since we could not tell who is meant, and so
+        is a face turned too far from the camera to be compared with anyone.
         """
-        boxes = self.find_in_photo(rgb)
-        if not boxes:
+        found = self.find_in_photo(rgb)
+        if not found:
             raise PhotoError("no face found (a frontal face with both eyes visible is needed)")
-        usable = [b for b in boxes if b.size >= self.cfg.enrol_min_face_size]
+        usable = [d for d in found if d.box.size >= self.cfg.enrol_min_face_size]
+        whole = [d for d in usable if _share_inside(d.box, rgb) >= WHOLE_FACE]
+        if whole:  # someone cut off by the photo's edge beside a whole face is not who is meant
+            usable = whole
+        if usable:  # nor is a bystander, farther from the camera than the subject
+            largest = max(d.box.size for d in usable)
+            usable = [d for d in usable if d.box.size > BYSTANDER * largest]
         if not usable:
-            largest = max(b.size for b in boxes)
+            largest = max(d.box.size for d in found)
             raise PhotoError(f"face too small: {largest} px, at least {self.cfg.enrol_min_face_size} px needed")
         if len(usable) > 1:
             raise PhotoError(f"{len(usable)} faces found; a watchlist photo must show one person only")
-        return self.encoder.encode(rgb, usable, self.cfg.enrol_jitters)[0]
+        if not usable[0].frontal:
+            raise PhotoError("the face is turned away from the camera; a photo facing it, both eyes visible, is needed")
+        return self.encoder.encode(rgb, [usable[0].box], self.cfg.enrol_jitters)[0]
+
+def _share_inside(box: Box, image: np.ndarray) -> float:
+    """The share of the box's area that lies inside the image."""
+    return box.clipped(*image.shape[:2]).area / max(box.area, 1)
 
 
 def _mask_classifier() -> MaskClassifier | None:
@@ -73,6 +146,6 @@ def _mask_classifier() -> MaskClassifier | None:
     try:
         classifier.load()
     except MaskModelError as exc:
-        log.error("%s; running without mask checks", exc)
+        log.error("%s; running without mask checks (and without a second opinion on the detector's unsure faces)", exc)
         return None
     return classifier

@@ -2,23 +2,33 @@
 
 Detection and encoding are the expensive steps, so neither runs on every frame:
 
-- A full detection, on a grey frame shrunk to `detect_width`, runs every
-  `detect_every` seconds, on the first frame, and at once after a scene cut
-  (the frame differs from the previous one across the whole picture).  HOG
-  misses a face on the odd frame, so after the start or a cut a detection that
-  finds nothing is repeated every `track_every` seconds, up to EAGER_TRIES times.
+- A full detection, on the frame shrunk to `detect_width` (colour for YuNet,
+  grey for dlib's detectors), runs every `detect_every` seconds, on the first
+  frame, and at once after a scene cut (the frame differs from the previous one
+  across the whole picture).  A detector misses a face on the odd frame, so
+  after the start or a cut a detection that finds nothing is repeated every
+  `track_every` seconds, up to EAGER_TRIES times.  YuNet's boxes from a full
+  detection are checked by the mask model's "not a face" class
+  (edgeguard.faces.engine); a face tracked since needs no new check.
 - In between, every `track_every` seconds, each tracked face is looked for
   again only in a small region around its last box, scaled so the face is
-  about 100 px: a few milliseconds instead of a whole frame.  That keeps the
+  REGION_FACE px: a few milliseconds instead of a whole frame.  That keeps the
   tracks' boxes current and is how the identity vote gets its samples.
 - A track is encoded (on the full-size frame) only while its identity vote is
-  open, and once every `recheck_seconds` after that to confirm it.  Faces
-  below `min_face_size` or blurrier than `min_sharpness` are never encoded.
+  open, and once every `recheck_seconds` after that to confirm it.  While the
+  vote is open, its samples are also pooled (pooled_identity): their mean
+  encoding can name a person the single samples only came close to.  Faces
+  below `min_face_size`, blurrier than `min_sharpness`, or turned too far from
+  the camera when last seen (YuNet's pose gate, edgeguard.detect.yunet) are
+  never encoded: dlib's encoder cannot judge a profile, and a sample it gets
+  wrong could name the wrong person.
 - The mask model classifies each tracked face at every sighting while its
-  mask vote (edgeguard.live.track) is open and every MASK_RECHECK_SECONDS after.
-  With `[mask] find_masked = "always"` both detections also keep HOG's
+  mask vote (edgeguard.live.track) is open and every MASK_RECHECK_SECONDS after
+  (turned faces too: a mask shows from the side).  With `detector = "hog"` and
+  `[mask] find_masked = "always"` both detections also keep HOG's
   sub-threshold candidates that the mask model verifies as masked faces; the
-  score that verified such a face is its mask sample for that frame.
+  score that verified such a face is its mask sample for that frame.  YuNet
+  finds masked faces itself.
 
 The pipeline reports facts in a `FrameReport`; what becomes an event (opening
 hours, once per face, how long a crowd must last) is the events stage's rule
@@ -30,6 +40,7 @@ it would live.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,6 +49,7 @@ import numpy as np
 
 from ..capture import Frame
 from ..config import Config
+from ..detect.detection import Detection
 from ..faces.box import Box
 from ..faces.engine import FaceEngine
 from ..mask import CANDIDATE_FLOOR, split_faces, vote_label
@@ -55,9 +67,11 @@ SCENE_CUT = 20.0
 THUMB_SIZE = (64, 36)
 SHARPNESS_SIDE = 64  # face crops are scaled to this before measuring blur
 # Region search: the face is scaled to REGION_FACE px (dlib's HOG window finds
-# faces from 80 px without upsampling) in a region REGION_CONTEXT face sizes
-# around its last box, enough for the movement of a few frames.
+# faces from 80 px without upsampling; YuNet all of lfw10's from 24 px, so 64
+# leaves room and costs a quarter of HOG's region) in a region REGION_CONTEXT
+# face sizes around its last box, enough for the movement of a few frames.
 REGION_FACE = 90
+REGION_FACE_YUNET = 64
 REGION_CONTEXT = 0.5
 EAGER_TRIES = 2
 # A decided mask vote is re-checked this often: a mask sample costs under a
@@ -108,6 +122,9 @@ class FrameProcessor:
         self._eager = EAGER_TRIES
         self._last_thumb: np.ndarray | None = None
         self._verified: dict[Box, float] = {}  # masked faces verified on this frame, with their mask scores
+        # YuNet finds faces from 20 px without upsampling; HOG's window is 80 px.
+        self._upsample = self.cfg.upsample if engine.detector.name != "yunet" else 0
+        self._region_face = REGION_FACE_YUNET if engine.detector.name == "yunet" else REGION_FACE
         self.detections = 0
         self.region_searches = 0
         self.encodings = 0
@@ -125,10 +142,10 @@ class FrameProcessor:
             self._eager = EAGER_TRIES
         self._last_number = frame.number
         self._verified = {}
-        seen = self._look(grey, frame.image, now)
+        seen = self._look(frame.image, grey, now)
         self.tracker.expire(now)
         usable = [(t, s) for t in seen if (s := self._sharpness(grey, t.box)) is not None]
-        decisions = self._vote(frame, usable, now)
+        decisions = self._vote(frame, [(t, s) for t, s in usable if t.frontal], now)
         bare = self._mask_votes(frame, [t for t, _ in usable], now)
         return FrameReport(frame, decisions, bare, self.people_in_view)
 
@@ -137,48 +154,50 @@ class FrameProcessor:
         previous, self._last_thumb = self._last_thumb, thumb
         return previous is not None and float(np.abs(thumb - previous).mean()) > SCENE_CUT
 
-    def _look(self, grey: np.ndarray, bgr: np.ndarray, now: float) -> list[Track]:
+    def _look(self, bgr: np.ndarray, grey: np.ndarray, now: float) -> list[Track]:
         """Run the detection due on this frame, if any; the tracks it saw."""
         since = now - self._last_full
+        image = bgr if self.engine.detector.colour else grey
         if since >= self.cfg.detect_every or (self._eager and since >= self.cfg.track_every):
             self._last_full = self._last_region = now
             self.detections += 1
-            boxes = self._detect_full(grey, bgr)
-            self._eager = 0 if boxes else max(0, self._eager - 1)
-            return self.tracker.update(boxes, now)
+            found = self.engine.checked(bgr, self._detect_full(image, bgr), rgb=False)
+            self._eager = 0 if found else max(0, self._eager - 1)
+            return self.tracker.update(found, now)
         if self.tracker.tracks and now - self._last_region >= self.cfg.track_every:
             self._last_region = now
             seen = []
             for track in list(self.tracker.tracks.values()):
                 self.region_searches += 1
-                seen += self.tracker.update(self._detect_around(grey, bgr, track.box), now, [track])
+                seen += self.tracker.update(self._detect_around(image, bgr, track.box), now, [track])
             return seen
         return []
 
-    def _detect_full(self, grey: np.ndarray, bgr: np.ndarray) -> list[Box]:
-        height, width = grey.shape
-        scale = min(1.0, self.cfg.detect_width / width) * (2 ** self.cfg.upsample)
-        small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    def _detect_full(self, image: np.ndarray, bgr: np.ndarray) -> list[Detection]:
+        height, width = image.shape[:2]
+        scale = min(1.0, self.cfg.detect_width / width) * (2 ** self._upsample)
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return self._faces(small, bgr, lambda b: b.scaled(1 / scale).clipped(height, width))
 
-    def _detect_around(self, grey: np.ndarray, bgr: np.ndarray, box: Box) -> list[Box]:
-        height, width = grey.shape
+    def _detect_around(self, image: np.ndarray, bgr: np.ndarray, box: Box) -> list[Detection]:
+        height, width = image.shape[:2]
         region = box.grown(int(box.size * REGION_CONTEXT)).clipped(height, width)
-        scale = REGION_FACE / max(box.size, 1)
-        patch = cv2.resize(region.crop(grey), None, fx=scale, fy=scale,
+        scale = self._region_face / max(box.size, 1)
+        patch = cv2.resize(region.crop(image), None, fx=scale, fy=scale,
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left).clipped(height, width))
 
-    def _faces(self, grey: np.ndarray, bgr: np.ndarray, to_frame: Callable[[Box], Box]) -> list[Box]:
-        """HOG's faces in `grey` (a scaled part of the frame), in frame coordinates; with the live
-        masked-face search, also the sub-threshold candidates the mask model verifies as masked faces."""
+    def _faces(self, image: np.ndarray, bgr: np.ndarray, to_frame: Callable[[Box], Box]) -> list[Detection]:
+        """The detector's faces in `image` (a scaled part of the frame), in frame coordinates; with HOG's
+        live masked-face search, also the sub-threshold candidates the mask model verifies as masked faces."""
         search = self.engine.masks if self.engine.find_masked_live else None
-        scored = [(to_frame(b), score) for b, score in self.engine.detector.scored(grey, 0, CANDIDATE_FLOOR if search else 0.0)]
+        found = [Detection(to_frame(d.box), d.score, d.frontal)
+                 for d in self.engine.detector.find(image, 0, CANDIDATE_FLOOR if search else 0.0)]
         if search is None:
-            return [box for box, _ in scored]
-        faces, masked = split_faces(bgr, scored, search, rgb=False)
+            return found
+        faces, masked = split_faces(bgr, [(d.box, d.score) for d in found], search, rgb=False)
         self._verified.update(masked)
-        return faces + [box for box, _ in masked]
+        return [Detection(box, 0.0) for box in faces] + [Detection(box, score) for box, score in masked]
 
     def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
         """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
@@ -193,8 +212,8 @@ class FrameProcessor:
         for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
-            sample = Sample(self._label(identity, watchlist.tolerance), identity.distance, encoding)
-            if track.add_sample(sample, now):
+            sample = Sample(sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin), identity.distance, encoding)
+            if add_identity_sample(track, sample, watchlist, self.cfg.unknown_margin, now):
                 decisions.append(self._decision(track, frame, watchlist))
         return decisions
 
@@ -224,15 +243,54 @@ class FrameProcessor:
         sharpness = float(cv2.Laplacian(face, cv2.CV_64F).var())
         return sharpness if sharpness >= self.cfg.min_sharpness else None
 
-    def _label(self, identity: Identity, tolerance: float) -> str | Verdict:
-        if identity.person is not None:
-            return identity.person.id
-        if identity.distance is not None and identity.distance <= tolerance + self.cfg.unknown_margin:
-            return Verdict.ABSTAIN
-        return Verdict.UNKNOWN
-
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
         if track.decided is Verdict.UNKNOWN:
             return Observation("unknown_face", frame, track, None, track.best_distance(Verdict.UNKNOWN))
         person = watchlist.people.get(track.decided)
         return Observation("known_face", frame, track, person, track.best_distance(track.decided))
+
+
+def sample_label(identity: Identity, tolerance: float, margin: float) -> str | Verdict:
+    """An identity sample's ballot: the person within the tolerance, unknown beyond it by more than
+    `margin`, an abstention in between."""
+    if identity.person is not None:
+        return identity.person.id
+    if identity.distance is not None and identity.distance <= tolerance + margin:
+        return Verdict.ABSTAIN
+    return Verdict.UNKNOWN
+
+
+def add_identity_sample(track: Track, sample: Sample, watchlist: Watchlist, margin: float, now: float) -> bool:
+    """Give a track one identity sample; True if that decided it, by the vote's majority or by pooling."""
+    if track.add_sample(sample, now):
+        return True
+    if track.decided is not None:
+        return False
+    pooled = pooled_identity(track.samples, watchlist, margin)
+    if pooled is not None:
+        track.decide_pooled(*pooled)
+    return pooled is not None
+
+
+def pooled_identity(samples: list[Sample], watchlist: Watchlist, margin: float) -> tuple[str, float] | None:
+    """The person the mean of a track's samples names, with its distance, or None.
+
+    The samples pooled are those not voting unknown; they must name nobody
+    but that person (abstentions are typically just beyond the tolerance), and
+    there must be two or more.  The mean of k encodings is less noisy than each,
+    so it is held to `tolerance - margin / sqrt(k)`: a single sample within
+    `margin` beyond the tolerance abstains, and the mean must clear the
+    tolerance by its own, narrower band.  This names people enrolled from one
+    photo, whose live samples often land just beyond the tolerance, without
+    lowering the bar for any single sample (bench/recognition_accuracy.py).
+    """
+    pool = [s for s in samples if s.label is not Verdict.UNKNOWN]
+    named = {s.label for s in pool if isinstance(s.label, str)}
+    if len(pool) < 2 or len(named) > 1:
+        return None
+    [identity] = watchlist.identify(np.mean([s.encoding for s in pool], axis=0)[None])
+    if identity.person is None or (named and identity.person.id not in named):
+        return None
+    if identity.distance is None or identity.distance > watchlist.tolerance - margin / math.sqrt(len(pool)):
+        return None
+    return identity.person.id, identity.distance

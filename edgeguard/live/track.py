@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..capture import Frame
+from ..detect.detection import Detection
 from ..faces.box import Box
 from .vote import MajorityVote, Verdict
 
@@ -51,6 +52,7 @@ class Track:
     def __init__(self, id: int, box: Box, now: float, ballots: int = 3) -> None:
         self.id = id
         self.box = box
+        self.frontal = True  # whether it faced the camera enough, when last seen, for an identity sample
         self.last_time = now  # when it was last seen
         self.last_sample_time = float("-inf")  # when its identity was last sampled
         self.mask_time = float("-inf")  # when its mask was last sampled
@@ -59,6 +61,7 @@ class Track:
         self.mask_episode = 0
         self.samples: list[Sample] = []  # the open (or deciding) identity vote's samples
         self.best: BestView | None = None  # the view a capture is made of
+        self.pooled_distance: float | None = None  # set when pooling decided the vote (edgeguard.live.pipeline)
         self._ballots = ballots
         self._identity: MajorityVote[str | Verdict] = MajorityVote(ballots, Verdict.UNKNOWN, abstain_confirms=True)
         self._mask: MajorityVote[bool] = MajorityVote(ballots)
@@ -73,8 +76,8 @@ class Track:
         """Whether the face wears a mask, None while its mask vote is open."""
         return self._mask.outcome
 
-    def seen(self, box: Box, now: float) -> None:
-        self.box, self.last_time = box, now
+    def seen(self, detection: Detection, now: float) -> None:
+        self.box, self.frontal, self.last_time = detection.box, detection.frontal, now
 
     def add_sample(self, sample: Sample, now: float) -> bool:
         """Record one identity sample; True if this decided the track.
@@ -90,9 +93,15 @@ class Track:
         if was_decided and self.decided is None:
             self.samples = [sample]
             self.best = None
+            self.pooled_distance = None
             self._mask = MajorityVote(self._ballots)
             self.mask_episode += 1
         return decided
+
+    def decide_pooled(self, person_id: str, distance: float) -> None:
+        """Name the face from its pooled samples (edgeguard.live.pipeline.pooled_identity) while the vote is open."""
+        self._identity.decide(person_id)
+        self.pooled_distance = distance
 
     def add_mask_sample(self, masked: bool | None, now: float) -> None:
         """Record one mask sample: True masked, False bare, None unsure (it abstains)."""
@@ -119,7 +128,10 @@ class Track:
         return np.array([s.encoding for s in self.samples])
 
     def best_distance(self, label: str | Verdict) -> float | None:
+        """The nearest sample voting for `label`; for a pooled decision, the pooled samples' distance."""
         distances = [s.distance for s in self.samples if s.label == label and s.distance is not None]
+        if self.pooled_distance is not None and label == self.decided:
+            distances.append(self.pooled_distance)
         return min(distances) if distances else None
 
 
@@ -139,7 +151,7 @@ class Tracker:
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count(1)
 
-    def update(self, boxes: list[Box], now: float, candidates: list[Track] | None = None) -> list[Track]:
+    def update(self, found: list[Detection], now: float, candidates: list[Track] | None = None) -> list[Track]:
         """Give each detection to a track (among `candidates`, default all) or a new one.
 
         With `candidates` (a search around known tracks) a box that fits none of
@@ -147,16 +159,16 @@ class Tracker:
         """
         unmatched = {t.id for t in candidates} if candidates is not None else set(self.tracks)
         seen: list[Track] = []
-        for box in sorted(boxes, key=lambda b: -b.area):
-            track = self._best_track(box, unmatched)
+        for detection in sorted(found, key=lambda d: -d.box.area):
+            track = self._best_track(detection.box, unmatched)
             if track is None and candidates is not None:
                 continue
             if track is None:
-                track = Track(next(self._ids), box, now, self.ballots)
+                track = Track(next(self._ids), detection.box, now, self.ballots)
                 self.tracks[track.id] = track
             else:
                 unmatched.discard(track.id)
-                track.seen(box, now)
+            track.seen(detection, now)
             seen.append(track)
         return seen
 

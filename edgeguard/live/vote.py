@@ -59,14 +59,15 @@ class MajorityVote(Generic[L]):
         decisive = [b for b in self.samples if b is not Verdict.ABSTAIN]
         label = _majority(decisive)
         if label is not None and decisive.count(label) * 2 > self.ballots:
-            self._decide(label)
+            self.decide(label)
             return True
         if self.give_up is not None and len(self.samples) >= window:
-            self._decide(self.give_up)
+            self.decide(self.give_up)
             return True
         return False
 
-    def _decide(self, label: L | Verdict) -> None:
+    def decide(self, label: L | Verdict) -> None:
+        """End the vote with `label` (the vote's own majority, or a rule outside it such as pooling)."""
         self.outcome = label  # type: ignore[assignment]  # ABSTAIN never wins: it is not decisive
         self._against = 0
 

@@ -17,7 +17,7 @@ class FaceResult:
     """One face in an image: where, who (if anyone), and the per-face checks."""
 
     box: Box
-    identity: Identity | None  # None: too small to identify
+    identity: Identity | None  # None: too small, or turned too far, to identify
     mask: bool | None = None
     mask_score: float | None = None
 
@@ -37,8 +37,9 @@ class FaceResult:
 def analyze_photo(engine: FaceEngine, rgb: np.ndarray, watchlist: Watchlist) -> list[FaceResult]:
     """Every face in a still image (masked ones too), identified where it is large enough."""
     height, width = rgb.shape[:2]
-    boxes = engine.find_in_photo(rgb, masked=True)
-    usable = [b for b in boxes if b.size >= engine.cfg.min_face_size]
+    found = engine.find_in_photo(rgb, masked=True)
+    boxes = [d.box for d in found]
+    usable = [d.box for d in found if d.box.size >= engine.cfg.min_face_size and d.frontal]
     identities = dict(zip(usable, watchlist.identify(engine.encoder.encode(rgb, usable))))
     masks = engine.masks.classify(rgb, boxes) if engine.masks is not None else [None] * len(boxes)
     return [FaceResult(b.clipped(height, width), identities.get(b),

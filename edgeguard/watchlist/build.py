@@ -68,7 +68,7 @@ class Watchlist:
 def cache_signature(config: Config) -> str:
     """Everything that decides what a photo yields; a change invalidates the cache."""
     r = config.recognition
-    return (f"{ENCODER_SIGNATURE}|{r.detection_model}|up{r.upsample}|min{r.enrol_min_face_size}"
+    return (f"{ENCODER_SIGNATURE}|{r.detector}|s{r.detector_score}|up{r.upsample}|min{r.enrol_min_face_size}"
             f"|side{r.max_detect_side}|px{r.max_image_pixels}|j{r.enrol_jitters}")
 
 
