@@ -20,13 +20,14 @@ from edgeguard.detect.detection import Detection
 from edgeguard.faces.box import Box
 from edgeguard.store.event_log import EventLog
 from edgeguard.mask import vote_label
-from edgeguard.live.pipeline import FrameProcessor, Observation
+from edgeguard.live.pipeline import FrameProcessor, Observation, add_identity_sample, pooled_identity, sample_label
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.events.recorder import EventRecorder
 from edgeguard.events.rules import EventRules
 from edgeguard.live.track import Sample, Track, Tracker
 from edgeguard.live.vote import MajorityVote, Verdict
-from edgeguard.watchlist.build import build_watchlist, open_cache
+from edgeguard.watchlist.build import Watchlist, build_watchlist, open_cache
+from edgeguard.watchlist.details import Person
 
 LIN = "1"
 CUTS = (20, 82, 211)  # scene cuts in the clip (approximately)
@@ -534,3 +535,62 @@ def test_no_mask_events_switched_off_or_outside_opening_hours(tmp_path, mask_pai
         kinds = [kind for _, kind, _ in run_frames(processor, EventRules(config.events, config.mask), images)]
         assert kinds.count("no_mask") == expected, (extra, kinds)
         assert kinds.count("unknown_face") == 1
+
+
+# ---------------------------------------------------------------- pooling an open vote's samples
+
+
+def pooling_watchlist() -> Watchlist:
+    photo = np.zeros(128, dtype=np.float32)
+    other = np.zeros(128, dtype=np.float32)
+    other[127] = 1.5  # someone far from everyone here
+    people = {"1": Person("1", "One Photo"), "2": Person("2", "Someone Else")}
+    return Watchlist(people, {"1": [photo], "2": [other]}, [], tolerance=0.56)
+
+
+def near_miss(axis: int, distance: float = 0.58) -> np.ndarray:
+    """A sample `distance` from person 1's photo, in its own direction (samples vary independently)."""
+    sample = np.zeros(128, dtype=np.float32)
+    sample[axis] = distance
+    return sample
+
+
+def sample_of(watchlist: Watchlist, encoding: np.ndarray) -> Sample:
+    [identity] = watchlist.identify(encoding[None])
+    return Sample(sample_label(identity, watchlist.tolerance, 0.08), identity.distance, encoding)
+
+
+def test_samples_just_beyond_the_tolerance_abstain_but_their_mean_names_the_person():
+    watchlist = pooling_watchlist()
+    track = Track(1, Box(0, 100, 100, 0), 0.0)
+    first, second = sample_of(watchlist, near_miss(0)), sample_of(watchlist, near_miss(1))
+    assert first.label is Verdict.ABSTAIN and second.label is Verdict.ABSTAIN
+    assert not add_identity_sample(track, first, watchlist, 0.08, 0.0)  # one sample is never pooled
+    assert add_identity_sample(track, second, watchlist, 0.08, 0.1)
+    assert track.decided == "1"
+    # the mean lies 0.58 / sqrt(2) = 0.41 from the photo, within 0.56 - 0.08 / sqrt(2) = 0.503
+    assert track.best_distance("1") == pytest.approx(0.58 / np.sqrt(2), abs=1e-4)
+    assert pooled_identity([first], watchlist, 0.08) is None
+
+
+def test_pooling_never_overrides_a_sample_naming_someone_else_nor_counts_unknown_ones():
+    watchlist = pooling_watchlist()
+    someone_else = sample_of(watchlist, np.eye(128, dtype=np.float32)[127] * 1.5)
+    assert someone_else.label == "2"
+    near = [sample_of(watchlist, near_miss(axis)) for axis in range(3)]
+    assert pooled_identity(near + [someone_else], watchlist, 0.08) is None
+    far = sample_of(watchlist, near_miss(5, 0.9))
+    assert far.label is Verdict.UNKNOWN
+    assert pooled_identity([near[0], far], watchlist, 0.08) is None  # only one sample left to pool
+    assert pooled_identity(near[:2] + [far], watchlist, 0.08)[0] == "1"
+
+
+def test_a_lookalike_consistently_beyond_the_tolerance_is_not_pooled_into_a_name():
+    """Two samples 0.63 away in different directions (a person's varying views) average to 0.45: named.
+    Two along one direction (a lookalike, consistently beyond the tolerance) average to 0.62: not."""
+    watchlist = pooling_watchlist()
+    spread = [sample_of(watchlist, near_miss(axis, 0.63)) for axis in range(2)]
+    alike = [sample_of(watchlist, near_miss(0, 0.63)), sample_of(watchlist, near_miss(0, 0.61))]
+    assert all(s.label is Verdict.ABSTAIN for s in spread + alike)
+    assert pooled_identity(spread, watchlist, 0.08) is not None
+    assert pooled_identity(alike, watchlist, 0.08) is None
