@@ -68,11 +68,14 @@ class FaceEngine:
         self.find_masked_live = search == "always"
 
     def warm_up(self) -> None:
-        """Load the models now (about a second) rather than on the first face; DetectorError if the detector cannot run."""
+        """Load the models and run each once now (a second or two) rather than on the first face, whose
+        alert would wait for it; DetectorError if the detector cannot run."""
         self.detector.load()
-        self.encoder.encode(np.zeros((8, 8, 3), dtype=np.uint8), [])
-        if self.masks is not None:
-            self.masks.classify(np.zeros((8, 8, 3), dtype=np.uint8), [Box(0, 8, 8, 0)])
+        blank = np.zeros((160, 160, 3), dtype=np.uint8)
+        self.detector.find(blank if self.detector.colour else blank[:, :, 0])
+        self.encoder.encode(blank, [Box(40, 120, 120, 40)])
+        for classifier in {id(c): c for c in (self.masks, self._face_check) if c is not None}.values():
+            classifier.probabilities(blank, [Box(40, 120, 120, 40)])
 
     def checked(self, image: np.ndarray, found: list[Detection], rgb: bool) -> list[Detection]:
         """The detections that are faces: YuNet's unsure boxes the mask model calls "not a face" are
