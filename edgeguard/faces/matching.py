@@ -56,9 +56,13 @@ class Gallery:
         out = np.full(len(queries), np.inf)
         if len(self) == 0 or len(queries) == 0:
             return out
-        squared = self._norms[:, None] - 2.0 * (self.encodings @ queries.T)
-        squared[self.owners[:, None] != owners[None, :]] = np.inf  # only the given owner's rows count
+        rows = np.flatnonzero(np.isin(self.owners, owners))  # only the rows of the owners asked about
+        if len(rows) == 0:
+            return out
+        encodings = self.encodings[rows]
+        squared = self._norms[rows, None] - 2.0 * (encodings @ queries.T)
+        squared[self.owners[rows, None] != owners[None, :]] = np.inf  # each query: its own owner's rows only
         best = np.argmin(squared, axis=0)
         found = np.isfinite(squared[best, np.arange(len(queries))])
-        out[found] = np.linalg.norm(self.encodings[best[found]] - queries[found], axis=1)
+        out[found] = np.linalg.norm(encodings[best[found]] - queries[found], axis=1)
         return out
