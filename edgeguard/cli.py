@@ -21,11 +21,12 @@ from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
 from .service.logs import setup_logging
-from .store.event_log import parse_since, read_events
+from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
 from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
+from .watchlist.feedback import FeedbackError, FeedbackResult, is_person, not_person
 from .web.users import UserError, open_users
 
 log = logging.getLogger("edgeguard")
@@ -79,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--check", action="store_true", help="list the photos and CSV rows that cannot be used")
     enroll.add_argument("--from-capture", metavar="FILE", help="enrol the face of a reviewed unknown-face capture")
     enroll.set_defaults(handler=cmd_enroll)
+
+    feedback = sub.add_parser("feedback", help="correct a wrong name: an event's face is not the person it "
+                              "named (--not-person), or is a given person (--is ID)")
+    feedback.add_argument("event", type=int, metavar="EVENT_ID", help="the event's number (first column of edgeguard events)")
+    correction = feedback.add_mutually_exclusive_group(required=True)
+    correction.add_argument("--not-person", action="store_true",
+                            help="a known_face event named the wrong person: never name this face as them again")
+    correction.add_argument("--is", dest="is_id", metavar="ID",
+                            help="the face is watchlist Id ID: its capture becomes a photo of them")
+    feedback.set_defaults(handler=cmd_feedback)
 
     run = sub.add_parser("run", help="run the daemon: camera in, events out")
     run.add_argument("--source", help="camera override: an index, /dev/videoN, a URL or a video file")
@@ -192,6 +203,8 @@ def _print_result(as_json: bool, result: dict) -> None:
     print(f"{result['image']}: {result['count']} face(s)")
     for face in result["faces"]:
         who = f"{face['name']} (Id {face['id']})" if face["id"] else "unknown"
+        if face["vetoed"]:
+            who += f" (nearest {face['vetoed']['name']} (Id {face['vetoed']['id']}), vetoed by feedback)"
         distance = "" if face["distance"] is None else f", distance {face['distance']:.3f}"
         mask = "" if face["mask"] is None else f", {'mask' if face['mask'] else 'no mask'} ({face['mask_score']:.2f})"
         print(f"  {who} at {face['box']}{distance}{mask}")
@@ -223,7 +236,7 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(event.to_json()), flush=True)
         else:
-            print(f"{event.to_json()['time_iso']} {event.camera} {event.summary()}")
+            print(f"{event.seq:>5} {event.to_json()['time_iso']} {event.camera} {event.summary()}")
     return 0
 
 
@@ -278,6 +291,36 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
             print(f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
                   + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else ""))
+    return 0
+
+
+def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
+    if not config.paths.events_db.exists():
+        print(f"edgeguard feedback: no event log at {config.paths.events_db}: there is no event {args.event}",
+              file=sys.stderr)
+        return 2
+    events = EventReader(config.paths.events_db)
+    try:
+        if args.is_id is not None:
+            result = is_person(config, FaceEngine(config.recognition), events, args.event, args.is_id)
+        else:
+            result = not_person(config, events, args.event)
+    except FeedbackError as exc:
+        print(f"edgeguard feedback: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        events.close()
+    return _feedback_report(result)
+
+
+def _feedback_report(result: FeedbackResult) -> int:
+    for line in result.done:
+        print(line)
+    if result.refused:
+        print(f"edgeguard feedback: {result.refused}", file=sys.stderr)
+        return 1
+    if result.changed:
+        print("The running daemon reloads its watchlist in a moment.")
     return 0
 
 

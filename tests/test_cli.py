@@ -28,7 +28,7 @@ MAX_PIXELS = RecognitionConfig().max_image_pixels
 TOLERANCE = RecognitionConfig().tolerance
 
 OBAMA, BIDEN = "11", "22"  # numeric-looking Ids: they must still come out as strings
-FACE_KEYS = {"box", "id", "name", "distance", "mask", "mask_score"}
+FACE_KEYS = {"box", "id", "name", "distance", "vetoed", "mask", "mask_score"}
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -8,9 +8,12 @@ category (`[captures] known_categories`) is captured the same way, once per
 sighting: seen again within `[alerts] cooldown_minutes` at the same location,
 the earlier capture is referenced.  The face crop of such a capture is
 captioned as the camera's picture, so that nobody mistakes it for the enrolled
-photo.  A no_mask event points at the capture of the same face.  Every event
-is written to the event log and logged as one line without personal details
-beyond the name; then the listeners (alerts) get it.
+photo.  The sidecar keeps the encodings of the samples that voted for the
+decision (rounded to 6 places): feedback on the event ("not this person",
+edgeguard.watchlist.feedback) reads them from there.  A no_mask event points
+at the capture of the same face.  Every event is written to the event log and
+logged as one line without personal details beyond the name; then the
+listeners (alerts) get it.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
 when the best distance is at least `unknown_margin` inside the tolerance (the
@@ -120,8 +123,8 @@ class EventRecorder:
             fields["capture"] = last[1]  # the same sighting: its capture
             return fields
         crop = captioned(best.crop, f"{self.location.name} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}")
-        sidecar = {**self._sidecar(obs, best), "person": {"id": person.id, "name": person.name,
-                                                          "category": person.category or None}}
+        sidecar = {**self._sidecar(obs, best, track.encodings_for(person.id)),
+                   "person": {"id": person.id, "name": person.name, "category": person.category or None}}
         fields["capture"] = self._save(best, crop, sidecar, extra)
         self._sightings[person.id] = (obs.frame.time, fields["capture"])
         return fields
@@ -153,12 +156,13 @@ class EventRecorder:
         best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
         extra: dict[str, Any] = {"box": track.box.as_list()}
-        capture = self._save(best, best.crop, self._sidecar(obs, best), extra)
+        capture = self._save(best, best.crop, self._sidecar(obs, best, encodings), extra)
         extra["visitor"] = self.visitors.remember(encodings, capture, obs.frame.time).id
         return {"capture": capture, "extra": extra}
 
-    def _sidecar(self, obs: Observation, best: BestView) -> dict[str, Any]:
-        """What the capture shows: the best view's frame, box and time, and the decision's distance."""
+    def _sidecar(self, obs: Observation, best: BestView, encodings: np.ndarray) -> dict[str, Any]:
+        """What the capture shows: the best view's frame, box and time, the decision's distance, and the
+        encodings of the samples that voted for it."""
         assert obs.track is not None
         return {
             "time": best.frame.time,
@@ -170,6 +174,7 @@ class EventRecorder:
             "pos_ms": best.frame.pos_ms,
             "track": obs.track.id,
             "decided_at_frame": obs.frame.number,
+            "encodings": [[round(float(x), 6) for x in encoding] for encoding in encodings],
         }
 
     def _event(self, obs: Observation, **fields: Any) -> Event:

@@ -47,3 +47,22 @@ class Gallery:
         # The expanded form loses a little precision; report the exact distance.
         exact = np.linalg.norm(self.encodings[best] - queries, axis=1)
         return [Match(int(self.owners[i]), float(d)) for i, d in zip(best, exact)]
+
+    def nearest_of(self, queries: np.ndarray, owners: np.ndarray) -> np.ndarray:
+        """For each query row, the distance to the nearest encoding of the owner given for it
+        (`owners[j]` for row j); inf where that owner has no encoding here."""
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, ENCODING_SIZE)
+        owners = np.asarray(owners, dtype=np.int64).reshape(-1)
+        out = np.full(len(queries), np.inf)
+        if len(self) == 0 or len(queries) == 0:
+            return out
+        rows = np.flatnonzero(np.isin(self.owners, owners))  # only the rows of the owners asked about
+        if len(rows) == 0:
+            return out
+        encodings = self.encodings[rows]
+        squared = self._norms[rows, None] - 2.0 * (encodings @ queries.T)
+        squared[self.owners[rows, None] != owners[None, :]] = np.inf  # each query: its own owner's rows only
+        best = np.argmin(squared, axis=0)
+        found = np.isfinite(squared[best, np.arange(len(queries))])
+        out[found] = np.linalg.norm(encodings[best[found]] - queries[found], axis=1)
+        return out

@@ -151,7 +151,8 @@ class Daemon:
         if cfg.web.enabled:
             parts.dashboard, parts.web = build_dashboard(
                 cfg, status=lambda: self._site_status(parts), watchlist=lambda: service.current,
-                event_log=event_log, outbox=alerts.outbox, engine=lambda: engine, signer=alerts.signer)
+                event_log=event_log, outbox=alerts.outbox, engine=lambda: engine, signer=alerts.signer,
+                reload_watchlist=service.request_reload)
             listeners.append(parts.dashboard.events)
         return parts
 

@@ -96,12 +96,14 @@ class EventFilter:
     since: float | None = None
     until: float | None = None
     seq: int | None = None
+    capture: str | None = None  # the events showing this capture (its face image's path, as recorded)
 
 
 def _where(f: EventFilter) -> tuple[str, list]:
     """The SQL condition of a filter and its arguments."""
     where, args = ["1=1"], []
-    for column, value in (("category", f.category), ("camera", f.camera), ("location", f.location), ("seq", f.seq)):
+    for column, value in (("category", f.category), ("camera", f.camera), ("location", f.location), ("seq", f.seq),
+                          ("capture", f.capture)):
         if value not in (None, ""):
             where.append(f"{column} = ?")
             args.append(value)
@@ -141,6 +143,25 @@ def read_events(path: Path, since: float | None = None, types: list[str] | None 
         return _select(db, since, types, limit)
     finally:
         db.close()
+
+
+class EventReader:
+    """The event log opened read-only beside a running daemon (for commands): `get` and `search` as in
+    EventLog; DamagedDatabase if the file is not a sound database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect_readonly(path)
+
+    def get(self, seq: int) -> Event | None:
+        found = _search(self._db, EventFilter(seq=seq), 0, 1)[0]
+        return found[0] if found else None
+
+    def search(self, filters: EventFilter, offset: int = 0, limit: int = 50) -> tuple[list[Event], int]:
+        return _search(self._db, filters, offset, limit)
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Event]:

@@ -24,11 +24,14 @@ class FaceResult:
     def to_json(self) -> dict[str, Any]:
         person = self.identity.person if self.identity else None
         distance = self.identity.distance if self.identity else None
+        vetoed = self.identity.vetoed if self.identity else None
         return {
             "box": self.box.as_list(),
             "id": person.id if person else None,
             "name": person.name if person else None,
             "distance": None if distance is None else round(distance, 4),
+            # the nearest person, ruled out by feedback (edgeguard feedback --not-person)
+            "vetoed": {"id": vetoed.id, "name": vetoed.name} if vetoed else None,
             "mask": self.mask,
             "mask_score": self.mask_score,
         }

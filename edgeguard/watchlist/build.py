@@ -2,7 +2,10 @@
 
 `build_watchlist` turns the site folders into an immutable `Watchlist`, using
 the encoding cache for photos it has seen before and recording every photo,
-folder and CSV row it could not use as a `Problem` (each logged once).
+folder and CSV row it could not use as a `Problem` (each logged once).  The
+negatives from feedback (edgeguard.watchlist.negatives) come with it: a face
+nearer to one of a person's negatives than to that person's photos is not
+named as them (`Identity.vetoed` says who it would have been).
 """
 
 from __future__ import annotations
@@ -21,23 +24,30 @@ from ..faces.matching import Gallery
 from ..faces.photos import PHOTO_SUFFIXES, PhotoError, is_image_name, is_photo_name, load_photo
 from .cache import CacheEntry, EncodingCache, photo_digest
 from .details import Person, Problem, read_details
+from .negatives import folder_of, load_negatives
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a face is: a watchlist person, or None for unknown, with the nearest distance."""
+    """Who a face is: a watchlist person, or None for unknown, with the nearest distance.
+
+    `vetoed`: the nearest person, within the tolerance, whom feedback ruled out
+    (the face is nearer to one of their negatives than to their photos); then
+    `person` is None and `distance` the distance to that person's photos.
+    """
 
     person: Person | None
     distance: float | None
+    vetoed: Person | None = None
 
 
 class Watchlist:
     """People, their photo encodings and the match tolerance; never changed once built."""
 
     def __init__(self, people: dict[str, Person], encodings: dict[str, list[np.ndarray]],
-                 problems: list[Problem], tolerance: float) -> None:
+                 problems: list[Problem], tolerance: float, negatives: dict[str, np.ndarray] | None = None) -> None:
         self.people = people
         self.problems = problems
         self.tolerance = tolerance
@@ -46,6 +56,12 @@ class Watchlist:
         rows = [e for pid in self._owners for e in encodings[pid]]
         owner_index = [i for i, pid in enumerate(self._owners) for _ in encodings[pid]]
         self.gallery = Gallery(np.array(rows, dtype=np.float32).reshape(-1, 128), np.array(owner_index))
+        # negatives of the people who can be recognised, labelled with the same owner index as their photos
+        negatives = {pid: negatives[pid] for pid in self._owners if len(negatives.get(pid, ()))} if negatives else {}
+        self.negative_counts = {pid: len(encs) for pid, encs in negatives.items()}
+        owner_of = {pid: i for i, pid in enumerate(self._owners)}
+        self.negatives = Gallery(np.concatenate(list(negatives.values())) if negatives else np.zeros((0, 128)),
+                                 np.array([owner_of[pid] for pid, encs in negatives.items() for _ in encs], dtype=np.int64))
 
     @property
     def enrolled(self) -> int:
@@ -55,9 +71,13 @@ class Watchlist:
     def identify(self, encodings: np.ndarray) -> list[Identity]:
         """Nearest person for each encoding; unknown beyond the tolerance."""
         out = []
-        for match in self.gallery.nearest(encodings) if len(encodings) else []:
+        matches = self.gallery.nearest(encodings) if len(encodings) else []
+        vetoes = self.negatives.nearest_of(encodings, [m.owner for m in matches]) if len(matches) else []
+        for match, veto in zip(matches, vetoes):
             if match.owner < 0:
                 out.append(Identity(None, None))
+            elif match.distance <= self.tolerance and veto < match.distance:  # feedback: not this person
+                out.append(Identity(None, match.distance, self.people[self._owners[match.owner]]))
             elif match.distance <= self.tolerance:
                 out.append(Identity(self.people[self._owners[match.owner]], match.distance))
             else:
@@ -108,10 +128,13 @@ def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache,
             problems.append(Problem(f"{config.paths.details_csv}", f"Id {pid} has no usable photo in "
                                     f"{config.paths.training_images / pid}/; this person cannot be recognised"))
     _save_cache(cache, seen)
+    negatives, negative_problems = load_negatives(folder_of(config))
+    problems += negative_problems
     _log_new(problems, logged if logged is not None else set())
-    watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance)
-    log.info("watchlist: %d people enrolled from %d photos, %d problems",
-             watchlist.enrolled, len(watchlist.gallery), len(problems))
+    watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance, negatives)
+    log.info("watchlist: %d people enrolled from %d photos, %d problems%s",
+             watchlist.enrolled, len(watchlist.gallery), len(problems),
+             f", {len(watchlist.negatives)} negatives from feedback" if len(watchlist.negatives) else "")
     return watchlist
 
 

@@ -23,6 +23,7 @@ from .build import encode_photo, open_cache
 from .cache import EncodingCache, photo_digest
 from . import details
 from .details import VALID_ID, read_details, upsert_person
+from .negatives import NegativesError, folder_of, remove_all
 
 
 class EnrolError(Exception):
@@ -115,12 +116,17 @@ def update_person(config: Config, person_id: str, name: str | None, category: st
 
 
 def remove_person(config: Config, person_id: str) -> None:
-    """Delete a person: their photos and their row; the running watchlist reloads without them."""
+    """Delete a person: their photos, their negatives from feedback and their row; the running watchlist
+    reloads without them."""
     if not VALID_ID.match(person_id):
         raise EnrolError(f"Id {person_id!r} is not a watchlist Id")
     folder = config.paths.training_images / person_id
     if folder.is_dir() and not folder.is_symlink():
         shutil.rmtree(folder)
+    try:
+        remove_all(folder_of(config), person_id)
+    except (OSError, NegativesError) as exc:
+        raise EnrolError(f"the photos were deleted, but the negatives of Id {person_id} could not be: {exc}") from None
     try:
         details.remove_person(config.paths.details_csv, person_id)
     except FileNotFoundError:

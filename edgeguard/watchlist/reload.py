@@ -1,7 +1,10 @@
 """Keeping the watchlist current while the daemon runs.
 
 A watchdog observer (inotify, or polling for network and USB filesystems)
-reports changes under TrainingImage/ and to Details.csv.  Changes are
+reports changes under TrainingImage/, to Details.csv and to the negatives from
+feedback (TrainingImageLabel/negatives/, written by `edgeguard feedback` in
+another process or by the dashboard; not the rest of TrainingImageLabel/,
+which the build writes itself).  Changes are
 debounced: a reload starts once nothing has changed for `debounce` seconds,
 and only after the files are written: with inotify, until every file opened
 for writing has been closed again (a slow copy from a network share pauses
@@ -28,6 +31,7 @@ from watchdog.observers.polling import PollingObserver
 
 from ..config import Config
 from .build import Watchlist
+from .negatives import folder_of, make_folder
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +99,13 @@ class WatchlistService:
         cfg = self._config
         training = cfg.paths.training_images
         details = cfg.paths.details_csv
+        negatives = folder_of(cfg)
         for folder in (training, details.parent):
             folder.mkdir(parents=True, exist_ok=True)
+        try:
+            make_folder(negatives)  # watched from the start, so that the first correction is seen
+        except OSError as exc:
+            log.warning("cannot create %s (%s): corrections made from now on are seen at the next reload", negatives, exc)
         if cfg.watchlist.polling:
             observer = PollingObserver(timeout=cfg.watchlist.poll_interval)
         else:
@@ -105,10 +114,12 @@ class WatchlistService:
         observer.schedule(_ChangeHandler(self.request_reload, lambda p: True, writes), str(training), recursive=True)
         if details.parent.resolve() != training.resolve():
             observer.schedule(_ChangeHandler(self.request_reload, lambda p: p == details, writes), str(details.parent))
+        if negatives.is_dir():
+            observer.schedule(_ChangeHandler(self.request_reload, _is_negatives_file, writes), str(negatives))
         observer.daemon = True
         observer.start()
         self._observer = observer
-        log.info("watching %s and %s for changes (%s)", training, details,
+        log.info("watching %s, %s and %s for changes (%s)", training, details, negatives,
                  "polling" if cfg.watchlist.polling else "inotify")
 
     def _run(self) -> None:
@@ -189,6 +200,9 @@ def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
     paths = [config.paths.details_csv]
     for root, _dirs, files in os.walk(config.paths.training_images):
         paths += [Path(root, name) for name in files]
+    negatives = folder_of(config)
+    if negatives.is_dir():
+        paths += [p for p in negatives.iterdir() if _is_negatives_file(p)]
     for path in paths:
         try:
             st = path.stat()
@@ -196,6 +210,11 @@ def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
             continue
         state[str(path)] = (st.st_size, st.st_mtime_ns)
     return state
+
+
+def _is_negatives_file(path: Path) -> bool:
+    """A person's negatives file (not a writer's hidden temporary file, which is renamed into place when whole)."""
+    return path.suffix == ".json" and not path.name.startswith(".")
 
 
 class _ChangeHandler(FileSystemEventHandler):

@@ -47,3 +47,4 @@ class Dashboard:
     engine: Callable[[], FaceEngine]  # for checking uploaded photos as the watchlist will
     signer: LinkSigner | None  # the image links of alerts
     tls: bool = False
+    reload_watchlist: Callable[[], None] | None = None  # ask the running watchlist to reload now (after feedback)

@@ -16,6 +16,7 @@ from ..common.phone import mask_number
 from ..events.event import EVENT_TYPES
 from ..store.event_log import EventFilter
 from ..watchlist.enrol import EnrolError, enrol_from_capture
+from ..watchlist.feedback import FeedbackError, is_person, not_person
 from .request import admin_only, dashboard
 from .events import event_json
 from .users import ROLES, UserError
@@ -48,7 +49,8 @@ def _filters() -> EventFilter:
     types = tuple(t for t in args.getlist("type") if t in EVENT_TYPES)
     return EventFilter(types=types, person=args.get("person") or None, category=args.get("category") or None,
                        camera=args.get("camera") or None, location=args.get("location") or None,
-                       since=_time(args.get("since")), until=_time(args.get("until")))
+                       since=_time(args.get("since")), until=_time(args.get("until")),
+                       seq=args.get("event", type=int))
 
 
 def _time(text: str | None) -> float | None:
@@ -131,6 +133,39 @@ def enrol_capture(seq: int) -> Response:
         flash(f"The capture is now a photo of Id {person_id}; the watchlist reloads in a moment.", "ok")
     else:
         flash(f"Not added: {result.refused[0][1]}", "error")
+    return redirect(url_for("pages.detection_logs"))
+
+
+@bp.post("/detection_logs/<int:seq>/feedback")
+@admin_only
+def feedback(seq: int) -> Response:
+    """Correct a wrong name: "Not <name>" (action not_person) or "This is..." (action is, with an Id)."""
+    board = dashboard()
+    if board.event_log is None:
+        abort(404, "no event log")
+    action = request.form.get("action", "")
+    try:
+        if action == "not_person":
+            result = not_person(board.config, board.event_log, seq, by=g.user.name)
+        elif action == "is":
+            person_id = request.form.get("id", "").strip()
+            if not person_id:
+                raise FeedbackError("choose who this is")
+            result = is_person(board.config, board.engine(), board.event_log, seq, person_id, by=g.user.name)
+        else:
+            abort(400, "a correction is not_person or is")
+    except FeedbackError as exc:
+        flash(f"Not corrected: {exc}.", "error")
+        return redirect(url_for("pages.detection_logs"))
+    for line in result.done:
+        flash(line[:1].upper() + line[1:] + ".", "ok")
+    if result.refused:
+        flash(result.refused[:1].upper() + result.refused[1:] + ".", "error")
+    board.users.mark_reviewed(seq, g.user.name)
+    if result.changed and board.reload_watchlist is not None:
+        board.reload_watchlist()
+    log.info("dashboard: %s corrected event %d (%s)", g.user.name, seq,
+             "not the person it named" if action == "not_person" else f"is Id {request.form.get('id', '').strip()}")
     return redirect(url_for("pages.detection_logs"))
 
 

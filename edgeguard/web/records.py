@@ -5,6 +5,9 @@ edgeguard.watchlist.enrol, the code behind `edgeguard enroll`, and the running
 watchlist reloads from the folders as it does for hand edits.  An uploaded
 photo is checked exactly like any other (not an image, a bomb, truncated, no
 face, two faces, too small) and refused with the reason, with nothing written.
+Each person's negatives from feedback ("event 12 was not this person",
+edgeguard.watchlist.negatives) are listed with the event they came from; an
+admin can remove one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..common.phone import E164, mask_number
 from ..faces.photos import PHOTO_SUFFIXES
 from ..watchlist.details import VALID_ID, read_details
 from ..watchlist.enrol import EnrolError, EnrolResult, enrol, person_photos, remove_person, remove_photo, update_person
+from ..watchlist.negatives import NegativesError, count_negatives, folder_of, read_negatives, remove_negative
 from .request import admin_only, dashboard
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,7 @@ def view_records() -> str:
     people, _ = read_details(board.config.paths.details_csv)
     watchlist = board.watchlist()
     problems = watchlist.problems if watchlist else []
+    negatives = count_negatives(folder_of(board.config))
     rows = []
     for pid in sorted(set(people) | {p.name for p in _folders()}, key=_id_order):
         person = people.get(pid)
@@ -42,7 +47,7 @@ def view_records() -> str:
         mine = [str(p) for p in problems if f"/{pid}/" in p.where or p.where.endswith(f"/{pid}")
                 or f"Id {pid} " in p.reason]
         rows.append({"id": pid, "name": person.name if person else pid, "category": person.category if person else "",
-                     "photos": photos, "problems": mine,
+                     "photos": photos, "problems": mine, "negatives": negatives.get(pid, 0),
                      "enrolled": bool(watchlist and watchlist.photo_counts.get(pid))})
     other = [str(p) for p in problems if not any(str(p) in r["problems"] for r in rows)]
     return render_template("records.html", rows=rows, other_problems=other)
@@ -83,8 +88,15 @@ def record(person_id: str) -> str:
     if person is None and not photos:
         abort(404, f"no watchlist Id {person_id}")
     phone = person.details.get("phone_number", "") if person else ""
+    try:
+        negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
+    except NegativesError as exc:
+        negatives, negatives_error = [], str(exc)
+    captures = board.config.paths.captures
     return render_template("record.html", pid=person_id, person=person, photos=photos,
-                           phone=phone if g.user.admin else mask_number(phone) if phone else "")
+                           phone=phone if g.user.admin else mask_number(phone) if phone else "",
+                           negatives=negatives, negatives_error=negatives_error,
+                           shown={n.event for n in negatives if n.capture and (captures / n.capture).is_file()})
 
 
 @bp.post("/records/<person_id>")
@@ -132,6 +144,26 @@ def delete_photo(person_id: str, name: str) -> Response:
     return redirect(url_for("records.record", person_id=person_id))
 
 
+@bp.post("/records/<person_id>/negatives/<int:event>/delete")
+@admin_only
+def delete_negative(person_id: str, event: int) -> Response:
+    """Forget one correction: the face of `event` may be named as this person again."""
+    board = dashboard()
+    try:
+        removed = remove_negative(folder_of(board.config), person_id, event)
+    except NegativesError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("records.record", person_id=person_id))
+    if not removed:
+        flash(f"Id {person_id} has no negative from event {event}.", "error")
+    else:
+        log.info("dashboard: %s removed the negative of event %d from Id %s", g.user.name, event, person_id)
+        flash(f"The negative from event {event} is removed; the watchlist reloads in a moment.", "ok")
+        if board.reload_watchlist is not None:
+            board.reload_watchlist()
+    return redirect(url_for("records.record", person_id=person_id))
+
+
 @bp.post("/records/<person_id>/delete")
 @admin_only
 def delete_record(person_id: str) -> Response:
@@ -144,7 +176,7 @@ def delete_record(person_id: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("records.record", person_id=person_id))
     log.info("dashboard: %s deleted Id %s", g.user.name, person_id)
-    flash(f"Id {person_id} deleted, with its photos.", "ok")
+    flash(f"Id {person_id} deleted, with its photos and negatives.", "ok")
     return redirect(url_for("records.view_records"))
 
 

@@ -22,7 +22,8 @@ from .users import open_users
 
 def build_dashboard(config: Config, *, status: Callable[[], SiteStatus], watchlist: Callable[[], Watchlist | None],
                     event_log: EventLog | None, outbox: Outbox | None, engine: Callable[[], FaceEngine],
-                    signer: LinkSigner | None) -> tuple[Dashboard, WebServer]:
+                    signer: LinkSigner | None,
+                    reload_watchlist: Callable[[], None] | None = None) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet)."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
@@ -30,6 +31,6 @@ def build_dashboard(config: Config, *, status: Callable[[], SiteStatus], watchli
         config=config, users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
         secret=load_secret(config.paths.events_db.parent), live=LiveHub(web.live_fps, web.max_live_viewers),
         events=EventHub(), status=status, watchlist=watchlist, event_log=event_log, outbox=outbox, engine=engine,
-        signer=signer, tls=tls is not None)
+        signer=signer, tls=tls is not None, reload_watchlist=reload_watchlist)
     server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
     return dashboard, server

@@ -1,0 +1,77 @@
+"""Events and captures written by the real events stage (EventRecorder, EventLog, CaptureStore) from real
+photos, for the feedback tests; and `edgeguard feedback` / `edgeguard analyze` on such a site."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+
+import helpers  # tests/helpers.py
+from conftest import Site
+from edgeguard.capture import Frame
+from edgeguard.config import Config
+from edgeguard.events.event import Event
+from edgeguard.events.recorder import EventRecorder
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.live.pipeline import Observation
+from edgeguard.live.track import Sample, Track
+from edgeguard.live.vote import Verdict
+from edgeguard.store.capture_store import CaptureStore
+from edgeguard.store.event_log import EventLog
+from edgeguard.watchlist.details import read_details
+
+
+class Recorded:
+    """A site whose event log and captures are written by the real EventRecorder from real photos."""
+
+    def __init__(self, site: Site, engine: FaceEngine, extra: str = "") -> None:
+        site.write_config("[captures]\nknown_categories = [\"*\"]\n[alerts]\nquiet_categories = [\"staff\"]\n" + extra)
+        self.site, self.engine = site, engine
+        self.config: Config = site.config()
+        self.tracks = 0
+
+    def event(self, kind: str, photo: Path, person_id: str | None = None, distance: float = 0.4) -> Event:
+        """A known_face (naming `person_id`) or unknown_face event of the face in `photo`, decided by two samples."""
+        people, _ = read_details(self.config.paths.details_csv)
+        person = people[person_id] if person_id else None
+        bgr = cv2.imread(str(photo))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        [box] = self.engine.find_in_photo(rgb)
+        [encoding] = self.engine.encoder.encode(rgb, [box])
+        self.tracks += 1
+        now = time.time()
+        frame = Frame(bgr, 10 * self.tracks, None, now)
+        track = Track(self.tracks, box, now)
+        track.offer_view(frame, box, 200.0)
+        label = person.id if person else Verdict.UNKNOWN
+        for n in range(2):
+            track.add_sample(Sample(label, distance, encoding + n * 1e-3), now)
+        log = EventLog(self.config.paths.events_db)
+        try:
+            recorder = EventRecorder(self.config, log, CaptureStore(self.config.paths.captures, 30, 1024))
+            return recorder.handle(Observation(kind, frame, track, person, distance))
+        finally:
+            log.close()
+
+    def append(self, event: Event) -> Event:
+        log = EventLog(self.config.paths.events_db)
+        try:
+            return log.append(event)
+        finally:
+            log.close()
+
+    def feedback(self, *args: str):
+        return helpers.edgeguard(self.site.config_path, "feedback", *args, timeout=120)
+
+    def analyze(self, *photos: Path) -> dict | list[dict]:
+        """`edgeguard analyze --json` on photos of one face each: that face (a list of them for several photos)."""
+        result = helpers.edgeguard(self.site.config_path, "analyze", "--json", *map(str, photos))
+        assert result.returncode == 0, result.stderr
+        faces = []
+        for line in result.stdout.splitlines():
+            [face] = json.loads(line)["faces"]
+            faces.append(face)
+        return faces[0] if len(photos) == 1 else faces
