@@ -39,7 +39,9 @@ class Recorded:
         person = people[person_id] if person_id else None
         bgr = cv2.imread(str(photo))
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        [box] = self.engine.find_in_photo(rgb)
+        height, width = rgb.shape[:2]
+        box = min((d.box for d in self.engine.find_in_photo(rgb)),  # the subject (LFW centres it), not a bystander
+                  key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2)
         [encoding] = self.engine.encoder.encode(rgb, [box])
         self.tracks += 1
         now = time.time()
@@ -67,11 +69,13 @@ class Recorded:
         return helpers.edgeguard(self.site.config_path, "feedback", *args, timeout=120)
 
     def analyze(self, *photos: Path) -> dict | list[dict]:
-        """`edgeguard analyze --json` on photos of one face each: that face (a list of them for several photos)."""
+        """`edgeguard analyze --json` on photos of one person each: the face nearest the centre (a list of
+        them for several photos; LFW centres its subject, a bystander may be found beside)."""
         result = helpers.edgeguard(self.site.config_path, "analyze", "--json", *map(str, photos))
         assert result.returncode == 0, result.stderr
         faces = []
-        for line in result.stdout.splitlines():
-            [face] = json.loads(line)["faces"]
-            faces.append(face)
+        for line, photo in zip(result.stdout.splitlines(), photos):
+            height, width = cv2.imread(str(photo)).shape[:2]
+            faces.append(min(json.loads(line)["faces"], key=lambda f: ((f["box"][0] + f["box"][2]) / 2 - height / 2) ** 2
+                             + ((f["box"][1] + f["box"][3]) / 2 - width / 2) ** 2))
         return faces[0] if len(photos) == 1 else faces

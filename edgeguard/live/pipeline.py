@@ -212,6 +212,8 @@ class FrameProcessor:
         for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
+            if identity.vetoed is not None:
+                log.debug("track %d: nearest %s (Id %s), vetoed by feedback", track.id, identity.vetoed.name, identity.vetoed.id)
             sample = Sample(sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin), identity.distance, encoding)
             if add_identity_sample(track, sample, watchlist, self.cfg.unknown_margin, now):
                 decisions.append(self._decision(track, frame, watchlist))
