@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import dlib
 import pytest
 
 from conftest import CLIP, PEOPLE, TESTDATA, Site
 from edgeguard import mask
-from edgeguard.service.doctor import check_masks, run_checks
+from edgeguard.service import doctor
+from edgeguard.service.doctor import check_dlib, check_masks, run_checks
 from helpers import edgeguard
 
 
@@ -44,6 +46,8 @@ def test_a_working_site_passes_with_warnings_for_what_is_not_set_up(site):
     assert found["watchlist"].startswith("ok:") and "1 people" in found["watchlist"]
     assert "dogs.jpg" in result.stdout  # the unusable photo is named
     assert found["masks"].startswith("ok:") and "ms per face" in found["masks"] and "always" in found["masks"]
+    assert found["dlib"].startswith(f"ok: {dlib.__version__} from dlib")  # dlib-bin or dlib, whichever is installed
+    assert f"BLAS {'yes' if dlib.DLIB_USE_BLAS else 'no'}, LAPACK" in found["dlib"]
     assert found["twilio"].startswith("WARN:") and "dry run" in found["twilio"]
     assert found["image links"].startswith("WARN:")
     assert "0 failed" in result.stdout.splitlines()[-1]
@@ -74,3 +78,29 @@ def test_a_missing_or_damaged_mask_model_fails_the_check(site, tmp_path, monkeyp
     out: list[str] = []
     assert run_checks(site.config(), str(CLIP), live=False, out=out.append) == 1
     assert any(line.startswith("[FAIL] masks") for line in out)
+
+
+@pytest.mark.parametrize("installed, blas, expected", [
+    ({"dlib-bin": "20.0.1.post1"}, False, "from dlib-bin 20.0.1.post1 (prebuilt wheel); BLAS no, LAPACK no,"),
+    ({"dlib-bin": "20.0.1+blas"}, True, "from dlib-bin 20.0.1+blas (built from source); BLAS yes, LAPACK yes,"),
+    ({"dlib": "20.0.1"}, False, "from dlib 20.0.1 (built from source); BLAS no, LAPACK no,"),
+], ids=["wheel", "blas-build", "source-build"])
+def test_the_dlib_line_names_its_distribution_and_points_at_the_blas_build(monkeypatch, installed, blas, expected):
+    monkeypatch.setattr(doctor.metadata, "packages_distributions", lambda: {"_dlib_pybind11": list(installed)})
+    monkeypatch.setattr(doctor.metadata, "version", installed.__getitem__)
+    monkeypatch.setattr(dlib, "DLIB_USE_BLAS", blas)
+    monkeypatch.setattr(dlib, "DLIB_USE_LAPACK", blas)
+    [finding] = check_dlib(None)
+    assert finding.level == "ok"
+    assert expected in finding.detail
+    assert ("tools/build-dlib-blas.sh" in finding.detail) is not blas
+
+
+def test_two_distributions_of_dlib_in_one_venv_warn(monkeypatch):
+    installed = {"dlib": "20.0.1", "dlib-bin": "20.0.1.post1"}
+    monkeypatch.setattr(doctor.metadata, "packages_distributions",
+                        lambda: {"dlib": ["dlib-bin"], "_dlib_pybind11": ["dlib", "dlib-bin"]})
+    monkeypatch.setattr(doctor.metadata, "version", installed.__getitem__)
+    [finding] = check_dlib(None)
+    assert finding.level == "WARN"
+    assert "dlib 20.0.1 (built from source) and dlib-bin 20.0.1.post1 (prebuilt wheel)" in finding.detail

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # finds a dog's face 50:50, so an animal can get through.  HOG's own boxes are
 # not checked: its weak spot is misses, not false faces.
 SURE_SCORE = 0.9
+TURNED_AWAY = "the face is turned away from the camera; a photo facing it, both eyes visible, is needed"
 MAX_NOT_FACE = 0.75
 # A face box at least this much inside the photo shows a whole face (YuNet also
 # finds the halves of faces at a photo's edge, which HOG does not).
@@ -88,6 +89,11 @@ class FaceEngine:
         rejected = {id(d) for d in doubted if not self._hog_confirms(image, d.box)}
         return [d for d in found if id(d) not in rejected]
 
+    def _beyond_doubt(self, rgb: np.ndarray, found: Detection) -> bool:
+        """Whether a face is sure enough for the watchlist, whose photos set the reference for every match:
+        YuNet sure of it (SURE_SCORE), or HOG finding it too; an animal's face the checks let through is not."""
+        return self.detector.name != "yunet" or found.score >= SURE_SCORE or self._hog_confirms(rgb, found.box)
+
     def _hog_confirms(self, image: np.ndarray, box: Box) -> bool:
         """Whether HOG finds the face `box` frames, in the region around it scaled to CONFIRM_FACE px."""
         height, width = image.shape[:2]
@@ -119,7 +125,10 @@ class FaceEngine:
         the photo's edge when a whole one is there; more than one usable face is refused, since we could not tell who is meant, and so
         is a face turned too far from the camera to be compared with anyone.
         """
-        found = self.find_in_photo(rgb)
+        candidates = self.find_in_photo(rgb)
+        found = [d for d in candidates if self._beyond_doubt(rgb, d)]
+        if not found and any(not d.frontal for d in candidates):
+            raise PhotoError(TURNED_AWAY)
         if not found:
             raise PhotoError("no face found (a frontal face with both eyes visible is needed)")
         usable = [d for d in found if d.box.size >= self.cfg.enrol_min_face_size]
@@ -135,7 +144,7 @@ class FaceEngine:
         if len(usable) > 1:
             raise PhotoError(f"{len(usable)} faces found; a watchlist photo must show one person only")
         if not usable[0].frontal:
-            raise PhotoError("the face is turned away from the camera; a photo facing it, both eyes visible, is needed")
+            raise PhotoError(TURNED_AWAY)
         return self.encoder.encode(rgb, [usable[0].box], self.cfg.enrol_jitters)[0]
 
 def _share_inside(box: Box, image: np.ndarray) -> float:

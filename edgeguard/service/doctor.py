@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -44,8 +45,8 @@ class Finding:
 def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
     """Run every check, print the checklist, return the exit code."""
     findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
-    for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_watchlist,
-                  check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
+    for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_dlib,
+                  check_watchlist, check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
         for finding in check(config):
             findings.append(finding)
     findings += [Finding("WARN", "configuration", note) for note in config.notes]
@@ -135,6 +136,58 @@ def check_camera(config: Config, source: str | None) -> list[Finding]:
         return [Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")]
     finally:
         cam.stop()
+
+
+@dataclass(frozen=True)
+class DlibBuild:
+    """The dlib module that runs: its version, the pip distribution(s) that installed it, what it was built with."""
+    version: str
+    distributions: tuple[str, ...]
+    blas: bool
+    lapack: bool
+    avx: bool
+    neon: bool
+    cuda: bool
+
+    def describe(self) -> str:
+        flags = ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in (
+            ("BLAS", self.blas), ("LAPACK", self.lapack), ("AVX", self.avx), ("NEON", self.neon), ("CUDA", self.cuda)))
+        return f"{self.version} from {' and '.join(self.distributions) or 'no pip distribution'}; {flags}"
+
+
+def dlib_build() -> DlibBuild:
+    import dlib
+
+    return DlibBuild(dlib.__version__, _dlib_distributions(), dlib.DLIB_USE_BLAS, dlib.DLIB_USE_LAPACK,
+                     dlib.USE_AVX_INSTRUCTIONS, dlib.USE_NEON_INSTRUCTIONS, dlib.DLIB_USE_CUDA)
+
+
+def _dlib_distributions() -> tuple[str, ...]:
+    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)", "dlib 20.0.1 (built from source)".
+
+    PyPI has only dlib's source, and refuses local versions: a dlib-bin with one
+    ("20.0.1+blas") is tools/build-dlib-blas.sh's source build.
+    """
+    found = metadata.packages_distributions()  # dlib's top_level.txt names only its extension module
+    names = sorted(set(found.get("dlib", []) + found.get("_dlib_pybind11", [])))
+    out = []
+    for name in names:
+        version = metadata.version(name)
+        prebuilt = name == "dlib-bin" and "+" not in version
+        out.append(f"{name} {version} ({'prebuilt wheel' if prebuilt else 'built from source'})")
+    return tuple(out)
+
+
+def check_dlib(config: Config) -> list[Finding]:
+    """Which dlib runs; informational, with a hint when it lacks BLAS (slower encodings)."""
+    build = dlib_build()
+    detail = build.describe()
+    if len(build.distributions) > 1:
+        return [Finding("WARN", "dlib", f"{detail}: one overwrote the other's files; pip uninstall both, "
+                        "then install EdgeGuard again")]
+    if not build.blas:
+        detail += "; tools/build-dlib-blas.sh rebuilds it with BLAS (encodings about 4x faster on x86-64)"
+    return [Finding("ok", "dlib", detail)]
 
 
 def check_watchlist(config: Config) -> list[Finding]:
