@@ -8,11 +8,14 @@ was on screen at `event.time - event.pos_ms / 1000` (the event records the
 wall time and video position of the frame that decided him), so the latency
 is the fake server's arrival time minus that.  Repeated runs; p50 and p95.
 
-Run: python bench/alert_latency.py [RUNS]
+Run: python bench/alert_latency.py [RUNS] [--detector yunet|hog] [--busy]
+  --busy: another process spins on one core throughout (a Pi doing other work);
+  prefix `taskset -c 0` to hold everything to one core.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -29,12 +32,22 @@ TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
 
 
-def main(runs: int) -> int:
+def main(runs: int, detector: str, busy: bool) -> int:
     fake = FakeTwilio().start()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        return measure(fake, runs, detector)
+    finally:
+        if spinner is not None:
+            spinner.kill()
+        fake.stop()
+
+
+def measure(fake: FakeTwilio, runs: int, detector: str) -> int:
     latencies = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        config = make_site(base, fake.url)
+        config = make_site(base, fake.url, detector)
         cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
         subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)  # warm the cache
         env = dict(os.environ, TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="benchmark")
@@ -58,16 +71,15 @@ def main(runs: int) -> int:
             latencies.append(latency)
             print(f"run {run + 1}: decided at frame {event['frame']}, request at Twilio {latency:.3f} s "
                   f"after his first visible frame")
-    fake.stop()
     if latencies:
         ordered = sorted(latencies)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         print(f"latency over {len(latencies)} runs: p50 {statistics.median(latencies):.3f} s, "
-              f"p95 {p95:.3f} s, max {max(latencies):.3f} s  (target p95 < 1.0 s)")
+              f"p95 {p95:.3f} s, max {max(latencies):.3f} s  (target p95 <= 0.5 s)")
     return 0 if len(latencies) == runs else 1
 
 
-def make_site(base: Path, api_url: str) -> Path:
+def make_site(base: Path, api_url: str, detector: str) -> Path:
     folder = base / "TrainingImage" / "1"
     folder.mkdir(parents=True)
     (folder / "lin-manuel-miranda.png").write_bytes((TESTDATA / "people" / "lin-manuel-miranda.png").read_bytes())
@@ -80,6 +92,8 @@ def make_site(base: Path, api_url: str) -> Path:
 base_dir = "{base}"
 [watchlist]
 watch = false
+[recognition]
+detector = "{detector}"
 [location]
 name = "Front Gate"
 [[alerts.route]]
@@ -100,4 +114,9 @@ def first_known(cmd: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="?", type=int, default=10)
+    parser.add_argument("--detector", choices=("yunet", "hog"), default="yunet")
+    parser.add_argument("--busy", action="store_true", help="another process spins on one core meanwhile")
+    args = parser.parse_args()
+    raise SystemExit(main(args.runs, args.detector, args.busy))
