@@ -23,17 +23,21 @@ log = logging.getLogger(__name__)
 
 # YuNet runs permissively (edgeguard.detect.yunet), so its less sure boxes get a
 # second opinion: one scoring below SURE_SCORE (OpenCV's own default threshold
-# for YuNet) is doubted when the mask model is sure (3:1 odds, as for a mask
-# vote) that it is not a face (a patch of dark background, pattern or clothing),
-# and a doubted box is dropped unless dlib's HOG detector, run on the region
-# around it, finds a face there too.  The mask model is not trusted further: it
-# was trained on HOG's false candidates, and calls some real faces, most often
-# dim and dark-skinned ones in video, more likely not a face than a face; it
-# finds a dog's face 50:50, so an animal can get through.  HOG's own boxes are
-# not checked: its weak spot is misses, not false faces.
+# for YuNet) is doubted when the mask model finds it not a face, and a doubted
+# box is dropped unless dlib's HOG detector, run on the region around it, finds
+# a face there too.  How sure the mask model must be differs: in a still photo
+# (analyze, enrolment), whose faces go straight to a person, "more likely not a
+# face than a face" (a dog's face, a poster); on live frames, where a dropped
+# face is lost to tracking and counting while a false one still has to pass the
+# size, sharpness and pose gates and a vote, 3:1 odds (as for a mask vote).  The
+# mask model is not trusted further: it was trained on HOG's false candidates,
+# and calls some real faces, most often dim and dark-skinned ones in video,
+# more likely not a face than a face.  HOG's own boxes are not checked: its weak
+# spot is misses, not false faces.
 SURE_SCORE = 0.9
 TURNED_AWAY = "the face is turned away from the camera; a photo facing it, both eyes visible, is needed"
-MAX_NOT_FACE = 0.75
+NOT_FACE_STILL = 0.5
+NOT_FACE_LIVE = 0.75
 # A face box at least this much inside the photo shows a whole face (YuNet also
 # finds the halves of faces at a photo's edge, which HOG does not).
 WHOLE_FACE = 0.9
@@ -78,14 +82,16 @@ class FaceEngine:
         for classifier in {id(c): c for c in (self.masks, self._face_check) if c is not None}.values():
             classifier.probabilities(blank, [Box(40, 120, 120, 40)])
 
-    def checked(self, image: np.ndarray, found: list[Detection], rgb: bool) -> list[Detection]:
-        """The detections that are faces: YuNet's unsure boxes the mask model calls "not a face" are
-        dropped (without a mask model, all are kept); `image` is the one the boxes are in, RGB or BGR."""
+    def checked(self, image: np.ndarray, found: list[Detection], rgb: bool,
+                not_face: float = NOT_FACE_LIVE) -> list[Detection]:
+        """The detections that are faces: YuNet's unsure boxes the mask model finds not a face (with
+        probability `not_face` or more) and HOG does not confirm are dropped (without a mask model, all
+        are kept); `image` is the one the boxes are in, RGB or BGR."""
         unsure = [d for d in found if d.score < SURE_SCORE]
         if self._face_check is None or not unsure:
             return found
         probs = self._face_check.probabilities(image, [d.box for d in unsure], rgb)
-        doubted = [d for d, p in zip(unsure, probs) if p[NOT_FACE] >= MAX_NOT_FACE]
+        doubted = [d for d, p in zip(unsure, probs) if p[NOT_FACE] >= not_face]
         rejected = {id(d) for d in doubted if not self._hog_confirms(image, d.box)}
         return [d for d in found if id(d) not in rejected]
 
@@ -113,7 +119,7 @@ class FaceEngine:
         found = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side,
                                 CANDIDATE_FLOOR if search else 0.0)
         if search is None:
-            return self.checked(rgb, found, rgb=True)
+            return self.checked(rgb, found, rgb=True, not_face=NOT_FACE_STILL)
         faces, masked_faces = split_faces(rgb, [(d.box, d.score) for d in found], search)
         return [Detection(box, 0.0) for box in faces] + [Detection(box, score) for box, score in masked_faces]
 
