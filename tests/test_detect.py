@@ -4,6 +4,7 @@ the box fit to dlib's shape, the pose gate, and the check of its unsure boxes.""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -193,3 +194,23 @@ def test_bystanders_behind_the_subject_do_not_stop_enrolment(yunet, photo):
 def test_two_people_of_the_same_size_are_still_refused(yunet):
     with pytest.raises(PhotoError, match="2 faces found"):
         yunet.enrolment_encoding(load_photo(PEOPLE / "two_people.jpg", MAX_PIXELS))
+
+
+def test_the_daemon_refuses_to_start_with_a_damaged_detector_model_and_says_why(tmp_path):
+    """The installed package's model file is replaced by a damaged copy for one daemon run (a copy of the
+    package is run, so the real one is untouched)."""
+    import subprocess
+    import sys
+
+    import edgeguard
+
+    package = tmp_path / "pkg" / "edgeguard"
+    shutil.copytree(Path(edgeguard.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    model = package / "models" / MODEL_PATH.name
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    result = subprocess.run([sys.executable, "-m", "edgeguard", "run", "--source", str(CLIP)], cwd=tmp_path,
+                            env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "checksum" in result.stderr and str(model) in result.stderr
+    assert "Traceback" not in result.stderr

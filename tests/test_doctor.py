@@ -45,7 +45,8 @@ def test_a_working_site_passes_with_warnings_for_what_is_not_set_up(site):
     assert found["camera camera"].startswith("ok:") and "640x360 frame" in found["camera camera"]
     assert found["watchlist"].startswith("ok:") and "1 people" in found["watchlist"]
     assert "dogs.jpg" in result.stdout  # the unusable photo is named
-    assert found["masks"].startswith("ok:") and "ms per face" in found["masks"] and "always" in found["masks"]
+    assert found["masks"].startswith("ok:") and "ms per face" in found["masks"] and "yunet finds masked faces" in found["masks"]
+    assert found["face detector"].startswith("ok: yunet,") and "ms per 640x480 frame" in found["face detector"]
     assert found["dlib"].startswith(f"ok: {dlib.__version__} from dlib")  # dlib-bin or dlib, whichever is installed
     assert f"BLAS {'yes' if dlib.DLIB_USE_BLAS else 'no'}, LAPACK" in found["dlib"]
     assert found["twilio"].startswith("WARN:") and "dry run" in found["twilio"]
@@ -58,6 +59,27 @@ def test_a_camera_that_cannot_open_fails_the_check(site, tmp_path):
     assert result.returncode == 1
     assert lines(result)["camera camera"].startswith("FAIL:")
     assert "1 failed" in result.stdout.splitlines()[-1]
+
+
+def test_a_damaged_detector_model_fails_the_check_and_the_watchlist_says_why(site, tmp_path, monkeypatch):
+    from edgeguard.detect import yunet
+    from edgeguard.service.doctor import check_detector, check_watchlist
+
+    damaged = tmp_path / "yunet.onnx"
+    damaged.write_bytes(yunet.MODEL_PATH.read_bytes()[:-10])
+    monkeypatch.setattr(yunet.YuNetDetector.__init__, "__defaults__", (yunet.DEFAULT_SCORE, damaged))
+    [finding] = check_detector(site.config())
+    assert finding.level == "FAIL" and str(damaged) in finding.detail and "checksum" in finding.detail
+    [finding] = check_watchlist(site.config())
+    assert finding.level == "FAIL" and "reinstall" in finding.detail
+
+
+def test_the_cnn_detector_without_cuda_is_a_warning(site):
+    from edgeguard.service.doctor import check_detector
+
+    site.write_config('[recognition]\ndetector = "cnn"\n')
+    [finding] = check_detector(site.config())
+    assert (finding.level == "WARN" and "without CUDA" in finding.detail) or dlib.DLIB_USE_CUDA
 
 
 def test_mask_checks_switched_off(site):

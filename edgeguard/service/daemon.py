@@ -27,6 +27,7 @@ from ..capture import FrameSource, SourceError
 from ..config import Config, ConfigError, load_config
 from ..events.event import Event
 from ..events.recorder import EventRecorder
+from ..detect.detection import DetectorError
 from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..store.capture_store import CaptureStore
@@ -101,7 +102,7 @@ class Daemon:
     def _run_config(self, cfg: Config) -> int:
         try:
             parts = self._build(cfg)
-        except OSError as exc:
+        except (OSError, DetectorError) as exc:
             log.error("cannot start: %s", exc)
             return 1
         for note in cfg.notes:

@@ -25,6 +25,7 @@ import numpy as np
 from ..capture import SourceError, open_source
 from ..config import Config
 from ..faces.box import Box
+from ..detect.detection import DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
 from ..store.space import DiskSpace
@@ -46,7 +47,7 @@ def run_checks(config: Config, source: str | None, live: bool, out: Callable[[st
     """Run every check, print the checklist, return the exit code."""
     findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
     for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_dlib,
-                  check_watchlist, check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
+                  check_detector, check_watchlist, check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
         for finding in check(config):
             findings.append(finding)
     findings += [Finding("WARN", "configuration", note) for note in config.notes]
@@ -190,8 +191,32 @@ def check_dlib(config: Config) -> list[Finding]:
     return [Finding("ok", "dlib", detail)]
 
 
+def check_detector(config: Config) -> list[Finding]:
+    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame here."""
+    cfg = config.recognition
+    if cfg.detector == "cnn" and not dlib_build().cuda:
+        return [Finding("WARN", "face detector", "cnn, but dlib was built without CUDA, so it runs on the CPU "
+                        "(seconds per frame); use detector = \"yunet\" or build dlib with CUDA (README, Jetson)")]
+    detector = FaceEngine(cfg).detector
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    image = frame if detector.colour else frame[:, :, 0]
+    try:
+        detector.load()
+        detector.find(image)
+        started = time.perf_counter()
+        for _ in range(3):
+            detector.find(image)
+    except (DetectorError, RuntimeError) as exc:
+        return [Finding("FAIL", "face detector", f"{cfg.detector}: {exc}")]
+    ms = (time.perf_counter() - started) * 1000 / 3
+    return [Finding("ok", "face detector", f"{cfg.detector}, {ms:.0f} ms per 640x480 frame")]
+
+
 def check_watchlist(config: Config) -> list[Finding]:
-    watchlist = build_watchlist(config, FaceEngine(config.recognition), open_cache(config))
+    try:
+        watchlist = build_watchlist(config, FaceEngine(config.recognition), open_cache(config))
+    except DetectorError as exc:
+        return [Finding("FAIL", "watchlist", f"cannot be built: {exc}")]
     summary = f"{watchlist.enrolled} people from {len(watchlist.gallery)} photos"
     out = [Finding("ok" if watchlist.enrolled else "WARN", "watchlist",
                    summary if watchlist.enrolled else f"{summary}: nobody can be recognised yet")]
@@ -216,8 +241,9 @@ def check_masks(config: Config) -> list[Finding]:
         classifier.classify(face, [Box(20, 140, 140, 20)])
     ms = (time.perf_counter() - started) * 100
     events = f"no_mask events {'on' if cfg.events else 'off'}{' ' + cfg.hours if cfg.events and cfg.hours else ''}"
+    search = cfg.find_masked if config.recognition.detector == "hog" else f"{config.recognition.detector} finds masked faces itself"
     return [Finding("ok", "masks", f"model {classifier.model_path.name} loaded, {ms:.1f} ms per face; "
-                    f"masked-face search: {cfg.find_masked}; {events}")]
+                    f"masked-face search: {search}; {events}")]
 
 
 def check_twilio(config: Config, live: bool) -> list[Finding]:
