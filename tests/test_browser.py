@@ -104,7 +104,8 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     assert "Lin-Manuel Miranda (Id 1, wanted)" in row.text
     shots.take("overview")
     browser.set_window_size(390, 844)  # a phone: nothing wider than the screen
-    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth"), \
+        browser.execute_script(WIDER_THAN_THE_SCREEN)
     shots.take("overview-phone")
     browser.set_window_size(1280, 1000)
 
@@ -154,6 +155,15 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     browser.get(f"{url}/detection_logs")
     assert "/login" in browser.current_url
     assert "Traceback" not in daemon.stderr
+
+
+# The elements reaching past the right edge of the screen, for the failure message.
+WIDER_THAN_THE_SCREEN = """
+return [...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+  .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)
+                        + ': ' + (e.textContent || '').trim().slice(0, 60));
+"""
 
 
 def _seqs(driver, kind: str = "") -> list[str]:
