@@ -81,6 +81,8 @@ class FaceEngine:
         self.encoder.encode(blank, [Box(40, 120, 120, 40)])
         for classifier in {id(c): c for c in (self.masks, self._face_check) if c is not None}.values():
             classifier.probabilities(blank, [Box(40, 120, 120, 40)])
+        if self._face_check is not None:  # HOG has the last word on doubted boxes
+            self._hog.find(blank[:, :, 0])
 
     def checked(self, image: np.ndarray, found: list[Detection], rgb: bool,
                 not_face: float = NOT_FACE_LIVE) -> list[Detection]:
