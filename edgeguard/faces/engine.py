@@ -99,8 +99,13 @@ class FaceEngine:
 
     def _beyond_doubt(self, rgb: np.ndarray, found: Detection) -> bool:
         """Whether a face is sure enough for the watchlist, whose photos set the reference for every match:
-        YuNet sure of it (SURE_SCORE), or HOG finding it too; an animal's face the checks let through is not."""
-        return self.detector.name != "yunet" or found.score >= SURE_SCORE or self._hog_confirms(rgb, found.box)
+        YuNet sure of it (SURE_SCORE), the mask model sure (3:1) that it is a face, or HOG finding it too.
+        An animal's face the ordinary check lets through (the mask model finds a dog's 50:50) is not."""
+        if self.detector.name != "yunet" or found.score >= SURE_SCORE:
+            return True
+        sure_face = self._face_check is not None and \
+            self._face_check.probabilities(rgb, [found.box])[0][NOT_FACE] <= 1 - NOT_FACE_LIVE
+        return sure_face or self._hog_confirms(rgb, found.box)
 
     def _hog_confirms(self, image: np.ndarray, box: Box) -> bool:
         """Whether HOG finds the face `box` frames, in the region around it scaled to CONFIRM_FACE px."""
