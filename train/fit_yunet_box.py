@@ -61,7 +61,8 @@ def pairs() -> list[tuple[np.ndarray, Box, np.ndarray]]:
 
 def main() -> int:
     found = pairs()
-    hog = np.array([(*b.center, b.width) for _, b, _ in found], dtype=float)
+    # dlib's own width of a rectangle counts both edges: right - left + 1
+    hog = np.array([(*b.center, b.width + 1) for _, b, _ in found], dtype=float)
     yunet = np.array([(r[0] + r[2] / 2, r[1] + r[3] / 2, np.sqrt(r[2] * r[3])) for _, _, r in found], dtype=float)
     side = np.median(hog[:, 2] / yunet[:, 2])
     drop = np.median((hog[:, 1] - yunet[:, 1]) / yunet[:, 2])
