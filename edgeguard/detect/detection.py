@@ -24,7 +24,9 @@ class Detection:
 
     box: Box  # in the shape dlib's landmark model expects (HOG's box), whichever detector found it
     score: float
-    frontal: bool = True  # False: turned too far for an identity sample (edgeguard.detect.yunet)
+    # False: turned too far (edgeguard.detect.yunet), or on live frames cut off by the frame's edge
+    # (edgeguard.live.pipeline), for an identity sample
+    frontal: bool = True
 
 
 class FaceDetector(Protocol):

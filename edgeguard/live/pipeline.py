@@ -18,10 +18,11 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
   open, and once every `recheck_seconds` after that to confirm it.  While the
   vote is open, its samples are also pooled (pooled_identity): their mean
   encoding can name a person the single samples only came close to.  Faces
-  below `min_face_size`, blurrier than `min_sharpness`, or turned too far from
-  the camera when last seen (YuNet's pose gate, edgeguard.detect.yunet) are
-  never encoded: dlib's encoder cannot judge a profile, and a sample it gets
-  wrong could name the wrong person.
+  below `min_face_size`, blurrier than `min_sharpness`, turned too far from
+  the camera when last seen (YuNet's pose gate, edgeguard.detect.yunet) or cut
+  off by the frame's edge (less than WHOLE_IN_VIEW of the box inside) are never
+  encoded: dlib's encoder cannot judge a profile or half a face, and a sample it
+  gets wrong could name the wrong person or call an enrolled one unknown.
 - The mask model classifies each tracked face at every sighting while its
   mask vote (edgeguard.live.track) is open and every MASK_RECHECK_SECONDS after
   (turned faces too: a mask shows from the side).  With `detector = "hog"` and
@@ -76,6 +77,8 @@ REGION_FACE = 90
 REGION_FACE_YUNET = 64
 REGION_CONTEXT = 0.5
 EAGER_TRIES = 2
+# A face with less than this share of its box inside the frame gives no identity sample.
+WHOLE_IN_VIEW = 0.9
 # A decided mask vote is re-checked this often: a mask sample costs under a
 # millisecond (no encoding), so a mask coming off is noticed within seconds.
 MASK_RECHECK_SECONDS = 1.0
@@ -179,7 +182,7 @@ class FrameProcessor:
         height, width = image.shape[:2]
         scale = min(1.0, self.cfg.detect_width / width) * (2 ** self._upsample)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        return self._faces(small, bgr, lambda b: b.scaled(1 / scale).clipped(height, width))
+        return self._faces(small, bgr, lambda b: b.scaled(1 / scale))
 
     def _detect_around(self, image: np.ndarray, bgr: np.ndarray, box: Box) -> list[Detection]:
         height, width = image.shape[:2]
@@ -189,14 +192,19 @@ class FrameProcessor:
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         if self.engine.detector.name == "yunet":
             patch = _padded(patch, int(self._region_face * (1 + 2 * REGION_CONTEXT)))
-        return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left).clipped(height, width))
+        return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left))
 
     def _faces(self, image: np.ndarray, bgr: np.ndarray, to_frame: Callable[[Box], Box]) -> list[Detection]:
         """The detector's faces in `image` (a scaled part of the frame), in frame coordinates; with HOG's
         live masked-face search, also the sub-threshold candidates the mask model verifies as masked faces."""
         search = self.engine.masks if self.engine.find_masked_live else None
-        found = [Detection(to_frame(d.box), d.score, d.frontal)
-                 for d in self.engine.detector.find(image, 0, CANDIDATE_FLOOR if search else 0.0)]
+        height, width = bgr.shape[:2]
+        found = []
+        for d in self.engine.detector.find(image, 0, CANDIDATE_FLOOR if search else 0.0):
+            box = to_frame(d.box)
+            seen = box.clipped(height, width)
+            # a face cut off by the frame's edge cannot be judged either (YuNet boxes half faces; HOG does not)
+            found.append(Detection(seen, d.score, d.frontal and seen.area >= WHOLE_IN_VIEW * box.area))
         if search is None:
             return found
         faces, masked = split_faces(bgr, [(d.box, d.score) for d in found], search, rgb=False)
