@@ -14,8 +14,9 @@ usually a false one or a face boxed twice), for
   most 640 px and given a black margin of 25% of its longer side on each side
   (cv2.BORDER_CONSTANT), then the detector alone (HOG at upsample 1); for
   YuNet also after the engine's check as for still photos, on the padded image.
-Then, for YuNet, the photos where the check removed every box (on these
-one-person photos: a real face lost) and the spread of the best score per photo.
+Then, for YuNet, the boxes the check removed and the photos it left without a
+box (on these one-person photos mostly a real face lost), raw and 640+25%, and
+the spread of the best raw score per photo.
 
 Crowds (crowd/training.xml, dlib imglab boxes): a label is found when a
 detection's box overlaps it with IoU >= 0.3 or has its centre inside it; a
@@ -35,14 +36,15 @@ YuNet on the BGR frame at 640x480.  One thread, and two: YuNet with
 cv2.setNumThreads(1) and (2), one caller; HOG (single-threaded in dlib) from
 two Python threads at once, each with its own detector (dlib releases the
 GIL).  Per-frame figures are the median of RUNS calls after WARMUP; frames/s is
-the total over both threads (wall clock); CPU use is the process's CPU seconds
+1000 / ms for one caller, the total over both threads (wall clock) for HOG's
+two; CPU use is the process's CPU seconds
 per wall second meanwhile (about 2 when two threads really ran in parallel,
 less when other work holds the cores).  Done in ROUNDS rounds, each printed,
 since other work on the machine makes single timings noisy.
 
 No targets: it prints figures only.
 
-Run: python bench/detector_accuracy.py            (everything; about 20 minutes on 2 busy cores)
+Run: python bench/detector_accuracy.py            (everything; 12-20 minutes on 2 cores shared with other work)
      python bench/detector_accuracy.py --speed    (the speed table only)
 """
 
