@@ -10,7 +10,7 @@ class, "not a face", trained on exactly those false candidates.  A candidate is
 kept when the classifier says it is a face and that the face wears a mask: the
 bare faces HOG missed are left missed, since a weak HOG score without the mask
 to explain it is more often a false face than a true one.  The candidates come
-from the same HOG pass that finds the ordinary faces (FaceDetector.scored with
+from the same HOG pass that finds the ordinary faces (DlibDetector.find with
 floor CANDIDATE_FLOOR), so the search costs one forward pass of a small network
 for all the candidates of a frame, not a second detector.
 
@@ -174,7 +174,7 @@ def find_masked_faces(
 
     `candidates` are (box, score) pairs in `image`'s coordinates (an RGB image,
     or BGR with `rgb` false), as
-    FaceDetector.scored or detect_in_photo return them with floor
+    DlibDetector.find or detect_in_photo return them (as (box, score) pairs) with floor
     CANDIDATE_FLOOR (those scoring 0 or more are ignored here: they are the
     detector's faces, `hog_boxes`).  A candidate is kept if the network calls
     it a face (P(not a face) < FACE_THRESHOLD) with a mask (mask score at or
