@@ -45,23 +45,48 @@ class PathsConfig:
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
 
 
+# A camera's name is in URLs (/video_feed/<name>, /upload_frame/<name>) and file names (its push token).
+CAMERA_NAME = r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}"
+CAMERA_NAME_HELP = "must be 1-64 letters, digits, spaces, '_', '.' or '-', starting with a letter or digit"
+
+
 @dataclass(frozen=True)
 class CameraConfig:
-    name: str = option("camera", "camera name, used in events and alerts")
-    source: str = option("0", "USB index or /dev/videoN, rtsp:// or http(s):// URL, a video file, picamera2, or jetson-csi")
+    name: str = option("camera", "camera name, unique: used in events, alerts and the dashboard's addresses",
+                       pattern=CAMERA_NAME, pattern_help=CAMERA_NAME_HELP)
+    source: str = option("0", "USB index or /dev/videoN, rtsp:// or http(s):// URL, a video file, picamera2, jetson-csi, "
+                         "or push (JPEG frames POSTed to /upload_frame/<name>, see edgeguard push)")
     width: int = option(1280, "requested frame width (the driver may choose another; the log says which)", min=160, max=7680)
     height: int = option(720, "requested frame height", min=120, max=4320)
-    fps: int = option(15, "requested frames per second", min=1, max=120)
+    fps: int = option(15, "requested frames per second; push cameras: the most frames taken per second (more get 429)", min=1, max=120)
     fourcc: str = option("MJPG", "pixel format asked of USB cameras; empty for the driver's default")
     open_timeout: float = option(10.0, "seconds to wait for a stream to open", min=1.0, max=300.0)
-    read_timeout: float = option(5.0, "seconds without a frame before a stream counts as stalled and is reopened", min=0.5, max=300.0)
+    read_timeout: float = option(5.0, "seconds without a frame before a stream (or push camera) counts as stalled and is reopened", min=0.5, max=300.0)
     loop: bool = option(False, "start a video file again at its end instead of ending the run")
     realtime: bool = option(False, "play video files at their own fps instead of as fast as possible")
+    # Where the camera is, and the settings that depend on its view: when not given, they are [location]'s,
+    # [pipeline]'s, [recognition]'s, [events]'s and [mask]'s (CAMERA_OVERRIDES).
+    location: str = option("Site", "where the camera is, as guards know it (e.g. Front Gate); default: [location] name")
+    latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given; default: [location] latitude", min=-90.0, max=90.0)
+    longitude: float = option(0.0, "default: [location] longitude", min=-180.0, max=180.0)
+    detect_width: int = option(640, "default: [pipeline] detect_width", min=160, max=3840)
+    min_face_size: int = option(32, "default: [recognition] min_face_size", min=20, max=1000)
+    max_people: int = option(2, "default: [events] max_people", min=0, max=1000)
+    mask_events: bool = option(True, "no_mask events from this camera; default: [mask] events")
+
+    @property
+    def has_position(self) -> bool:
+        return (self.latitude, self.longitude) != (0.0, 0.0)
+
+    @property
+    def pushed(self) -> bool:
+        """Whether its frames are pushed over HTTP (`source = "push"`, any case) rather than read."""
+        return self.source.strip().lower() == "push"
 
 
 @dataclass(frozen=True)
 class LocationConfig:
-    name: str = option("Site", "where the camera is, as guards know it (e.g. Front Gate)")
+    name: str = option("Site", "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of their location")
     latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given", min=-90.0, max=90.0)
     longitude: float = option(0.0, "for a maps link in alerts", min=-180.0, max=180.0)
 
@@ -110,7 +135,8 @@ class PipelineConfig:
 class EventsConfig:
     max_people: int = option(2, "a crowd event fires when more people than this are in view", min=0, max=1000)
     crowd_min_seconds: float = option(3.0, "for at least this many seconds", min=0.0, max=3600.0)
-    revisit_minutes: float = option(30.0, "an unknown visitor seen again within this time is the same visitor (no new capture)", min=0.0, max=10080.0)
+    revisit_minutes: float = option(30.0, "an unknown visitor seen again within this time is the same visitor (no new capture at the same location)", min=0.0, max=10080.0)
+    camera_down_seconds: float = option(120.0, "a camera without frames for this long is a camera_down event (camera_up when frames return)", min=5.0, max=86400.0)
 
 
 @dataclass(frozen=True)
@@ -137,8 +163,10 @@ DEFAULT_ROUTE_EVENTS = ("unknown_face", "known_face", "crowd")
 class RouteConfig:
     to: tuple[str, ...] = option((), "phone numbers in international form, e.g. [\"+15551230000\"]",
                                pattern=E164, pattern_help=E164_HELP)
-    events: tuple[str, ...] = option(DEFAULT_ROUTE_EVENTS, "event types sent on this route; add \"no_mask\" to text about bare faces", choices=EVENT_TYPES)
+    events: tuple[str, ...] = option(DEFAULT_ROUTE_EVENTS, "event types sent on this route; add \"no_mask\" to text about bare faces, \"camera_down\" and \"camera_up\" about cameras without frames", choices=EVENT_TYPES)
     categories: tuple[str, ...] = option((), "known faces only of these Details.csv categories, e.g. [\"wanted\"] (empty: any)")
+    locations: tuple[str, ...] = option((), "only events at these locations (camera location names), e.g. [\"Front Gate\"] (empty: all)")
+    cameras: tuple[str, ...] = option((), "only events from these cameras (names) (empty: all)")
     hours: str = option("", "only between these local times, e.g. \"08:00-18:00\" (empty: always)",
                       pattern=HOURS, pattern_help=HOURS_HELP)
 
@@ -185,6 +213,13 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    max_frame_kb: int = option(1024, "push cameras: a pushed JPEG larger than this is refused (413)", min=16, max=65536)
+    max_frame_pixels: int = option(8_294_400, "push cameras: a pushed frame with more pixels than this is refused (413; 3840x2160 by default)",
+                                   min=19_200, max=50_000_000)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = option("INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -192,7 +227,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
-    camera: CameraConfig = field(default_factory=CameraConfig)
+    cameras: tuple[CameraConfig, ...] = (CameraConfig(),)  # [[camera]] tables, or the one [camera] table
     location: LocationConfig = field(default_factory=LocationConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
@@ -203,6 +238,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
@@ -215,7 +251,19 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    name: kind for name, kind in get_type_hints(Config).items() if name not in ("source", "notes")
+    name: kind for name, kind in get_type_hints(Config).items() if name not in ("source", "notes", "cameras")
+}
+SECTIONS = {"camera": CameraConfig, **SECTIONS}  # [camera] or [[camera]]: _cameras
+
+# CameraConfig key -> (section, key) whose value it takes when a camera does not set it.
+CAMERA_OVERRIDES = {
+    "location": ("location", "name"),
+    "latitude": ("location", "latitude"),
+    "longitude": ("location", "longitude"),
+    "detect_width": ("pipeline", "detect_width"),
+    "min_face_size": ("recognition", "min_face_size"),
+    "max_people": ("events", "max_people"),
+    "mask_events": ("mask", "events"),
 }
 
 # secret key -> (environment variable, credential file name)
@@ -235,6 +283,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(SECTIONS)})")
     sections = {}
     for name, cls in SECTIONS.items():
+        if name == "camera":
+            continue
         table = raw.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: '{name}' must be a [{name}] table")
@@ -243,7 +293,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     sections["twilio"] = _resolve_secrets(sections["twilio"], source)
     sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
     sections["recognition"], moved = _recognition(sections["recognition"], raw, where)
-    config = Config(**sections, source=source, notes=notes + moved)
+    cameras = _cameras(raw.get("camera", {}), sections, where)
+    config = Config(**sections, cameras=cameras, source=source, notes=notes + moved)
     _check_together(config, where)
     return config
 
@@ -269,9 +320,35 @@ def _recognition(recognition: RecognitionConfig, raw: dict, where: str) -> tuple
     return dataclasses.replace(recognition, detector=old), (note,)
 
 
+def _cameras(value: object, sections: dict[str, object], where: str) -> tuple[CameraConfig, ...]:
+    """The cameras: [[camera]] tables, or today's one [camera] table (or none: the defaults); each with the
+    settings it does not set itself taken from their sections (CAMERA_OVERRIDES)."""
+    if isinstance(value, dict):
+        tables, labels = [value], ["camera"]
+    elif isinstance(value, list) and value and all(isinstance(t, dict) for t in value):
+        tables = value
+        labels = [f"camera {t['name']!r}" if isinstance(t.get("name"), str) else f"camera #{n}"
+                  for n, t in enumerate(value, start=1)]
+    else:
+        raise ConfigError(f"{where}: 'camera' must be one [camera] table or one or more [[camera]] tables")
+    cameras = []
+    for table, label in zip(tables, labels):
+        camera = build_section(CameraConfig, table, where, label)
+        inherited = {key: getattr(sections[section], name) for key, (section, name) in CAMERA_OVERRIDES.items()
+                     if key not in table}
+        cameras.append(dataclasses.replace(camera, **inherited))
+    names = [c.name for c in cameras]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{where}: [[camera]] name {twice[0]!r} is used by {names.count(twice[0])} cameras: "
+                          "each camera needs its own name")
+    return tuple(cameras)
+
+
 def example_config() -> str:
-    """The example config file: every key with its default and a one-line comment."""
-    return example_text(SECTIONS)
+    """The example config file: every key with its default and a one-line comment; one [[camera]] table
+    (add one per camera)."""
+    return example_text(SECTIONS, {"camera": tuple(CAMERA_OVERRIDES)})
 
 
 def _check_together(config: Config, where: str) -> None:
@@ -280,6 +357,17 @@ def _check_together(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links")
     if bool(config.web.tls_cert) != bool(config.web.tls_key):
         raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
+    pushed = [c.name for c in config.cameras if c.pushed]
+    if pushed and not config.web.enabled:
+        raise ConfigError(f"{where}: camera {pushed[0]!r} has source = \"push\" but [web] enabled is false: "
+                          "nothing would take its frames")
+    names, locations = {c.name for c in config.cameras}, {c.location for c in config.cameras}
+    for n, route in enumerate(config.alerts.route, start=1):
+        for key, given, known in (("cameras", route.cameras, names), ("locations", route.locations, locations)):
+            wrong = [v for v in given if v not in known]
+            if wrong:  # a typo here would silently send nothing
+                raise ConfigError(f"{where}: [[alerts.route]] #{n} {key}: no camera has {wrong[0]!r} "
+                                  f"(known: {', '.join(sorted(known))})")
 
 
 def _resolve_paths(paths: PathsConfig) -> PathsConfig:

@@ -111,16 +111,19 @@ def test_example_config_lists_every_key_of_every_section_with_a_comment():
     assert set(parsed) == set(cfgmod.SECTIONS)
     lines = text.splitlines()
     for section, cls in cfgmod.SECTIONS.items():
-        assert f"[{section}]" in lines
-        start = lines.index(f"[{section}]")
+        header = "[[camera]]" if section == "camera" else f"[{section}]"
+        assert header in lines
+        start = lines.index(header)
         tables = {f.name for f in dataclasses.fields(cls) if table_item(get_type_hints(cls)[f.name])}
-        assert set(parsed[section]) == {f.name for f in dataclasses.fields(cls)} - tables, section
+        inherited = set(cfgmod.CAMERA_OVERRIDES) if section == "camera" else set()  # shown commented out
+        keys = parsed[section][0] if section == "camera" else parsed[section]
+        assert set(keys) == {f.name for f in dataclasses.fields(cls)} - tables - inherited, section
         for name in tables:  # arrays of tables are shown as a commented example
             assert f"# [[{section}.{name}]]" in lines
         for f in (f for f in dataclasses.fields(cls) if f.name not in tables):
             matching = [
                 i for i, line in enumerate(lines[start + 1:], start=start + 1)
-                if re.match(rf"{re.escape(f.name)}\s*=", line)
+                if re.match(rf"(# )?{re.escape(f.name)}\s*=", line)
             ]
             assert matching, f"[{section}] {f.name} missing"
             comment = lines[matching[0] - 1]
@@ -231,15 +234,15 @@ def test_boundary_values_are_accepted(tmp_path):
     cfg = load_config(path)
     assert cfg.recognition.tolerance == 0.2
     assert cfg.recognition.upsample == 3
-    assert cfg.camera.fps == 120
-    assert cfg.camera.width == 160
+    assert cfg.cameras[0].fps == 120
+    assert cfg.cameras[0].width == 160
 
 
 def test_int_is_accepted_for_float_and_stored_as_float(tmp_path):
     path = write_config(tmp_path / "c.toml", "[camera]\nopen_timeout = 20\n")
     cfg = load_config(path)
-    assert cfg.camera.open_timeout == 20.0
-    assert isinstance(cfg.camera.open_timeout, float)
+    assert cfg.cameras[0].open_timeout == 20.0
+    assert isinstance(cfg.cameras[0].open_timeout, float)
 
 
 @pytest.mark.parametrize(
@@ -520,3 +523,41 @@ def test_twilio_is_ready_only_with_a_sender_number(tmp_path, monkeypatch):
     assert not load_config(path).twilio_ready
     write_config(path, '[twilio]\nfrom_number = "+15550009999"\n')
     assert load_config(path).twilio_ready
+
+
+# --- cameras ---------------------------------------------------------------------
+
+def test_single_camera_table_with_location_keeps_working(tmp_path):
+    path = write_config(tmp_path / "c.toml", '[camera]\nname = "gate"\nsource = "1"\n'
+                        '[location]\nname = "Front Gate"\nlatitude = 1.5\nlongitude = 2.5\n'
+                        '[pipeline]\ndetect_width = 800\n[events]\nmax_people = 4\n')
+    [camera] = load_config(path).cameras
+    assert (camera.name, camera.source, camera.location, camera.latitude, camera.longitude) == ("gate", "1", "Front Gate", 1.5, 2.5)
+    assert (camera.detect_width, camera.max_people, camera.min_face_size, camera.mask_events) == (800, 4, 32, True)
+
+
+def test_camera_tables_each_with_location_and_overrides(tmp_path):
+    path = write_config(tmp_path / "c.toml", '[location]\nname = "Site"\n[mask]\nevents = false\n'
+                        '[[camera]]\nname = "gate"\nsource = "0"\nlocation = "Front Gate"\n'
+                        '[[camera]]\nname = "door"\nsource = "push"\nmin_face_size = 60\nmask_events = true\n')
+    gate, door = load_config(path).cameras
+    assert (gate.name, gate.location, gate.mask_events, gate.min_face_size) == ("gate", "Front Gate", False, 32)
+    assert (door.name, door.location, door.mask_events, door.min_face_size) == ("door", "Site", True, 60)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[[camera]]\nname = "a"\n[[camera]]\nname = "a"\n', "'a' is used by 2 cameras"),
+    ('[[camera]]\nname = "a"\ncolour = 1\n', "[camera 'a'] colour: unknown key"),
+    ('[[camera]]\nname = "a"\n[[camera]]\nmax_people = -1\n', "[camera #2] max_people: must be at least 0"),
+    ('[[camera]]\nname = "a/b"\n', "[camera 'a/b'] name: must be 1-64 letters"),
+    ("camera = 5\n", "'camera' must be one [camera] table"),
+    ('[[camera]]\nname = "a"\nsource = "push"\n[web]\nenabled = false\n', "nothing would take its frames"),
+    ('[[camera]]\nname = "a"\n[[alerts.route]]\nto = ["+15551230000"]\ncameras = ["b"]\n', "cameras: no camera has 'b'"),
+    ('[[camera]]\nname = "a"\nlocation = "Gate"\n[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
+     "locations: no camera has 'gate'"),
+])
+def test_bad_cameras_stop_with_file_and_key(tmp_path, text, expected):
+    path = write_config(tmp_path / "c.toml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and expected in str(info.value)

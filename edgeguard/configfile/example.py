@@ -16,16 +16,22 @@ HEADER = [
 ]
 
 
-def example_text(sections: dict[str, type]) -> str:
-    """Every key of every section with its default and a one-line comment."""
+def example_text(sections: dict[str, type], arrays: dict[str, tuple[str, ...]] | None = None) -> str:
+    """Every key of every section with its default and a one-line comment.
+
+    `arrays` names the sections written as an array of tables (`[[camera]]`), each with the keys shown
+    commented out because their default comes from another section.
+    """
+    arrays = arrays or {}
     lines = list(HEADER)
     for name, cls in sections.items():
-        lines += ["", f"[{name}]"]
+        lines += ["", f"[[{name}]]" if name in arrays else f"[{name}]"]
         tables = []
         for f in dataclasses.fields(cls):
             item = table_item(get_type_hints(cls)[f.name])
             if item is None:
-                lines += [f"# {f.metadata['help']}", f"{f.name} = {_toml_value(f.default)}"]
+                key = "# " if f.name in arrays.get(name, ()) else ""
+                lines += [f"# {f.metadata['help']}", f"{key}{f.name} = {_toml_value(f.default)}"]
             else:
                 tables.append((f, item))
         for f, item in tables:
