@@ -14,7 +14,7 @@ from conftest import Site
 from edgeguard.capture import Frame
 from edgeguard.config import Config
 from edgeguard.events.event import Event
-from edgeguard.events.recorder import EventRecorder
+from edgeguard.events.recorder import SiteEvents
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import Observation
 from edgeguard.live.track import Sample, Track
@@ -53,7 +53,8 @@ class Recorded:
             track.add_sample(Sample(label, distance, encoding + n * 1e-3), now)
         log = EventLog(self.config.paths.events_db)
         try:
-            recorder = EventRecorder(self.config, log, CaptureStore(self.config.paths.captures, 30, 1024))
+            site = SiteEvents(self.config, log, CaptureStore(self.config.paths.captures, 30, 1024))
+            recorder = site.recorder(self.config.cameras[0])
             return recorder.handle(Observation(kind, frame, track, person, distance))
         finally:
             log.close()

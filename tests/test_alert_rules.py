@@ -85,7 +85,7 @@ def unknown(t: float, visitor: int = 1, capture: str | None = "/captures/x-face.
 
 
 def known(t: float, pid: str = "7", name: str = "Ana Lima", category: str | None = "wanted", **kw) -> Event:
-    return Event(type="known_face", time=t, camera="gate", location=kw.pop("location", "Front Gate"),
+    return Event(type="known_face", time=t, camera=kw.pop("camera", "gate"), location=kw.pop("location", "Front Gate"),
                  person_id=pid, name=name, category=category, **kw)
 
 
@@ -390,3 +390,55 @@ def test_one_message_per_recipient_with_the_same_body(make):
     assert [m.to_number for m in messages] == [GUARD, POLICE, LIAISON]
     assert len({m.body for m in messages}) == 1 and all(m.media_url == LINK for m in messages)
     assert re.fullmatch(r"EdgeGuard ALERT Front Gate: unknown person 09:00:00 \S+", messages[0].body)
+
+
+# ---------------------------------------------------------------- locations and cameras
+
+CAMERAS = ('[[camera]]\nname = "gate"\nlocation = "Front Gate"\n'
+           '[[camera]]\nname = "door"\nlocation = "Back Door"\n'
+           '[[camera]]\nname = "till"\nlocation = "Back Door"\n')
+
+
+def test_each_location_texts_its_own_contact(make):
+    alerter, outbox, _, _ = make(
+        "", f'[[alerts.route]]\nto = ["{GUARD}"]\nlocations = ["Front Gate"]\n',
+        f'[[alerts.route]]\nto = ["{LIAISON}"]\nlocations = ["Back Door"]\n',
+        f'[[alerts.route]]\nto = ["{POLICE}"]\ncameras = ["till"]\nevents = ["known_face"]\n', location=CAMERAS)
+    alerter(unknown(at(9, 0), visitor=1))
+    alerter(unknown(at(9, 1), visitor=2, location="Back Door"))
+    alerter(known(at(9, 2), location="Back Door", camera="till"))
+    assert recipients_of(outbox) == [GUARD, LIAISON, LIAISON, POLICE]
+    assert bodies(outbox, GUARD) == [f"EdgeGuard ALERT Front Gate: unknown person 09:00:00 {LINK}"]
+
+
+def test_the_same_visitor_alerts_once_per_location(make):
+    alerter, outbox, _, _ = make("cooldown_minutes = 10", route([GUARD]), location=CAMERAS)
+    alerter(unknown(at(9, 0), visitor=3))
+    alerter(Event(type="unknown_face", time=at(9, 1), camera="door", location="Back Door", capture="/c/y.jpg",
+                  extra={"visitor": 3}))
+    alerter(Event(type="unknown_face", time=at(9, 2), camera="till", location="Back Door", capture="/c/y.jpg",
+                  extra={"visitor": 3, "revisit": True}))  # walked on to the next camera at the same place
+    assert [b.split(":")[0] for b in bodies(outbox)] == ["EdgeGuard ALERT Front Gate", "EdgeGuard ALERT Back Door"]
+
+
+def camera_event(kind: str, t: float, seconds: float, camera: str = "door") -> Event:
+    return Event(type=kind, time=t, camera=camera, location="Back Door", extra={"seconds": seconds, "state": "stalled"})
+
+
+def test_camera_down_and_up_are_texted_only_when_a_route_asks(make):
+    alerter, outbox, _, _ = make("", route([GUARD]), route([POLICE], events=["camera_down", "camera_up"]),
+                                 location=CAMERAS)
+    alerter(camera_event("camera_down", at(3, 10), 125.0))
+    alerter(camera_event("camera_up", at(3, 40), 1925.0))
+    assert bodies(outbox) == ["EdgeGuard ALERT Back Door: camera door DOWN (stalled), no frames for 2 min 03:10:00",
+                              "EdgeGuard ALERT Back Door: camera door back up after 32 min 03:40:00"]
+    assert recipients_of(outbox) == [POLICE, POLICE]
+
+
+def test_camera_events_cool_down_per_camera(make):
+    alerter, outbox, _, _ = make("cooldown_minutes = 30", route([GUARD], events=["camera_down"]), location=CAMERAS)
+    alerter(camera_event("camera_down", at(3, 10), 130.0))
+    alerter(camera_event("camera_down", at(3, 11), 130.0, camera="till"))
+    alerter(camera_event("camera_down", at(3, 20), 130.0))  # flapping: within the cooldown
+    assert [b.split(":")[1] for b in bodies(outbox)] == [" camera door DOWN (stalled), no frames for 2 min 03",
+                                                         " camera till DOWN (stalled), no frames for 2 min 03"]

@@ -262,19 +262,20 @@ def encodings() -> dict[str, np.ndarray]:
 def test_visitor_is_recalled_within_the_window(encodings):
     blair, powell = encodings["Tony_Blair"], encodings["Colin_Powell"]
     visitors = UnknownVisitors(window=1800, tolerance=0.56)
-    first = visitors.remember(blair[:1], "/caps/blair-face.jpg", now=1000.0)
+    first = visitors.remember(blair[:1], now=1000.0)
+    first.captures["Front Gate"] = "/caps/blair-face.jpg"
     recalled = visitors.recall(blair[1:], now=1000.0 + 1700)  # another photo of the same man
     assert recalled is first
-    assert recalled.capture == "/caps/blair-face.jpg"
+    assert recalled.captures == {"Front Gate": "/caps/blair-face.jpg"}
     assert recalled.last_seen == 2700.0 and len(recalled.encodings) == 2
     assert visitors.recall(powell, now=2700.0) is None  # someone else
 
 
 def test_a_different_person_is_not_recalled(encodings):
     visitors = UnknownVisitors(window=1800, tolerance=0.56)
-    visitors.remember(encodings["Colin_Powell"], "/caps/powell-face.jpg", now=0.0)
+    visitors.remember(encodings["Colin_Powell"], now=0.0)
     assert visitors.recall(encodings["Tony_Blair"][:1], now=10.0) is None
-    second = visitors.remember(encodings["Tony_Blair"][:1], None, now=10.0)
+    second = visitors.remember(encodings["Tony_Blair"][:1], now=10.0)
     assert second.id == 2
     assert visitors.recall(encodings["Tony_Blair"][1:], now=20.0) is second
 
@@ -282,7 +283,7 @@ def test_a_different_person_is_not_recalled(encodings):
 def test_visitor_is_forgotten_after_the_window(encodings):
     blair = encodings["Tony_Blair"]
     visitors = UnknownVisitors(window=600, tolerance=0.56)
-    visitors.remember(blair[:1], "/caps/x-face.jpg", now=1000.0)
+    visitors.remember(blair[:1], now=1000.0)
     assert visitors.recall(blair[1:], now=1500.0) is not None  # seen again: the window starts again
     assert visitors.recall(blair[1:], now=2050.0) is not None  # 1050 s after the first, 550 after the last
     assert visitors.recall(blair[1:], now=2050.0 + 601) is None
@@ -291,7 +292,7 @@ def test_visitor_is_forgotten_after_the_window(encodings):
 def test_visitor_keeps_at_most_a_few_encodings(encodings):
     blair = encodings["Tony_Blair"]
     visitors = UnknownVisitors(window=600, tolerance=0.56)
-    visitor = visitors.remember(np.repeat(blair[:1], 8, axis=0), None, now=0.0)
+    visitor = visitors.remember(np.repeat(blair[:1], 8, axis=0), now=0.0)
     assert len(visitor.encodings) == MAX_ENCODINGS
     for i in range(4):
         visitors.recall(blair, now=float(i))

@@ -22,7 +22,7 @@ from edgeguard.store.event_log import EventLog
 from edgeguard.mask import vote_label
 from edgeguard.live.pipeline import FrameProcessor, Observation, add_identity_sample, pooled_identity, sample_label
 from edgeguard.faces.engine import FaceEngine
-from edgeguard.events.recorder import EventRecorder
+from edgeguard.events.recorder import SiteEvents
 from edgeguard.events.rules import EventRules
 from edgeguard.live.track import Sample, Track, Tracker
 from edgeguard.live.vote import MajorityVote, Verdict
@@ -220,7 +220,7 @@ def test_known_face_replaced_by_a_stranger_becomes_an_unknown_capture_of_the_str
     watchlist = build_watchlist(config, engine, open_cache(config))
     processor = FrameProcessor(config, engine, lambda: watchlist)
     event_log = EventLog(tmp_path / "events.db")
-    recorder = EventRecorder(config, event_log, CaptureStore(tmp_path / "caps", 30, 100))
+    recorder = SiteEvents(config, event_log, CaptureStore(tmp_path / "caps", 30, 100)).recorder(config.cameras[0])
     background = empty_stage()
     known_face = cv2.imread(str(bush[1]))
     stranger = cv2.imread(str(sorted((LFW / "Tony_Blair").glob("*.jpg"))[0]))

@@ -2,8 +2,9 @@
 
 For each event: categories in `quiet_categories` never alert; a cooldown
 allows one alert per (person or unknown visitor, location, event type) per
-`cooldown_minutes`; the routes whose event types, categories and hours match
-name the recipients; each recipient gets at most `max_per_hour` messages an
+`cooldown_minutes` (a camera's own events: per camera); the routes whose event
+types, categories, locations, cameras and hours match name the recipients, so
+each location's contact gets that location's alerts; each recipient gets at most `max_per_hour` messages an
 hour, and what the cap held back is counted and mentioned in the next message
 that does go out ("+3 more since 14:02").  Messages go into the outbox; the
 sender delivers them on its own thread, so none of this waits on the network.
@@ -14,6 +15,7 @@ The wording is edgeguard.alerts.wording's.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Callable
 
 from ..common.timeofday import in_hours
 from ..config import Config, RouteConfig
-from ..events.event import Event
+from ..events.event import CAMERA_EVENTS, Event
 from .links import ImageLinks
 from .outbox import Outbox
 from .wording import alert_body
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Alerter:
-    """An event listener that queues alert messages in the outbox."""
+    """An event listener that queues alert messages in the outbox (called from every camera's thread)."""
 
     def __init__(self, config: Config, outbox: Outbox, links: ImageLinks | None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -39,9 +41,14 @@ class Alerter:
         self.links = links
         self.clock = clock
         self._last_alert: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> list[int]:
         """Queue the messages this event calls for; returns their outbox ids."""
+        with self._lock:
+            return self._alert(event)
+
+    def _alert(self, event: Event) -> list[int]:
         if event.category and event.category in self.cfg.quiet_categories:
             return []
         recipients = self.recipients(event)
@@ -64,12 +71,16 @@ class Alerter:
     def _matches(route: RouteConfig, event: Event, moment: datetime) -> bool:
         if event.type not in route.events or not in_hours(route.hours, moment):
             return False
+        if (route.locations and event.location not in route.locations) or (route.cameras and event.camera not in route.cameras):
+            return False
         if route.categories:
             return event.type != "crowd" and event.category in route.categories
         return True
 
     def _cooled_down(self, event: Event) -> bool:
         who = event.person_id or (f"visitor {event.extra['visitor']}" if "visitor" in event.extra else "")
+        if event.type in CAMERA_EVENTS:
+            who = f"camera {event.camera}"
         key = (who, event.location, event.type)
         last = self._last_alert.get(key)
         if last is not None and event.time - last < self.cfg.cooldown_minutes * 60:

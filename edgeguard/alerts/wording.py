@@ -48,6 +48,10 @@ def trial_body(location: str, when: str) -> str:
 
 
 def _what(event: Event) -> str:
+    if event.type == "camera_down":
+        return f"{event.subject()} DOWN ({event.extra.get('state', 'no frames')}), no frames for {_minutes(event)}"
+    if event.type == "camera_up":
+        return f"{event.subject()} back up after {_minutes(event)}"
     if event.type == "crowd":
         return f"crowd of {event.subject()}"
     if event.type == "no_mask":
@@ -55,3 +59,9 @@ def _what(event: Event) -> str:
     if event.type == "known_face" and "match" in event.extra:
         return f"{event.subject()}, {event.extra['match']} match"
     return event.subject()
+
+
+def _minutes(event: Event) -> str:
+    """How long a camera had no frames, as "3 min" (or seconds below a minute)."""
+    seconds = float(event.extra.get("seconds", 0))
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask")
+EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask", "camera_down", "camera_up")
+CAMERA_EVENTS = ("camera_down", "camera_up")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Event:
         """
         if self.type == "crowd":
             return f"{self.extra.get('count', '?')} people"
+        if self.type in CAMERA_EVENTS:
+            return f"camera {self.camera}"
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"

@@ -1,9 +1,19 @@
 """The events stage: each frame's report becomes events (edgeguard.events.rules says which),
 with captures of the faces.
 
+One `SiteEvents` serves every camera of the device: the event log, the
+captures, the listeners and the memory of visitors and sightings are shared,
+so an unknown visitor who walks from one camera to the next is the same
+visitor.  Each camera has its own `EventRecorder` (`SiteEvents.recorder`) with
+its own rules (crowd timing, bare faces reported) and tracks; recorders run on
+their cameras' threads and take the site's lock only while they record an
+event (rare), never while the pipeline works.
+
 For an unknown face it first asks whether this is a visitor seen within the
-revisit window (then the earlier capture is referenced and nothing new is
-saved), otherwise it saves a capture.  A watchlist person of a captured
+revisit window: one capture per visit and location, so at a location where
+the visitor was already captured the earlier capture is referenced and
+nothing new is saved, and elsewhere a new capture shows that location's
+contact the face.  A watchlist person of a captured
 category (`[captures] known_categories`) is captured the same way, once per
 sighting: seen again within `[alerts] cooldown_minutes` at the same location,
 the earlier capture is referenced.  The face crop of such a capture is
@@ -25,12 +35,13 @@ of the vote named anyone else; "possible" otherwise.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime
 from typing import Any, Callable
 
 import numpy as np
 
-from ..config import Config
+from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
@@ -46,26 +57,63 @@ log = logging.getLogger(__name__)
 RECENT_TRACKS = 64
 
 
-class EventRecorder:
+class SiteEvents:
+    """What every camera's events share: the event log, captures, listeners, visitors and sightings."""
+
     def __init__(self, config: Config, event_log: EventLog, captures: CaptureStore,
                  listeners: list[Callable[[Event], None]] | None = None) -> None:
-        self.camera = config.camera.name
-        self.location = config.location
+        self.config = config
         self.event_log = event_log
         self.captures = captures
-        self.rules = EventRules(config.events, config.mask)
+        self.listeners = listeners if listeners is not None else []
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
-        self.listeners = listeners or []
+        self.sightings: dict[tuple[str, str], tuple[float, str | None]] = {}  # (person Id, location) -> last capture
+        self.lock = threading.Lock()
+
+    def recorder(self, camera: CameraConfig) -> EventRecorder:
+        """The events stage of one camera."""
+        return EventRecorder(self, camera)
+
+    def append(self, event: Event) -> Event:
+        """Write an event to the log, log it in one line and hand it to the listeners (with the lock held)."""
+        event = self.event_log.append(event)
+        log.info("event %s", event.summary())
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a bug in one listener must not stop the camera
+                log.exception("event %s (%s) is in the event log, but handling it failed", event.seq, event.type)
+        return event
+
+    def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
+        """A camera_down or camera_up event (edgeguard.events.cameras)."""
+        event = Event(type=kind, time=when, camera=camera.name, location=camera.location,
+                      latitude=_position(camera, 0), longitude=_position(camera, 1), extra=extra)
+        with self.lock:
+            return self.append(event)
+
+
+class EventRecorder:
+    def __init__(self, site: SiteEvents, camera: CameraConfig) -> None:
+        config = site.config
+        self.site = site
+        self.camera = camera
+        self.captures = site.captures
+        self.rules = EventRules(config.events, config.mask, camera)
+        self.visitors = site.visitors
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
         self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
-        self._sightings: dict[str, tuple[float, str | None]] = {}  # person Id -> (time, capture) of the last capture
 
     def record(self, report: FrameReport) -> list[Event]:
         """The events of one frame, recorded and handed to the listeners."""
-        return [self.handle(obs) for obs in self.rules.due(report)]
+        due = self.rules.due(report)
+        if not due:
+            return []
+        with self.site.lock:
+            return [self.handle(obs) for obs in due]
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
@@ -77,15 +125,9 @@ class EventRecorder:
             fields = self._no_mask(obs)
         elif obs.kind == "crowd":
             fields = {"extra": {"count": obs.count}}
-        event = self.event_log.append(self._event(obs, **fields))
+        event = self.site.append(self._event(obs, **fields))
         if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
             self._remember_capture(obs.track.id, event)
-        log.info("event %s", event.summary())
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:  # a bug in one listener must not stop the camera
-                log.exception("event %s (%s) is in the event log, but handling it failed", event.seq, event.type)
         return event
 
     def _no_mask(self, obs: Observation) -> dict[str, Any]:
@@ -118,15 +160,15 @@ class EventRecorder:
                                   "extra": extra}
         if not self._captured(person.category) or best is None:
             return fields
-        last = self._sightings.get(person.id)
+        last = self.site.sightings.get((person.id, self.camera.location))
         if last is not None and obs.frame.time - last[0] < self.sighting_seconds:
             fields["capture"] = last[1]  # the same sighting: its capture
             return fields
-        crop = captioned(best.crop, f"{self.location.name} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}")
+        crop = captioned(best.crop, f"{self.camera.location} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}")
         sidecar = {**self._sidecar(obs, best, track.encodings_for(person.id)),
                    "person": {"id": person.id, "name": person.name, "category": person.category or None}}
         fields["capture"] = self._save(best, crop, sidecar, extra)
-        self._sightings[person.id] = (obs.frame.time, fields["capture"])
+        self.site.sightings[(person.id, self.camera.location)] = (obs.frame.time, fields["capture"])
         return fields
 
     def _captured(self, category: str) -> bool:
@@ -136,7 +178,7 @@ class EventRecorder:
 
     def _save(self, best: BestView, crop: np.ndarray, sidecar: dict[str, Any], extra: dict[str, Any]) -> str | None:
         """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
-        saved = self.captures.save(best.frame.time, self.camera, crop, best.frame.image, sidecar)
+        saved = self.captures.save(best.frame.time, self.camera.name, crop, best.frame.image, sidecar)
         if not isinstance(saved, SavedCapture):
             extra["capture_error"] = saved
             return None
@@ -149,15 +191,19 @@ class EventRecorder:
         encodings = track.encodings_for(Verdict.UNKNOWN)
         if len(encodings) == 0:  # decided unknown for want of a majority: use every sample
             encodings = track.all_encodings()
+        where = self.camera.location
         visitor = self.visitors.recall(encodings, obs.frame.time)
-        if visitor is not None:
-            return {"capture": visitor.capture,
+        if visitor is not None and where in visitor.captures:
+            return {"capture": visitor.captures[where],
                     "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
         best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
         extra: dict[str, Any] = {"box": track.box.as_list()}
         capture = self._save(best, best.crop, self._sidecar(obs, best, encodings), extra)
-        extra["visitor"] = self.visitors.remember(encodings, capture, obs.frame.time).id
+        if visitor is None:
+            visitor = self.visitors.remember(encodings, obs.frame.time)
+        visitor.captures[where] = capture
+        extra["visitor"] = visitor.id
         return {"capture": capture, "extra": extra}
 
     def _sidecar(self, obs: Observation, best: BestView, encodings: np.ndarray) -> dict[str, Any]:
@@ -166,8 +212,9 @@ class EventRecorder:
         assert obs.track is not None
         return {
             "time": best.frame.time,
-            "camera": self.camera,
-            "location": {"name": self.location.name, "latitude": self._lat(), "longitude": self._lon()},
+            "camera": self.camera.name,
+            "location": {"name": self.camera.location, "latitude": _position(self.camera, 0),
+                         "longitude": _position(self.camera, 1)},
             "box": best.box.as_list(),
             "distance": obs.distance,
             "frame": best.frame.number,
@@ -179,17 +226,17 @@ class EventRecorder:
 
     def _event(self, obs: Observation, **fields: Any) -> Event:
         return Event(
-            type=obs.kind, time=obs.frame.time, camera=self.camera, location=self.location.name,
-            latitude=self._lat(), longitude=self._lon(), distance=obs.distance,
+            type=obs.kind, time=obs.frame.time, camera=self.camera.name, location=self.camera.location,
+            latitude=_position(self.camera, 0), longitude=_position(self.camera, 1), distance=obs.distance,
             frame=obs.frame.number, pos_ms=obs.frame.pos_ms, track=obs.track.id if obs.track else None,
             **fields,
         )
 
-    def _lat(self) -> float | None:
-        return self.location.latitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
 
-    def _lon(self) -> float | None:
-        return self.location.longitude if (self.location.latitude, self.location.longitude) != (0.0, 0.0) else None
+
+def _position(camera: CameraConfig, axis: int) -> float | None:
+    """The camera's latitude (axis 0) or longitude (1), None when its position is not given."""
+    return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
 def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from datetime import datetime
 
 from ..common.timeofday import in_hours
-from ..config import EventsConfig, MaskConfig
+from ..config import CameraConfig, EventsConfig, MaskConfig
 from ..live.pipeline import FrameReport, Observation
 
 # Bare-face episodes remembered as reported; tracks are short-lived, so the latest few suffice.
@@ -23,9 +23,13 @@ REMEMBERED_EPISODES = 256
 
 
 class EventRules:
-    def __init__(self, events: EventsConfig, mask: MaskConfig) -> None:
+    """One camera's rules; with `camera`, its own crowd size and mask events (else the sections')."""
+
+    def __init__(self, events: EventsConfig, mask: MaskConfig, camera: CameraConfig | None = None) -> None:
         self.events = events
         self.mask = mask
+        self.max_people = camera.max_people if camera else events.max_people
+        self.mask_events = camera.mask_events if camera else mask.events
         self._bare_reported: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._crowd_since: float | None = None
         self._crowd_reported = False
@@ -36,7 +40,7 @@ class EventRules:
         return report.decisions + self._no_mask(report) + ([crowd] if crowd else [])
 
     def _no_mask(self, report: FrameReport) -> list[Observation]:
-        if not report.bare or not self.mask.events:
+        if not report.bare or not self.mask_events:
             return []
         if not in_hours(self.mask.hours, datetime.fromtimestamp(report.frame.time)):
             return []
@@ -53,7 +57,7 @@ class EventRules:
 
     def _crowd(self, report: FrameReport) -> Observation | None:
         now = report.frame.media_time
-        if report.people <= self.events.max_people:
+        if report.people <= self.max_people:
             self._crowd_since, self._crowd_reported = None, False
             return None
         if self._crowd_since is None:

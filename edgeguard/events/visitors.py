@@ -1,15 +1,17 @@
 """Recognising the same unknown visitor when they come back within a time window.
 
 Unknown faces are remembered (in memory only, as a few encodings each) for
-`window` seconds after they were last seen.  A new unknown track whose
-encodings lie within the watchlist tolerance of a remembered visitor is that
-visitor: no new capture, and the window starts again.
+`window` seconds after they were last seen, by every camera of the device.  A
+new unknown track whose encodings lie within the watchlist tolerance of a
+remembered visitor is that visitor, and the window starts again; the visitor
+keeps one capture per location (edgeguard.events.recorder).  Callers hold the
+site's lock.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,8 +22,8 @@ MAX_ENCODINGS = 5  # per visitor: enough to cover pose changes, little memory
 class Visitor:
     id: int
     encodings: np.ndarray
-    capture: str | None
     last_seen: float
+    captures: dict[str, str | None] = field(default_factory=dict)  # location -> capture of this visit there
 
 
 class UnknownVisitors:
@@ -45,8 +47,8 @@ class UnknownVisitors:
             best.encodings = np.concatenate([best.encodings, encodings])[-MAX_ENCODINGS:]
         return best
 
-    def remember(self, encodings: np.ndarray, capture: str | None, now: float) -> Visitor:
-        visitor = Visitor(next(self._ids), encodings[-MAX_ENCODINGS:], capture, now)
+    def remember(self, encodings: np.ndarray, now: float) -> Visitor:
+        visitor = Visitor(next(self._ids), encodings[-MAX_ENCODINGS:], now)
         self._visitors.append(visitor)
         return visitor
 

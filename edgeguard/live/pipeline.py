@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 
 from ..capture import Frame
-from ..config import Config
+from ..config import CameraConfig, Config
 from ..detect.detection import Detection
 from ..faces.box import Box
 from ..faces.engine import FaceEngine
@@ -116,9 +116,14 @@ class FrameReport:
 
 
 class FrameProcessor:
-    def __init__(self, config: Config, engine: FaceEngine, watchlist: Callable[[], Watchlist]) -> None:
+    """One camera's pipeline (default: the first camera's settings); not shared between threads."""
+
+    def __init__(self, config: Config, engine: FaceEngine, watchlist: Callable[[], Watchlist],
+                 camera: CameraConfig | None = None) -> None:
+        camera = camera or config.cameras[0]
         self.cfg = config.pipeline
-        self.min_face_size = config.recognition.min_face_size
+        self.detect_width = camera.detect_width
+        self.min_face_size = camera.min_face_size
         self.engine = engine
         self.watchlist = watchlist
         self.tracker = Tracker(self.cfg.forget_seconds, self.cfg.vote_frames)
@@ -180,7 +185,7 @@ class FrameProcessor:
 
     def _detect_full(self, image: np.ndarray, bgr: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.cfg.detect_width / width) * (2 ** self._upsample)
+        scale = min(1.0, self.detect_width / width) * (2 ** self._upsample)
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return self._faces(small, bgr, lambda b: b.scaled(1 / scale))
 
