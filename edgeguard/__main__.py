@@ -1,3 +1,6 @@
+"""`python -m edgeguard`: the `edgeguard` command."""
+
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # run, not imported: spawned processes (faces/encoder_pool.py) re-import a main module
+    raise SystemExit(main())

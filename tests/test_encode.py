@@ -1,20 +1,29 @@
 """Tests for edgeguard.faces.encode and edgeguard.detect: we call dlib directly, and claim to follow
-face_recognition's recipe; face_recognition (installed for this) is the reference."""
+face_recognition's recipe; face_recognition (installed for this) is the reference.  And for
+edgeguard.faces.encoder_pool: the same encodings from worker processes, a dead worker survived."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import LFW, PEOPLE
+from conftest import LFW, PEOPLE, TESTDATA
 from edgeguard.config import RecognitionConfig
 from edgeguard.detect.detection import PHOTO_MARGIN, detect_in_photo
 from edgeguard.detect.dlib_detector import DlibDetector
+from edgeguard.faces import encode, encoder_pool
 from edgeguard.faces.box import Box
 from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
+from edgeguard.faces.encoder_pool import EncoderPool, EncoderPoolError
 from edgeguard.faces.photos import load_photo
 from edgeguard.faces.engine import FaceEngine
 
@@ -74,6 +83,160 @@ def test_encode_without_boxes_is_empty():
     out = FaceEncoder().encode(np.zeros((32, 32, 3), dtype=np.uint8), [])
     assert out.shape == (0, ENCODING_SIZE)
     assert out.dtype == np.float32
+
+
+# --- the encoder pool: the same encodings from worker processes ------------------------------
+
+# The JPEGs of people/ (two_people.jpg: two faces in one call), and a collage of 24 faces: more
+# than dlib's batch of 16, and one face whose chip cut alone differs from the one cut beside the others.
+POOL_PHOTOS = sorted(PEOPLE.glob("*.jpg")) + [TESTDATA / "crowd" / "bald_guys.jpg"]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with EncoderPool(2) as shared:
+        yield shared
+
+
+@pytest.fixture
+def own_pool():
+    """A pool for a test that breaks or closes it."""
+    with EncoderPool(2) as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
+def faces(engine) -> dict[str, tuple[np.ndarray, list[Box], np.ndarray]]:
+    """Each photo's image, face boxes and in-process encodings (the reference), by file name."""
+    out = {}
+    for photo in POOL_PHOTOS:
+        rgb = load_photo(photo, MAX_PIXELS)
+        boxes = [d.box for d in engine.find_in_photo(rgb)]
+        assert boxes, f"{photo.name}: no face found"
+        out[photo.name] = rgb, boxes, FaceEncoder().encode(rgb, boxes)
+    assert len(out["bald_guys.jpg"][1]) > 16
+    return out
+
+
+@pytest.mark.parametrize("name", [p.name for p in POOL_PHOTOS])
+def test_pool_encodings_equal_in_process_ones(pool, faces, name):
+    rgb, boxes, expected = faces[name]
+    got = FaceEncoder(pool).encode(rgb, boxes)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got, expected), np.abs(got - expected).max()
+
+
+def test_an_encoder_with_a_pool_never_loads_the_model_in_process(pool, faces, monkeypatch):
+    def refuse():
+        raise AssertionError("the ResNet was loaded in the main process")
+
+    monkeypatch.setattr(encode, "load_resnet", refuse)
+    rgb, boxes, expected = faces["obama.jpg"]
+    assert np.array_equal(FaceEncoder(pool).encode(rgb, boxes), expected)
+    assert FaceEngine(RecognitionConfig(), pool=pool).encoder.encode(rgb, boxes).shape == expected.shape
+
+
+def test_threads_sharing_one_pool_get_their_own_encodings(pool, faces):
+    encoders = [FaceEncoder(pool), FaceEncoder(pool)]  # a camera's own engine, or one shared by threads
+    names = ["obama.jpg", "biden.jpg", "two_people.jpg", "obama_small.jpg"] * 3
+
+    def encode_one(job: tuple[int, str]) -> tuple[str, np.ndarray]:
+        number, name = job
+        rgb, boxes, _ = faces[name]
+        return name, encoders[number % 2].encode(rgb, boxes)
+
+    with ThreadPoolExecutor(4) as threads:
+        results = list(threads.map(encode_one, enumerate(names)))
+    assert [name for name, _ in results] == names
+    for name, got in results:
+        assert np.array_equal(got, faces[name][2]), name
+
+
+def test_pool_refuses_what_is_not_face_chips(pool):
+    with pytest.raises(ValueError, match=r"\(n, 150, 150, 3\) uint8"):
+        pool.descriptors(np.zeros((1, 150, 150, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="150"):
+        pool.descriptors(np.zeros((1, 160, 160, 3), dtype=np.uint8))
+
+
+def test_pool_needs_a_process():
+    with pytest.raises(ValueError, match="at least 1"):
+        EncoderPool(0)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a worker, as the OOM killer does, and wait until it is dead (a zombie or reaped)."""
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(1000):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError):  # reaped already (before or while reading)
+            return
+        if state == "Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} still alive after SIGKILL")
+
+
+def _errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_killed_worker_is_replaced_and_the_encoding_retried(own_pool, faces, caplog):
+    rgb, boxes, expected = faces["obama.jpg"]
+    encoder = FaceEncoder(own_pool)
+    before = own_pool.pids
+    _kill(before[0])
+    assert np.array_equal(encoder.encode(rgb, boxes), expected)
+    assert len(own_pool.pids) == 2 and not set(own_pool.pids) & set(before)  # a new pool, both workers new
+    assert np.array_equal(encoder.encode(rgb, boxes), expected)
+    [error] = _errors(caplog)
+    assert "died" in error and "new pool" in error
+
+
+def test_a_worker_killed_under_several_threads_is_replaced_once(own_pool, faces, caplog):
+    encoder = FaceEncoder(own_pool)
+    names = ["obama.jpg", "biden.jpg", "two_people.jpg"] * 3
+
+    def encode_one(name: str) -> np.ndarray:
+        rgb, boxes, _ = faces[name]
+        return encoder.encode(rgb, boxes)
+
+    with ThreadPoolExecutor(3) as threads:
+        pending = [threads.submit(encode_one, name) for name in names]
+        _kill(own_pool.pids[1])
+        results = [p.result() for p in pending]
+    for name, got in zip(names, results):
+        assert np.array_equal(got, faces[name][2]), name
+    assert len(_errors(caplog)) == 1  # however many threads saw the pool break
+
+
+def test_when_no_new_pool_starts_encodings_are_made_in_process(own_pool, faces, caplog, monkeypatch):
+    def fail(processes: int):
+        raise EncoderPoolError("the encoder worker processes did not start (no memory)")
+
+    monkeypatch.setattr(encoder_pool, "_start", fail)
+    rgb, boxes, expected = faces["two_people.jpg"]
+    encoder = FaceEncoder(own_pool)
+    _kill(own_pool.pids[0])
+    assert np.array_equal(encoder.encode(rgb, boxes), expected)
+    assert own_pool.pids == ()
+    died, given_up = _errors(caplog)
+    assert "died" in died and "in this process from now on" in given_up
+    assert np.array_equal(encoder.encode(rgb, boxes), expected)
+    assert len(_errors(caplog)) == 2  # for good: not tried again, not logged again
+
+
+def test_close_ends_the_workers(own_pool, faces):
+    pids = own_pool.pids
+    assert len(pids) == 2 and all(Path(f"/proc/{pid}").exists() for pid in pids)
+    own_pool.close()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert own_pool.pids == ()
+    rgb, boxes, _ = faces["obama.jpg"]
+    with pytest.raises(RuntimeError, match="closed"):
+        FaceEncoder(own_pool).encode(rgb, boxes)
+    own_pool.close()  # twice is harmless (the fixture closes it again)
 
 
 # --- detection: the same boxes as face_recognition ------------------------------------------

@@ -17,6 +17,7 @@ from ..detect.yunet import YuNetDetector
 from ..mask import CANDIDATE_FLOOR, NOT_FACE, MaskClassifier, MaskModelError, split_faces
 from .box import Box, same_face
 from .encode import FaceEncoder
+from .encoder_pool import EncoderPool
 from .photos import PhotoError
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,11 @@ def make_detector(cfg: RecognitionConfig) -> FaceDetector:
 class FaceEngine:
     """Detector and encoder configured once; models load on first use."""
 
-    def __init__(self, cfg: RecognitionConfig, mask: MaskConfig | None = None) -> None:
+    def __init__(self, cfg: RecognitionConfig, mask: MaskConfig | None = None,
+                 pool: EncoderPool | None = None) -> None:
         self.cfg = cfg
         self.detector = make_detector(cfg)
-        self.encoder = FaceEncoder()
+        self.encoder = FaceEncoder(pool)
         self._hog = DlibDetector("hog")  # the last word on YuNet's doubted boxes (see checked)
         wants_masks = mask is not None and mask.enabled
         # The mask model also checks YuNet's unsure boxes (see checked), masks wanted or not.
