@@ -27,13 +27,21 @@ through a one-frame slot that `read()` takes from.
   call returns; FFmpeg streams get a read timeout a little longer than ours so
   that this happens soon after the stall was noticed.
 
+* Push cameras (edgeguard.sources.push): no reader thread.  `start()`
+  attaches the source to the camera's `PushFeed`, and the web worker that
+  received and decoded a frame puts it into the slot (newest wins).  The state
+  is worked out from the time of the last pushed frame whenever it is asked
+  for (or `read()` finds nothing), so it is right even while the pipeline is
+  busy; a push camera never ends.
+
 Frame numbers: for files, `Frame.number` is the position in the file (0 is
 the first frame) and `pos_ms` its timestamp, so events can be found in the
 footage; with `loop = true` both start again at 0 on each pass.  For live
-sources `number` counts frames delivered since `start()` and `pos_ms` is None.
+and push sources `number` counts frames delivered since `start()` and `pos_ms`
+is None.
 
 Each kind of source has a module in edgeguard.sources that opens it (usb,
-stream, picamera2, jetson, video_file); this module is what the rest of the
+stream, picamera2, jetson, video_file, push); this module is what the rest of the
 program uses: `open_source`, `FrameSource`, `Frame` and `SourceError`.
 """
 
@@ -43,6 +51,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -52,6 +61,7 @@ from .sources.base import BACKEND_TIMEOUT_GRACE, BadFrames, Capture, Frame, Sour
 from .sources.jetson import open_jetson
 from .sources.live import Connection
 from .sources.picamera2 import open_picamera2
+from .sources.push import PushFeed
 from .sources.slot import FrameSlot
 from .sources.spec import check_source, parse_source
 from .sources.stream import open_stream, redact
@@ -89,6 +99,7 @@ class FrameSource:
         realtime: bool | None = None,
         *,
         backoff: tuple[float, float] = DEFAULT_BACKOFF,
+        push: PushFeed | None = None,
     ) -> None:
         self._cfg = cfg
         self._source = cfg.source if source is None else source
@@ -104,16 +115,22 @@ class FrameSource:
         self._logged_description = ""
         self._count = 0  # live frames delivered since start()
         self._thread: threading.Thread | None = None
+        self._started = False
         self._ended_at_stop = False
+        self._feed = push if self._spec.kind == "push" else None  # a feed is ignored when --source overrides push
+        self._push_path = "/upload_frame/" + quote(cfg.name, safe="")
+        self._last_push: float | None = None  # time.monotonic() of the last pushed frame
 
     # -- public
 
     def start(self) -> None:
         """Check the source and start reading; SourceError if it can never work."""
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("FrameSource.start() called twice")
         check_source(self._spec, self._cfg)
-        if self._spec.kind == "file":
+        if self._spec.kind == "push":
+            self._start_push()
+        elif self._spec.kind == "file":
             video = open_video_file(self._spec.target)
             self._opened(video.description)
             self._thread = threading.Thread(
@@ -121,11 +138,15 @@ class FrameSource:
             )
         else:
             self._thread = threading.Thread(target=self._run_live, name=f"capture-{self._cfg.name}", daemon=True)
-        self._thread.start()
+        if self._thread is not None:
+            self._thread.start()
+        self._started = True
 
     def stop(self) -> None:
         """Stop reading and release the capture; returns within about STOP_TIMEOUT seconds."""
         self._stop.set()
+        if self._feed is not None:
+            self._feed.detach(self._deliver_push)
         self._ended_at_stop = self._slot.drained
         self._slot.cancel()
         if self._thread is not None:
@@ -134,7 +155,10 @@ class FrameSource:
 
     def read(self, timeout: float) -> Frame | None:
         """The next frame, waiting up to `timeout` seconds; None if none came, at the end, or stopped."""
-        return self._slot.take(timeout)
+        frame = self._slot.take(timeout)
+        if frame is None and self._feed is not None:
+            self._push_stalled()
+        return frame
 
     @property
     def ended(self) -> bool:
@@ -144,6 +168,8 @@ class FrameSource:
     @property
     def state(self) -> str:
         """One of "opening", "streaming", "stalled", "reconnecting", "ended", "stopped"."""
+        if self._feed is not None:
+            self._push_stalled()
         with self._lock:
             state = self._state
         return "ended" if state != "stopped" and self.ended else state
@@ -180,8 +206,7 @@ class FrameSource:
         try:
             while self._play_file(video) and self._cfg.loop and not self._stop.is_set():
                 log.debug("camera %s: end of file, starting again at frame 0", self._cfg.name)
-                video.cap.release()
-                video = open_video_file(self._spec.target)
+                video = self._rewound(video)
         except SourceError as exc:  # the file vanished or changed between passes
             log.error("camera %s: %s", self._cfg.name, exc)
         finally:
@@ -189,6 +214,15 @@ class FrameSource:
         self._slot.finish()
         if self._slot.wait_drained():
             self._set_state("ended", f"end of video file {self._spec.target}")
+
+    def _rewound(self, video: VideoFile) -> VideoFile:
+        """The file at frame 0 again: by seeking, else opened anew.  Seeking first matters with several
+        cameras: OpenCV opens FFmpeg captures one at a time, so a stream hanging in its open (a camera
+        being reconnected) would hold up the reopening of this file for as long."""
+        if video.cap.set(cv2.CAP_PROP_POS_FRAMES, 0) and video.cap.get(cv2.CAP_PROP_POS_FRAMES) == 0:
+            return video
+        video.cap.release()
+        return open_video_file(self._spec.target)
 
     def _play_file(self, video: VideoFile) -> int:
         """Deliver one pass over the file; how many frames were delivered."""
@@ -291,3 +325,45 @@ class FrameSource:
                 "camera %s: capture still blocked in a read; it is released when the read returns",
                 self._cfg.name,
             )
+
+    # -- push cameras
+
+    def _start_push(self) -> None:
+        if self._feed is None:
+            raise SourceError(f"camera {self._cfg.name}: source push takes frames from the dashboard's server, "
+                              "but no push feed was given")
+        with self._lock:
+            self._description = f"push {self._push_path} (waiting for pushed frames)"
+        log.info("camera %s: waiting for pushed frames at %s", self._cfg.name, self._push_path)
+        self._feed.attach(self._deliver_push)
+
+    def _deliver_push(self, image: np.ndarray, arrived: float) -> int | None:
+        """Called by a web worker for each decoded frame: replace whatever is in the slot; its number."""
+        height, width = image.shape[:2]
+        now = time.monotonic()
+        with self._lock:
+            if self._state == "stopped":
+                return None
+            number, self._count = self._count, self._count + 1
+            gap = None if self._last_push is None else now - self._last_push
+            self._last_push = now
+            self._description = f"push {self._push_path} (last {width}x{height})"
+            was, self._state = self._state, "streaming"
+        if not self._slot.put(Frame(image, number, None, arrived), wait=False):
+            return None
+        if was == "opening":
+            log.info("camera %s: receiving pushed frames (%dx%d)", self._cfg.name, width, height)
+        elif gap is not None and gap > self._cfg.read_timeout:
+            log.info("camera %s: pushed frames again after %.1f s without", self._cfg.name, gap)
+        return number
+
+    def _push_stalled(self) -> None:
+        """Streaming becomes stalled once no frame was pushed for read_timeout; the change is logged once."""
+        with self._lock:
+            stalled = (self._state == "streaming" and self._last_push is not None
+                       and time.monotonic() - self._last_push > self._cfg.read_timeout)
+            if stalled:
+                self._state = "stalled"
+        if stalled:
+            log.warning("camera %s: no pushed frame for %g s at %s", self._cfg.name, self._cfg.read_timeout,
+                        self._push_path)

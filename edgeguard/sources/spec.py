@@ -14,8 +14,8 @@ from .video_file import check_video_file
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # "usb", "stream", "picamera2", "jetson", "file"
-    target: str  # device, URL, path, or camera/sensor number as text
+    kind: str  # "usb", "stream", "picamera2", "jetson", "push", "file"
+    target: str  # device, URL, path, or camera/sensor number as text ("" for push)
 
 
 def parse_source(source: str) -> SourceSpec:
@@ -23,6 +23,8 @@ def parse_source(source: str) -> SourceSpec:
     lower = text.lower()
     if text.isdigit() or text.startswith("/dev/"):
         return SourceSpec("usb", text)
+    if lower == "push":
+        return SourceSpec("push", "")
     scheme, sep, _ = lower.partition("://")
     if sep and scheme in URL_SCHEMES:
         return SourceSpec("stream", text)

@@ -1,8 +1,8 @@
 """The dashboard's Flask app: one factory, a blueprint per part, and the checks every request goes through.
 
-Every page but the login (and the signed image links of alerts, which carry
-their own credential) needs a logged-in session; every change needs an admin
-and the session's CSRF token.  A viewer sees, an admin changes.  Pages are
+Every page but the login (and the signed image links of alerts and the frames
+of push cameras, which carry their own credentials) needs a logged-in session;
+every change needs an admin and the session's CSRF token.  A viewer sees, an admin changes.  Pages are
 Jinja templates (autoescaped), styles and scripts are files of the package
 (no CDN, no inline script: the Content-Security-Policy forbids it).
 """
@@ -15,14 +15,15 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
 
-from . import auth, links, pages, records, streams
+from . import auth, links, pages, records, streams, upload
 from .context import Dashboard
 from .request import SESSION_COOKIE, client_address, dashboard
-from .security import HEADERS, LoginThrottle, same
+from .security import HEADERS, EveryMinute, LoginThrottle, Throttle, same
 
 log = logging.getLogger(__name__)
 
-OPEN_ENDPOINTS = {"auth.login", "auth.login_post", "auth.code", "static", "links.image", "auth.setup"}
+OPEN_ENDPOINTS = {"auth.login", "auth.login_post", "auth.code", "static", "links.image", "auth.setup",
+                  "upload.upload_frame"}
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
@@ -36,8 +37,10 @@ def create_app(dashboard: Dashboard) -> Flask:
     app.url_map.merge_slashes = False  # a link works at exactly /c/<token>, nowhere else
     app.extensions["edgeguard"] = dashboard
     app.extensions["edgeguard.throttle"] = LoginThrottle()
+    app.extensions["edgeguard.push_throttle"] = Throttle()  # wrong push tokens, per client address
+    app.extensions["edgeguard.push_reported"] = EveryMinute()  # addresses whose wrong tokens were just logged
 
-    for blueprint in (auth.bp, links.bp, pages.bp, records.bp, streams.bp):
+    for blueprint in (auth.bp, links.bp, pages.bp, records.bp, streams.bp, upload.bp):
         app.register_blueprint(blueprint)
     app.before_request(_load_session)
     app.after_request(_headers)
@@ -84,7 +87,8 @@ def _headers(response: Response) -> Response:
 def _error(exc):
     code = getattr(exc, "code", 500)
     description = getattr(exc, "description", "") or ""
-    if request.accept_mimetypes.accept_html and not request.path.startswith(("/c/", "/video_feed", "/events")):
+    machine = request.path.startswith(("/c/", "/video_feed", "/events", "/upload_frame/"))
+    if request.accept_mimetypes.accept_html and not machine:
         return render_template("error.html", code=code, message=description), code
     return Response(f"{code} {description}\n", code, mimetype="text/plain")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..alerts.links import LinkSigner
 from ..alerts.outbox import Outbox
 from ..config import Config
 from ..faces.engine import FaceEngine
+from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .events import EventHub
@@ -48,3 +49,4 @@ class Dashboard:
     signer: LinkSigner | None  # the image links of alerts
     tls: bool = False
     reload_watchlist: Callable[[], None] | None = None  # ask the running watchlist to reload now (after feedback)
+    push: Mapping[str, PushFeed] = field(default_factory=dict)  # push cameras' feeds by name (/upload_frame/<name>)

@@ -5,7 +5,9 @@ name.  The first FREE_FAILURES of either cost nothing more; after that each
 further try must wait 2^(n - FREE_FAILURES) seconds (1, 2, 4 ... up to
 MAX_DELAY) since the last failure, and a try that comes earlier is answered
 429 with Retry-After without the password even being checked (so a flood
-costs no hashing).  A successful login clears both counters.
+costs no hashing).  A successful login clears both counters.  Push cameras'
+bearer tokens are throttled the same way, but per client address only, so
+that someone guessing a camera's token cannot lock the camera itself out.
 
 CSRF.  Every session has a random token; every state-changing request (any
 method but GET and HEAD) must carry it in the form field `csrf` or the header
@@ -55,30 +57,32 @@ class _Failures:
     last: float = 0.0
 
 
-class LoginThrottle:
+class Throttle:
+    """Failures counted per key (a client address, an account name); see the module docstring."""
+
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_key: dict[str, _Failures] = {}
 
-    def wait(self, address: str, account: str) -> float:
-        """Seconds the client must still wait before trying again (0: it may try now)."""
+    def wait(self, *keys: str) -> float:
+        """Seconds a client with these keys must still wait before trying again (0: it may try now)."""
         with self._lock:
-            return max(self._wait(f"addr:{address}"), self._wait(f"user:{account.lower()}"))
+            return max(self._wait(key) for key in keys)
 
-    def failed(self, address: str, account: str) -> None:
+    def failed(self, *keys: str) -> None:
         now = self._clock()
         with self._lock:
-            for key in (f"addr:{address}", f"user:{account.lower()}"):
+            for key in keys:
                 entry = self._by_key.setdefault(key, _Failures())
                 entry.count, entry.last = entry.count + 1, now
             if len(self._by_key) > 10_000:  # a scan of names: forget the calm ones
                 self._by_key = {k: v for k, v in self._by_key.items() if now - v.last < MAX_DELAY}
 
-    def succeeded(self, address: str, account: str) -> None:
+    def succeeded(self, *keys: str) -> None:
         with self._lock:
-            self._by_key.pop(f"addr:{address}", None)
-            self._by_key.pop(f"user:{account.lower()}", None)
+            for key in keys:
+                self._by_key.pop(key, None)
 
     def _wait(self, key: str) -> float:
         entry = self._by_key.get(key)
@@ -86,6 +90,43 @@ class LoginThrottle:
             return 0.0
         delay = min(MAX_DELAY, 2.0 ** (entry.count - FREE_FAILURES))
         return max(0.0, entry.last + delay - self._clock())
+
+
+class LoginThrottle:
+    """Failed logins, counted per client address and per account name."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._failures = Throttle(clock)
+
+    def wait(self, address: str, account: str) -> float:
+        """Seconds the client must still wait before trying again (0: it may try now)."""
+        return self._failures.wait(f"addr:{address}", f"user:{account.lower()}")
+
+    def failed(self, address: str, account: str) -> None:
+        self._failures.failed(f"addr:{address}", f"user:{account.lower()}")
+
+    def succeeded(self, address: str, account: str) -> None:
+        self._failures.succeeded(f"addr:{address}", f"user:{account.lower()}")
+
+
+class EveryMinute:
+    """Whether something about a key (a client address) may be logged now: at most once a minute per key,
+    so that a flood of bad requests writes one line a minute, not one per request."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now - self._last.get(key, -60.0) < 60.0:
+                return False
+            if len(self._last) > 10_000:  # many addresses: forget those logged over a minute ago
+                self._last = {k: t for k, t in self._last.items() if now - t < 60.0}
+            self._last[key] = now
+            return True
 
 
 def load_secret(state_folder: Path) -> bytes:
