@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -19,6 +20,7 @@ from ..watchlist.enrol import EnrolError, enrol_from_capture
 from ..watchlist.feedback import FeedbackError, is_person, not_person
 from .request import admin_only, dashboard
 from .events import event_json
+from .streams import by_location
 from .users import ROLES, UserError
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ def overview() -> str:
     pending = board.outbox.count("pending") if board.outbox else 0
     failed = board.outbox.count("failed") if board.outbox else 0
     watchlist = board.watchlist()
-    return render_template("overview.html", status=status, events=[event_json(e) for e in events],
-                           pending=pending, failed=failed, watchlist=watchlist)
+    return render_template("overview.html", status=status, locations=by_location(status.cameras),
+                           events=[event_json(e) for e in events], pending=pending, failed=failed,
+                           watchlist=watchlist, several_cameras=len(board.config.cameras) > 1)
 
 
 # ---------------------------------------------------------------- the detection log
@@ -70,9 +73,20 @@ def detection_logs() -> str:
     reviewed = board.users.reviewed([e.seq for e in events if e.seq is not None])
     query = request.args.to_dict(flat=False)
     query.pop("page", None)
+    cameras = board.config.cameras
     return render_template("logs.html", events=[event_json(e) for e in events], total=total, page=page,
                            pages=max(1, -(-total // PAGE)), reviewed=reviewed, types=EVENT_TYPES,
-                           args=request.args, query=query, people=_people_choices())
+                           args=request.args, query=query, people=_people_choices(),
+                           cameras=_choices((c.name for c in cameras), request.args.get("camera")),
+                           locations=_choices((c.location for c in cameras), request.args.get("location")),
+                           several_cameras=len(cameras) > 1)
+
+
+def _choices(configured: Iterable[str], chosen: str | None) -> list[str]:
+    """A select box's choices: the configured ones in their order, and the one asked for if it is not among them
+    (a camera no longer configured still has its events; a name never used just finds none)."""
+    choices = list(dict.fromkeys(configured))
+    return [*choices, chosen] if chosen and chosen not in choices else choices
 
 
 @bp.get("/detection_logs.csv")

@@ -1,5 +1,6 @@
 """Live pictures and live updates: MJPEG of each camera, a still per camera for the overview, and the
-server-sent event stream of new events."""
+server-sent event stream of new events.  A camera is named in the address (`/video_feed/Gate 2`, quoted by
+url_for); a name that is not one of the cameras is a 404."""
 
 from __future__ import annotations
 
@@ -7,23 +8,38 @@ import threading
 
 from flask import Blueprint, Response, abort, render_template, stream_with_context
 
+from .context import CameraStatus
 from .request import dashboard
 
 bp = Blueprint("streams", __name__)
 BOUNDARY = "edgeguardframe"
 
 
+def by_location(cameras: list[CameraStatus]) -> list[tuple[str, list[CameraStatus]]]:
+    """The cameras under their locations, locations and cameras in the order they come (the configuration's)."""
+    groups: dict[str, list[CameraStatus]] = {}
+    for camera in cameras:
+        groups.setdefault(camera.location, []).append(camera)
+    return list(groups.items())
+
+
+def _known(camera: str) -> None:
+    """404 unless `camera` is one of the cameras."""
+    if camera not in {c.name for c in dashboard().status().cameras}:
+        abort(404, f"no camera {camera}")
+
+
 @bp.get("/live_feed")
 def live_feed() -> str:
     board = dashboard()
-    return render_template("live.html", cameras=board.status().cameras, max_viewers=board.live.max_viewers)
+    return render_template("live.html", locations=by_location(board.status().cameras),
+                           max_viewers=board.live.max_viewers)
 
 
 @bp.get("/video_feed/<camera>")
 def video_feed(camera: str) -> Response:
     board = dashboard()
-    if camera not in {c.name for c in board.status().cameras}:
-        abort(404, f"no camera {camera}")
+    _known(camera)
     if not board.live.join():
         abort(Response(f"503 already {board.live.max_viewers} live viewers: try again later\n", 503,
                        mimetype="text/plain", headers={"Retry-After": "10"}))
@@ -45,6 +61,7 @@ def video_feed(camera: str) -> Response:
 
 @bp.get("/snapshot/<camera>.jpg")
 def snapshot(camera: str) -> Response:
+    _known(camera)
     jpeg = dashboard().live.snapshot(camera)
     if jpeg is None:
         abort(404, "no frame from this camera yet")
