@@ -15,6 +15,7 @@ from . import __version__
 from .alerts.outbox import Message, Outbox, read_messages
 from .alerts.sender import Sender, TwilioTransport
 from .alerts.wording import trial_body
+from .client.push import PushOptions, run_push
 from .common.phone import mask_number
 from .config import Config, ConfigError, example_config, load_config
 from .events.event import EVENT_TYPES
@@ -92,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     feedback.set_defaults(handler=cmd_feedback)
 
     run = sub.add_parser("run", help="run the daemon: camera in, events out")
-    run.add_argument("--source", help="camera override: an index, /dev/videoN, a URL or a video file")
+    run.add_argument("--source", help="run only one camera (--camera, else the first) with this source instead: "
+                     "an index, /dev/videoN, a URL or a video file")
+    run.add_argument("--camera", metavar="NAME", help="run only this configured camera")
     run.add_argument("--realtime", action="store_true", default=None, help="play a video file at its own fps")
     run.set_defaults(handler=cmd_run)
 
@@ -114,9 +117,24 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="one JSON object per message and line")
     alerts.set_defaults(handler=cmd_alerts)
 
+    push = sub.add_parser("push", help="send a local camera's frames to a daemon's push camera (source = \"push\")")
+    push.add_argument("--url", required=True, help="the daemon's dashboard, e.g. http://192.168.1.20:8780")
+    push.add_argument("--camera", required=True, metavar="NAME", help="the push camera's name in the daemon's config")
+    push.add_argument("--token-file", required=True, type=Path, metavar="FILE",
+                      help="the camera's token (the daemon's push_tokens/NAME.token); not readable by others")
+    push.add_argument("--source", default="0", help="what to read, as for run: an index, /dev/videoN, a URL or a "
+                      "video file (played in real time; the end of the file ends the push, unless --loop)")
+    push.add_argument("--loop", action="store_true", help="start a video file again at its end")
+    push.add_argument("--width", type=int, default=640, help="frames wider than this are shrunk to it (default 640)")
+    push.add_argument("--quality", type=int, default=80, help="JPEG quality, 1-100 (default 80)")
+    push.add_argument("--fps", type=float, default=5.0, help="at most this many frames a second (default 5)")
+    push.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                      help="a config for its [logging] level (as edgeguard --config)")
+    push.set_defaults(handler=cmd_push)
+
     check = sub.add_parser("check", help="check configuration, camera, folders, watchlist, Twilio and image links")
     check.add_argument("--live", action="store_true", help="also verify the Twilio credentials against the API")
-    check.add_argument("--source", help="check this camera instead of the configured one")
+    check.add_argument("--source", help="check the first camera with this source instead of the configured cameras")
     check.set_defaults(handler=cmd_check)
 
     user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
@@ -220,7 +238,12 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from .service.daemon import Daemon
 
-    return Daemon(config, args.source, args.realtime).run()
+    return Daemon(config, args.source, args.realtime, args.camera).run()
+
+
+def cmd_push(config: Config, args: argparse.Namespace) -> int:
+    return run_push(PushOptions(args.url, args.camera, args.token_file, args.source, args.width, args.quality,
+                                args.fps, args.loop))
 
 
 def cmd_events(config: Config, args: argparse.Namespace) -> int:

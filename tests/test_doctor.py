@@ -42,7 +42,7 @@ def test_a_working_site_passes_with_warnings_for_what_is_not_set_up(site):
     result = check(site.config_path, "--source", str(CLIP))
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
-    assert found["camera camera"].startswith("ok:") and "640x360 frame" in found["camera camera"]
+    assert found["camera camera at Site"].startswith("ok:") and "640x360 frame" in found["camera camera at Site"]
     assert found["watchlist"].startswith("ok:") and "1 people" in found["watchlist"]
     assert "dogs.jpg" in result.stdout  # the unusable photo is named
     assert found["masks"].startswith("ok:") and "ms per face" in found["masks"] and "yunet finds masked faces" in found["masks"]
@@ -57,8 +57,22 @@ def test_a_working_site_passes_with_warnings_for_what_is_not_set_up(site):
 def test_a_camera_that_cannot_open_fails_the_check(site, tmp_path):
     result = check(site.config_path, "--source", str(tmp_path / "no-such-clip.mp4"))
     assert result.returncode == 1
-    assert lines(result)["camera camera"].startswith("FAIL:")
+    assert lines(result)["camera camera at Site"].startswith("FAIL:")
     assert "1 failed" in result.stdout.splitlines()[-1]
+
+
+def test_every_camera_is_checked_and_a_push_camera_says_where_its_token_is(site, tmp_path):
+    site.write_config(f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\n'
+                      f'[[camera]]\nname = "door"\nsource = "{tmp_path / "gone.mp4"}"\nlocation = "Back Door"\n'
+                      '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\n')
+    result = check(site.config_path)
+    found = lines(result)
+    assert found["camera gate at Front Gate"].startswith("ok:") and "640x360 frame" in found["camera gate at Front Gate"]
+    assert found["camera door at Back Door"].startswith("FAIL:")
+    till = found["camera till at Counter"]
+    assert till.startswith("ok:") and "/upload_frame/till" in till and "till.token" in till
+    assert not (site.base / "push_tokens").exists()  # the check only says where; the daemon makes the token
+    assert result.returncode == 1
 
 
 def test_a_damaged_detector_model_fails_the_check_and_the_watchlist_says_why(site, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ failed, so an install script or a person can tell at a glance.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import ssl
@@ -23,11 +24,12 @@ from typing import Callable
 import numpy as np
 
 from ..capture import SourceError, open_source
-from ..config import Config
+from ..config import CameraConfig, Config
 from ..faces.box import Box
 from ..detect.detection import DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
+from ..sources.push import push_token_location
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache
@@ -123,18 +125,28 @@ def _writable(folder: Path) -> str:
 
 
 def check_camera(config: Config, source: str | None) -> list[Finding]:
-    what = f"camera {config.camera.name}"
+    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera with it."""
+    cameras = config.cameras if source is None else (dataclasses.replace(config.cameras[0], source=source),)
+    return [_check_one_camera(config, camera) for camera in cameras]
+
+
+def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
+    what = f"camera {camera.name} at {camera.location}"
+    if camera.pushed:
+        return Finding("ok", what, f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
+                                   f"token from {push_token_location(camera.name, config.paths.base_dir)} "
+                                   f"(edgeguard push --token-file ...)")
     try:
-        cam = open_source(config.camera, source)
+        cam = open_source(camera)
     except SourceError as exc:
-        return [Finding("FAIL", what, str(exc))]
+        return Finding("FAIL", what, str(exc))
     try:
-        frame = cam.read(config.camera.open_timeout + config.camera.read_timeout)
+        frame = cam.read(camera.open_timeout + camera.read_timeout)
         if frame is None:
-            return [Finding("FAIL", what, f"no frame from {cam.description} ({cam.state}); "
-                             "check the cable or URL, and that no other program holds the camera")]
+            return Finding("FAIL", what, f"no frame from {cam.description} ({cam.state}); "
+                                         "check the cable or URL, and that no other program holds the camera")
         height, width = frame.image.shape[:2]
-        return [Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")]
+        return Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")
     finally:
         cam.stop()
 
