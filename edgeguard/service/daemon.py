@@ -177,9 +177,10 @@ class Daemon:
                 folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:  # the daemon can still recognise and alert; captures report their failure
                 log.warning("cannot create %s: %s", folder, exc)
-        # With several cameras, OpenCV's own worker threads would make the cameras' threads compete for the
-        # cores; for one camera they gain ~3% fps for a third of a core more (measured on the clip).
-        cv2.setNumThreads(1 if len(cfg.cameras) > 1 else -1)
+        # With several cameras OpenCV works on the calling camera thread (0: no worker threads of its own, which
+        # would make the cameras compete for the cores); for one camera its threads gain ~3% fps for a third of
+        # a core more (measured on the clip).
+        cv2.setNumThreads(0 if len(cfg.cameras) > 1 else -1)
         pool = _encoder_pool(len(cfg.cameras))
         try:
             return self._build_with(cfg, pool)
