@@ -31,6 +31,7 @@ from ..live.pipeline import FrameProcessor
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 0.5  # how long one wait for a frame lasts before the loop looks at its stop flag
+RATE_WINDOW = 5.0  # seconds over which the current fps is counted (STATUS=, the dashboard)
 
 
 @dataclass
@@ -48,14 +49,21 @@ class CameraRun:
     error: BaseException | None = None  # what ended the thread, if it failed
     finished: bool = False  # the source ended (a video file) or the thread failed
     _thread: threading.Thread | None = None
+    _window: tuple[float, int] = (0.0, 0)  # start time and frame count of the current rate window
+    _recent: float = 0.0  # fps over the last whole window
 
     def fps(self) -> float:
         """Frames processed per second since the start (until the thread ended)."""
         elapsed = (self.ended or time.monotonic()) - self.started
         return self.frames / elapsed if elapsed > 0 else 0.0
 
+    def current_fps(self) -> float:
+        """Frames processed per second lately: over the last RATE_WINDOW seconds, 0 when frames stopped."""
+        return self._recent if time.monotonic() - self._window[0] < 2 * RATE_WINDOW else 0.0
+
     def start(self, stop: threading.Event) -> None:
         self.started = time.monotonic()
+        self._window = (self.started, 0)
         self._thread = threading.Thread(target=self._run, args=(stop,), name=f"camera-{self.camera.name}", daemon=True)
         self._thread.start()
 
@@ -86,6 +94,14 @@ class CameraRun:
         self.watch.frame()
         self.recorder.record(self.processor.process(frame))
         self.frames += 1
+        self._count_rate()
         if self.publish is not None:
             self.publish(self, frame, time.monotonic())
         self.busy_since = None
+
+    def _count_rate(self) -> None:
+        began, frames = self._window
+        now = time.monotonic()
+        if now - began >= RATE_WINDOW:
+            self._recent = (self.frames - frames) / (now - began)
+            self._window = (now, self.frames)

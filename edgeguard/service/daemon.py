@@ -349,7 +349,7 @@ class Daemon:
 
     def _site_status(self, parts: Parts) -> SiteStatus:
         cameras = [CameraStatus(run.camera.name, run.camera.location, run.source.state, run.source.description,
-                                run.fps(), run.processor.people_in_view) for run in parts.cameras]
+                                run.current_fps(), run.processor.people_in_view) for run in parts.cameras]
         faults = [f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f]
         return SiteStatus(cameras, faults, self.stats.last_event)
 
@@ -364,9 +364,9 @@ class Daemon:
     def _status(self, parts: Parts) -> str:
         faults = "; ".join(f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f)
         storage = f"; STORAGE: {faults} (kept in memory)" if faults else ""
-        cameras = ", ".join(f"{run.camera.name} {run.source.state} {run.fps():.1f} fps" for run in parts.cameras)
+        cameras = ", ".join(f"{run.camera.name} {run.source.state} {run.current_fps():.1f} fps" for run in parts.cameras)
         people = sum(run.processor.people_in_view for run in parts.cameras)
-        return (f"{sum(run.fps() for run in parts.cameras):.1f} fps ({cameras}), {parts.service.current.enrolled} "
+        return (f"{sum(run.current_fps() for run in parts.cameras):.1f} fps ({cameras}), {parts.service.current.enrolled} "
                 f"people enrolled, {people} in view, last event: {self.stats.last_event}{storage}")
 
     def _count_event(self, event: Event) -> None:
