@@ -104,6 +104,8 @@ class RecognitionConfig:
     enrol_min_face_size: int = option(60, "watchlist photos need a face at least this big (they set the reference for every match)", min=20, max=1000)
     max_detect_side: int = option(1024, "still images are shrunk to this longest side for detection (encoding uses full size)", min=320, max=8192)
     max_image_pixels: int = option(40_000_000, "photos with more pixels than this are refused (decompression bombs)", min=1_000_000, max=200_000_000)
+    encoder_processes: int = option(0, "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL while it encodes); "
+                                     "0: one per camera, at most one per core; each costs about 80 MB", min=0, max=64)
     enrol_jitters: int = option(1, "re-samples per watchlist photo when encoding (higher: slightly more robust, slower enrolment)", min=1, max=20)
 
 

@@ -99,6 +99,9 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     marker = browser.execute_script("window.__still_the_same_page = true; return true;")
     assert marker
     wait.until(lambda d: any(s not in first for s in _seqs(d, "known_face")))
+    # the camera's fps follows /cameras.json, also without a reload
+    browser.execute_script("document.querySelector('article.camera .fps').textContent = 'x'")
+    wait.until(lambda d: d.execute_script("return document.querySelector('article.camera .fps').textContent") != "x")
     assert browser.execute_script("return window.__still_the_same_page === true")  # the page was not reloaded
     row = browser.find_element(By.CSS_SELECTOR, "#events tr.fresh.known_face")
     assert "Lin-Manuel Miranda (Id 1, wanted)" in row.text

@@ -75,7 +75,8 @@ def locations(page: str) -> dict[str, list[str]]:
 
 
 def card(page: str, camera: str) -> str:
-    return re.search(rf'<article class="card camera" data-camera="{re.escape(camera)}">.*?</article>', page, re.S).group(0)
+    return re.search(rf'<article class="card camera" data-camera="{re.escape(camera)}" data-state="[a-z]+">.*?</article>',
+                     page, re.S).group(0)
 
 
 def sources(page: str) -> list[str]:
@@ -87,8 +88,18 @@ def test_the_cameras_are_grouped_by_location_with_their_state_fps_and_people(boa
     page = board.page(path)
     assert locations(page) == {"Front Gate": ["gate", "Gate 2.east"], "Lobby": ["lobby"]}
     gate = card(page, "gate")
-    assert '<h3>gate</h3>' in gate and "streaming" in gate and "14.8 fps" in gate
+    assert '<h3>gate</h3>' in gate and 'data-state="streaming"' in gate and '<span class="fps">14.8</span> fps' in gate
     assert '<span class="people">1</span> in view' in gate and "/dev/video0" in gate
+
+
+def test_the_cameras_states_for_the_pages_to_follow(board):
+    answer = board.client.get("/cameras.json")
+    assert answer.status_code == 200
+    states = {c["name"]: (c["location"], c["state"]) for c in answer.get_json()}
+    assert states == {"gate": ("Front Gate", "streaming"), "Gate 2.east": ("Front Gate", "streaming"),
+                      "lobby": ("Lobby", "stalled")}
+    board.client.delete_cookie("edgeguard_session")
+    assert board.client.get("/cameras.json").status_code in (302, 403)  # not without a login
 
 
 @pytest.mark.parametrize("path,kind", [("/", "snapshot"), ("/live_feed", "live")])

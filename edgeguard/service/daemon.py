@@ -181,7 +181,7 @@ class Daemon:
         # would make the cameras compete for the cores); for one camera its threads gain ~3% fps for a third of
         # a core more (measured on the clip).
         cv2.setNumThreads(0 if len(cfg.cameras) > 1 else -1)
-        pool = _encoder_pool(len(cfg.cameras))
+        pool = _encoder_pool(len(cfg.cameras), cfg.recognition.encoder_processes)
         try:
             return self._build_with(cfg, pool)
         except BaseException:
@@ -383,13 +383,16 @@ class Daemon:
 
 
 
-def _encoder_pool(cameras: int) -> EncoderPool | None:
+def _encoder_pool(cameras: int, configured: int) -> EncoderPool | None:
     """Worker processes for dlib's encoder when several cameras would otherwise take turns at it (it holds the
-    GIL while it encodes): one per camera, at most one per core this process may use; none for a single camera.
-    If they cannot start, the cameras share the in-process encoder (slower, never blind)."""
+    GIL while it encodes): `configured` many, or (0) one per camera, at most one per core this process may use;
+    none for a single camera.  If they cannot start, the cameras share the in-process encoder (slower, never
+    blind)."""
+    if cameras < 2:
+        return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    processes = min(cameras, cores)
-    if processes < 2:
+    processes = configured or min(cameras, cores)
+    if processes < 2 and not configured:
         return None
     try:
         return EncoderPool(processes)

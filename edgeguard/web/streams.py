@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from flask import Blueprint, Response, abort, render_template, stream_with_context
+from flask import Blueprint, Response, abort, jsonify, render_template, stream_with_context
 
 from .context import CameraStatus
 from .request import dashboard
@@ -27,6 +27,13 @@ def _known(camera: str) -> None:
     """404 unless `camera` is one of the cameras."""
     if camera not in {c.name for c in dashboard().status().cameras}:
         abort(404, f"no camera {camera}")
+
+
+@bp.get("/cameras.json")
+def cameras() -> Response:
+    """Each camera's state, fps and people in view, for the pages to follow without a reload (app.js)."""
+    return jsonify([{"name": c.name, "location": c.location, "state": c.state, "fps": round(c.fps, 1),
+                     "people": c.people} for c in dashboard().status().cameras])
 
 
 @bp.get("/live_feed")

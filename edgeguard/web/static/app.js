@@ -54,9 +54,33 @@ function refreshSnapshots() {
   setInterval(() => images.forEach((img) => { img.src = img.src.split("?")[0] + "?t=" + Date.now(); }), 5000);
 }
 
+// The cameras' fps and people follow /cameras.json; a camera whose state changed (a stalled camera streaming
+// again, or one that stopped) reloads the page, which then shows its picture or its state.
+function followCameras() {
+  const cards = document.querySelectorAll("article.camera");
+  if (!cards.length) return;
+  setInterval(async () => {
+    let cameras;
+    try {
+      const answer = await fetch("/cameras.json", {credentials: "same-origin", cache: "no-store"});
+      if (!answer.ok) return;
+      cameras = await answer.json();
+    } catch (err) {
+      return;  // the daemon is restarting: the next round tries again
+    }
+    for (const cam of cameras) {
+      const card = Array.from(cards).find((c) => c.dataset.camera === cam.name);
+      if (!card || card.dataset.state !== cam.state) { window.location.reload(); return; }
+      card.querySelector(".fps").textContent = cam.fps.toFixed(1);
+      card.querySelector(".people").textContent = cam.people;
+    }
+  }, 5000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "overview" || page === "logs") liveEvents();
   if (page === "overview") refreshSnapshots();
+  if (page === "overview" || page === "live") followCameras();
   confirmations();
 });
