@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..common.files import create_private, private_folder, read_credential, read_regular
+from ..common.ratelimit import EveryMinute
 from ..config import CameraConfig, PushConfig
 
 log = logging.getLogger("edgeguard.capture")
@@ -41,7 +42,6 @@ log = logging.getLogger("edgeguard.capture")
 TOKEN_FOLDER = "push_tokens"
 CREDENTIAL_PREFIX = "edgeguard_push_"
 MIN_TOKEN_LENGTH = 16  # a token made here has 43 characters (32 random bytes)
-REFUSAL_LOG_EVERY = 60.0  # seconds between two warnings about the same kind of refused frame
 
 # Receives a decoded frame and the time.time() it arrived; returns its frame number, None once stopped.
 Sink = Callable[[np.ndarray, float], int | None]
@@ -194,7 +194,7 @@ class PushFeed:
         self._sink: Sink | None = None
         self._taken = 0
         self._refused: Counter[str] = Counter()
-        self._warned: dict[str, float] = {}
+        self._warned = EveryMinute()  # kinds of refusal just logged as warnings
 
     @property
     def max_bytes(self) -> int:
@@ -265,14 +265,10 @@ class PushFeed:
         return PushAnswer(200, True, "", number)
 
     def _refuse(self, kind: str, status: int, reason: str, retry_after: int = 0) -> PushAnswer:
-        now = time.monotonic()
         with self._lock:
             self._refused[kind] += 1
             count = self._refused[kind]
-            due = kind != "not running" and now - self._warned.get(kind, -math.inf) >= REFUSAL_LOG_EVERY
-            if due:
-                self._warned[kind] = now
-        if due:
+        if kind != "not running" and self._warned.due(kind):
             log.warning("camera %s: refused a pushed frame (%d): %s (%d refused for this so far)",
                         self.camera, status, reason, count)
         else:

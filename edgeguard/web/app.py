@@ -18,7 +18,8 @@ from flask import Flask, Response, abort, g, redirect, render_template, request,
 from . import auth, links, pages, records, streams, upload
 from .context import Dashboard
 from .request import SESSION_COOKIE, client_address, dashboard
-from .security import HEADERS, EveryMinute, LoginThrottle, Throttle, same
+from ..common.ratelimit import EveryMinute
+from .security import HEADERS, LoginThrottle, Throttle, same
 
 log = logging.getLogger(__name__)
 

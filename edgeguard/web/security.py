@@ -109,26 +109,6 @@ class LoginThrottle:
         self._failures.succeeded(f"addr:{address}", f"user:{account.lower()}")
 
 
-class EveryMinute:
-    """Whether something about a key (a client address) may be logged now: at most once a minute per key,
-    so that a flood of bad requests writes one line a minute, not one per request."""
-
-    def __init__(self, clock=time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-
-    def due(self, key: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            if now - self._last.get(key, -60.0) < 60.0:
-                return False
-            if len(self._last) > 10_000:  # many addresses: forget those logged over a minute ago
-                self._last = {k: t for k, t in self._last.items() if now - t < 60.0}
-            self._last[key] = now
-            return True
-
-
 def load_secret(state_folder: Path) -> bytes:
     """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder.
 

@@ -18,7 +18,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..sources.push import PushFeed
 from .request import client_address, dashboard
-from .security import EveryMinute, Throttle
+from ..common.ratelimit import EveryMinute
+from .security import Throttle
 
 log = logging.getLogger(__name__)
 bp = Blueprint("upload", __name__)
