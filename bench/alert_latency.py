@@ -56,8 +56,9 @@ def measure(fake: FakeTwilio, runs: int, detector: str) -> int:
                 for suffix in ("", "-wal", "-shm"):
                     (base / f"{db}{suffix}").unlink(missing_ok=True)
             before = len(fake.delivered())
-            proc = subprocess.Popen([*cmd, "run", "--realtime", "--source", str(CLIP)], env=env,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [*cmd, "run", "--realtime", "--source", str(CLIP)], env=env, stderr=subprocess.DEVNULL
+            )
             arrived = fake.wait_for(before + 1, timeout=60)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=10)
@@ -69,23 +70,30 @@ def measure(fake: FakeTwilio, runs: int, detector: str) -> int:
             visible = event["time"] - event["pos_ms"] / 1000.0
             latency = request.time - visible
             latencies.append(latency)
-            print(f"run {run + 1}: decided at frame {event['frame']}, request at Twilio {latency:.3f} s "
-                  f"after his first visible frame")
+            print(
+                f"run {run + 1}: decided at frame {event['frame']}, request at Twilio {latency:.3f} s "
+                f"after his first visible frame"
+            )
     if latencies:
         ordered = sorted(latencies)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        print(f"latency over {len(latencies)} runs: p50 {statistics.median(latencies):.3f} s, "
-              f"p95 {p95:.3f} s, max {max(latencies):.3f} s  (target p95 <= 0.5 s)")
+        print(
+            f"latency over {len(latencies)} runs: p50 {statistics.median(latencies):.3f} s, "
+            f"p95 {p95:.3f} s, max {max(latencies):.3f} s  (target p95 <= 0.5 s)"
+        )
     return 0 if len(latencies) == runs else 1
 
 
 def make_site(base: Path, api_url: str, detector: str) -> Path:
     folder = base / "TrainingImage" / "1"
     folder.mkdir(parents=True)
-    (folder / "lin-manuel-miranda.png").write_bytes((TESTDATA / "people" / "lin-manuel-miranda.png").read_bytes())
+    (folder / "lin-manuel-miranda.png").write_bytes(
+        (TESTDATA / "people" / "lin-manuel-miranda.png").read_bytes()
+    )
     (base / "Details").mkdir()
     (base / "Details" / "Details.csv").write_text(
-        "Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,wanted\n")
+        "Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,wanted\n"
+    )
     config = base / "edgeguard.toml"
     config.write_text(f"""
 [paths]
@@ -108,8 +116,9 @@ from_number = "+15550009999"
 
 
 def first_known(cmd: list[str]) -> dict:
-    out = subprocess.run([*cmd, "events", "--json", "--type", "known_face"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [*cmd, "events", "--json", "--type", "known_face"], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.splitlines()[0])
 
 

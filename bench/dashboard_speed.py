@@ -76,7 +76,9 @@ USER, PASSWORD = "bench", "benchmark password 1"
 BOUNDARY = b"--edgeguardframe"
 SSE_EVENT = b"event: edgeguard"
 LOGIN_CSRF = re.compile(r'action="/login">\s*<input type="hidden" name="csrf" value="([^"]+)"')
-STOPPED = re.compile(r"stopped after (\d+) frames \(([\d.]+) fps\), (\d+) events, (\d+) detections, (\d+) encodings")
+STOPPED = re.compile(
+    r"stopped after (\d+) frames \(([\d.]+) fps\), (\d+) events, (\d+) detections, (\d+) encodings"
+)
 START_TIMEOUT = 120.0  # seconds for a daemon to reach "running: camera"
 STOP_TIMEOUT = 30.0  # seconds for a daemon to exit after SIGTERM
 
@@ -114,8 +116,14 @@ def main(window: float, rounds: int) -> int:
         cmd = edgeguard_cmd(config)
         # Warm the encoding cache, as a daemon restart would find it.
         subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False, cwd=ROOT)
-        added = subprocess.run([*cmd, "user", "add", USER, "--role", "admin"], input=PASSWORD + "\n",
-                               capture_output=True, text=True, check=False, cwd=ROOT)
+        added = subprocess.run(
+            [*cmd, "user", "add", USER, "--role", "admin"],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
         if added.returncode != 0:
             sys.exit(f"edgeguard user add failed ({added.returncode}):\n{added.stderr}")
         for round_ in range(rounds):
@@ -155,8 +163,10 @@ def hash_cost() -> tuple[list[float], list[float]]:
 def hasher_parameters() -> str:
     from edgeguard.web.users import HASHER
 
-    return (f"Argon2{HASHER.type.name.lower()}, t={HASHER.time_cost}, m={HASHER.memory_cost // 1024} MiB, "
-            f"p={HASHER.parallelism}")
+    return (
+        f"Argon2{HASHER.type.name.lower()}, t={HASHER.time_cost}, m={HASHER.memory_cost // 1024} MiB, "
+        f"p={HASHER.parallelism}"
+    )
 
 
 # -- 2. the frame loop
@@ -186,7 +196,9 @@ class Run:
     events: int
     teardown: float  # seconds from SIGTERM to exit
     streams: list[Stream] = field(default_factory=list)
-    connected_after: float | None = None  # seconds after "running: camera" when the last stream got its first bytes
+    connected_after: float | None = (
+        None  # seconds after "running: camera" when the last stream got its first bytes
+    )
     problems: list[str] = field(default_factory=list)  # WARNING/ERROR lines and tracebacks of the daemon
 
     @property
@@ -221,8 +233,15 @@ def run_daemon(config: Path, setting: Setting, window: float) -> Run:
         stats = STOPPED.search(daemon.text())
         if stats is None:
             daemon.fail("no 'stopped after N frames' line in the daemon's log")
-        run = Run(setting.key, int(stats.group(1)), measured, float(stats.group(2)), int(stats.group(3)), teardown,
-                  problems=daemon.problems())
+        run = Run(
+            setting.key,
+            int(stats.group(1)),
+            measured,
+            float(stats.group(2)),
+            int(stats.group(3)),
+            teardown,
+            problems=daemon.problems(),
+        )
         if setting.web and "dashboard listening" not in daemon.text():
             daemon.fail("the dashboard did not start")
         if not setting.web and "dashboard listening" in daemon.text():
@@ -250,10 +269,19 @@ class Daemon:
     """`edgeguard run --source CLIP` with its stderr read line by line on a thread, each line timed."""
 
     def __init__(self, config: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
-        self.proc = subprocess.Popen([*edgeguard_cmd(config), "run", "--source", str(CLIP)], cwd=ROOT, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+        }
+        self.proc = subprocess.Popen(
+            [*edgeguard_cmd(config), "run", "--source", str(CLIP)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
         self.lines: list[str] = []
         self.listening = threading.Event()
         self.running = threading.Event()
@@ -320,8 +348,11 @@ class Daemon:
         return "\n".join(self.lines)
 
     def problems(self) -> list[str]:
-        return [line for line in self.lines
-                if line.startswith(("WARNING", "ERROR", "CRITICAL", "Traceback")) or "Error" in line.split(":")[0]]
+        return [
+            line
+            for line in self.lines
+            if line.startswith(("WARNING", "ERROR", "CRITICAL", "Traceback")) or "Error" in line.split(":")[0]
+        ]
 
     def fail(self, message: str) -> None:
         self.kill()
@@ -353,8 +384,9 @@ class Clients:
             self.error = f"login failed: {exc!r}"
             return
         for stream in self.streams:
-            thread = threading.Thread(target=self._read, args=(stream, cookies), name=f"client {stream.path}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._read, args=(stream, cookies), name=f"client {stream.path}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -369,10 +401,16 @@ class Clients:
         found = LOGIN_CSRF.search(page.text)
         if page.status_code != 200 or found is None:
             raise BenchError(f"GET /login: HTTP {page.status_code}, no login form with a CSRF token")
-        answer = session.post(f"{self.base}/login", timeout=30, allow_redirects=False,
-                              data={"csrf": found.group(1), "username": USER, "password": PASSWORD})
+        answer = session.post(
+            f"{self.base}/login",
+            timeout=30,
+            allow_redirects=False,
+            data={"csrf": found.group(1), "username": USER, "password": PASSWORD},
+        )
         if answer.status_code not in (302, 303) or "edgeguard_session" not in session.cookies:
-            raise BenchError(f"POST /login: HTTP {answer.status_code}, no session cookie: {answer.text[:200]!r}")
+            raise BenchError(
+                f"POST /login: HTTP {answer.status_code}, no session cookie: {answer.text[:200]!r}"
+            )
         return session.cookies
 
     def _read(self, stream: Stream, cookies) -> None:
@@ -432,7 +470,8 @@ def make_site(base: Path) -> None:
     shutil.copyfile(PHOTO, folder / PHOTO.name)
     (base / "Details").mkdir()
     (base / "Details" / "Details.csv").write_text(
-        "Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,wanted\n")
+        "Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,wanted\n"
+    )
 
 
 def write_config(base: Path, web: bool, port: int) -> Path:
@@ -441,7 +480,8 @@ def write_config(base: Path, web: bool, port: int) -> Path:
         f'[paths]\nbase_dir = "{base}"\n'
         "[watchlist]\nwatch = false\n"
         "[camera]\nloop = true\n"
-        f'[web]\nenabled = {"true" if web else "false"}\nlisten = "127.0.0.1:{port}"\nmax_live_viewers = {VIEWERS}\n')
+        f'[web]\nenabled = {"true" if web else "false"}\nlisten = "127.0.0.1:{port}"\nmax_live_viewers = {VIEWERS}\n'
+    )
     return config
 
 
@@ -466,10 +506,19 @@ def free_port() -> int:
 # -- the table
 
 
-def report(hashed: list[float], verified: list[float], results: dict[str, list[Run]], window: float, rounds: int,
-           load_start: tuple[float, ...], load_end: tuple[float, ...]) -> None:
+def report(
+    hashed: list[float],
+    verified: list[float],
+    results: dict[str, list[Run]],
+    window: float,
+    rounds: int,
+    load_start: tuple[float, ...],
+    load_end: tuple[float, ...],
+) -> None:
     low, high = PI4_SLOWER
-    print(f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end"
+    )
     print()
     print(f"1. login hash ({hasher_parameters()}), median of {HASH_RUNS}:")
     print(f"   {'':<8}{'this machine':>14}   Raspberry Pi 4 ({low:.0f}-{high:.0f}x slower)")
@@ -477,11 +526,15 @@ def report(hashed: list[float], verified: list[float], results: dict[str, list[R
         m = statistics.median(values)
         print(f"   {name:<8}{m:>11.0f} ms   {m * low:.0f}-{m * high:.0f} ms   (runs: {_fmt(values, 0)} ms)")
     print()
-    print(f"2. frame loop: Hamilton clip looped as fast as possible, {window:.0f} s windows, {rounds} rounds "
-          f"({', '.join(s.key for s in SETTINGS)} alternating)")
+    print(
+        f"2. frame loop: Hamilton clip looped as fast as possible, {window:.0f} s windows, {rounds} rounds "
+        f"({', '.join(s.key for s in SETTINGS)} alternating)"
+    )
     base_fps = statistics.median(r.fps for r in results["a"])
-    print(f"   {'setting':<52}{'fps per round':<16}{'median':>7}  {'vs (a)':>7}  {'target':<12}"
-          f"{'daemon own fps':<16}{'SIGTERM->exit'}")
+    print(
+        f"   {'setting':<52}{'fps per round':<16}{'median':>7}  {'vs (a)':>7}  {'target':<12}"
+        f"{'daemon own fps':<16}{'SIGTERM->exit'}"
+    )
     for setting in SETTINGS:
         runs = results[setting.key]
         fps = statistics.median(r.fps for r in runs)
@@ -494,8 +547,10 @@ def report(hashed: list[float], verified: list[float], results: dict[str, list[R
             target = f"<= {limit:.0f}% {'ok' if slower <= limit else 'MISSED'}"
         own = _fmt([r.daemon_fps for r in runs], 1)
         teardown = _fmt([r.teardown for r in runs], 1) + " s"
-        print(f"   ({setting.key}) {setting.label:<48}{_fmt([r.fps for r in runs], 1):<16}{fps:>7.1f}  {versus:>7}  "
-              f"{target:<12}{own:<16}{teardown}")
+        print(
+            f"   ({setting.key}) {setting.label:<48}{_fmt([r.fps for r in runs], 1):<16}{fps:>7.1f}  {versus:>7}  "
+            f"{target:<12}{own:<16}{teardown}"
+        )
     print("   (fps = frames in the daemon's final log line / the window timed here; + means slower than (a);")
     print("    'daemon own fps' is that line's figure, which also counts the teardown)")
     print()
@@ -506,12 +561,22 @@ def report(hashed: list[float], verified: list[float], results: dict[str, list[R
         sizes = [s.bytes_at_end / max(1, s.parts_at_end) / 1024 for s in viewers]
         events = [s for s in run.streams if s.marker == SSE_EVENT]
         sse = events[0] if events else None
-        print(f"   round {number}: {_fmt(rates, 2)} frames/s, about {statistics.mean(sizes):.0f} KiB a frame; "
-              f"all streams flowing {run.connected_after:.1f} s after 'running'; "
-              + (f"live updates: {sse.parts_at_end} events, {sse.bytes_at_end} bytes "
-                 f"(daemon logged {run.events} events in all)" if sse else ""))
-    problems = [(run.setting, number, line) for key in results for number, run in enumerate(results[key], 1)
-                for line in run.problems]
+        print(
+            f"   round {number}: {_fmt(rates, 2)} frames/s, about {statistics.mean(sizes):.0f} KiB a frame; "
+            f"all streams flowing {run.connected_after:.1f} s after 'running'; "
+            + (
+                f"live updates: {sse.parts_at_end} events, {sse.bytes_at_end} bytes "
+                f"(daemon logged {run.events} events in all)"
+                if sse
+                else ""
+            )
+        )
+    problems = [
+        (run.setting, number, line)
+        for key in results
+        for number, run in enumerate(results[key], 1)
+        for line in run.problems
+    ]
     print()
     if problems:
         print("   daemon warnings and errors (stderr):")

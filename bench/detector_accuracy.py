@@ -88,8 +88,10 @@ ROUNDS = 2
 
 def main(argv: list[str]) -> int:
     started = time.perf_counter()
-    print(f"OpenCV {cv2.__version__}, dlib {dlib_version()}; {len(os.sched_getaffinity(0))} usable cores, "
-          f"cv2.getNumThreads() {cv2.getNumThreads()}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"OpenCV {cv2.__version__}, dlib {dlib_version()}; {len(os.sched_getaffinity(0))} usable cores, "
+        f"cv2.getNumThreads() {cv2.getNumThreads()}, load average {os.getloadavg()[0]:.2f}"
+    )
     if "--speed" not in argv:
         engines = {name: FaceEngine(RecognitionConfig(detector=name), MaskConfig()) for name in DETECTORS}
         for engine in engines.values():
@@ -118,7 +120,15 @@ def read_rgb(path: Path) -> np.ndarray:
 
 # --- photos -------------------------------------------------------------------------------------------
 
-COLUMNS = ("hog raw", "hog analyze", "hog 640+25%", "yunet raw", "yunet analyze", "yunet 640+25%", "  checked")
+COLUMNS = (
+    "hog raw",
+    "hog analyze",
+    "hog 640+25%",
+    "yunet raw",
+    "yunet analyze",
+    "yunet 640+25%",
+    "  checked",
+)
 
 
 def photos(engines: dict[str, FaceEngine]) -> None:
@@ -132,13 +142,19 @@ def photos(engines: dict[str, FaceEngine]) -> None:
             for column, found in photo_columns(engines, read_rgb(path)).items():
                 counts[name][column].append(found)
     total = sum(len(c[COLUMNS[0]]) for c in counts.values())
-    print(f"\nphotos: {every(STEP)} of each set (sorted by name), {total} photos, {time.perf_counter() - started:.0f} s")
-    print("  raw: detect_in_photo (1024 px, 15% replicated margin; HOG upsample 1); analyze: FaceEngine.find_in_photo(rgb, "
-          "masked=True);\n  640+25%: shrunk to <= 640 px, black 25% margin, detector alone; checked: YuNet 640+25% after the engine's check")
+    print(
+        f"\nphotos: {every(STEP)} of each set (sorted by name), {total} photos, {time.perf_counter() - started:.0f} s"
+    )
+    print(
+        "  raw: detect_in_photo (1024 px, 15% replicated margin; HOG upsample 1); analyze: FaceEngine.find_in_photo(rgb, "
+        "masked=True);\n  640+25%: shrunk to <= 640 px, black 25% margin, detector alone; checked: YuNet 640+25% after the engine's check"
+    )
     share_table("a face found (at least one box)", counts, lambda boxes: len(boxes) >= 1)
     share_table("two or more boxes", counts, lambda boxes: len(boxes) >= 2)
-    print("\nYuNet and the check: boxes it removed, photos left without a box by it (these are one-person photos: "
-          f"mostly a real face lost),\nand the best raw score per photo with a box (the check only looks at boxes scoring < {SURE_SCORE})")
+    print(
+        "\nYuNet and the check: boxes it removed, photos left without a box by it (these are one-person photos: "
+        f"mostly a real face lost),\nand the best raw score per photo with a box (the check only looks at boxes scoring < {SURE_SCORE})"
+    )
     heads = ("removed", "emptied", "removed", "emptied", "min", "10%", "25%", "median", f"< {SURE_SCORE}")
     print(f"  {'':<28} {'raw (1024 px)':>17} {'640+25%':>17}   {'best raw score':>30}")
     print(f"  {'set':<28} " + " ".join(f"{h:>8}" for h in heads))
@@ -148,10 +164,17 @@ def photos(engines: dict[str, FaceEngine]) -> None:
             cells.append(sum(len(r) - len(a) for r, a in zip(columns[raw], columns[checked])))
             cells.append(sum(bool(r) and not a for r, a in zip(columns[raw], columns[checked])))
         best = sorted(max(d.score for d in found) for found in columns["yunet raw"] if found)
-        quantiles = [best[int(q * (len(best) - 1))] for q in (0.0, 0.1, 0.25, 0.5)] if best else [float("nan")] * 4
+        quantiles = (
+            [best[int(q * (len(best) - 1))] for q in (0.0, 0.1, 0.25, 0.5)] if best else [float("nan")] * 4
+        )
         unsure = 100 * sum(s < SURE_SCORE for s in best) / max(len(best), 1)
-        print(f"  mask/{name:<23} " + " ".join(f"{c:>8}" for c in cells) + " "
-              + " ".join(f"{q:>8.3f}" for q in quantiles) + f" {unsure:>7.1f}%")
+        print(
+            f"  mask/{name:<23} "
+            + " ".join(f"{c:>8}" for c in cells)
+            + " "
+            + " ".join(f"{q:>8.3f}" for q in quantiles)
+            + f" {unsure:>7.1f}%"
+        )
 
 
 def photo_columns(engines: dict[str, FaceEngine], rgb: np.ndarray) -> dict[str, list[Detection]]:
@@ -163,7 +186,9 @@ def photo_columns(engines: dict[str, FaceEngine], rgb: np.ndarray) -> dict[str, 
         image, found = issue_variant(engine.detector, rgb)
         out[f"{name} 640+25%"] = found
         if name == "yunet":
-            out["  checked"] = engine.checked(image, found, rgb=False, not_face=NOT_FACE_STILL)  # as for a still photo
+            out["  checked"] = engine.checked(
+                image, found, rgb=False, not_face=NOT_FACE_STILL
+            )  # as for a still photo
     return out
 
 
@@ -188,10 +213,18 @@ def share_table(title: str, counts: dict[str, dict[str, list[list[Detection]]]],
 
 # --- crowds -------------------------------------------------------------------------------------------
 
+
 def labels() -> dict[str, list[Box]]:
     return {
-        image.get("file"): [Box(int(b.get("top")), int(b.get("left")) + int(b.get("width")),
-                                int(b.get("top")) + int(b.get("height")), int(b.get("left"))) for b in image.iter("box")]
+        image.get("file"): [
+            Box(
+                int(b.get("top")),
+                int(b.get("left")) + int(b.get("width")),
+                int(b.get("top")) + int(b.get("height")),
+                int(b.get("left")),
+            )
+            for b in image.iter("box")
+        ]
         for image in ET.parse(CROWD / "training.xml").getroot().iter("image")
     }
 
@@ -211,7 +244,9 @@ def crowd_boxes(engines: dict[str, FaceEngine], rgb: np.ndarray) -> dict[str, li
 def crowds(engines: dict[str, FaceEngine]) -> None:
     """Labelled faces found / boxes matching no label, per image and in total; boxes on dogs.jpg and bald_guys.jpg."""
     columns = [f"{d} {k}" for d in DETECTORS for k in ("raw", "analyze")]
-    print("\ncrowd: labelled faces found / boxes matching no label (match: IoU >= 0.3 or the box's centre in the label)")
+    print(
+        "\ncrowd: labelled faces found / boxes matching no label (match: IoU >= 0.3 or the box's centre in the label)"
+    )
     print(f"  {'image':<22} {'labels':>6} " + " ".join(f"{c:>13}" for c in columns))
     totals = {c: [0, 0] for c in columns}
     for name, truth in labels().items():
@@ -234,11 +269,15 @@ def crowds(engines: dict[str, FaceEngine]) -> None:
 def yunet_scores(engine: FaceEngine) -> None:
     """Every raw YuNet box on dogs.jpg and bald_guys.jpg and every crowd box matching no label:
     score, P(not a face), kept by the check; the matched crowd boxes' scores."""
-    print(f"\nYuNet raw boxes: score, P(not a face) by the mask model, and whether the engine's check kept them "
-          f"(it looks at boxes scoring < {SURE_SCORE} only): as analyze\n  (FaceEngine.find_in_photo) and with "
-          f"its rule for live frames (FaceEngine.checked's default), here on the photo")
-    print(f"  {'image':<18} {'box (top, right, bottom, left)':<30} {'side':>5} {'score':>6} {'P(not face)':>11}  "
-          f"{'analyze':<8} {'live rule':<9}")
+    print(
+        f"\nYuNet raw boxes: score, P(not a face) by the mask model, and whether the engine's check kept them "
+        f"(it looks at boxes scoring < {SURE_SCORE} only): as analyze\n  (FaceEngine.find_in_photo) and with "
+        f"its rule for live frames (FaceEngine.checked's default), here on the photo"
+    )
+    print(
+        f"  {'image':<18} {'box (top, right, bottom, left)':<30} {'side':>5} {'score':>6} {'P(not face)':>11}  "
+        f"{'analyze':<8} {'live rule':<9}"
+    )
     matched = []
     for name, truth in [("dogs.jpg", None), ("bald_guys.jpg", None)] + list(labels().items()):
         rgb = read_rgb(CROWD / name)
@@ -250,17 +289,22 @@ def yunet_scores(engine: FaceEngine) -> None:
             if truth is not None and any(matches(d.box, t) for t in truth):
                 matched.append(d.score)
             elif truth is not None or d.score < SURE_SCORE or name == "dogs.jpg":
-                print(f"  {name:<18} {str(tuple(d.box.as_list())):<30} {d.box.size:>5} {d.score:>6.3f} "
-                      f"{float(p[NOT_FACE]):>11.4f}  {'kept' if d in kept else 'dropped':<8} "
-                      f"{'kept' if d in live else 'dropped'}{'' if d.frontal else ' (turned)'}")
+                print(
+                    f"  {name:<18} {str(tuple(d.box.as_list())):<30} {d.box.size:>5} {d.score:>6.3f} "
+                    f"{float(p[NOT_FACE]):>11.4f}  {'kept' if d in kept else 'dropped':<8} "
+                    f"{'kept' if d in live else 'dropped'}{'' if d.frontal else ' (turned)'}"
+                )
         if name == "bald_guys.jpg":
-            print(f"  {name:<18} ({len(found)} boxes, {len(kept)} kept; above: those scoring < {SURE_SCORE}) scores "
-                  f"{', '.join(f'{d.score:.2f}' for d in sorted(found, key=lambda d: d.score))}")
+            print(
+                f"  {name:<18} ({len(found)} boxes, {len(kept)} kept; above: those scoring < {SURE_SCORE}) scores "
+                f"{', '.join(f'{d.score:.2f}' for d in sorted(found, key=lambda d: d.score))}"
+            )
     matched.sort()
     print(f"  matched crowd boxes ({len(matched)}): scores {', '.join(f'{s:.2f}' for s in matched)}")
 
 
 # --- speed --------------------------------------------------------------------------------------------
+
 
 def frames() -> dict[str, np.ndarray]:
     """Two real BGR frames of FRAME_SIZE."""
@@ -270,16 +314,21 @@ def frames() -> dict[str, np.ndarray]:
     cap.release()
     if not ok:
         raise SystemExit("cannot read the Hamilton clip")
-    return {"clip frame 50": letterbox(clip), "2008_002079.jpg": letterbox(cv2.imread(str(CROWD / "2008_002079.jpg")))}
+    return {
+        "clip frame 50": letterbox(clip),
+        "2008_002079.jpg": letterbox(cv2.imread(str(CROWD / "2008_002079.jpg"))),
+    }
 
 
 def letterbox(image: np.ndarray) -> np.ndarray:
     width, height = FRAME_SIZE
     scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small = cv2.resize(
+        image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
     frame = np.zeros((height, width, 3), np.uint8)
     top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
-    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
     return frame
 
 
@@ -288,10 +337,16 @@ def configs(frame: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     return [
         ("hog grey 640x480, upsample 0", "hog", grey),
-        ("hog grey 960x720 (480 wide, upsample 1: old default)", "hog",
-         cv2.resize(grey, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_LINEAR)),
-        ("hog grey 1280x960 (640 wide, upsample 1)", "hog",
-         cv2.resize(grey, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)),
+        (
+            "hog grey 960x720 (480 wide, upsample 1: old default)",
+            "hog",
+            cv2.resize(grey, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_LINEAR),
+        ),
+        (
+            "hog grey 1280x960 (640 wide, upsample 1)",
+            "hog",
+            cv2.resize(grey, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR),
+        ),
         ("yunet BGR 640x480", "yunet", frame),
     ]
 
@@ -362,8 +417,10 @@ def measure(name: str, image: np.ndarray, detectors: dict[str, list[FaceDetector
 
 
 def speed() -> None:
-    print(f"\nspeed per 640x480 frame, detection call only: median of {RUNS} calls after {WARMUP}; "
-          f"yunet 2 threads = cv2.setNumThreads(2), hog 2 threads = two Python threads at once; {ROUNDS} rounds")
+    print(
+        f"\nspeed per 640x480 frame, detection call only: median of {RUNS} calls after {WARMUP}; "
+        f"yunet 2 threads = cv2.setNumThreads(2), hog 2 threads = two Python threads at once; {ROUNDS} rounds"
+    )
     detectors = {name: [make(name), make(name)] for name in DETECTORS}
     results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     for _ in range(ROUNDS):
@@ -372,11 +429,15 @@ def speed() -> None:
                 results.setdefault((frame_name, label), []).append(measure(name, image, detectors))
     heads = ("1 thread: ms", "frames/s", "CPU use", "2 threads: ms/frame", "frames/s total", "CPU use")
     widths = (15, 13, 11, 19, 15, 11)
-    print(f"  {'frame':<16} {'detector and image':<53} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths)))
+    print(
+        f"  {'frame':<16} {'detector and image':<53} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths))
+    )
     for (frame_name, label), rounds in results.items():
         cells = [" / ".join(f"{r[i]:.{2 if i in (2, 5) else 1}f}" for r in rounds) for i in range(6)]
         print(f"  {frame_name:<16} {label:<53} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
-    print(f"  (each cell: round {' / round '.join(str(i + 1) for i in range(ROUNDS))}; load average now {os.getloadavg()[0]:.2f})")
+    print(
+        f"  (each cell: round {' / round '.join(str(i + 1) for i in range(ROUNDS))}; load average now {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

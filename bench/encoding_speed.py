@@ -62,7 +62,9 @@ def main() -> None:
     print(f"cores this process may use: {len(os.sched_getaffinity(0))} (OPENBLAS_NUM_THREADS {threads})")
     print(f"photo: {PHOTO.name} {rgb.shape[1]}x{rgb.shape[0]}, face {box.width}x{box.height} px")
     encoder = FaceEncoder()
-    report("encoding (landmarks + descriptor, jitters 1)", timed(lambda: encoder.encode(rgb, [box], jitters=1)))
+    report(
+        "encoding (landmarks + descriptor, jitters 1)", timed(lambda: encoder.encode(rgb, [box], jitters=1))
+    )
     predictor = dlib.shape_predictor(model_path("landmarks_5"))
     report("landmarks only (5-point)", timed(lambda: predictor(rgb, rect)))
     compare_threads(rgb, box)
@@ -91,9 +93,11 @@ def compare_threads(rgb: np.ndarray, box: Box) -> None:
     with EncoderPool(2) as pool:
         startup = time.perf_counter() - started
         shared = FaceEncoder(pool)  # one for both threads: its lock is held only while it cuts the chips
-        ways = {"1 thread, in process": [FaceEncoder()],
-                "2 threads, in process": [FaceEncoder(), FaceEncoder()],  # one each: a shared one would lock
-                "2 threads, EncoderPool(2)": [shared, shared]}
+        ways = {
+            "1 thread, in process": [FaceEncoder()],
+            "2 threads, in process": [FaceEncoder(), FaceEncoder()],  # one each: a shared one would lock
+            "2 threads, EncoderPool(2)": [shared, shared],
+        }
         rates: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(ROUNDS):  # in turns, so that a busy moment on the machine does not favour one way
             for way, encoders in ways.items():
@@ -101,7 +105,9 @@ def compare_threads(rgb: np.ndarray, box: Box) -> None:
         after_runs = [worker_memory(pid) for pid in pool.pids]
         shared.encode(rgb, [box] * BATCH)  # one call to one worker
         after_batch = max(worker_memory(pid) for pid in pool.pids)  # by RSS: the one that ran it
-    print(f"\nencodings/s, jitters 1, one face per call, {THREAD_CALLS} calls per thread, median of {ROUNDS} rounds:")
+    print(
+        f"\nencodings/s, jitters 1, one face per call, {THREAD_CALLS} calls per thread, median of {ROUNDS} rounds:"
+    )
     single = statistics.median(rates["1 thread, in process"])
     for way, rate in rates.items():
         print(f"  {way + ':':28} {statistics.median(rate):6.2f}  ({statistics.median(rate) / single:.2f}x)")
@@ -135,9 +141,12 @@ def throughput(encoders: list[FaceEncoder], rgb: np.ndarray, box: Box) -> float:
 
 def worker_memory(pid: int) -> tuple[float, float]:
     """A process's resident memory and its proportional share of it (PSS), in MB, from /proc."""
-    rss = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
-    pss = next(line for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-               if line.startswith("Pss:"))
+    rss = next(
+        line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:")
+    )
+    pss = next(
+        line for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines() if line.startswith("Pss:")
+    )
     return int(rss.split()[1]) / 1024, int(pss.split()[1]) / 1024
 
 

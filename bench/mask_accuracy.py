@@ -81,7 +81,9 @@ def main() -> int:
     started = time.perf_counter()
     detector, classifier = DlibDetector("hog"), MaskClassifier()
     yunet = FaceEngine(RecognitionConfig(detector="yunet"), MaskConfig())  # its detector and its check
-    print(f"model: {classifier.model_path.name}, {classifier.model_path.stat().st_size / 1e6:.2f} MB, threshold {classifier.threshold}")
+    print(
+        f"model: {classifier.model_path.name}, {classifier.model_path.stat().st_size / 1e6:.2f} MB, threshold {classifier.threshold}"
+    )
     for dataset in ("real", "synthetic"):
         classification(detector, classifier, yunet, dataset)
     finding(detector, classifier, yunet)
@@ -110,13 +112,17 @@ def yunet_faces(engine: FaceEngine, rgb: np.ndarray) -> tuple[list[Box], list[Bo
     return [d.box for d in found], [d.box for d in engine.find_in_photo(rgb, masked=True)]
 
 
-def found_faces(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine, rgb: np.ndarray) -> dict[str, list[Box]]:
+def found_faces(
+    detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine, rgb: np.ndarray
+) -> dict[str, list[Box]]:
     """The faces each detector's still-photo path finds: HOG with find_masked_faces, YuNet after the check."""
     hog, masked = faces(detector, classifier, rgb)
     return {"HOG": hog + masked, "YuNet": yunet_faces(yunet, rgb)[1]}
 
 
-def classification(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine, dataset: str) -> None:
+def classification(
+    detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine, dataset: str
+) -> None:
     """Balanced accuracy over all test photos, and over those where a face was found, per detector."""
     every: dict[str, list[float]] = {"HOG": [], "YuNet": []}
     found: dict[str, list[float]] = {"HOG": [], "YuNet": []}
@@ -135,12 +141,16 @@ def classification(detector: DlibDetector, classifier: MaskClassifier, yunet: Fa
             r, t = right[name], total[name]
             every[name].append((r[True] + r[False]) / len(paths))
             found[name].append(r[True] / max(t[True], 1))
-            print(f"mask/{dataset} test split, {cls}, {name}: {r[True] + r[False]}/{len(paths)} right; "
-                  f"face found in {t[True]}, of them {r[True]} right; "
-                  f"no face found in {t[False]} (classified whole), of them {r[False]} right")
+            print(
+                f"mask/{dataset} test split, {cls}, {name}: {r[True] + r[False]}/{len(paths)} right; "
+                f"face found in {t[True]}, of them {r[True]} right; "
+                f"no face found in {t[False]} (classified whole), of them {r[False]} right"
+            )
     for name in every:
-        print(f"mask/{dataset} test split, {name}: balanced accuracy {100 * statistics.mean(every[name]):.1f}% on all photos, "
-              f"{100 * statistics.mean(found[name]):.1f}% on the faces found")
+        print(
+            f"mask/{dataset} test split, {name}: balanced accuracy {100 * statistics.mean(every[name]):.1f}% on all photos, "
+            f"{100 * statistics.mean(found[name]):.1f}% on the faces found"
+        )
 
 
 def finding(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) -> None:
@@ -164,19 +174,30 @@ def finding(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngin
                 test_found += bool(hog or masked)
                 test_checked += bool(checked)
         n = len(paths)
-        print(f"mask/synthetic/{cls}: a face in {hog_found}/{n} ({100 * hog_found / n:.1f}%) by HOG, "
-              f"{both_found}/{n} ({100 * both_found / n:.1f}%) with find_masked_faces "
-              f"(test split {test_found}/{test_total} = {100 * test_found / test_total:.1f}%); {extra} masked faces added")
-        print(f"mask/synthetic/{cls}: a face in {yunet_found}/{n} ({100 * yunet_found / n:.1f}%) by YuNet, "
-              f"{checked_found}/{n} ({100 * checked_found / n:.1f}%) after the check "
-              f"(test split {test_checked}/{test_total} = {100 * test_checked / test_total:.1f}%); {dropped} boxes dropped "
-              f"by the check; 2 or more faces in {two_or_more}")
+        print(
+            f"mask/synthetic/{cls}: a face in {hog_found}/{n} ({100 * hog_found / n:.1f}%) by HOG, "
+            f"{both_found}/{n} ({100 * both_found / n:.1f}%) with find_masked_faces "
+            f"(test split {test_found}/{test_total} = {100 * test_found / test_total:.1f}%); {extra} masked faces added"
+        )
+        print(
+            f"mask/synthetic/{cls}: a face in {yunet_found}/{n} ({100 * yunet_found / n:.1f}%) by YuNet, "
+            f"{checked_found}/{n} ({100 * checked_found / n:.1f}%) after the check "
+            f"(test split {test_checked}/{test_total} = {100 * test_checked / test_total:.1f}%); {dropped} boxes dropped "
+            f"by the check; 2 or more faces in {two_or_more}"
+        )
 
 
 def crowd(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) -> None:
     labels = {
-        image.get("file"): [Box(int(b.get("top")), int(b.get("left")) + int(b.get("width")),
-                                int(b.get("top")) + int(b.get("height")), int(b.get("left"))) for b in image.iter("box")]
+        image.get("file"): [
+            Box(
+                int(b.get("top")),
+                int(b.get("left")) + int(b.get("width")),
+                int(b.get("top")) + int(b.get("height")),
+                int(b.get("left")),
+            )
+            for b in image.iter("box")
+        ]
         for image in ET.parse(CROWD / "training.xml").getroot().iter("image")
     }
 
@@ -189,20 +210,26 @@ def crowd(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine)
         raw, checked = yunet_faces(yunet, rgb)
         found = sum(any(iou(t, b) >= LABEL_IOU for b in hog + masked) for t in truth)
         found_yunet = sum(any(iou(t, b) >= LABEL_IOU for b in checked) for t in truth)
-        print(f"crowd/{name}: {found}/{len(truth)} labelled faces found by HOG and find_masked_faces, "
-              f"{found_yunet}/{len(truth)} by YuNet after the check; boxes matching no label: "
-              f"HOG {unmatched(hog, truth)}, find_masked_faces {unmatched(masked, truth)}, "
-              f"YuNet {unmatched(raw, truth)} ({unmatched(checked, truth)} after the check)")
+        print(
+            f"crowd/{name}: {found}/{len(truth)} labelled faces found by HOG and find_masked_faces, "
+            f"{found_yunet}/{len(truth)} by YuNet after the check; boxes matching no label: "
+            f"HOG {unmatched(hog, truth)}, find_masked_faces {unmatched(masked, truth)}, "
+            f"YuNet {unmatched(raw, truth)} ({unmatched(checked, truth)} after the check)"
+        )
     for name in ("dogs.jpg", "bald_guys.jpg"):
         rgb = read_rgb(CROWD / name)
         hog, masked = faces(detector, classifier, rgb)
         raw, checked = yunet_faces(yunet, rgb)
-        print(f"crowd/{name}: HOG {len(hog)} faces, find_masked_faces {len(masked)}; "
-              f"YuNet {len(raw)} faces, {len(checked)} after the check")
+        print(
+            f"crowd/{name}: HOG {len(hog)} faces, find_masked_faces {len(masked)}; "
+            f"YuNet {len(raw)} faces, {len(checked)} after the check"
+        )
 
 
 def iou(a: Box, b: Box) -> float:
-    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(
+        0, min(a.bottom, b.bottom) - max(a.top, b.top)
+    )
     return inter / (a.width * a.height + b.width * b.height - inter)
 
 
@@ -214,12 +241,19 @@ def cost(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) 
         group = (boxes * 8)[:batch]
         ms = timed(lambda: classifier.classify(rgb, group), 50) / batch
         print(f"classifier: {ms:.2f} ms per face in batches of {batch}")
-    frames = [letterbox(read_rgb(p)) for p in (CROWD / "2008_002079.jpg", MASK / "synthetic" / "with_mask" / "1-with-mask.jpg",
-                                                CROWD / "dogs.jpg", CROWD / "2008_001322.jpg")]
+    frames = [
+        letterbox(read_rgb(p))
+        for p in (
+            CROWD / "2008_002079.jpg",
+            MASK / "synthetic" / "with_mask" / "1-with-mask.jpg",
+            CROWD / "dogs.jpg",
+            CROWD / "2008_001322.jpg",
+        )
+    ]
     hog_ms, floor_ms, verify_ms, candidates = [], [], [], []
     yunet_ms, check_ms, unsure = [], [], []
     for frame in frames:  # as the pipeline detects: grey, shrunk to LIVE_WIDTH, upsampled
-        scale = LIVE_WIDTH / frame.shape[1] * 2 ** UPSAMPLE
+        scale = LIVE_WIDTH / frame.shape[1] * 2**UPSAMPLE
         grey = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), None, fx=scale, fy=scale)
         hog_ms.append(timed(lambda g=grey: detector.find(g, 0, 0.0), 5))
         floor_ms.append(timed(lambda g=grey: detector.find(g, 0, CANDIDATE_FLOOR), 5))
@@ -232,11 +266,15 @@ def cost(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) 
         found = yunet.detector.find(bgr)
         unsure.append(sum(d.score < SURE_SCORE for d in found))
         check_ms.append(timed(lambda b=bgr, f=found: yunet.checked(b, f, rgb=False), 5))
-    print(f"live 640x480 frame, HOG at detect_width {LIVE_WIDTH} and upsample {UPSAMPLE}: "
-          f"{statistics.mean(hog_ms):.0f} ms at cut-off 0, {statistics.mean(floor_ms):.0f} ms at floor {CANDIDATE_FLOOR}; "
-          f"verifying its {statistics.mean(candidates):.1f} candidates: {statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)")
-    print(f"live 640x480 frame, YuNet at detect_width 640: {statistics.mean(yunet_ms):.1f} ms; "
-          f"checking its {statistics.mean(unsure):.1f} boxes scoring < {SURE_SCORE}: {statistics.mean(check_ms):.1f} ms (mean of {len(frames)} frames)")
+    print(
+        f"live 640x480 frame, HOG at detect_width {LIVE_WIDTH} and upsample {UPSAMPLE}: "
+        f"{statistics.mean(hog_ms):.0f} ms at cut-off 0, {statistics.mean(floor_ms):.0f} ms at floor {CANDIDATE_FLOOR}; "
+        f"verifying its {statistics.mean(candidates):.1f} candidates: {statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)"
+    )
+    print(
+        f"live 640x480 frame, YuNet at detect_width 640: {statistics.mean(yunet_ms):.1f} ms; "
+        f"checking its {statistics.mean(unsure):.1f} boxes scoring < {SURE_SCORE}: {statistics.mean(check_ms):.1f} ms (mean of {len(frames)} frames)"
+    )
 
 
 def pipelines(base: Path, find_masked: str = "always", people: bool = False, detector: str = "yunet"):
@@ -249,16 +287,20 @@ def pipelines(base: Path, find_masked: str = "always", people: bool = False, det
 
     rows = ["Id,Name,phone_number,initial_deposit"]
     (base / "TrainingImage").mkdir(parents=True, exist_ok=True)
-    for pid, name, photo in ([("1", "Barack Obama", "obama.jpg"), ("2", "Joe Biden", "biden.jpg")] if people else []):
+    for pid, name, photo in (
+        [("1", "Barack Obama", "obama.jpg"), ("2", "Joe Biden", "biden.jpg")] if people else []
+    ):
         (base / "TrainingImage" / pid).mkdir(exist_ok=True)
         (base / "TrainingImage" / pid / photo).write_bytes((TESTDATA / "people" / photo).read_bytes())
         rows.append(f"{pid},{name},,")
     (base / "Details").mkdir(exist_ok=True)
     (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n")
     config_path = base / f"{detector}-{find_masked}.toml"
-    pipeline = f'[pipeline]\ndetect_width = {LIVE_WIDTH}\n' if detector == "hog" else ""
-    config_path.write_text(f'[paths]\nbase_dir = "{base}"\n[recognition]\ndetector = "{detector}"\n'
-                           f'[mask]\nfind_masked = "{find_masked}"\n{pipeline}')
+    pipeline = f"[pipeline]\ndetect_width = {LIVE_WIDTH}\n" if detector == "hog" else ""
+    config_path.write_text(
+        f'[paths]\nbase_dir = "{base}"\n[recognition]\ndetector = "{detector}"\n'
+        f'[mask]\nfind_masked = "{find_masked}"\n{pipeline}'
+    )
     config = load_config(config_path)
     engine = FaceEngine(config.recognition, config.mask)
     watchlist = build_watchlist(config, engine, open_cache(config))
@@ -277,16 +319,25 @@ def counted(make, image: np.ndarray) -> int:
 def live_counting() -> None:
     import tempfile
 
-    labels = {image.get("file"): len(list(image.iter("box"))) for image in ET.parse(CROWD / "training.xml").getroot().iter("image")}
+    labels = {
+        image.get("file"): len(list(image.iter("box")))
+        for image in ET.parse(CROWD / "training.xml").getroot().iter("image")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for detector, mode in (("yunet", "always"), ("hog", "off"), ("hog", "always")):
             make = pipelines(Path(tmp) / f"{detector}-{mode}", mode, detector=detector)
             parts = []
             for cls in ("with_mask", "without_mask"):
-                counts = [counted(make, cv2.imread(str(p))) for p in sorted((MASK / "synthetic" / cls).iterdir())]
-                parts.append(f"synthetic/{cls} a face in {100 * sum(c >= 1 for c in counts) / len(counts):.1f}% "
-                             f"(more than one in {sum(c > 1 for c in counts)})")
-            crowds = ", ".join(f"{name} {counted(make, cv2.imread(str(CROWD / name)))}/{n}" for name, n in labels.items())
+                counts = [
+                    counted(make, cv2.imread(str(p))) for p in sorted((MASK / "synthetic" / cls).iterdir())
+                ]
+                parts.append(
+                    f"synthetic/{cls} a face in {100 * sum(c >= 1 for c in counts) / len(counts):.1f}% "
+                    f"(more than one in {sum(c > 1 for c in counts)})"
+                )
+            crowds = ", ".join(
+                f"{name} {counted(make, cv2.imread(str(CROWD / name)))}/{n}" for name, n in labels.items()
+            )
             dogs = counted(make, cv2.imread(str(CROWD / "dogs.jpg")))
             setting = "YuNet" if detector == "yunet" else f"HOG, find_masked = {mode}"
             print(f"live, {setting}: {'; '.join(parts)}; people counted in crowds {crowds}; dogs.jpg {dogs}")
@@ -303,7 +354,11 @@ def live_vote() -> None:
     pairs = []
     for masked in sorted((MASK / "synthetic" / "with_mask").iterdir()):
         bare = MASK / "synthetic" / "without_mask" / masked.name.replace("-with-mask", "")
-        if "-with-mask" in masked.name and bare.exists() and split_of(masked.name) == split_of(bare.name) == "test":
+        if (
+            "-with-mask" in masked.name
+            and bare.exists()
+            and split_of(masked.name) == split_of(bare.name) == "test"
+        ):
             pairs.append((cv2.imread(str(masked)), cv2.imread(str(bare))))
     pasted = Box(PASTE_TOP, PASTE_LEFT + PASTE_SIZE, PASTE_TOP + PASTE_SIZE, PASTE_LEFT)
     for detector in ("yunet", "hog"):
@@ -312,10 +367,17 @@ def live_vote() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             make = pipelines(Path(tmp), people=True, detector=detector)
             for masked, bare in pairs:
-                pipeline, rules = make(), EventRules(EventsConfig(), MaskConfig())  # the daemon's event rules, default settings
+                pipeline, rules = (
+                    make(),
+                    EventRules(EventsConfig(), MaskConfig()),
+                )  # the daemon's event rules, default settings
                 frames = [paste(stage, masked)] * 90 + [paste(stage, bare)] * 150
-                bare = [(n, o.track.box) for n, image in enumerate(frames)
-                        for o in rules.due(pipeline.process(Frame(image, n, n * 1000 / 30, time.time()))) if o.kind == "no_mask"]
+                bare = [
+                    (n, o.track.box)
+                    for n, image in enumerate(frames)
+                    for o in rules.due(pipeline.process(Frame(image, n, n * 1000 / 30, time.time())))
+                    if o.kind == "no_mask"
+                ]
                 events = [n for n, box in bare if pasted.contains(box.center)]  # the pasted face's
                 others += len(bare) - len(events)
                 early += sum(n < 90 for n in events)
@@ -323,10 +385,12 @@ def live_vote() -> None:
                 right += [n >= 90 for n in events] == [True]
                 delays += [n - 90 for n in events if n >= 90][:1]
         spread = f"median {statistics.median(delays):.0f}, max {max(delays)}" if delays else "none"
-        print(f"live mask vote, {'YuNet' if detector == 'yunet' else 'HOG'}, {len(pairs)} held-apart people masked 3 s "
-              f"then bare 5 s: exactly one no_mask after the mask came off for {right}/{len(pairs)}; no_mask while "
-              f"masked: {early}, after: {late}; frames (30/s) from mask off to event: {spread}; "
-              f"no_mask for the stage frame's own faces: {others}")
+        print(
+            f"live mask vote, {'YuNet' if detector == 'yunet' else 'HOG'}, {len(pairs)} held-apart people masked 3 s "
+            f"then bare 5 s: exactly one no_mask after the mask came off for {right}/{len(pairs)}; no_mask while "
+            f"masked: {early}, after: {late}; frames (30/s) from mask off to event: {spread}; "
+            f"no_mask for the stage frame's own faces: {others}"
+        )
 
 
 def clip_frame(number: int) -> np.ndarray:
@@ -340,7 +404,7 @@ def clip_frame(number: int) -> np.ndarray:
 
 def paste(background: np.ndarray, face: np.ndarray, size: int = PASTE_SIZE) -> np.ndarray:
     image = background.copy()
-    image[PASTE_TOP:PASTE_TOP + size, PASTE_LEFT:PASTE_LEFT + size] = cv2.resize(face, (size, size))
+    image[PASTE_TOP : PASTE_TOP + size, PASTE_LEFT : PASTE_LEFT + size] = cv2.resize(face, (size, size))
     return image
 
 
@@ -349,7 +413,7 @@ def letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarra
     small = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.zeros((height, width, 3), np.uint8)
     top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
-    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    frame[top : top + small.shape[0], left : left + small.shape[1]] = small
     return frame
 
 

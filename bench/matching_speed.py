@@ -34,12 +34,19 @@ def bench_matching() -> None:
     # timing does not depend on the values, only the shapes.
     encodings = rng.normal(0, 0.09, size=(GALLERY_SIZE, 128)).astype(np.float32)
     gallery = Gallery(encodings, np.arange(GALLERY_SIZE) // 5)
-    queries = encodings[rng.integers(0, GALLERY_SIZE, REPEATS)] + rng.normal(0, 0.02, (REPEATS, 128)).astype(np.float32)
+    queries = encodings[rng.integers(0, GALLERY_SIZE, REPEATS)] + rng.normal(0, 0.02, (REPEATS, 128)).astype(
+        np.float32
+    )
     ours = _timed(lambda q: gallery.nearest(q), queries)
     simple = _timed(lambda q: np.argmin(np.linalg.norm(encodings - q, axis=1)), queries)
-    agree = all(gallery.nearest(q)[0].owner == np.argmin(np.linalg.norm(encodings - q, axis=1)) // 5 for q in queries[:20])
+    agree = all(
+        gallery.nearest(q)[0].owner == np.argmin(np.linalg.norm(encodings - q, axis=1)) // 5
+        for q in queries[:20]
+    )
     print(f"match 1 face vs {GALLERY_SIZE:,} encodings: median {ours:.2f} ms  (target < 5 ms)")
-    print(f"  simple np.linalg.norm(gallery - face): median {simple:.2f} ms  ({simple / ours:.1f}x slower); same answers: {agree}")
+    print(
+        f"  simple np.linalg.norm(gallery - face): median {simple:.2f} ms  ({simple / ours:.1f}x slower); same answers: {agree}"
+    )
 
 
 def _timed(fn, queries: np.ndarray) -> float:
@@ -83,13 +90,17 @@ def bench_restart() -> None:
     photos = cold[1]
     print(f"cold start, {photos} photos, empty cache: process {cold[2]:.2f} s (build {cold[3]:.2f} s)")
     best = min(warm, key=lambda r: r[2])
-    print(f"restart with warm cache of {best[1]} photos: process start to watchlist ready "
-          f"{statistics.median(r[2] for r in warm):.2f} s median of 3 (build alone {best[3]:.3f} s)  (target < 2 s)")
+    print(
+        f"restart with warm cache of {best[1]} photos: process start to watchlist ready "
+        f"{statistics.median(r[2] for r in warm):.2f} s median of 3 (build alone {best[3]:.3f} s)  (target < 2 s)"
+    )
 
 
 def _run_ready(config: Path) -> tuple[int, int, float, float]:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", READY, str(config)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", READY, str(config)], capture_output=True, text=True, check=True
+    )
     total = time.perf_counter() - started
     enrolled, photos, build = out.stdout.split()
     return int(enrolled), int(photos), total, float(build)

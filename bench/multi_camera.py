@@ -46,9 +46,13 @@ PACED = 100.0  # frames a second in the paced round
 def make_site(base: Path, cameras: str) -> Path:
     folder = base / "TrainingImage" / "1"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "lin-manuel-miranda.png").write_bytes((TESTDATA / "people" / "lin-manuel-miranda.png").read_bytes())
+    (folder / "lin-manuel-miranda.png").write_bytes(
+        (TESTDATA / "people" / "lin-manuel-miranda.png").read_bytes()
+    )
     (base / "Details").mkdir(exist_ok=True)
-    (base / "Details" / "Details.csv").write_text("Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,vip\n")
+    (base / "Details" / "Details.csv").write_text(
+        "Id,Name,phone_number,initial_deposit,category\n1,Lin-Manuel Miranda,,,vip\n"
+    )
     config = base / "edgeguard.toml"
     config.write_text(f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n{cameras}')
     config.chmod(0o600)
@@ -58,15 +62,22 @@ def make_site(base: Path, cameras: str) -> Path:
 def run_cameras(count: int) -> dict[str, tuple[float, int | None]]:
     """camera name -> (fps, frame of Lin's first known_face) for one daemon run with `count` cameras."""
     with tempfile.TemporaryDirectory() as tmp:
-        tables = "".join(f'[[camera]]\nname = "cam{n}"\nsource = "{CLIP}"\nlocation = "Place {n}"\n' for n in range(count))
+        tables = "".join(
+            f'[[camera]]\nname = "cam{n}"\nsource = "{CLIP}"\nlocation = "Place {n}"\n' for n in range(count)
+        )
         config = make_site(Path(tmp), tables)
         cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
         subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)  # warm the cache
         done = subprocess.run([*cmd, "run"], capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"edgeguard run failed:\n{done.stderr}")
-        fps = {m[1]: float(m[3]) for m in re.finditer(r"camera (\S+): stopped after (\d+) frames \(([\d.]+) fps\)", done.stderr)}
-        out = subprocess.run([*cmd, "events", "--json", "--type", "known_face"], capture_output=True, text=True, check=True).stdout
+        fps = {
+            m[1]: float(m[3])
+            for m in re.finditer(r"camera (\S+): stopped after (\d+) frames \(([\d.]+) fps\)", done.stderr)
+        }
+        out = subprocess.run(
+            [*cmd, "events", "--json", "--type", "known_face"], capture_output=True, text=True, check=True
+        ).stdout
         first: dict[str, int] = {}
         for event in map(json.loads, out.splitlines()):
             first[event["camera"]] = min(first.get(event["camera"], 10**9), event["frame"])
@@ -81,17 +92,24 @@ def cameras_benchmark(rounds: int) -> None:
         median = by_total[len(by_total) // 2]
         total = sum(v[0] for v in median.values())
         totals[count] = total
-        per = ", ".join(f"{name} {fps:.1f} fps (Lin @ frame {first})" for name, (fps, first) in sorted(median.items()))
+        per = ", ".join(
+            f"{name} {fps:.1f} fps (Lin @ frame {first})" for name, (fps, first) in sorted(median.items())
+        )
         rounds_text = ", ".join(f"{sum(v[0] for v in r.values()):.1f}" for r in results)
         print(f"{count} camera(s): total {total:.1f} fps (rounds: {rounds_text}); {per}")
         if count > 1:
             values = [fps for fps, _ in median.values()]
             worst = min(v / statistics.mean([w for w in values if w is not v] or [v]) for v in values)
-            print(f"  total {total / totals[1]:.2f}x one camera"
-                  + (" (target >= 1.6x)" if count == 2 else "")
-                  + f"; slowest camera at {100 * worst:.0f}% of the others' mean" + (" (target >= 80%)" if count == 4 else ""))
+            print(
+                f"  total {total / totals[1]:.2f}x one camera"
+                + (" (target >= 1.6x)" if count == 2 else "")
+                + f"; slowest camera at {100 * worst:.0f}% of the others' mean"
+                + (" (target >= 80%)" if count == 4 else "")
+            )
         late = [name for name, (_, first) in median.items() if first is None or first > 15]
-        print(f"  Lin-Manuel Miranda decided within 15 frames on {len(median) - len(late)} of {len(median)} cameras")
+        print(
+            f"  Lin-Manuel Miranda decided within 15 frames on {len(median) - len(late)} of {len(median)} cameras"
+        )
 
 
 def push_benchmark() -> None:
@@ -110,27 +128,36 @@ def push_benchmark() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         port = _free_port()
-        config = make_site(base, f'[[camera]]\nname = "door"\nsource = "push"\nfps = 120\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        config = make_site(
+            base,
+            f'[[camera]]\nname = "door"\nsource = "push"\nfps = 120\n[web]\nlisten = "127.0.0.1:{port}"\n',
+        )
         cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
         subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)
         daemon = subprocess.Popen([*cmd, "run"], stderr=subprocess.DEVNULL)
         try:
             token = _wait_for_token(base / "push_tokens" / "door.token")
             _wait_for_port(port)
-            print(f"push, one client, {image.shape[1]}x{image.shape[0]} JPEG of {len(jpeg) // 1024} KB, "
-                  f"{PUSH_SECONDS:.0f} s each; decoding it alone takes {decode_ms:.1f} ms")
+            print(
+                f"push, one client, {image.shape[1]}x{image.shape[0]} JPEG of {len(jpeg) // 1024} KB, "
+                f"{PUSH_SECONDS:.0f} s each; decoding it alone takes {decode_ms:.1f} ms"
+            )
             for label, pace in ((f"paced at {PACED:.0f}/s", PACED), ("as fast as answered", None)):
                 taken, refused, trips, cpu = _push_for(port, token, jpeg, daemon.pid, pace)
-                print(f"  {label}: {taken / PUSH_SECONDS:.1f} frames/s taken, {refused} refused; round trip median "
-                      f"{statistics.median(trips) * 1000:.1f} ms, p95 {sorted(trips)[int(0.95 * (len(trips) - 1))] * 1000:.1f} ms; "
-                      f"daemon CPU {cpu / len(trips) * 1000:.2f} ms per posted frame, "
-                      f"{cpu / max(taken, 1) * 1000:.1f} ms per taken frame (upload, decode, pipeline)")
+                print(
+                    f"  {label}: {taken / PUSH_SECONDS:.1f} frames/s taken, {refused} refused; round trip median "
+                    f"{statistics.median(trips) * 1000:.1f} ms, p95 {sorted(trips)[int(0.95 * (len(trips) - 1))] * 1000:.1f} ms; "
+                    f"daemon CPU {cpu / len(trips) * 1000:.2f} ms per posted frame, "
+                    f"{cpu / max(taken, 1) * 1000:.1f} ms per taken frame (upload, decode, pipeline)"
+                )
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
 
 
-def _push_for(port: int, token: str, jpeg: bytes, pid: int, pace: float | None) -> tuple[int, int, list[float], float]:
+def _push_for(
+    port: int, token: str, jpeg: bytes, pid: int, pace: float | None
+) -> tuple[int, int, list[float], float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}
     taken = refused = 0

@@ -43,8 +43,10 @@ PLAIN_TOLERANCE = 0.6
 
 def main(splits: int) -> int:
     tolerance, margin = RecognitionConfig().tolerance, PipelineConfig().unknown_margin
-    print(f"lfw10, {splits} splits: 5 people enrolled from 1 photo each, 5 strangers; "
-          f"tolerance {tolerance}, unknown_margin {margin}")
+    print(
+        f"lfw10, {splits} splits: 5 people enrolled from 1 photo each, 5 strangers; "
+        f"tolerance {tolerance}, unknown_margin {margin}"
+    )
     for detector in ("hog", "yunet"):
         encodings = encode_all(detector)
         print(f"--- detector = {detector}: {sum(len(v) for v in encodings.values())} photos encoded")
@@ -53,7 +55,9 @@ def main(splits: int) -> int:
         for k in (2, 3, 5):
             for pooling in (False, True):
                 label = "after (vote + pooling)" if pooling else "before (vote alone)  "
-                print(f"  tracks of {k} samples, {label}: {tracks(encodings, splits, k, pooling, tolerance, margin)}")
+                print(
+                    f"  tracks of {k} samples, {label}: {tracks(encodings, splits, k, pooling, tolerance, margin)}"
+                )
     return 0
 
 
@@ -67,7 +71,10 @@ def encode_all(detector: str) -> dict[str, list[np.ndarray]]:
             height, width = rgb.shape[:2]
             found = engine.find_in_photo(rgb)
             if found:
-                face = min(found, key=lambda d: (d.box.center[0] - width / 2) ** 2 + (d.box.center[1] - height / 2) ** 2)
+                face = min(
+                    found,
+                    key=lambda d: (d.box.center[0] - width / 2) ** 2 + (d.box.center[1] - height / 2) ** 2,
+                )
                 out.setdefault(folder.name, []).append(engine.encoder.encode(rgb, [face.box])[0])
     return out
 
@@ -78,9 +85,16 @@ def split(encodings: dict[str, list[np.ndarray]], rng: random.Random, tolerance:
     enrolled = rng.sample(names, 5)
     chosen = {name: rng.randrange(len(encodings[name])) for name in enrolled}
     people = {str(i): Person(str(i), name) for i, name in enumerate(enrolled, start=1)}
-    watchlist = Watchlist(people, {str(i): [encodings[name][chosen[name]]] for i, name in enumerate(enrolled, start=1)},
-                          [], tolerance)
-    rest = {str(i): [e for j, e in enumerate(encodings[name]) if j != chosen[name]] for i, name in enumerate(enrolled, start=1)}
+    watchlist = Watchlist(
+        people,
+        {str(i): [encodings[name][chosen[name]]] for i, name in enumerate(enrolled, start=1)},
+        [],
+        tolerance,
+    )
+    rest = {
+        str(i): [e for j, e in enumerate(encodings[name]) if j != chosen[name]]
+        for i, name in enumerate(enrolled, start=1)
+    }
     strangers = [encodings[name] for name in names if name not in enrolled]
     return watchlist, rest, strangers
 
@@ -102,8 +116,14 @@ def single_photos(encodings: dict[str, list[np.ndarray]], splits: int, tolerance
     return figures(named, wrong, known, rejected, stranger)
 
 
-def tracks(encodings: dict[str, list[np.ndarray]], splits: int, k: int, pooling: bool,
-           tolerance: float, margin: float) -> str:
+def tracks(
+    encodings: dict[str, list[np.ndarray]],
+    splits: int,
+    k: int,
+    pooling: bool,
+    tolerance: float,
+    margin: float,
+) -> str:
     rng = random.Random(2)
     named = wrong = known = rejected = stranger = 0
     for _ in range(splits):
@@ -127,15 +147,21 @@ def decide(samples: list[np.ndarray], watchlist: Watchlist, pooling: bool, margi
     track = Track(1, None, 0.0, PipelineConfig().vote_frames)  # type: ignore[arg-type]  # no box needed here
     for now, (encoding, identity) in enumerate(zip(samples, watchlist.identify(np.array(samples)))):
         sample = Sample(sample_label(identity, watchlist.tolerance, margin), identity.distance, encoding)
-        decided = add_identity_sample(track, sample, watchlist, margin, now) if pooling else track.add_sample(sample, now)
+        decided = (
+            add_identity_sample(track, sample, watchlist, margin, now)
+            if pooling
+            else track.add_sample(sample, now)
+        )
         if decided:
             break
     return track.decided
 
 
 def figures(named: int, wrong: int, known: int, rejected: int, stranger: int) -> str:
-    return (f"enrolled named {100 * named / known:5.1f}%, wrongly named {100 * wrong / known:4.2f}% (of {known}); "
-            f"strangers rejected {100 * rejected / stranger:6.2f}% (of {stranger})")
+    return (
+        f"enrolled named {100 * named / known:5.1f}%, wrongly named {100 * wrong / known:4.2f}% (of {known}); "
+        f"strangers rejected {100 * rejected / stranger:6.2f}% (of {stranger})"
+    )
 
 
 if __name__ == "__main__":

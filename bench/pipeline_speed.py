@@ -65,8 +65,10 @@ def main() -> int:
     import face_recognition  # the simple approach and the reference pass use the library itself
 
     frames = read_frames()
-    known = {pid: face_recognition.face_encodings(face_recognition.load_image_file(TESTDATA / "people" / f))[0]
-             for pid, (_, f) in WATCHLIST.items()}
+    known = {
+        pid: face_recognition.face_encodings(face_recognition.load_image_file(TESTDATA / "people" / f))[0]
+        for pid, (_, f) in WATCHLIST.items()
+    }
     simple_runs: list[float] = []
     ours_runs: dict[str, list[float]] = {detector: [] for detector in DETECTORS}
     for _ in range(ROUNDS):
@@ -84,19 +86,27 @@ def main() -> int:
     print(f"clip: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}")
     print(f"reference (every frame, full size): first clear appearance {_names(first_clear)}")
     simple = statistics.median(simple_runs)
-    print(f"simple approach:      {simple:.1f} frames/s (rounds: {_fmt(simple_runs)}); first named {_names(simple_first)}")
+    print(
+        f"simple approach:      {simple:.1f} frames/s (rounds: {_fmt(simple_runs)}); first named {_names(simple_first)}"
+    )
     for detector in DETECTORS:
         print(f"--- detector = {detector}")
         report(detector, ours[detector], ours_runs[detector], simple, reference, known, first_clear)
     return 0
 
 
-def report(detector: str, ours: dict, runs: list[float], simple: float, reference, known, first_clear) -> None:
+def report(
+    detector: str, ours: dict, runs: list[float], simple: float, reference, known, first_clear
+) -> None:
     inproc = statistics.median(runs)
-    print(f"edgeguard pipeline:   {inproc:.1f} frames/s (rounds: {_fmt(runs)}): "
-          f"{inproc / simple:.1f}x the simple approach on the same frames (target >= 10x)")
-    print(f"edgeguard run (own process, decoding included): {ours['fps']:.1f} frames/s, peak RSS {ours['rss_mb']:.0f} MB "
-          f"(target < 300 MB), {ours['detections']} detections, {ours['encodings']} encodings")
+    print(
+        f"edgeguard pipeline:   {inproc:.1f} frames/s (rounds: {_fmt(runs)}): "
+        f"{inproc / simple:.1f}x the simple approach on the same frames (target >= 10x)"
+    )
+    print(
+        f"edgeguard run (own process, decoding included): {ours['fps']:.1f} frames/s, peak RSS {ours['rss_mb']:.0f} MB "
+        f"(target < 300 MB), {ours['detections']} detections, {ours['encodings']} encodings"
+    )
     decided: dict[str, int] = {}
     wrong = 0
     for event in ours["events"]:
@@ -133,7 +143,9 @@ def edgeguard_in_process(frames: list[np.ndarray], detector: str) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         config = load_config(make_site(Path(tmp), detector))
-        engine = FaceEngine(config.recognition, config.mask)  # as the daemon: masks classified, masked faces searched
+        engine = FaceEngine(
+            config.recognition, config.mask
+        )  # as the daemon: masks classified, masked faces searched
         engine.warm_up()
         watchlist = build_watchlist(config, engine, open_cache(config))
     processor = FrameProcessor(config, engine, lambda: watchlist)
@@ -145,7 +157,12 @@ def edgeguard_in_process(frames: list[np.ndarray], detector: str) -> float:
 
 
 def _names(first: dict[str, int]) -> str:
-    return ", ".join(f"{WATCHLIST[pid][0]} @ frame {n}" for pid, n in sorted(first.items(), key=lambda kv: kv[1])) or "none"
+    return (
+        ", ".join(
+            f"{WATCHLIST[pid][0]} @ frame {n}" for pid, n in sorted(first.items(), key=lambda kv: kv[1])
+        )
+        or "none"
+    )
 
 
 def read_frames() -> list[np.ndarray]:
@@ -207,8 +224,10 @@ def make_site(base: Path, detector: str) -> Path:
     (base / "Details").mkdir()
     (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n")
     config = base / "edgeguard.toml"
-    config.write_text(f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n'
-                      f'[recognition]\ndetector = "{detector}"\n{DETECTORS[detector]}')
+    config.write_text(
+        f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n'
+        f'[recognition]\ndetector = "{detector}"\n{DETECTORS[detector]}'
+    )
     return config
 
 
@@ -222,7 +241,9 @@ def run_edgeguard(base: Path, detector: str) -> dict:
     log = proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"edgeguard run failed:\n{log}")
-    stats = re.search(r"stopped after (\d+) frames \(([\d.]+) fps\), (\d+) events, (\d+) detections, (\d+) encodings", log)
+    stats = re.search(
+        r"stopped after (\d+) frames \(([\d.]+) fps\), (\d+) events, (\d+) detections, (\d+) encodings", log
+    )
     events = subprocess.run([*cmd, "events", "--json"], capture_output=True, text=True, check=True).stdout
     return {
         "fps": float(stats.group(2)),

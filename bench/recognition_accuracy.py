@@ -59,8 +59,12 @@ def measure(detector: str) -> None:
     n_known = sum(1 for t in tests.values() if t is not None)
     n_unknown = len(tests) - n_known
     print(f"watchlist: {len(enrolled)} people x {ENROLLED_PHOTOS} photos ({', '.join(enrolled)})")
-    print(f"enrolled people named correctly: {known_ok}/{n_known} = {100 * known_ok / n_known:.1f}%  (target >= 98%)")
-    print(f"people not enrolled reported unknown: {unknown_ok}/{n_unknown} = {100 * unknown_ok / n_unknown:.1f}%  (target >= 98%)")
+    print(
+        f"enrolled people named correctly: {known_ok}/{n_known} = {100 * known_ok / n_known:.1f}%  (target >= 98%)"
+    )
+    print(
+        f"people not enrolled reported unknown: {unknown_ok}/{n_unknown} = {100 * unknown_ok / n_unknown:.1f}%  (target >= 98%)"
+    )
     print(f"edgeguard analyze on {len(tests)} photos: {elapsed:.1f} s including start-up and enrolment")
 
 
@@ -79,8 +83,10 @@ def make_site(base: Path, enrolled: list[str], detector: str) -> Path:
     (base / "Details").mkdir()
     (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = base / "edgeguard.toml"
-    config.write_text(f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n[recognition]\ndetector = "{detector}"\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n[recognition]\ndetector = "{detector}"\n',
+        encoding="utf-8",
+    )
     return config
 
 

@@ -2,5 +2,7 @@
 
 from .cli import main
 
-if __name__ == "__main__":  # run, not imported: spawned processes (faces/encoder_pool.py) re-import a main module
+if (
+    __name__ == "__main__"
+):  # run, not imported: spawned processes (faces/encoder_pool.py) re-import a main module
     raise SystemExit(main())

@@ -117,7 +117,9 @@ class FrameSource:
         self._thread: threading.Thread | None = None
         self._started = False
         self._ended_at_stop = False
-        self._feed = push if self._spec.kind == "push" else None  # a feed is ignored when --source overrides push
+        self._feed = (
+            push if self._spec.kind == "push" else None
+        )  # a feed is ignored when --source overrides push
         self._push_path = "/upload_frame/" + quote(cfg.name, safe="")
         self._last_push: float | None = None  # time.monotonic() of the last pushed frame
 
@@ -137,7 +139,9 @@ class FrameSource:
                 target=self._run_file, args=(video,), name=f"capture-{self._cfg.name}", daemon=True
             )
         else:
-            self._thread = threading.Thread(target=self._run_live, name=f"capture-{self._cfg.name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run_live, name=f"capture-{self._cfg.name}", daemon=True
+            )
         if self._thread is not None:
             self._thread.start()
         self._started = True
@@ -242,7 +246,11 @@ class FrameSource:
             previous, number = number, frame_number(pos_ms, video.fps, number)
             if number > previous + 1:  # the frames in between were unreadable or dropped by the decoder
                 bad.skipped(number - previous - 1)
-            if self._realtime and start is not None and self._stop.wait(max(0.0, start + number / fps - time.monotonic())):
+            if (
+                self._realtime
+                and start is not None
+                and self._stop.wait(max(0.0, start + number / fps - time.monotonic()))
+            ):
                 break
             if not self._slot.put(Frame(image, number, pos_ms, time.time()), wait=not self._realtime):
                 break
@@ -316,7 +324,9 @@ class FrameSource:
             self._set_state("stalled", message, logging.WARNING)
         else:
             what = "lost" if was_open else "unavailable"
-            message = f"{self._public_source} {what} ({reason}); retrying with backoff up to {self._backoff[1]:g} s"
+            message = (
+                f"{self._public_source} {what} ({reason}); retrying with backoff up to {self._backoff[1]:g} s"
+            )
             self._set_state("reconnecting", message, logging.WARNING)
 
     def _release_on_stop(self, connection: Connection) -> None:
@@ -330,8 +340,10 @@ class FrameSource:
 
     def _start_push(self) -> None:
         if self._feed is None:
-            raise SourceError(f"camera {self._cfg.name}: source push takes frames from the dashboard's server, "
-                              "but no push feed was given")
+            raise SourceError(
+                f"camera {self._cfg.name}: source push takes frames from the dashboard's server, "
+                "but no push feed was given"
+            )
         with self._lock:
             self._description = f"push {self._push_path} (waiting for pushed frames)"
         log.info("camera %s: waiting for pushed frames at %s", self._cfg.name, self._push_path)
@@ -360,10 +372,17 @@ class FrameSource:
     def _push_stalled(self) -> None:
         """Streaming becomes stalled once no frame was pushed for read_timeout; the change is logged once."""
         with self._lock:
-            stalled = (self._state == "streaming" and self._last_push is not None
-                       and time.monotonic() - self._last_push > self._cfg.read_timeout)
+            stalled = (
+                self._state == "streaming"
+                and self._last_push is not None
+                and time.monotonic() - self._last_push > self._cfg.read_timeout
+            )
             if stalled:
                 self._state = "stalled"
         if stalled:
-            log.warning("camera %s: no pushed frame for %g s at %s", self._cfg.name, self._cfg.read_timeout,
-                        self._push_path)
+            log.warning(
+                "camera %s: no pushed frame for %g s at %s",
+                self._cfg.name,
+                self._cfg.read_timeout,
+                self._push_path,
+            )

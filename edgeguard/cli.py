@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except DamagedDatabase as exc:
         print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
         return 1
-    except (OSError, sqlite3.Error) as exc:  # a file that cannot be read or written: say which, not a traceback
+    except (
+        OSError,
+        sqlite3.Error,
+    ) as exc:  # a file that cannot be read or written: say which, not a traceback
         print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
         return 1
 
@@ -64,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeguard", description="On-camera face alert daemon.")
     parser.add_argument("--version", action="version", version=f"edgeguard {__version__}")
-    parser.add_argument("--config", metavar="PATH",
-                        help="TOML config (default: $EDGEGUARD_CONFIG, ./edgeguard.toml, /etc/edgeguard/edgeguard.toml)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config (default: $EDGEGUARD_CONFIG, ./edgeguard.toml, /etc/edgeguard/edgeguard.toml)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     analyze = sub.add_parser("analyze", help="recognise the faces in still images against the watchlist")
@@ -78,36 +84,59 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("photos", nargs="*", metavar="PHOTO")
     enroll.add_argument("--name", help="the person's name (needed for a new Id)")
     enroll.add_argument("--category", help="e.g. staff, missing, wanted, vip")
-    enroll.add_argument("--check", action="store_true", help="list the photos and CSV rows that cannot be used")
-    enroll.add_argument("--from-capture", metavar="FILE", help="enrol the face of a reviewed unknown-face capture")
+    enroll.add_argument(
+        "--check", action="store_true", help="list the photos and CSV rows that cannot be used"
+    )
+    enroll.add_argument(
+        "--from-capture", metavar="FILE", help="enrol the face of a reviewed unknown-face capture"
+    )
     enroll.set_defaults(handler=cmd_enroll)
 
-    feedback = sub.add_parser("feedback", help="correct a wrong name: an event's face is not the person it "
-                              "named (--not-person), or is a given person (--is ID)")
-    feedback.add_argument("event", type=int, metavar="EVENT_ID", help="the event's number (first column of edgeguard events)")
+    feedback = sub.add_parser(
+        "feedback",
+        help="correct a wrong name: an event's face is not the person it "
+        "named (--not-person), or is a given person (--is ID)",
+    )
+    feedback.add_argument(
+        "event", type=int, metavar="EVENT_ID", help="the event's number (first column of edgeguard events)"
+    )
     correction = feedback.add_mutually_exclusive_group(required=True)
-    correction.add_argument("--not-person", action="store_true",
-                            help="a known_face event named the wrong person: never name this face as them again")
-    correction.add_argument("--is", dest="is_id", metavar="ID",
-                            help="the face is watchlist Id ID: its capture becomes a photo of them")
+    correction.add_argument(
+        "--not-person",
+        action="store_true",
+        help="a known_face event named the wrong person: never name this face as them again",
+    )
+    correction.add_argument(
+        "--is",
+        dest="is_id",
+        metavar="ID",
+        help="the face is watchlist Id ID: its capture becomes a photo of them",
+    )
     feedback.set_defaults(handler=cmd_feedback)
 
     run = sub.add_parser("run", help="run the daemon: camera in, events out")
-    run.add_argument("--source", help="run only one camera (--camera, else the first) with this source instead: "
-                     "an index, /dev/videoN, a URL or a video file")
+    run.add_argument(
+        "--source",
+        help="run only one camera (--camera, else the first) with this source instead: "
+        "an index, /dev/videoN, a URL or a video file",
+    )
     run.add_argument("--camera", metavar="NAME", help="run only this configured camera")
     run.add_argument("--realtime", action="store_true", default=None, help="play a video file at its own fps")
     run.set_defaults(handler=cmd_run)
 
     events = sub.add_parser("events", help="list events from the event log")
-    events.add_argument("--since", help="an ISO time (2026-11-22T14:00) or a span back from now (30m, 2h, 7d)")
+    events.add_argument(
+        "--since", help="an ISO time (2026-11-22T14:00) or a span back from now (30m, 2h, 7d)"
+    )
     events.add_argument("--type", action="append", choices=EVENT_TYPES, help="only this type (repeatable)")
     events.add_argument("--limit", type=int, help="at most this many")
     events.add_argument("--json", action="store_true", help="one JSON object per event and line")
     events.set_defaults(handler=cmd_events)
 
     test_alert = sub.add_parser("test-alert", help="send one message end to end and report what happened")
-    test_alert.add_argument("--to", metavar="NUMBER", help="the recipient (default: every number in [[alerts.route]])")
+    test_alert.add_argument(
+        "--to", metavar="NUMBER", help="the recipient (default: every number in [[alerts.route]])"
+    )
     test_alert.set_defaults(handler=cmd_test_alert)
 
     alerts = sub.add_parser("alerts", help="show the alert outbox")
@@ -117,24 +146,49 @@ def _parser() -> argparse.ArgumentParser:
     alerts.add_argument("--json", action="store_true", help="one JSON object per message and line")
     alerts.set_defaults(handler=cmd_alerts)
 
-    push = sub.add_parser("push", help="send a local camera's frames to a daemon's push camera (source = \"push\")")
+    push = sub.add_parser(
+        "push", help="send a local camera's frames to a daemon's push camera (source = \"push\")"
+    )
     push.add_argument("--url", required=True, help="the daemon's dashboard, e.g. http://192.168.1.20:8780")
-    push.add_argument("--camera", required=True, metavar="NAME", help="the push camera's name in the daemon's config")
-    push.add_argument("--token-file", required=True, type=Path, metavar="FILE",
-                      help="the camera's token (the daemon's push_tokens/NAME.token); not readable by others")
-    push.add_argument("--source", default="0", help="what to read, as for run: an index, /dev/videoN, a URL or a "
-                      "video file (played in real time; the end of the file ends the push, unless --loop)")
+    push.add_argument(
+        "--camera", required=True, metavar="NAME", help="the push camera's name in the daemon's config"
+    )
+    push.add_argument(
+        "--token-file",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the camera's token (the daemon's push_tokens/NAME.token); not readable by others",
+    )
+    push.add_argument(
+        "--source",
+        default="0",
+        help="what to read, as for run: an index, /dev/videoN, a URL or a "
+        "video file (played in real time; the end of the file ends the push, unless --loop)",
+    )
     push.add_argument("--loop", action="store_true", help="start a video file again at its end")
-    push.add_argument("--width", type=int, default=640, help="frames wider than this are shrunk to it (default 640)")
+    push.add_argument(
+        "--width", type=int, default=640, help="frames wider than this are shrunk to it (default 640)"
+    )
     push.add_argument("--quality", type=int, default=80, help="JPEG quality, 1-100 (default 80)")
     push.add_argument("--fps", type=float, default=5.0, help="at most this many frames a second (default 5)")
-    push.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
-                      help="a config for its [logging] level (as edgeguard --config)")
+    push.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="a config for its [logging] level (as edgeguard --config)",
+    )
     push.set_defaults(handler=cmd_push)
 
-    check = sub.add_parser("check", help="check configuration, camera, folders, watchlist, Twilio and image links")
-    check.add_argument("--live", action="store_true", help="also verify the Twilio credentials against the API")
-    check.add_argument("--source", help="check the first camera with this source instead of the configured cameras")
+    check = sub.add_parser(
+        "check", help="check configuration, camera, folders, watchlist, Twilio and image links"
+    )
+    check.add_argument(
+        "--live", action="store_true", help="also verify the Twilio credentials against the API"
+    )
+    check.add_argument(
+        "--source", help="check the first camera with this source instead of the configured cameras"
+    )
     check.set_defaults(handler=cmd_check)
 
     user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
@@ -160,7 +214,9 @@ def cmd_user(config: Config, args: argparse.Namespace) -> int:
         if args.action == "list":
             for u in users.list():
                 phone = f" {mask_number(u.phone)}" if u.phone else ""
-                print(f"{u.name} {u.role}{phone} since {time.strftime('%Y-%m-%d', time.localtime(u.created))}")
+                print(
+                    f"{u.name} {u.role}{phone} since {time.strftime('%Y-%m-%d', time.localtime(u.created))}"
+                )
             return 0
         if args.action == "remove":
             if not users.remove(args.name):
@@ -224,7 +280,11 @@ def _print_result(as_json: bool, result: dict) -> None:
         if face["vetoed"]:
             who += f" (nearest {face['vetoed']['name']} (Id {face['vetoed']['id']}), vetoed by feedback)"
         distance = "" if face["distance"] is None else f", distance {face['distance']:.3f}"
-        mask = "" if face["mask"] is None else f", {'mask' if face['mask'] else 'no mask'} ({face['mask_score']:.2f})"
+        mask = (
+            ""
+            if face["mask"] is None
+            else f", {'mask' if face['mask'] else 'no mask'} ({face['mask_score']:.2f})"
+        )
         print(f"  {who} at {face['box']}{distance}{mask}")
 
 
@@ -242,8 +302,11 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_push(config: Config, args: argparse.Namespace) -> int:
-    return run_push(PushOptions(args.url, args.camera, args.token_file, args.source, args.width, args.quality,
-                                args.fps, args.loop))
+    return run_push(
+        PushOptions(
+            args.url, args.camera, args.token_file, args.source, args.width, args.quality, args.fps, args.loop
+        )
+    )
 
 
 def cmd_events(config: Config, args: argparse.Namespace) -> int:
@@ -266,7 +329,10 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
 def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
     numbers = [args.to] if args.to else sorted({n for route in config.alerts.route for n in route.to})
     if not numbers:
-        print("edgeguard test-alert: no recipient: give --to +15551230000 or add an [[alerts.route]]", file=sys.stderr)
+        print(
+            "edgeguard test-alert: no recipient: give --to +15551230000 or add an [[alerts.route]]",
+            file=sys.stderr,
+        )
         return 2
     outbox = Outbox(config.paths.outbox_db)
     sender = Sender(outbox, TwilioTransport(config.twilio) if config.twilio_ready else None)
@@ -307,20 +373,38 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
     for m in read_messages(config.paths.outbox_db, statuses or None, args.limit):
         if args.json:
-            print(json.dumps({"id": m.id, "created": m.created, "to": mask_number(m.to_number), "body": m.body,
-                              "media_url": m.media_url, "status": m.status, "attempts": m.attempts,
-                              "last_error": m.last_error, "sid": m.sid, "event": m.event_seq}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "id": m.id,
+                        "created": m.created,
+                        "to": mask_number(m.to_number),
+                        "body": m.body,
+                        "media_url": m.media_url,
+                        "status": m.status,
+                        "attempts": m.attempts,
+                        "last_error": m.last_error,
+                        "sid": m.sid,
+                        "event": m.event_seq,
+                    }
+                ),
+                flush=True,
+            )
         else:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
-            print(f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
-                  + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else ""))
+            print(
+                f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
+                + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else "")
+            )
     return 0
 
 
 def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
-        print(f"edgeguard feedback: no event log at {config.paths.events_db}: there is no event {args.event}",
-              file=sys.stderr)
+        print(
+            f"edgeguard feedback: no event log at {config.paths.events_db}: there is no event {args.event}",
+            file=sys.stderr,
+        )
         return 2
     events = EventReader(config.paths.events_db)
     try:
@@ -352,11 +436,16 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     if args.check:
         return _enroll_check(config, engine)
     if not args.id or not (args.photos or args.from_capture):
-        print("edgeguard enroll: give an ID and at least one PHOTO, --from-capture FILE, or --check", file=sys.stderr)
+        print(
+            "edgeguard enroll: give an ID and at least one PHOTO, --from-capture FILE, or --check",
+            file=sys.stderr,
+        )
         return 2
     try:
         if args.from_capture:
-            result = enrol_from_capture(config, engine, args.id, Path(args.from_capture), args.name, args.category)
+            result = enrol_from_capture(
+                config, engine, args.id, Path(args.from_capture), args.name, args.category
+            )
         else:
             result = enrol(config, engine, args.id, [Path(p) for p in args.photos], args.name, args.category)
     except EnrolError as exc:
@@ -376,8 +465,10 @@ def _enrol_report(person_id: str, result: EnrolResult) -> int:
 def _enroll_check(config: Config, engine: FaceEngine) -> int:
     logging.getLogger("edgeguard.watchlist").setLevel(logging.ERROR)  # the report below says it all
     watchlist = build_watchlist(config, engine, open_cache(config))
-    print(f"{watchlist.enrolled} people enrolled from {len(watchlist.gallery)} photos "
-          f"({config.paths.training_images}, {config.paths.details_csv})")
+    print(
+        f"{watchlist.enrolled} people enrolled from {len(watchlist.gallery)} photos "
+        f"({config.paths.training_images}, {config.paths.details_csv})"
+    )
     if not watchlist.problems:
         print("No problems found.")
         return 0

@@ -34,14 +34,28 @@ from .events.event import EVENT_TYPES
 
 @dataclass(frozen=True)
 class PathsConfig:
-    base_dir: Path = option(Path("."), "relative paths below resolve against this folder; a relative base_dir against the working directory")
-    training_images: Path = option(Path("TrainingImage"), "one sub-folder per watchlist Id with that person's photos")
-    details_csv: Path = option(Path("Details/Details.csv"), "Id,Name,phone_number,initial_deposit[,category,...]")
-    encodings_cache: Path = option(Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content")
-    captures: Path = option(Path("Unknown_Face_Captures"), "where the faces of unknown visitors and watchlist sightings are saved")
+    base_dir: Path = option(
+        Path("."),
+        "relative paths below resolve against this folder; a relative base_dir against the working directory",
+    )
+    training_images: Path = option(
+        Path("TrainingImage"), "one sub-folder per watchlist Id with that person's photos"
+    )
+    details_csv: Path = option(
+        Path("Details/Details.csv"), "Id,Name,phone_number,initial_deposit[,category,...]"
+    )
+    encodings_cache: Path = option(
+        Path("TrainingImageLabel"), "cache of face encodings, keyed by photo content"
+    )
+    captures: Path = option(
+        Path("Unknown_Face_Captures"), "where the faces of unknown visitors and watchlist sightings are saved"
+    )
     events_db: Path = option(Path("events.db"), "the event log (SQLite)")
     outbox_db: Path = option(Path("outbox.db"), "alerts waiting to be sent, and sent (SQLite)")
-    link_key: Path = option(Path("link.key"), "secret that signs image links (made on first start; credential edgeguard_link_key wins)")
+    link_key: Path = option(
+        Path("link.key"),
+        "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
+    )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
 
 
@@ -52,22 +66,48 @@ CAMERA_NAME_HELP = "must be 1-64 letters, digits, spaces, '_', '.' or '-', start
 
 @dataclass(frozen=True)
 class CameraConfig:
-    name: str = option("camera", "camera name, unique: used in events, alerts and the dashboard's addresses",
-                       pattern=CAMERA_NAME, pattern_help=CAMERA_NAME_HELP)
-    source: str = option("0", "USB index or /dev/videoN, rtsp:// or http(s):// URL, a video file, picamera2, jetson-csi, "
-                         "or push (JPEG frames POSTed to /upload_frame/<name>, see edgeguard push)")
-    width: int = option(1280, "requested frame width (the driver may choose another; the log says which)", min=160, max=7680)
+    name: str = option(
+        "camera",
+        "camera name, unique: used in events, alerts and the dashboard's addresses",
+        pattern=CAMERA_NAME,
+        pattern_help=CAMERA_NAME_HELP,
+    )
+    source: str = option(
+        "0",
+        "USB index or /dev/videoN, rtsp:// or http(s):// URL, a video file, picamera2, jetson-csi, "
+        "or push (JPEG frames POSTed to /upload_frame/<name>, see edgeguard push)",
+    )
+    width: int = option(
+        1280, "requested frame width (the driver may choose another; the log says which)", min=160, max=7680
+    )
     height: int = option(720, "requested frame height", min=120, max=4320)
-    fps: int = option(15, "requested frames per second; push cameras: the most frames taken per second (more get 429)", min=1, max=120)
+    fps: int = option(
+        15,
+        "requested frames per second; push cameras: the most frames taken per second (more get 429)",
+        min=1,
+        max=120,
+    )
     fourcc: str = option("MJPG", "pixel format asked of USB cameras; empty for the driver's default")
     open_timeout: float = option(10.0, "seconds to wait for a stream to open", min=1.0, max=300.0)
-    read_timeout: float = option(5.0, "seconds without a frame before a stream (or push camera) counts as stalled and is reopened", min=0.5, max=300.0)
+    read_timeout: float = option(
+        5.0,
+        "seconds without a frame before a stream (or push camera) counts as stalled and is reopened",
+        min=0.5,
+        max=300.0,
+    )
     loop: bool = option(False, "start a video file again at its end instead of ending the run")
     realtime: bool = option(False, "play video files at their own fps instead of as fast as possible")
     # Where the camera is, and the settings that depend on its view: when not given, they are [location]'s,
     # [pipeline]'s, [recognition]'s, [events]'s and [mask]'s (CAMERA_OVERRIDES).
-    location: str = option("Site", "where the camera is, as guards know it (e.g. Front Gate); default: [location] name")
-    latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given; default: [location] latitude", min=-90.0, max=90.0)
+    location: str = option(
+        "Site", "where the camera is, as guards know it (e.g. Front Gate); default: [location] name"
+    )
+    latitude: float = option(
+        0.0,
+        "for a maps link in alerts; 0 and 0 mean not given; default: [location] latitude",
+        min=-90.0,
+        max=90.0,
+    )
     longitude: float = option(0.0, "default: [location] longitude", min=-180.0, max=180.0)
     detect_width: int = option(640, "default: [pipeline] detect_width", min=160, max=3840)
     min_face_size: int = option(32, "default: [recognition] min_face_size", min=20, max=1000)
@@ -86,67 +126,172 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class LocationConfig:
-    name: str = option("Site", "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of their location")
+    name: str = option(
+        "Site",
+        "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of their location",
+    )
     latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given", min=-90.0, max=90.0)
     longitude: float = option(0.0, "for a maps link in alerts", min=-180.0, max=180.0)
 
 
 @dataclass(frozen=True)
 class RecognitionConfig:
-    tolerance: float = option(0.56, "largest face distance that still counts as a match (lower is stricter; see README)", min=0.2, max=0.9)
-    detector: str = option("yunet", "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal faces only) "
-                           "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)", choices=("yunet", "hog", "cnn"))
-    detector_score: float = option(0.6, "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the mask model's face test)",
-                                   min=0.05, max=0.99)
-    detection_model: str = option("", "moved to detector (still read here when detector is not set)", choices=("", "hog", "cnn"))
-    upsample: int = option(1, "hog/cnn: detector upsampling on still images: 1 finds faces down to about 40 px", min=0, max=3)
-    min_face_size: int = option(32, "faces smaller than this many pixels (box side) are counted but not identified", min=20, max=1000)
-    enrol_min_face_size: int = option(60, "watchlist photos need a face at least this big (they set the reference for every match)", min=20, max=1000)
-    max_detect_side: int = option(1024, "still images are shrunk to this longest side for detection (encoding uses full size)", min=320, max=8192)
-    max_image_pixels: int = option(40_000_000, "photos with more pixels than this are refused (decompression bombs)", min=1_000_000, max=200_000_000)
-    encoder_processes: int = option(0, "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL while it encodes); "
-                                     "0: one per camera, at most one per core; each costs about 80 MB", min=0, max=64)
-    enrol_jitters: int = option(1, "re-samples per watchlist photo when encoding (higher: slightly more robust, slower enrolment)", min=1, max=20)
+    tolerance: float = option(
+        0.56,
+        "largest face distance that still counts as a match (lower is stricter; see README)",
+        min=0.2,
+        max=0.9,
+    )
+    detector: str = option(
+        "yunet",
+        "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal faces only) "
+        "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
+        choices=("yunet", "hog", "cnn"),
+    )
+    detector_score: float = option(
+        0.6,
+        "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the mask model's face test)",
+        min=0.05,
+        max=0.99,
+    )
+    detection_model: str = option(
+        "", "moved to detector (still read here when detector is not set)", choices=("", "hog", "cnn")
+    )
+    upsample: int = option(
+        1, "hog/cnn: detector upsampling on still images: 1 finds faces down to about 40 px", min=0, max=3
+    )
+    min_face_size: int = option(
+        32, "faces smaller than this many pixels (box side) are counted but not identified", min=20, max=1000
+    )
+    enrol_min_face_size: int = option(
+        60,
+        "watchlist photos need a face at least this big (they set the reference for every match)",
+        min=20,
+        max=1000,
+    )
+    max_detect_side: int = option(
+        1024,
+        "still images are shrunk to this longest side for detection (encoding uses full size)",
+        min=320,
+        max=8192,
+    )
+    max_image_pixels: int = option(
+        40_000_000,
+        "photos with more pixels than this are refused (decompression bombs)",
+        min=1_000_000,
+        max=200_000_000,
+    )
+    encoder_processes: int = option(
+        0,
+        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL while it encodes); "
+        "0: one per camera, at most one per core; each costs about 80 MB",
+        min=0,
+        max=64,
+    )
+    enrol_jitters: int = option(
+        1,
+        "re-samples per watchlist photo when encoding (higher: slightly more robust, slower enrolment)",
+        min=1,
+        max=20,
+    )
 
 
 @dataclass(frozen=True)
 class MaskConfig:
-    enabled: bool = option(True, "tell masked from bare faces (analyze fills mask/mask_score; the daemon votes per face)")
-    find_masked: str = option("always", "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live frames)",
-                            choices=("off", "stills", "always"))
+    enabled: bool = option(
+        True, "tell masked from bare faces (analyze fills mask/mask_score; the daemon votes per face)"
+    )
+    find_masked: str = option(
+        "always",
+        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live frames)",
+        choices=("off", "stills", "always"),
+    )
     events: bool = option(True, "emit a no_mask event for each face whose vote says it wears no mask")
-    hours: str = option("", "no_mask events only between these local times, e.g. \"08:00-18:00\" (empty: always)",
-                      pattern=HOURS, pattern_help=HOURS_HELP)
+    hours: str = option(
+        "",
+        'no_mask events only between these local times, e.g. "08:00-18:00" (empty: always)',
+        pattern=HOURS,
+        pattern_help=HOURS_HELP,
+    )
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    detect_width: int = option(640, "frames wider than this are shrunk to it for detection; the smallest face found is about "
-                               "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras wider than 1024 px", min=160, max=3840)
-    upsample: int = option(1, "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)", min=0, max=2)
-    detect_every: float = option(1.0, "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)", min=0.0, max=60.0)
-    track_every: float = option(0.1, "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)", min=0.0, max=10.0)
-    vote_frames: int = option(3, "identity samples a face needs before its identity is decided by majority", min=1, max=15)
-    unknown_margin: float = option(0.08, "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib trained same-person pairs under 0.56, others over 0.64)", min=0.0, max=0.5)
-    recheck_seconds: float = option(3.0, "seconds between re-checks of a decided face's identity", min=0.1, max=600.0)
+    detect_width: int = option(
+        640,
+        "frames wider than this are shrunk to it for detection; the smallest face found is about "
+        "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras wider than 1024 px",
+        min=160,
+        max=3840,
+    )
+    upsample: int = option(
+        1,
+        "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)",
+        min=0,
+        max=2,
+    )
+    detect_every: float = option(
+        1.0,
+        "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)",
+        min=0.0,
+        max=60.0,
+    )
+    track_every: float = option(
+        0.1,
+        "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)",
+        min=0.0,
+        max=10.0,
+    )
+    vote_frames: int = option(
+        3, "identity samples a face needs before its identity is decided by majority", min=1, max=15
+    )
+    unknown_margin: float = option(
+        0.08,
+        "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib trained same-person pairs under 0.56, others over 0.64)",
+        min=0.0,
+        max=0.5,
+    )
+    recheck_seconds: float = option(
+        3.0, "seconds between re-checks of a decided face's identity", min=0.1, max=600.0
+    )
     forget_seconds: float = option(1.0, "a face not seen for this long has left the view", min=0.1, max=60.0)
-    min_sharpness: float = option(10.0, "blurrier faces (variance of the Laplacian on a 64 px grey crop) are not used to decide identity", min=0.0, max=10000.0)
+    min_sharpness: float = option(
+        10.0,
+        "blurrier faces (variance of the Laplacian on a 64 px grey crop) are not used to decide identity",
+        min=0.0,
+        max=10000.0,
+    )
 
 
 @dataclass(frozen=True)
 class EventsConfig:
     max_people: int = option(2, "a crowd event fires when more people than this are in view", min=0, max=1000)
     crowd_min_seconds: float = option(3.0, "for at least this many seconds", min=0.0, max=3600.0)
-    revisit_minutes: float = option(30.0, "an unknown visitor seen again within this time is the same visitor (no new capture at the same location)", min=0.0, max=10080.0)
-    camera_down_seconds: float = option(120.0, "a camera without frames for this long is a camera_down event (camera_up when frames return)", min=5.0, max=86400.0)
+    revisit_minutes: float = option(
+        30.0,
+        "an unknown visitor seen again within this time is the same visitor (no new capture at the same location)",
+        min=0.0,
+        max=10080.0,
+    )
+    camera_down_seconds: float = option(
+        120.0,
+        "a camera without frames for this long is a camera_down event (camera_up when frames return)",
+        min=5.0,
+        max=86400.0,
+    )
 
 
 @dataclass(frozen=True)
 class CapturesConfig:
     retention_days: float = option(30.0, "captures older than this are deleted", min=0.01, max=3650.0)
-    max_mb: float = option(1024.0, "the oldest captures are deleted to keep the folder under this size", min=1.0, max=1_000_000.0)
-    known_categories: tuple[str, ...] = option(("*",), "watchlist categories whose sightings are captured too, e.g. [\"wanted\", \"missing\"]; "
-                                               "\"*\": every category not in [alerts] quiet_categories; []: none")
+    max_mb: float = option(
+        1024.0, "the oldest captures are deleted to keep the folder under this size", min=1.0, max=1_000_000.0
+    )
+    known_categories: tuple[str, ...] = option(
+        ("*",),
+        'watchlist categories whose sightings are captured too, e.g. ["wanted", "missing"]; '
+        '"*": every category not in [alerts] quiet_categories; []: none',
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +299,9 @@ class WatchlistConfig:
     watch: bool = option(True, "reload the watchlist when photos or Details.csv change while running")
     polling: bool = option(False, "poll for changes instead of inotify (network or USB filesystems)")
     poll_interval: float = option(5.0, "seconds between polls when polling = true", min=0.5, max=3600.0)
-    debounce: float = option(2.0, "seconds of quiet after the last change before reloading", min=0.1, max=600.0)
+    debounce: float = option(
+        2.0, "seconds of quiet after the last change before reloading", min=0.1, max=600.0
+    )
 
 
 # Not every site requires masks: a route texts about bare faces only when it asks for no_mask.
@@ -163,67 +310,135 @@ DEFAULT_ROUTE_EVENTS = ("unknown_face", "known_face", "crowd")
 
 @dataclass(frozen=True)
 class RouteConfig:
-    to: tuple[str, ...] = option((), "phone numbers in international form, e.g. [\"+15551230000\"]",
-                               pattern=E164, pattern_help=E164_HELP)
-    events: tuple[str, ...] = option(DEFAULT_ROUTE_EVENTS, "event types sent on this route; add \"no_mask\" to text about bare faces, \"camera_down\" and \"camera_up\" about cameras without frames", choices=EVENT_TYPES)
-    categories: tuple[str, ...] = option((), "known faces only of these Details.csv categories, e.g. [\"wanted\"] (empty: any)")
-    locations: tuple[str, ...] = option((), "only events at these locations (camera location names), e.g. [\"Front Gate\"] (empty: all)")
+    to: tuple[str, ...] = option(
+        (), 'phone numbers in international form, e.g. ["+15551230000"]', pattern=E164, pattern_help=E164_HELP
+    )
+    events: tuple[str, ...] = option(
+        DEFAULT_ROUTE_EVENTS,
+        'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and "camera_up" about cameras without frames',
+        choices=EVENT_TYPES,
+    )
+    categories: tuple[str, ...] = option(
+        (), 'known faces only of these Details.csv categories, e.g. ["wanted"] (empty: any)'
+    )
+    locations: tuple[str, ...] = option(
+        (), 'only events at these locations (camera location names), e.g. ["Front Gate"] (empty: all)'
+    )
     cameras: tuple[str, ...] = option((), "only events from these cameras (names) (empty: all)")
-    hours: str = option("", "only between these local times, e.g. \"08:00-18:00\" (empty: always)",
-                      pattern=HOURS, pattern_help=HOURS_HELP)
+    hours: str = option(
+        "",
+        'only between these local times, e.g. "08:00-18:00" (empty: always)',
+        pattern=HOURS,
+        pattern_help=HOURS_HELP,
+    )
 
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    quiet_categories: tuple[str, ...] = option((), "Details.csv categories that never alert, e.g. [\"staff\"]")
-    cooldown_minutes: float = option(5.0, "at most one alert per person (or unknown visitor), location and event type in this time", min=0.0, max=1440.0)
-    max_per_hour: int = option(20, "messages per recipient per hour; the rest are counted and mentioned in the next one", min=1, max=10000)
+    quiet_categories: tuple[str, ...] = option((), 'Details.csv categories that never alert, e.g. ["staff"]')
+    cooldown_minutes: float = option(
+        5.0,
+        "at most one alert per person (or unknown visitor), location and event type in this time",
+        min=0.0,
+        max=1440.0,
+    )
+    max_per_hour: int = option(
+        20,
+        "messages per recipient per hour; the rest are counted and mentioned in the next one",
+        min=1,
+        max=10000,
+    )
     mms: bool = option(False, "attach the capture image as MMS (US and Canada numbers only)")
-    public_url: str = option("", "address recipients reach the dashboard's server at, for image links, e.g. https://gate.example.net:8780 (empty: no image links)",
-                           pattern=r"|https?://[^\s/]+(/\S*)?", pattern_help="must be an http:// or https:// address")
-    listen: str = option("", "moved to [web] listen (still read here when [web] listen is not set)",
-                         pattern=LISTEN, pattern_help=LISTEN_HELP)
+    public_url: str = option(
+        "",
+        "address recipients reach the dashboard's server at, for image links, e.g. https://gate.example.net:8780 (empty: no image links)",
+        pattern=r"|https?://[^\s/]+(/\S*)?",
+        pattern_help="must be an http:// or https:// address",
+    )
+    listen: str = option(
+        "",
+        "moved to [web] listen (still read here when [web] listen is not set)",
+        pattern=LISTEN,
+        pattern_help=LISTEN_HELP,
+    )
     link_hours: float = option(72.0, "image links expire after this many hours", min=0.1, max=8760.0)
-    route: tuple[RouteConfig, ...] = option((), "who gets what: one [[alerts.route]] table per rule (see below)")
+    route: tuple[RouteConfig, ...] = option(
+        (), "who gets what: one [[alerts.route]] table per rule (see below)"
+    )
 
 
 @dataclass(frozen=True)
 class TwilioConfig:
-    account_sid: str = option("", "Twilio account SID; better: $TWILIO_ACCOUNT_SID or credential twilio_account_sid")
-    auth_token: str = option("", "Twilio auth token; better: $TWILIO_AUTH_TOKEN or credential twilio_auth_token")
-    from_number: str = option("", "the Twilio number messages come from, e.g. +15551230000",
-                            pattern="|" + E164, pattern_help=E164_HELP)
+    account_sid: str = option(
+        "", "Twilio account SID; better: $TWILIO_ACCOUNT_SID or credential twilio_account_sid"
+    )
+    auth_token: str = option(
+        "", "Twilio auth token; better: $TWILIO_AUTH_TOKEN or credential twilio_auth_token"
+    )
+    from_number: str = option(
+        "",
+        "the Twilio number messages come from, e.g. +15551230000",
+        pattern="|" + E164,
+        pattern_help=E164_HELP,
+    )
     messaging_service_sid: str = option("", "or a Messaging Service SID (MG...) instead of from_number")
-    api_url: str = option("https://api.twilio.com", "Twilio API address (an outbound proxy, or a local test server)",
-                        pattern=r"https?://[^\s/]+/?", pattern_help="must be an http:// or https:// address without a path")
-    timeout: float = option(10.0, "seconds before a request to Twilio is given up and retried", min=1.0, max=120.0)
+    api_url: str = option(
+        "https://api.twilio.com",
+        "Twilio API address (an outbound proxy, or a local test server)",
+        pattern=r"https?://[^\s/]+/?",
+        pattern_help="must be an http:// or https:// address without a path",
+    )
+    timeout: float = option(
+        10.0, "seconds before a request to Twilio is given up and retried", min=1.0, max=120.0
+    )
 
 
 @dataclass(frozen=True)
 class WebConfig:
     enabled: bool = option(True, "serve the dashboard (and the image links of alerts) from the daemon")
-    listen: str = option("127.0.0.1:8780", "host:port of the dashboard; 0.0.0.0:8780 for the LAN (then set tls_cert and tls_key)",
-                         pattern=LISTEN[1:], pattern_help=LISTEN_HELP)
+    listen: str = option(
+        "127.0.0.1:8780",
+        "host:port of the dashboard; 0.0.0.0:8780 for the LAN (then set tls_cert and tls_key)",
+        pattern=LISTEN[1:],
+        pattern_help=LISTEN_HELP,
+    )
     tls_cert: str = option("", "PEM certificate (chain) for HTTPS; relative to base_dir (empty: plain HTTP)")
     tls_key: str = option("", "the certificate's private key (PEM)")
     live_fps: float = option(5.0, "frames per second of the live view at most", min=0.5, max=30.0)
-    max_live_viewers: int = option(3, "live views open at once at most (each costs one JPEG encoding per frame)", min=0, max=20)
-    idle_minutes: float = option(30.0, "a session ends after this long without a request", min=1.0, max=1440.0)
-    session_hours: float = option(12.0, "a session ends this long after the login in any case", min=0.5, max=168.0)
-    otp: str = option("off", "a code by SMS after the password, for users with a phone number: off, admin or all",
-                      choices=("off", "admin", "all"))
+    max_live_viewers: int = option(
+        3, "live views open at once at most (each costs one JPEG encoding per frame)", min=0, max=20
+    )
+    idle_minutes: float = option(
+        30.0, "a session ends after this long without a request", min=1.0, max=1440.0
+    )
+    session_hours: float = option(
+        12.0, "a session ends this long after the login in any case", min=0.5, max=168.0
+    )
+    otp: str = option(
+        "off",
+        "a code by SMS after the password, for users with a phone number: off, admin or all",
+        choices=("off", "admin", "all"),
+    )
 
 
 @dataclass(frozen=True)
 class PushConfig:
-    max_frame_kb: int = option(1024, "push cameras: a pushed JPEG larger than this is refused (413)", min=16, max=65536)
-    max_frame_pixels: int = option(8_294_400, "push cameras: a pushed frame with more pixels than this is refused (413; 3840x2160 by default)",
-                                   min=19_200, max=50_000_000)
+    max_frame_kb: int = option(
+        1024, "push cameras: a pushed JPEG larger than this is refused (413)", min=16, max=65536
+    )
+    max_frame_pixels: int = option(
+        8_294_400,
+        "push cameras: a pushed frame with more pixels than this is refused (413; 3840x2160 by default)",
+        min=19_200,
+        max=50_000_000,
+    )
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: str = option("INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    level: str = option(
+        "INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
 
 
 @dataclass(frozen=True)
@@ -301,24 +516,32 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
-def _web(web: WebConfig, alerts: AlertsConfig, base: Path, raw: dict, where: str) -> tuple[WebConfig, tuple[str, ...]]:
+def _web(
+    web: WebConfig, alerts: AlertsConfig, base: Path, raw: dict, where: str
+) -> tuple[WebConfig, tuple[str, ...]]:
     """[web] with its TLS files resolved, and [alerts] listen carried over from configs made before [web]."""
     notes: tuple[str, ...] = ()
     if alerts.listen and "listen" not in raw.get("web", {}):
         web = dataclasses.replace(web, listen=alerts.listen)
-        notes = (f"{where}: [alerts] listen has moved to [web] listen; using {alerts.listen} for the dashboard "
-                 "and the image links (move the key to silence this)",)
+        notes = (
+            f"{where}: [alerts] listen has moved to [web] listen; using {alerts.listen} for the dashboard "
+            "and the image links (move the key to silence this)",
+        )
     tls = {key: str(base / value) for key in ("tls_cert", "tls_key") if (value := getattr(web, key))}
     return dataclasses.replace(web, **tls), notes
 
 
-def _recognition(recognition: RecognitionConfig, raw: dict, where: str) -> tuple[RecognitionConfig, tuple[str, ...]]:
+def _recognition(
+    recognition: RecognitionConfig, raw: dict, where: str
+) -> tuple[RecognitionConfig, tuple[str, ...]]:
     """[recognition] with detection_model (configs made before YuNet) carried over to detector."""
     old = recognition.detection_model
     if not old or "detector" in raw.get("recognition", {}):
         return recognition, ()
-    note = (f"{where}: [recognition] detection_model has moved to detector; using {old!r} "
-            "(move the key to silence this; the default is now \"yunet\")")
+    note = (
+        f"{where}: [recognition] detection_model has moved to detector; using {old!r} "
+        '(move the key to silence this; the default is now "yunet")'
+    )
     return dataclasses.replace(recognition, detector=old), (note,)
 
 
@@ -329,21 +552,28 @@ def _cameras(value: object, sections: dict[str, object], where: str) -> tuple[Ca
         tables, labels = [value], ["camera"]
     elif isinstance(value, list) and value and all(isinstance(t, dict) for t in value):
         tables = value
-        labels = [f"camera {t['name']!r}" if isinstance(t.get("name"), str) else f"camera #{n}"
-                  for n, t in enumerate(value, start=1)]
+        labels = [
+            f"camera {t['name']!r}" if isinstance(t.get("name"), str) else f"camera #{n}"
+            for n, t in enumerate(value, start=1)
+        ]
     else:
         raise ConfigError(f"{where}: 'camera' must be one [camera] table or one or more [[camera]] tables")
     cameras = []
     for table, label in zip(tables, labels):
         camera = build_section(CameraConfig, table, where, label)
-        inherited = {key: getattr(sections[section], name) for key, (section, name) in CAMERA_OVERRIDES.items()
-                     if key not in table}
+        inherited = {
+            key: getattr(sections[section], name)
+            for key, (section, name) in CAMERA_OVERRIDES.items()
+            if key not in table
+        }
         cameras.append(dataclasses.replace(camera, **inherited))
     names = [c.name for c in cameras]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ConfigError(f"{where}: [[camera]] name {twice[0]!r} is used by {names.count(twice[0])} cameras: "
-                          "each camera needs its own name")
+        raise ConfigError(
+            f"{where}: [[camera]] name {twice[0]!r} is used by {names.count(twice[0])} cameras: "
+            "each camera needs its own name"
+        )
     return tuple(cameras)
 
 
@@ -356,20 +586,29 @@ def example_config() -> str:
 def _check_together(config: Config, where: str) -> None:
     """Rules that span keys: settings that only make sense with another one."""
     if config.alerts.public_url and not config.web.enabled:
-        raise ConfigError(f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links")
+        raise ConfigError(
+            f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links"
+        )
     if bool(config.web.tls_cert) != bool(config.web.tls_key):
         raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
     pushed = [c.name for c in config.cameras if c.pushed]
     if pushed and not config.web.enabled:
-        raise ConfigError(f"{where}: camera {pushed[0]!r} has source = \"push\" but [web] enabled is false: "
-                          "nothing would take its frames")
+        raise ConfigError(
+            f'{where}: camera {pushed[0]!r} has source = "push" but [web] enabled is false: '
+            "nothing would take its frames"
+        )
     names, locations = {c.name for c in config.cameras}, {c.location for c in config.cameras}
     for n, route in enumerate(config.alerts.route, start=1):
-        for key, given, known in (("cameras", route.cameras, names), ("locations", route.locations, locations)):
+        for key, given, known in (
+            ("cameras", route.cameras, names),
+            ("locations", route.locations, locations),
+        ):
             wrong = [v for v in given if v not in known]
             if wrong:  # a typo here would silently send nothing
-                raise ConfigError(f"{where}: [[alerts.route]] #{n} {key}: no camera has {wrong[0]!r} "
-                                  f"(known: {', '.join(sorted(known))})")
+                raise ConfigError(
+                    f"{where}: [[alerts.route]] #{n} {key}: no camera has {wrong[0]!r} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
 
 
 def _resolve_paths(paths: PathsConfig) -> PathsConfig:
@@ -404,7 +643,9 @@ def _credential_text(name: str) -> str:
         data = read_credential(name)
         return data.decode("utf-8").strip() if data else ""
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{name}: cannot read credential: {exc}") from None
+        raise ConfigError(
+            f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{name}: cannot read credential: {exc}"
+        ) from None
 
 
 def _refuse_readable_secret(source: Path) -> None:

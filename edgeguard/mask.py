@@ -150,14 +150,19 @@ class MaskClassifier:
             try:
                 self._net = cv2.dnn.readNetFromONNX(str(self.model_path))
             except cv2.error as exc:
-                reason = "missing" if not self.model_path.is_file() else f"not a usable ONNX model ({exc.err or exc})"
+                reason = (
+                    "missing"
+                    if not self.model_path.is_file()
+                    else f"not a usable ONNX model ({exc.err or exc})"
+                )
                 raise MaskModelError(f"mask model {self.model_path}: {reason}; reinstall EdgeGuard") from None
             log.debug("loaded mask model %s", self.model_path)
         return self._net
 
 
-def split_faces(image: np.ndarray, scored: list[tuple[Box, float]], classifier: MaskClassifier,
-                rgb: bool = True) -> tuple[list[Box], list[tuple[Box, float]]]:
+def split_faces(
+    image: np.ndarray, scored: list[tuple[Box, float]], classifier: MaskClassifier, rgb: bool = True
+) -> tuple[list[Box], list[tuple[Box, float]]]:
     """HOG's faces among `scored` (score 0 or more), and the masked faces among the rest with their mask scores."""
     faces = [box for box, score in scored if score >= 0]
     return faces, find_masked_faces(image, faces, classifier, scored, rgb)
@@ -183,8 +188,11 @@ def find_masked_faces(
     mask score that verified a face is returned with it, so that the same frame
     need not classify it again.
     """
-    fresh = [(box, score) for box, score in candidates
-             if score < 0 and box.size > 0 and not any(same_face(box, other) for other in hog_boxes)]
+    fresh = [
+        (box, score)
+        for box, score in candidates
+        if score < 0 and box.size > 0 and not any(same_face(box, other) for other in hog_boxes)
+    ]
     if not fresh:
         return []
     probs = classifier.probabilities(image, [box for box, _ in fresh], rgb)
@@ -196,4 +204,3 @@ def find_masked_faces(
             faces.append((box, round(score, 4)))
     log.debug("masked faces: %d of %d candidates", len(faces), len(fresh))
     return faces
-

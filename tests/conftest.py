@@ -15,12 +15,18 @@ TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 LFW = TESTDATA / "lfw10"
 PEOPLE = TESTDATA / "people"
 MASK = TESTDATA / "mask"
-CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"  # Lin-Manuel Miranda from frame 3, an unknown face at ~214
+CLIP = (
+    TESTDATA / "video" / "short_hamilton_clip.mp4"
+)  # Lin-Manuel Miranda from frame 3, an unknown face at ~214
 CLIP_FRAMES = 275
 CLIP_FPS = 29.97
 # The four people of the sites that replay the clip: (Id, Name, photo in PEOPLE)
-WATCHLIST = [("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"), ("2", "Alex Lacamoire", "alex-lacamoire.png"),
-             ("3", "Barack Obama", "obama.jpg"), ("4", "Joe Biden", "biden.jpg")]
+WATCHLIST = [
+    ("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png"),
+    ("2", "Alex Lacamoire", "alex-lacamoire.png"),
+    ("3", "Barack Obama", "obama.jpg"),
+    ("4", "Joe Biden", "biden.jpg"),
+]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from prepare_mask import split_of  # noqa: E402  (the training split rule, so tests use photos training never saw)

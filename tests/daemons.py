@@ -19,9 +19,14 @@ class Daemon:
 
     def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgeguard", "--config", str(config), "run", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env=clean_env() if env is None else env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgeguard", "--config", str(config), "run", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env() if env is None else env,
+        )
         self.lines: list[tuple[float, str]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -40,6 +45,7 @@ class Daemon:
 
     def wait_for_line(self, text: str, timeout: float) -> float:
         """Seconds from start until a stderr line containing `text`."""
+
         def seen() -> tuple[float] | None:
             when = self.line_time(text)
             if when is None:

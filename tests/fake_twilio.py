@@ -77,7 +77,9 @@ class FakeTwilio:
     def accepted(self, to: str) -> list[dict]:
         """The Message JSON of every message accepted for `to`, newest first."""
         with self._lock:
-            return [r.message for r in reversed(self.received) if r.answered == 201 and r.form.get("To") == [to]]
+            return [
+                r.message for r in reversed(self.received) if r.answered == 201 and r.form.get("To") == [to]
+            ]
 
     def delivered(self) -> list[Received]:
         with self._lock:
@@ -116,12 +118,18 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 payload = item.message
             elif isinstance(behaviour, tuple) and behaviour[0] == "error":
                 item.answered = behaviour[1]
-                payload = {"code": behaviour[2], "message": f"error {behaviour[2]}",
-                           "more_info": f"https://www.twilio.com/docs/errors/{behaviour[2]}", "status": behaviour[1]}
+                payload = {
+                    "code": behaviour[2],
+                    "message": f"error {behaviour[2]}",
+                    "more_info": f"https://www.twilio.com/docs/errors/{behaviour[2]}",
+                    "status": behaviour[1],
+                }
             else:
                 item.answered = behaviour[1] if isinstance(behaviour, tuple) else 404
                 payload = {"code": None, "message": "fake failure", "status": item.answered}
-            fake.record(item)  # before the answer: a client that has its answer (or has exited) finds it recorded
+            fake.record(
+                item
+            )  # before the answer: a client that has its answer (or has exited) finds it recorded
             self._json(item.answered, payload)
 
         def do_GET(self) -> None:
@@ -131,8 +139,16 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"code": 20404, "message": "not found", "status": 404})
                 return
             to = parse_qs(query).get("To", [""])[0]
-            self._json(200, {"messages": fake.accepted(to), "next_page_uri": None, "page": 0, "page_size": 50,
-                             "uri": self.path})
+            self._json(
+                200,
+                {
+                    "messages": fake.accepted(to),
+                    "next_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "uri": self.path,
+                },
+            )
 
         def _json(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()
@@ -148,12 +164,22 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
 def _message(path: str, form: dict[str, list[str]]) -> dict:
     account = path.split("/")[3]
     return {
-        "sid": "SM" + secrets.token_hex(16), "account_sid": account, "status": "queued",
-        "to": form.get("To", [""])[0], "from": form.get("From", [None])[0],
+        "sid": "SM" + secrets.token_hex(16),
+        "account_sid": account,
+        "status": "queued",
+        "to": form.get("To", [""])[0],
+        "from": form.get("From", [None])[0],
         "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
-        "body": form.get("Body", [""])[0], "num_media": str(len(form.get("MediaUrl", []))),
-        "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
+        "body": form.get("Body", [""])[0],
+        "num_media": str(len(form.get("MediaUrl", []))),
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
         "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
-        "uri": f"{path[:-5]}/SMxxx.json", "error_code": None, "error_message": None,
-        "price": None, "price_unit": "USD", "subresource_uris": {},
+        "uri": f"{path[:-5]}/SMxxx.json",
+        "error_code": None,
+        "error_message": None,
+        "price": None,
+        "price_unit": "USD",
+        "subresource_uris": {},
     }

@@ -19,22 +19,46 @@ T = TypeVar("T")
 
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ without what would point `edgeguard` at another config or at real Twilio credentials, plus `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TWILIO_") and k not in ("CREDENTIALS_DIRECTORY", "EDGEGUARD_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TWILIO_") and k not in ("CREDENTIALS_DIRECTORY", "EDGEGUARD_CONFIG")
+    }
     env.update(extra)
     return env
 
 
-def edgeguard(config: Path | None, *args: str, timeout: float = 120, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess:
+def edgeguard(
+    config: Path | None,
+    *args: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
     """`python -m edgeguard [--config CONFIG] ARGS` to the end, output captured; `env` defaults to clean_env()."""
-    command = [sys.executable, "-m", "edgeguard", *(["--config", str(config)] if config is not None else []), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=clean_env() if env is None else env)
+    command = [
+        sys.executable,
+        "-m",
+        "edgeguard",
+        *(["--config", str(config)] if config is not None else []),
+        *args,
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=clean_env() if env is None else env,
+    )
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str | Callable[[], str] = "condition",
-             poll: float = 0.02) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str | Callable[[], str] = "condition",
+    poll: float = 0.02,
+) -> T:
     """Poll `condition()` until it returns something true, and return that; fail after `timeout` seconds.
 
     `what` names the condition in the failure (a callable is asked only then, e.g. for a daemon's stderr).

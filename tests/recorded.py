@@ -28,7 +28,9 @@ class Recorded:
     """A site whose event log and captures are written by the real EventRecorder from real photos."""
 
     def __init__(self, site: Site, engine: FaceEngine, extra: str = "") -> None:
-        site.write_config("[captures]\nknown_categories = [\"*\"]\n[alerts]\nquiet_categories = [\"staff\"]\n" + extra)
+        site.write_config(
+            '[captures]\nknown_categories = ["*"]\n[alerts]\nquiet_categories = ["staff"]\n' + extra
+        )
         self.site, self.engine = site, engine
         self.config: Config = site.config()
         self.tracks = 0
@@ -40,8 +42,10 @@ class Recorded:
         bgr = cv2.imread(str(photo))
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         height, width = rgb.shape[:2]
-        box = min((d.box for d in self.engine.find_in_photo(rgb)),  # the subject (LFW centres it), not a bystander
-                  key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2)
+        box = min(
+            (d.box for d in self.engine.find_in_photo(rgb)),  # the subject (LFW centres it), not a bystander
+            key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2,
+        )
         [encoding] = self.engine.encoder.encode(rgb, [box])
         self.tracks += 1
         now = time.time()
@@ -77,6 +81,13 @@ class Recorded:
         faces = []
         for line, photo in zip(result.stdout.splitlines(), photos):
             height, width = cv2.imread(str(photo)).shape[:2]
-            faces.append(min(json.loads(line)["faces"], key=lambda f: ((f["box"][0] + f["box"][2]) / 2 - height / 2) ** 2
-                             + ((f["box"][1] + f["box"][3]) / 2 - width / 2) ** 2))
+            faces.append(
+                min(
+                    json.loads(line)["faces"],
+                    key=lambda f: (
+                        ((f["box"][0] + f["box"][2]) / 2 - height / 2) ** 2
+                        + ((f["box"][1] + f["box"][3]) / 2 - width / 2) ** 2
+                    ),
+                )
+            )
         return faces[0] if len(photos) == 1 else faces

@@ -48,8 +48,9 @@ class Clock:
         return self.t
 
 
-def route(to: list[str], events: list[str] | None = None, categories: list[str] | None = None,
-          hours: str = "") -> str:
+def route(
+    to: list[str], events: list[str] | None = None, categories: list[str] | None = None, hours: str = ""
+) -> str:
     text = "[[alerts.route]]\nto = [" + ", ".join(f'"{n}"' for n in to) + "]\n"
     if events is not None:
         text += "events = [" + ", ".join(f'"{e}"' for e in events) + "]\n"
@@ -66,7 +67,7 @@ def make(site, tmp_path):
     made: list[Outbox] = []
 
     def build(settings: str = "", *routes: str, links: FixedLinks | None = None, location: str = ""):
-        site.write_config(f'{location}[alerts]\n{settings}\n' + "".join(routes))
+        site.write_config(f"{location}[alerts]\n{settings}\n" + "".join(routes))
         config = site.config()
         outbox = Outbox(tmp_path / f"outbox{len(made)}.db")
         made.append(outbox)
@@ -80,13 +81,28 @@ def make(site, tmp_path):
 
 
 def unknown(t: float, visitor: int = 1, capture: str | None = "/captures/x-face.jpg", **kw) -> Event:
-    return Event(type="unknown_face", time=t, camera="gate", location=kw.pop("location", "Front Gate"),
-                 capture=capture, extra={"visitor": visitor, **kw.pop("extra", {})}, **kw)
+    return Event(
+        type="unknown_face",
+        time=t,
+        camera="gate",
+        location=kw.pop("location", "Front Gate"),
+        capture=capture,
+        extra={"visitor": visitor, **kw.pop("extra", {})},
+        **kw,
+    )
 
 
 def known(t: float, pid: str = "7", name: str = "Ana Lima", category: str | None = "wanted", **kw) -> Event:
-    return Event(type="known_face", time=t, camera=kw.pop("camera", "gate"), location=kw.pop("location", "Front Gate"),
-                 person_id=pid, name=name, category=category, **kw)
+    return Event(
+        type="known_face",
+        time=t,
+        camera=kw.pop("camera", "gate"),
+        location=kw.pop("location", "Front Gate"),
+        person_id=pid,
+        name=name,
+        category=category,
+        **kw,
+    )
 
 
 def bodies(outbox: Outbox, to: str | None = None) -> list[str]:
@@ -112,8 +128,15 @@ def test_unknown_face_body(make):
 
 def test_event_seq_is_kept_with_the_message(make):
     alerter, outbox, _, _ = make("", route([GUARD]))
-    event = Event(type="unknown_face", time=at(9, 0), camera="gate", location="Front Gate",
-                  capture="/c/f.jpg", extra={"visitor": 1}, seq=57)
+    event = Event(
+        type="unknown_face",
+        time=at(9, 0),
+        camera="gate",
+        location="Front Gate",
+        capture="/c/f.jpg",
+        extra={"visitor": 1},
+        seq=57,
+    )
     (mid,) = alerter(event)
     assert outbox.get(mid).event_seq == 57
 
@@ -122,8 +145,10 @@ def test_known_face_body_names_the_person_id_and_category(make):
     alerter, outbox, _, _ = make("", route([GUARD]))
     alerter(known(at(9, 5, 7)))
     alerter(known(at(9, 6, 0), pid="12", name="Bo Chen", category=None))
-    assert bodies(outbox) == ["EdgeGuard ALERT Front Gate: Ana Lima (Id 7, wanted) 09:05:07",
-                              "EdgeGuard ALERT Front Gate: Bo Chen (Id 12) 09:06:00"]
+    assert bodies(outbox) == [
+        "EdgeGuard ALERT Front Gate: Ana Lima (Id 7, wanted) 09:05:07",
+        "EdgeGuard ALERT Front Gate: Bo Chen (Id 12) 09:06:00",
+    ]
 
 
 def test_crowd_body_gives_the_count(make):
@@ -134,11 +159,22 @@ def test_crowd_body_gives_the_count(make):
 
 def test_no_mask_body(make):
     alerter, outbox, _, _ = make("", route([GUARD], events=list(EVENT_TYPES)))
-    alerter(Event(type="no_mask", time=at(10, 0, 1), camera="gate", location="Lab", person_id="7",
-                  name="Ana Lima", category="staff"))
+    alerter(
+        Event(
+            type="no_mask",
+            time=at(10, 0, 1),
+            camera="gate",
+            location="Lab",
+            person_id="7",
+            name="Ana Lima",
+            category="staff",
+        )
+    )
     alerter(Event(type="no_mask", time=at(10, 0, 2), camera="gate", location="Lab", extra={"visitor": 4}))
-    assert bodies(outbox) == ["EdgeGuard ALERT Lab: no mask: Ana Lima (Id 7, staff) 10:00:01",
-                              "EdgeGuard ALERT Lab: no mask: unknown person 10:00:02"]
+    assert bodies(outbox) == [
+        "EdgeGuard ALERT Lab: no mask: Ana Lima (Id 7, staff) 10:00:01",
+        "EdgeGuard ALERT Lab: no mask: unknown person 10:00:02",
+    ]
 
 
 def test_a_route_texts_about_bare_faces_only_when_it_asks(make):
@@ -147,7 +183,9 @@ def test_a_route_texts_about_bare_faces_only_when_it_asks(make):
     alerter(Event(type="no_mask", time=at(10, 0), camera="gate", location="Lab", extra={"visitor": 4}))
     alerter(unknown(at(10, 1), visitor=5))
     assert [(m.to_number, m.body.split(": ", 1)[1][:12]) for m in outbox.list()] == [
-        (LIAISON, "no mask: unk"), (GUARD, "unknown pers")]
+        (LIAISON, "no mask: unk"),
+        (GUARD, "unknown pers"),
+    ]
 
 
 def test_maps_link_only_when_coordinates_are_given(make):
@@ -155,8 +193,10 @@ def test_maps_link_only_when_coordinates_are_given(make):
     alerter(unknown(at(8, 0), visitor=1, latitude=51.501364, longitude=-0.14189))
     alerter(unknown(at(8, 1), visitor=2))
     with_map, without = bodies(outbox)
-    assert with_map == (f"EdgeGuard ALERT Front Gate: unknown person 08:00:00 {LINK} "
-                        "map https://maps.google.com/?q=51.50136,-0.14189")
+    assert with_map == (
+        f"EdgeGuard ALERT Front Gate: unknown person 08:00:00 {LINK} "
+        "map https://maps.google.com/?q=51.50136,-0.14189"
+    )
     assert "map" not in without and "maps.google" not in without
     assert without.endswith(LINK)
 
@@ -180,9 +220,23 @@ def test_no_phone_number_or_deposit_ever_appears(make, site):
     alerter, outbox, _, _ = make("mms = true", route([GUARD], events=list(EVENT_TYPES)))
     alerter(known(at(9, 0), pid="42", extra=details))
     alerter(unknown(at(9, 1), extra=details))
-    alerter(Event(type="crowd", time=at(9, 2), camera="gate", location="Front Gate", extra={"count": 3, **details}))
-    alerter(Event(type="no_mask", time=at(9, 3), camera="gate", location="Front Gate", person_id="42",
-                  name="Ana Lima", category="wanted", extra=details))
+    alerter(
+        Event(
+            type="crowd", time=at(9, 2), camera="gate", location="Front Gate", extra={"count": 3, **details}
+        )
+    )
+    alerter(
+        Event(
+            type="no_mask",
+            time=at(9, 3),
+            camera="gate",
+            location="Front Gate",
+            person_id="42",
+            name="Ana Lima",
+            category="wanted",
+            extra=details,
+        )
+    )
     messages = outbox.list()
     assert len(messages) == 4
     for m in messages:
@@ -207,10 +261,13 @@ def test_to_gsm7_keeps_gsm_text_and_replaces_the_rest():
     assert all(ch in wording.GSM7 for ch in to_gsm7("".join(chr(c) for c in range(32, 0x3000))))
 
 
-@pytest.mark.parametrize("link", [
-    "https://gate.example.net/~edgeguard/c/abc.def",   # public_url with a home-directory path
-    "http://[2001:db8::5]:8780/c/abc.def",            # public_url with an IPv6 address
-])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://gate.example.net/~edgeguard/c/abc.def",  # public_url with a home-directory path
+        "http://[2001:db8::5]:8780/c/abc.def",  # public_url with an IPv6 address
+    ],
+)
 def test_image_link_in_the_body_still_leads_to_the_image(make, link):
     """The config accepts these public_url values; the link in the SMS must still work.  '~', '[' and
     ']' are not in the GSM-7 basic set, but they are in its extension table (or can be
@@ -228,7 +285,10 @@ def test_image_link_in_the_body_still_leads_to_the_image(make, link):
 def test_unknown_faces_only_route_ignores_known_faces(make):
     alerter, outbox, _, _ = make("", route([GUARD], events=["unknown_face"]))
     assert alerter(known(at(9, 0))) == []
-    assert alerter(Event(type="crowd", time=at(9, 1), camera="gate", location="Front Gate", extra={"count": 9})) == []
+    assert (
+        alerter(Event(type="crowd", time=at(9, 1), camera="gate", location="Front Gate", extra={"count": 9}))
+        == []
+    )
     assert outbox.list() == []
     assert len(alerter(unknown(at(9, 2)))) == 1
     assert recipients_of(outbox) == [GUARD]
@@ -237,8 +297,20 @@ def test_unknown_faces_only_route_ignores_known_faces(make):
 def test_never_for_staff(make):
     alerter, outbox, _, _ = make('quiet_categories = ["staff"]', route([GUARD]))
     assert alerter(known(at(9, 0), pid="3", name="Sam Guard", category="staff")) == []
-    assert alerter(Event(type="no_mask", time=at(9, 1), camera="gate", location="Front Gate", person_id="3",
-                         name="Sam Guard", category="staff")) == []
+    assert (
+        alerter(
+            Event(
+                type="no_mask",
+                time=at(9, 1),
+                camera="gate",
+                location="Front Gate",
+                person_id="3",
+                name="Sam Guard",
+                category="staff",
+            )
+        )
+        == []
+    )
     assert outbox.list() == []
     assert len(alerter(known(at(9, 2), pid="7", category="wanted"))) == 1
     assert len(alerter(known(at(9, 3), pid="9", category=None))) == 1
@@ -262,8 +334,11 @@ def test_routes_by_category(make):
 
 
 def test_a_recipient_on_two_matching_routes_gets_one_message(make):
-    alerter, outbox, _, _ = make("", route([GUARD, POLICE], events=["known_face"]),
-                                 route([POLICE], events=["known_face"], categories=["wanted"]))
+    alerter, outbox, _, _ = make(
+        "",
+        route([GUARD, POLICE], events=["known_face"]),
+        route([POLICE], events=["known_face"], categories=["wanted"]),
+    )
     ids = alerter(known(at(9, 0)))
     assert len(ids) == 2 and sorted(recipients_of(outbox)) == sorted([GUARD, POLICE])
 
@@ -272,7 +347,9 @@ def test_no_mask_only_during_opening_hours(make):
     alerter, outbox, _, _ = make("", route([GUARD], events=["no_mask"], hours="08:00-18:00"))
 
     def no_mask(t: float, visitor: int) -> list[int]:
-        return alerter(Event(type="no_mask", time=t, camera="gate", location="Shop", extra={"visitor": visitor}))
+        return alerter(
+            Event(type="no_mask", time=t, camera="gate", location="Shop", extra={"visitor": visitor})
+        )
 
     assert no_mask(at(7, 59), 1) == []
     assert len(no_mask(at(12, 0), 2)) == 1
@@ -285,12 +362,29 @@ def test_no_mask_only_during_opening_hours(make):
 
 def test_hours_across_midnight(make):
     alerter, outbox, _, _ = make("", route([GUARD], events=["unknown_face"], hours="22:00-06:00"))
-    results = {label: bool(alerter(unknown(t, visitor=n, capture=None)))
-               for n, (label, t) in enumerate([("21:59", at(21, 59)), ("22:00", at(22, 0)), ("23:30", at(23, 30)),
-                                               ("00:10", at(0, 10, days=1)), ("05:59", at(5, 59, days=1)),
-                                               ("06:00", at(6, 0, days=1)), ("12:00", at(12, 0, days=1))])}
-    assert results == {"21:59": False, "22:00": True, "23:30": True, "00:10": True, "05:59": True,
-                       "06:00": False, "12:00": False}
+    results = {
+        label: bool(alerter(unknown(t, visitor=n, capture=None)))
+        for n, (label, t) in enumerate(
+            [
+                ("21:59", at(21, 59)),
+                ("22:00", at(22, 0)),
+                ("23:30", at(23, 30)),
+                ("00:10", at(0, 10, days=1)),
+                ("05:59", at(5, 59, days=1)),
+                ("06:00", at(6, 0, days=1)),
+                ("12:00", at(12, 0, days=1)),
+            ]
+        )
+    }
+    assert results == {
+        "21:59": False,
+        "22:00": True,
+        "23:30": True,
+        "00:10": True,
+        "05:59": True,
+        "06:00": False,
+        "12:00": False,
+    }
     assert len(outbox.list()) == 4
 
 
@@ -305,8 +399,21 @@ def test_cooldown_per_person_location_and_type(make):
     assert alerter(known(t + 299, pid="7")) == []
     assert len(alerter(known(t + 120, pid="8", name="Bo Chen"))) == 1  # a different person
     assert len(alerter(known(t + 130, pid="7", location="Back Door"))) == 1  # a different location
-    assert len(alerter(Event(type="no_mask", time=t + 140, camera="gate", location="Front Gate",
-                             person_id="7", name="Ana Lima"))) == 1  # a different event type
+    assert (
+        len(
+            alerter(
+                Event(
+                    type="no_mask",
+                    time=t + 140,
+                    camera="gate",
+                    location="Front Gate",
+                    person_id="7",
+                    name="Ana Lima",
+                )
+            )
+        )
+        == 1
+    )  # a different event type
     assert len(alerter(known(t + 301, pid="7"))) == 1  # five minutes after the first alert
     assert alerter(known(t + 400, pid="7")) == []  # the new alert starts a new cooldown
     assert len(outbox.list()) == 5
@@ -352,8 +459,9 @@ def test_hourly_cap_holds_back_and_then_counts(make):
 
 
 def test_hourly_cap_is_per_recipient(make):
-    alerter, outbox, _, clock = make("max_per_hour = 2", route([GUARD], events=["known_face"]),
-                                     route([POLICE], events=["unknown_face"]))
+    alerter, outbox, _, clock = make(
+        "max_per_hour = 2", route([GUARD], events=["known_face"]), route([POLICE], events=["unknown_face"])
+    )
     t = at(15, 0)
     for n in range(3):
         clock.t = t + n
@@ -394,16 +502,21 @@ def test_one_message_per_recipient_with_the_same_body(make):
 
 # ---------------------------------------------------------------- locations and cameras
 
-CAMERAS = ('[[camera]]\nname = "gate"\nlocation = "Front Gate"\n'
-           '[[camera]]\nname = "door"\nlocation = "Back Door"\n'
-           '[[camera]]\nname = "till"\nlocation = "Back Door"\n')
+CAMERAS = (
+    '[[camera]]\nname = "gate"\nlocation = "Front Gate"\n'
+    '[[camera]]\nname = "door"\nlocation = "Back Door"\n'
+    '[[camera]]\nname = "till"\nlocation = "Back Door"\n'
+)
 
 
 def test_each_location_texts_its_own_contact(make):
     alerter, outbox, _, _ = make(
-        "", f'[[alerts.route]]\nto = ["{GUARD}"]\nlocations = ["Front Gate"]\n',
+        "",
+        f'[[alerts.route]]\nto = ["{GUARD}"]\nlocations = ["Front Gate"]\n',
         f'[[alerts.route]]\nto = ["{LIAISON}"]\nlocations = ["Back Door"]\n',
-        f'[[alerts.route]]\nto = ["{POLICE}"]\ncameras = ["till"]\nevents = ["known_face"]\n', location=CAMERAS)
+        f'[[alerts.route]]\nto = ["{POLICE}"]\ncameras = ["till"]\nevents = ["known_face"]\n',
+        location=CAMERAS,
+    )
     alerter(unknown(at(9, 0), visitor=1))
     alerter(unknown(at(9, 1), visitor=2, location="Back Door"))
     alerter(known(at(9, 2), location="Back Door", camera="till"))
@@ -414,31 +527,59 @@ def test_each_location_texts_its_own_contact(make):
 def test_the_same_visitor_alerts_once_per_location(make):
     alerter, outbox, _, _ = make("cooldown_minutes = 10", route([GUARD]), location=CAMERAS)
     alerter(unknown(at(9, 0), visitor=3))
-    alerter(Event(type="unknown_face", time=at(9, 1), camera="door", location="Back Door", capture="/c/y.jpg",
-                  extra={"visitor": 3}))
-    alerter(Event(type="unknown_face", time=at(9, 2), camera="till", location="Back Door", capture="/c/y.jpg",
-                  extra={"visitor": 3, "revisit": True}))  # walked on to the next camera at the same place
-    assert [b.split(":")[0] for b in bodies(outbox)] == ["EdgeGuard ALERT Front Gate", "EdgeGuard ALERT Back Door"]
+    alerter(
+        Event(
+            type="unknown_face",
+            time=at(9, 1),
+            camera="door",
+            location="Back Door",
+            capture="/c/y.jpg",
+            extra={"visitor": 3},
+        )
+    )
+    alerter(
+        Event(
+            type="unknown_face",
+            time=at(9, 2),
+            camera="till",
+            location="Back Door",
+            capture="/c/y.jpg",
+            extra={"visitor": 3, "revisit": True},
+        )
+    )  # walked on to the next camera at the same place
+    assert [b.split(":")[0] for b in bodies(outbox)] == [
+        "EdgeGuard ALERT Front Gate",
+        "EdgeGuard ALERT Back Door",
+    ]
 
 
 def camera_event(kind: str, t: float, seconds: float, camera: str = "door") -> Event:
-    return Event(type=kind, time=t, camera=camera, location="Back Door", extra={"seconds": seconds, "state": "stalled"})
+    return Event(
+        type=kind, time=t, camera=camera, location="Back Door", extra={"seconds": seconds, "state": "stalled"}
+    )
 
 
 def test_camera_down_and_up_are_texted_only_when_a_route_asks(make):
-    alerter, outbox, _, _ = make("", route([GUARD]), route([POLICE], events=["camera_down", "camera_up"]),
-                                 location=CAMERAS)
+    alerter, outbox, _, _ = make(
+        "", route([GUARD]), route([POLICE], events=["camera_down", "camera_up"]), location=CAMERAS
+    )
     alerter(camera_event("camera_down", at(3, 10), 125.0))
     alerter(camera_event("camera_up", at(3, 40), 1925.0))
-    assert bodies(outbox) == ["EdgeGuard ALERT Back Door: camera door DOWN (stalled), no frames for 2 min 03:10:00",
-                              "EdgeGuard ALERT Back Door: camera door back up after 32 min 03:40:00"]
+    assert bodies(outbox) == [
+        "EdgeGuard ALERT Back Door: camera door DOWN (stalled), no frames for 2 min 03:10:00",
+        "EdgeGuard ALERT Back Door: camera door back up after 32 min 03:40:00",
+    ]
     assert recipients_of(outbox) == [POLICE, POLICE]
 
 
 def test_camera_events_cool_down_per_camera(make):
-    alerter, outbox, _, _ = make("cooldown_minutes = 30", route([GUARD], events=["camera_down"]), location=CAMERAS)
+    alerter, outbox, _, _ = make(
+        "cooldown_minutes = 30", route([GUARD], events=["camera_down"]), location=CAMERAS
+    )
     alerter(camera_event("camera_down", at(3, 10), 130.0))
     alerter(camera_event("camera_down", at(3, 11), 130.0, camera="till"))
     alerter(camera_event("camera_down", at(3, 20), 130.0))  # flapping: within the cooldown
-    assert [b.split(":")[1] for b in bodies(outbox)] == [" camera door DOWN (stalled), no frames for 2 min 03",
-                                                         " camera till DOWN (stalled), no frames for 2 min 03"]
+    assert [b.split(":")[1] for b in bodies(outbox)] == [
+        " camera door DOWN (stalled), no frames for 2 min 03",
+        " camera till DOWN (stalled), no frames for 2 min 03",
+    ]

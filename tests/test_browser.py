@@ -22,9 +22,11 @@ from conftest import CLIP, PEOPLE, make_site
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                       reason="needs Debian's chromium and chromium-driver (apt install chromium chromium-driver; "
-                              ".ci/run installs them)"),
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromium-driver (apt install chromium chromium-driver; "
+        ".ci/run installs them)",
+    ),
 ]
 PASSWORD = "a long dashboard password"
 
@@ -36,9 +38,19 @@ def browser(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1280,1000",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -50,7 +62,9 @@ class Shots:
     def __init__(self, driver, folder: Path) -> None:
         self.driver, self.folder = driver, folder
         folder.mkdir(exist_ok=True)
-        self.also = Path(os.environ["EDGEGUARD_SCREENSHOTS"]) if os.environ.get("EDGEGUARD_SCREENSHOTS") else None
+        self.also = (
+            Path(os.environ["EDGEGUARD_SCREENSHOTS"]) if os.environ.get("EDGEGUARD_SCREENSHOTS") else None
+        )
 
     def take(self, name: str) -> Path:
         path = self.folder / f"{name}.png"
@@ -67,11 +81,29 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = helpers.free_port()
-    site = make_site(tmp_path / "site", (
-        f'[camera]\nloop = true\nrealtime = true\n[web]\nlisten = "127.0.0.1:{port}"\n'
-    ), people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "wanted")])
-    added = subprocess.run([sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "user", "add", "alice",
-                            "--role", "admin"], input=PASSWORD + "\n", capture_output=True, text=True, env=helpers.clean_env())
+    site = make_site(
+        tmp_path / "site",
+        (f'[camera]\nloop = true\nrealtime = true\n[web]\nlisten = "127.0.0.1:{port}"\n'),
+        people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "wanted")],
+    )
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgeguard",
+            "--config",
+            str(site.config_path),
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "admin",
+        ],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=helpers.clean_env(),
+    )
     assert added.returncode == 0, added.stderr
     daemon = daemons(site.config_path, "--source", str(CLIP))
     daemon.wait_for_line("dashboard listening", 60)
@@ -85,7 +117,10 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     browser.find_element(By.NAME, "username").send_keys("alice")
     browser.find_element(By.NAME, "password").send_keys("not the password")
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    assert "Wrong user name or password" in wait.until(seen.presence_of_element_located((By.ID, "login-error"))).text
+    assert (
+        "Wrong user name or password"
+        in wait.until(seen.presence_of_element_located((By.ID, "login-error"))).text
+    )
 
     # the right one opens the overview
     browser.find_element(By.NAME, "username").send_keys("alice")
@@ -101,21 +136,27 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     wait.until(lambda d: any(s not in first for s in _seqs(d, "known_face")))
     # the camera's fps follows /cameras.json, also without a reload
     browser.execute_script("document.querySelector('article.camera .fps').textContent = 'x'")
-    wait.until(lambda d: d.execute_script("return document.querySelector('article.camera .fps').textContent") != "x")
+    wait.until(
+        lambda d: d.execute_script("return document.querySelector('article.camera .fps').textContent") != "x"
+    )
     assert browser.execute_script("return window.__still_the_same_page === true")  # the page was not reloaded
     row = browser.find_element(By.CSS_SELECTOR, "#events tr.fresh.known_face")
     assert "Lin-Manuel Miranda (Id 1, wanted)" in row.text
     shots.take("overview")
     browser.set_window_size(390, 844)  # a phone: nothing wider than the screen
-    assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth"), \
-        browser.execute_script(WIDER_THAN_THE_SCREEN)
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    ), browser.execute_script(WIDER_THAN_THE_SCREEN)
     shots.take("overview-phone")
     browser.set_window_size(1280, 1000)
 
     # the live view shows JPEG frames of the camera
     browser.get(f"{url}/live_feed")
-    wait.until(lambda d: d.execute_script("const i = document.querySelector('img.live');"
-                                          " return i && i.naturalWidth > 0;"))
+    wait.until(
+        lambda d: d.execute_script(
+            "const i = document.querySelector('img.live'); return i && i.naturalWidth > 0;"
+        )
+    )
     assert browser.execute_script("return document.querySelector('img.live').naturalWidth") == 640
     shots.take("live")
 
@@ -136,8 +177,9 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
 
     # an unknown face's capture opens and becomes a watchlist photo of a new person
     browser.get(f"{url}/detection_logs?type=unknown_face")
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.unknown_face img.thumb")
-               or d.refresh() or False)
+    wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "tr.unknown_face img.thumb") or d.refresh() or False
+    )
     shots.take("detections")
     frame_link = browser.find_element(By.CSS_SELECTOR, "tr.unknown_face a.frame-link").get_attribute("href")
     row = browser.find_element(By.CSS_SELECTOR, "tr.unknown_face")
@@ -145,11 +187,17 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     row.find_element(By.NAME, "id").send_keys("9")
     row.find_element(By.NAME, "name").send_keys("Audience member")
     row.find_element(By.CSS_SELECTOR, "form.enrol-form button").click()
-    wait.until(lambda d: "The capture is now a photo of Id 9" in d.page_source or "Not added" in d.page_source)
-    assert "The capture is now a photo of Id 9" in browser.page_source, re.findall(r'class="flash[^"]*">([^<]+)', browser.page_source)
+    wait.until(
+        lambda d: "The capture is now a photo of Id 9" in d.page_source or "Not added" in d.page_source
+    )
+    assert "The capture is now a photo of Id 9" in browser.page_source, re.findall(
+        r'class="flash[^"]*">([^<]+)', browser.page_source
+    )
     assert len(list((site.training / "9").iterdir())) == 1
     browser.get(frame_link)
-    assert browser.execute_script("return document.images[0].naturalWidth") == 640  # the full frame of the capture
+    assert (
+        browser.execute_script("return document.images[0].naturalWidth") == 640
+    )  # the full frame of the capture
 
     # log out: the dashboard is closed again
     browser.get(f"{url}/")
@@ -172,4 +220,7 @@ return [...document.querySelectorAll('body *')]
 def _seqs(driver, kind: str = "") -> list[str]:
     from selenium.webdriver.common.by import By
 
-    return [r.get_attribute("data-seq") for r in driver.find_elements(By.CSS_SELECTOR, f"#events tbody tr{'.' + kind if kind else ''}")]
+    return [
+        r.get_attribute("data-seq")
+        for r in driver.find_elements(By.CSS_SELECTOR, f"#events tbody tr{'.' + kind if kind else ''}")
+    ]

@@ -178,7 +178,9 @@ def test_stop_during_a_file_returns_promptly(sources, clip):
     assert src.read(2.0) is not None  # the reader now waits for the pipeline to take the next one
     started = time.monotonic()
     src.stop()
-    assert time.monotonic() - started < 1.5  # generous, but short of STOP_TIMEOUT (2 s): the reader did not hang
+    assert (
+        time.monotonic() - started < 1.5
+    )  # generous, but short of STOP_TIMEOUT (2 s): the reader did not hang
     assert src.state == "stopped" and not src.ended
     assert src.read(0.5) is None
 
@@ -189,7 +191,9 @@ def test_stop_during_a_file_returns_promptly(sources, clip):
 def test_h264_file_with_garbage_in_the_middle(sources, clip, tmp_path, caplog):
     data = bytearray(clip.read_bytes())
     middle = len(data) // 2
-    data[middle : middle + 20_000] = np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    data[middle : middle + 20_000] = (
+        np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    )
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     src = sources(str(damaged))
@@ -288,7 +292,9 @@ def test_camera_that_goes_away_and_comes_back(sources, jpegs, caplog):
         assert src.read(5.0) is not None
         with caplog.at_level(logging.DEBUG, logger=LOGGER):
             server.stop()  # the camera reboots: connections close, the port refuses
-            wait_for(lambda: src.state == "reconnecting", 1.5)  # noticed from the failed read, before the stall
+            wait_for(
+                lambda: src.state == "reconnecting", 1.5
+            )  # noticed from the failed read, before the stall
             wait_for(lambda: attempts(caplog) >= 3, 10, "two retries after the loss")
         assert caplog.text.count(" lost (") == 1
         server = MjpegServer(jpegs, port=server.port).start()

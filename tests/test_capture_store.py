@@ -46,8 +46,14 @@ def capture_stem(when: float, camera: str = "cam") -> str:
     return f"{datetime.fromtimestamp(when):%Y%m%d-%H%M%S}-{int(when * 1000) % 1000:03d}-{camera}"
 
 
-SIDECAR = {"time": 1_790_000_000.5, "camera": "Gate 1", "location": {"name": "Gate"}, "box": [20, 100, 80, 40],
-           "distance": 0.81, "frame": 214}
+SIDECAR = {
+    "time": 1_790_000_000.5,
+    "camera": "Gate 1",
+    "location": {"name": "Gate"},
+    "box": [20, 100, 80, 40],
+    "distance": 0.81,
+    "frame": 214,
+}
 
 
 def fake_capture(folder: Path, stem: str, mtime: float, size: int) -> list[Path]:
@@ -140,7 +146,9 @@ def test_save_failing_halfway_leaves_no_partial_files(tmp_path):
     blocker.mkdir()
     result = store.save(when, "cam", crop, frame, SIDECAR)
     assert isinstance(result, str)
-    assert list(folder.iterdir()) == [blocker]  # the face written first is removed again, no temporary file left
+    assert list(folder.iterdir()) == [
+        blocker
+    ]  # the face written first is removed again, no temporary file left
     blocker.rmdir()
     saved = store.save(when, "cam", crop, frame, SIDECAR)
     assert isinstance(saved, SavedCapture)
@@ -191,7 +199,9 @@ def test_retention_deletes_captures_past_the_age_limit(tmp_path):
 def test_retention_keeps_the_folder_under_max_mb_deleting_the_oldest_first(tmp_path):
     folder = tmp_path / "caps"
     now = time.time()
-    groups = [fake_capture(folder, f"cap{i}", now - 3600 * (10 - i), int(0.3 * MB)) for i in range(6)]  # 1.8 MB
+    groups = [
+        fake_capture(folder, f"cap{i}", now - 3600 * (10 - i), int(0.3 * MB)) for i in range(6)
+    ]  # 1.8 MB
     store = CaptureStore(folder, retention_days=30, max_mb=1)
     removed = store.enforce_retention(now)
     assert removed == 3  # 1.8 -> 1.5 -> 1.2 -> 0.9 MB
@@ -308,4 +318,7 @@ def test_two_faces_decided_in_the_same_millisecond_get_two_captures(tmp_path):
     second = store.save(when, "cam", frame[:60, :60].copy(), frame, {**SIDECAR, "track": 2})
     assert isinstance(first, SavedCapture) and isinstance(second, SavedCapture)
     assert first.face != second.face and first.sidecar != second.sidecar
-    assert json.loads(first.sidecar.read_text())["track"] == 1 and json.loads(second.sidecar.read_text())["track"] == 2
+    assert (
+        json.loads(first.sidecar.read_text())["track"] == 1
+        and json.loads(second.sidecar.read_text())["track"] == 2
+    )

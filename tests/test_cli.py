@@ -34,8 +34,13 @@ FACE_KEYS = {"box", "id", "name", "distance", "vetoed", "mask", "mask_score"}
 # --- helpers ------------------------------------------------------------------------------
 
 
-def run(config: Path | None, *args: str, cwd: Path, env: dict[str, str] | None = None,
-        python: list[str] | None = None) -> subprocess.CompletedProcess:
+def run(
+    config: Path | None,
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    python: list[str] | None = None,
+) -> subprocess.CompletedProcess:
     """`python -m edgeguard [--config CONFIG] ARGS` (or the `python` command line) in `cwd`, with no config
     coming from the environment."""
     environ = clean_env(**(env or {}))
@@ -47,7 +52,11 @@ def run(config: Path | None, *args: str, cwd: Path, env: dict[str, str] | None =
 def phones(site: Site) -> list[str]:
     """Every phone number in the site's Details.csv (with and without the leading +)."""
     with site.details.open(encoding="utf-8", newline="") as fh:
-        numbers = [row["phone_number"].strip() for row in csv.DictReader(fh) if (row.get("phone_number") or "").strip()]
+        numbers = [
+            row["phone_number"].strip()
+            for row in csv.DictReader(fh)
+            if (row.get("phone_number") or "").strip()
+        ]
     assert numbers, "the test site should hold phone numbers"
     return numbers + [n.lstrip("+") for n in numbers]
 
@@ -119,8 +128,12 @@ def watch(tmp_path_factory) -> Site:
     return site
 
 
-GOOD = [PEOPLE / "obama2.jpg", PEOPLE / "two_people.jpg", PEOPLE / "lin-manuel-miranda.png",
-        TESTDATA / "crowd" / "dogs.jpg"]
+GOOD = [
+    PEOPLE / "obama2.jpg",
+    PEOPLE / "two_people.jpg",
+    PEOPLE / "lin-manuel-miranda.png",
+    TESTDATA / "crowd" / "dogs.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +180,9 @@ def test_analyze_tells_masked_faces_and_finds_those_hog_misses(watch, tmp_path):
     assert result.returncode == 0, result.stderr
     objects = json_lines(result)
     found = {Path(o["image"]): check_result(o, Path(o["image"])) for o in objects}
-    subject = {path: max(faces, key=lambda f: f["box"][2] - f["box"][0]) for path, faces in found.items() if faces}
+    subject = {
+        path: max(faces, key=lambda f: f["box"][2] - f["box"][0]) for path, faces in found.items() if faces
+    }
     assert sum(path in subject and subject[path]["mask"] for path in masked) >= 9
     assert all(path in subject for path in missed)
     called_bare = [not subject[path]["mask"] for path in bare if path in subject]
@@ -177,7 +192,9 @@ def test_analyze_tells_masked_faces_and_finds_those_hog_misses(watch, tmp_path):
 
 def test_analyze_without_the_mask_model(watch, tmp_path):
     config = tmp_path / "nomask.toml"
-    config.write_text(watch.config_path.read_text(encoding="utf-8") + "\n[mask]\nenabled = false\n", encoding="utf-8")
+    config.write_text(
+        watch.config_path.read_text(encoding="utf-8") + "\n[mask]\nenabled = false\n", encoding="utf-8"
+    )
     masked = held_apart("synthetic", "with_mask", 10)
     result = run(config, "analyze", "--json", str(PEOPLE / "obama2.jpg"), *map(str, masked), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -249,8 +266,14 @@ def test_config_selects_the_watchlist(watch, tmp_path):
 
     first = run(watch.config_path, "analyze", "--json", image, cwd=tmp_path)
     # --config wins over $EDGEGUARD_CONFIG
-    second = run(other.config_path, "analyze", "--json", image, cwd=tmp_path,
-                 env={"EDGEGUARD_CONFIG": str(watch.config_path)})
+    second = run(
+        other.config_path,
+        "analyze",
+        "--json",
+        image,
+        cwd=tmp_path,
+        env={"EDGEGUARD_CONFIG": str(watch.config_path)},
+    )
 
     assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
     [a] = json_lines(first)[0]["faces"]
@@ -284,8 +307,10 @@ def passport_crop(photo: Path, target: Path) -> Path:
     assert boxes, photo
     box = min(boxes, key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2)
     box = box.clipped(height, width)
-    crop = rgb[box.top:box.bottom, box.left:box.right]
-    resized = cv2.resize(crop, (100, round(crop.shape[0] * 100 / crop.shape[1])), interpolation=cv2.INTER_AREA)
+    crop = rgb[box.top : box.bottom, box.left : box.right]
+    resized = cv2.resize(
+        crop, (100, round(crop.shape[0] * 100 / crop.shape[1])), interpolation=cv2.INTER_AREA
+    )
     Image.fromarray(np.ascontiguousarray(resized)).save(target, quality=95)
     return target
 
@@ -322,13 +347,25 @@ def test_enroll_flow(site, tmp_path):
     photos = [good[0], text, PEOPLE / "two_people.jpg", good[1]]
 
     # A new Id with a name and category: the usable photos are copied in, the bad ones reported.
-    first = run(site.config_path, "enroll", "7", *map(str, photos), "--name", "Barack Obama",
-                "--category", "VIP", cwd=tmp_path)
+    first = run(
+        site.config_path,
+        "enroll",
+        "7",
+        *map(str, photos),
+        "--name",
+        "Barack Obama",
+        "--category",
+        "VIP",
+        cwd=tmp_path,
+    )
     assert first.returncode == 1, first.stdout + first.stderr
     lines = first.stdout.splitlines()
-    assert any(line.startswith(f"{text}: not added: ") and "not an image" in line for line in lines), first.stdout
-    assert any(line.startswith(f"{PEOPLE / 'two_people.jpg'}: not added: ") and "2 faces" in line
-               for line in lines), first.stdout
+    assert any(line.startswith(f"{text}: not added: ") and "not an image" in line for line in lines), (
+        first.stdout
+    )
+    assert any(
+        line.startswith(f"{PEOPLE / 'two_people.jpg'}: not added: ") and "2 faces" in line for line in lines
+    ), first.stdout
     assert not any(str(p) in first.stdout for p in good), "usable photos are not reported as problems"
     assert "2 of 4" in first.stdout
     folder = site.training / "7"
@@ -371,11 +408,16 @@ def test_enroll_flow(site, tmp_path):
     # leaves the cache file as it is.
     cache_file = site.base / "TrainingImageLabel" / "encodings.npz"
     cached = cache_file.stat()
-    script = ("import sys; from edgeguard.cli import main; rc = main(sys.argv[1:]); "
-              "print('dlib imported' if 'dlib' in sys.modules else 'dlib not imported', file=sys.stderr); "
-              "sys.exit(rc)")
-    check = run(None, cwd=tmp_path, python=[sys.executable, "-c", script, "--config", str(site.config_path),
-                                            "enroll", "--check"])
+    script = (
+        "import sys; from edgeguard.cli import main; rc = main(sys.argv[1:]); "
+        "print('dlib imported' if 'dlib' in sys.modules else 'dlib not imported', file=sys.stderr); "
+        "sys.exit(rc)"
+    )
+    check = run(
+        None,
+        cwd=tmp_path,
+        python=[sys.executable, "-c", script, "--config", str(site.config_path), "enroll", "--check"],
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "No problems found." in check.stdout
     assert "2 people enrolled from 3 photos" in check.stdout
@@ -384,8 +426,14 @@ def test_enroll_flow(site, tmp_path):
     assert (after.st_ino, after.st_mtime_ns) == (cached.st_ino, cached.st_mtime_ns)
 
     # The enrolled people are recognised.
-    analyze = run(site.config_path, "analyze", "--json", str(PEOPLE / "obama2.jpg"),
-                  str(PEOPLE / "two_people.jpg"), cwd=tmp_path)
+    analyze = run(
+        site.config_path,
+        "analyze",
+        "--json",
+        str(PEOPLE / "obama2.jpg"),
+        str(PEOPLE / "two_people.jpg"),
+        cwd=tmp_path,
+    )
     assert analyze.returncode == 0, analyze.stderr
     obama2, two = json_lines(analyze)
     assert [(f["id"], f["name"]) for f in obama2["faces"]] == [("7", "Barack Obama")]
@@ -397,12 +445,22 @@ def test_enroll_flow(site, tmp_path):
 def test_enroll_with_category_into_a_csv_without_that_column_leaves_it_clean(site, tmp_path):
     """The original 4-column Details.csv: enrolling with --category adds the column, and the
     rows already there must not turn into problems ("missing category") because of it."""
-    site.details.write_text("Id,Name,phone_number,initial_deposit\n12,Tony Blair,+1555010012,100\n",
-                            encoding="utf-8")
+    site.details.write_text(
+        "Id,Name,phone_number,initial_deposit\n12,Tony Blair,+1555010012,100\n", encoding="utf-8"
+    )
     site.add_photos("12", [lfw_photos("Tony_Blair")[1]])
 
-    enroll = run(site.config_path, "enroll", "7", str(PEOPLE / "obama_small.jpg"), "--name", "Barack Obama",
-                 "--category", "vip", cwd=tmp_path)
+    enroll = run(
+        site.config_path,
+        "enroll",
+        "7",
+        str(PEOPLE / "obama_small.jpg"),
+        "--name",
+        "Barack Obama",
+        "--category",
+        "vip",
+        cwd=tmp_path,
+    )
     assert enroll.returncode == 0, enroll.stdout + enroll.stderr
     check = run(site.config_path, "enroll", "--check", cwd=tmp_path)
 
@@ -461,11 +519,15 @@ def test_enroll_check_lists_every_problem(site, tmp_path):
 # --- configuration errors --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("extra, key", [
-    ("[recognition]\nno_such_key = 1\n", "no_such_key"),
-    ('[recognition]\ntolerance = "high"\n', "tolerance"),
-    ("[camera]\nfps = 2.5\n", "fps"),
-], ids=["unknown-key", "wrong-type-str", "wrong-type-float"])
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ("[recognition]\nno_such_key = 1\n", "no_such_key"),
+        ('[recognition]\ntolerance = "high"\n', "tolerance"),
+        ("[camera]\nfps = 2.5\n", "fps"),
+    ],
+    ids=["unknown-key", "wrong-type-str", "wrong-type-float"],
+)
 def test_config_error_exits_78_with_one_line(site, tmp_path, extra, key):
     site.write_config(extra)
     for args in (["analyze", str(PEOPLE / "obama.jpg")], ["enroll", "--check"]):

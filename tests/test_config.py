@@ -122,7 +122,8 @@ def test_example_config_lists_every_key_of_every_section_with_a_comment():
             assert f"# [[{section}.{name}]]" in lines
         for f in (f for f in dataclasses.fields(cls) if f.name not in tables):
             matching = [
-                i for i, line in enumerate(lines[start + 1:], start=start + 1)
+                i
+                for i, line in enumerate(lines[start + 1 :], start=start + 1)
                 if re.match(rf"(# )?{re.escape(f.name)}\s*=", line)
             ]
             assert matching, f"[{section}] {f.name} missing"
@@ -276,7 +277,11 @@ def test_detection_model_of_older_configs_is_carried_over_with_a_note(tmp_path):
     path = write_config(tmp_path / "c.toml", '[recognition]\ndetection_model = "hog"\n')
     cfg = load_config(path)
     assert cfg.recognition.detector == "hog"
-    assert len(cfg.notes) == 1 and "detection_model has moved to detector" in cfg.notes[0] and str(path) in cfg.notes[0]
+    assert (
+        len(cfg.notes) == 1
+        and "detection_model has moved to detector" in cfg.notes[0]
+        and str(path) in cfg.notes[0]
+    )
     both = write_config(tmp_path / "d.toml", '[recognition]\ndetection_model = "hog"\ndetector = "yunet"\n')
     assert load_config(both).recognition.detector == "yunet"  # the new key wins
 
@@ -473,13 +478,16 @@ def test_routes_load_as_typed_tables(tmp_path):
     assert alerts.route[1].hours == "22:00-06:00"
 
 
-@pytest.mark.parametrize("line, key", [
-    ('to = ["555-0100"]', "to[0]"),
-    ('events = ["unknown"]', "events[0]"),
-    ('hours = "8-18"', "hours"),
-    ('hours = "25:00-06:00"', "hours"),
-    ('whom = ["+15551230001"]', "whom"),
-])
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('to = ["555-0100"]', "to[0]"),
+        ('events = ["unknown"]', "events[0]"),
+        ('hours = "8-18"', "hours"),
+        ('hours = "25:00-06:00"', "hours"),
+        ('whom = ["+15551230001"]', "whom"),
+    ],
+)
 def test_a_bad_route_names_the_route_and_key(tmp_path, line, key):
     path = tmp_path / "c.toml"
     write_config(path, f"[[alerts.route]]\n{line}\n")
@@ -511,7 +519,9 @@ def test_tls_needs_both_the_certificate_and_the_key(tmp_path):
     write_config(path, f'[paths]\nbase_dir = "{tmp_path}"\n[web]\ntls_cert = "cert.pem"\n')
     with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
         load_config(path)
-    write_config(path, f'[paths]\nbase_dir = "{tmp_path}"\n[web]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n')
+    write_config(
+        path, f'[paths]\nbase_dir = "{tmp_path}"\n[web]\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n'
+    )
     assert load_config(path).web.tls_cert == str(tmp_path / "cert.pem")
 
 
@@ -527,35 +537,72 @@ def test_twilio_is_ready_only_with_a_sender_number(tmp_path, monkeypatch):
 
 # --- cameras ---------------------------------------------------------------------
 
+
 def test_single_camera_table_with_location_keeps_working(tmp_path):
-    path = write_config(tmp_path / "c.toml", '[camera]\nname = "gate"\nsource = "1"\n'
-                        '[location]\nname = "Front Gate"\nlatitude = 1.5\nlongitude = 2.5\n'
-                        '[pipeline]\ndetect_width = 800\n[events]\nmax_people = 4\n')
+    path = write_config(
+        tmp_path / "c.toml",
+        '[camera]\nname = "gate"\nsource = "1"\n'
+        '[location]\nname = "Front Gate"\nlatitude = 1.5\nlongitude = 2.5\n'
+        "[pipeline]\ndetect_width = 800\n[events]\nmax_people = 4\n",
+    )
     [camera] = load_config(path).cameras
-    assert (camera.name, camera.source, camera.location, camera.latitude, camera.longitude) == ("gate", "1", "Front Gate", 1.5, 2.5)
-    assert (camera.detect_width, camera.max_people, camera.min_face_size, camera.mask_events) == (800, 4, 32, True)
+    assert (camera.name, camera.source, camera.location, camera.latitude, camera.longitude) == (
+        "gate",
+        "1",
+        "Front Gate",
+        1.5,
+        2.5,
+    )
+    assert (camera.detect_width, camera.max_people, camera.min_face_size, camera.mask_events) == (
+        800,
+        4,
+        32,
+        True,
+    )
 
 
 def test_camera_tables_each_with_location_and_overrides(tmp_path):
-    path = write_config(tmp_path / "c.toml", '[location]\nname = "Site"\n[mask]\nevents = false\n'
-                        '[[camera]]\nname = "gate"\nsource = "0"\nlocation = "Front Gate"\n'
-                        '[[camera]]\nname = "door"\nsource = "push"\nmin_face_size = 60\nmask_events = true\n')
+    path = write_config(
+        tmp_path / "c.toml",
+        '[location]\nname = "Site"\n[mask]\nevents = false\n'
+        '[[camera]]\nname = "gate"\nsource = "0"\nlocation = "Front Gate"\n'
+        '[[camera]]\nname = "door"\nsource = "push"\nmin_face_size = 60\nmask_events = true\n',
+    )
     gate, door = load_config(path).cameras
-    assert (gate.name, gate.location, gate.mask_events, gate.min_face_size) == ("gate", "Front Gate", False, 32)
+    assert (gate.name, gate.location, gate.mask_events, gate.min_face_size) == (
+        "gate",
+        "Front Gate",
+        False,
+        32,
+    )
     assert (door.name, door.location, door.mask_events, door.min_face_size) == ("door", "Site", True, 60)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('[[camera]]\nname = "a"\n[[camera]]\nname = "a"\n', "'a' is used by 2 cameras"),
-    ('[[camera]]\nname = "a"\ncolour = 1\n', "[camera 'a'] colour: unknown key"),
-    ('[[camera]]\nname = "a"\n[[camera]]\nmax_people = -1\n', "[camera #2] max_people: must be at least 0"),
-    ('[[camera]]\nname = "a/b"\n', "[camera 'a/b'] name: must be 1-64 letters"),
-    ("camera = 5\n", "'camera' must be one [camera] table"),
-    ('[[camera]]\nname = "a"\nsource = "push"\n[web]\nenabled = false\n', "nothing would take its frames"),
-    ('[[camera]]\nname = "a"\n[[alerts.route]]\nto = ["+15551230000"]\ncameras = ["b"]\n', "cameras: no camera has 'b'"),
-    ('[[camera]]\nname = "a"\nlocation = "Gate"\n[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
-     "locations: no camera has 'gate'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[[camera]]\nname = "a"\n[[camera]]\nname = "a"\n', "'a' is used by 2 cameras"),
+        ('[[camera]]\nname = "a"\ncolour = 1\n', "[camera 'a'] colour: unknown key"),
+        (
+            '[[camera]]\nname = "a"\n[[camera]]\nmax_people = -1\n',
+            "[camera #2] max_people: must be at least 0",
+        ),
+        ('[[camera]]\nname = "a/b"\n', "[camera 'a/b'] name: must be 1-64 letters"),
+        ("camera = 5\n", "'camera' must be one [camera] table"),
+        (
+            '[[camera]]\nname = "a"\nsource = "push"\n[web]\nenabled = false\n',
+            "nothing would take its frames",
+        ),
+        (
+            '[[camera]]\nname = "a"\n[[alerts.route]]\nto = ["+15551230000"]\ncameras = ["b"]\n',
+            "cameras: no camera has 'b'",
+        ),
+        (
+            '[[camera]]\nname = "a"\nlocation = "Gate"\n[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
+            "locations: no camera has 'gate'",
+        ),
+    ],
+)
 def test_bad_cameras_stop_with_file_and_key(tmp_path, text, expected):
     path = write_config(tmp_path / "c.toml", text)
     with pytest.raises(ConfigError) as info:

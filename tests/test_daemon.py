@@ -158,7 +158,9 @@ def test_capture_frame_image_is_the_footage_frame_its_sidecar_names(replay):
     differences = {n: float(np.abs(frames[n].astype(int) - saved).mean()) for n in range(200, 240)}
     best = min(differences, key=differences.get)
     assert differences[best] < 3  # it is a frame of the clip
-    assert best == sidecar["frame"], f"saved frame is footage frame {best}, the sidecar says {sidecar['frame']}"
+    assert best == sidecar["frame"], (
+        f"saved frame is footage frame {best}, the sidecar says {sidecar['frame']}"
+    )
 
 
 def test_every_event_has_the_documented_keys(replay):
@@ -180,7 +182,11 @@ def test_replay_reports_each_bare_face_once_saying_who(replay):
     for event in bare:
         identity = identities[event["track"]]
         assert event["frame"] >= identity["frame"]
-        assert (event["id"], event["name"], event["capture"]) == (identity["id"], identity["name"], identity["capture"])
+        assert (event["id"], event["name"], event["capture"]) == (
+            identity["id"],
+            identity["name"],
+            identity["capture"],
+        )
         if identity["type"] == "unknown_face":
             assert event["extra"]["visitor"] == identity["extra"]["visitor"]
 
@@ -235,7 +241,7 @@ def test_missing_source_file(tmp_path, replay):
 
 def test_bad_config_key(tmp_path):
     site = Site(tmp_path / "site")
-    config = site.write_config('[camera]\nread_timout = 2.0\n')
+    config = site.write_config("[camera]\nread_timout = 2.0\n")
     started = time.monotonic()
     result = edgeguard(config, "run", "--source", str(CLIP), timeout=60)
     assert result.returncode == 78
@@ -257,7 +263,9 @@ def test_sigterm_mid_stream_stops_cleanly(tmp_path, replay, daemons):
     sent = time.monotonic()
     assert daemon.wait(timeout=15) == 0, daemon.stderr
     assert time.monotonic() - sent < 10  # generous: after the current frame, the parts stop within seconds
-    assert "end of video file" not in daemon.stderr and "source ended" not in daemon.stderr  # stopped mid-file
+    assert (
+        "end of video file" not in daemon.stderr and "source ended" not in daemon.stderr
+    )  # stopped mid-file
     assert stopped_frames(daemon.stderr) > 0
     assert "Traceback" not in daemon.stderr
 
@@ -279,7 +287,9 @@ def test_sigterm_mid_stream_stops_cleanly(tmp_path, replay, daemons):
 
 def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
     frames = jpeg_frames(CLIP, 120, size=(640, 360))  # the stage shot and the start of the close-up, looped
-    site = make_site(tmp_path / "site", "[camera]\nread_timeout = 1.0\nopen_timeout = 1.0\n", cache_from=replay.site)
+    site = make_site(
+        tmp_path / "site", "[camera]\nread_timeout = 1.0\nopen_timeout = 1.0\n", cache_from=replay.site
+    )
     db = site.base / "events.db"
     with MjpegServer(frames, fps=30) as server:
         daemon = daemons(site.config_path, "--source", server.url)
@@ -294,8 +304,12 @@ def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
         assert all(e["time"] < paused + 0.5 for e in before)  # nothing was processed during the stall
         server.resume()
         resumed = time.time()
-        after = wait_for(lambda: [e for e in db_events(db) if e["time"] > resumed], 20, "an event after the resume",
-                         poll=0.1)
+        after = wait_for(
+            lambda: [e for e in db_events(db) if e["time"] > resumed],
+            20,
+            "an event after the resume",
+            poll=0.1,
+        )
         assert after[0]["type"] in ("known_face", "unknown_face", "no_mask")
         assert after[0]["frame"] > max(e["frame"] for e in before)  # live numbering goes on
         assert after[0]["pos_ms"] is None
@@ -316,7 +330,9 @@ def test_stream_that_stalls_and_comes_back(tmp_path, replay, daemons):
 def test_corrupt_frames_are_skipped_to_the_end(tmp_path, replay):
     data = bytearray(CLIP.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 20_000] = np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    data[middle : middle + 20_000] = (
+        np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    )
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     site = make_site(tmp_path / "site", cache_from=replay.site)
@@ -389,15 +405,22 @@ def enrolled(tmp_path_factory, replay) -> Enrolment:
     site.config_path = base / "edgeguard.toml"
     site.write_config()
     (base / "events.db").unlink()
-    [face] = [f for f in (base / "Unknown_Face_Captures").glob("*-face.jpg")
-              if "person" not in json.loads(f.with_name(f.name.replace("-face.jpg", ".json")).read_text())]
+    [face] = [
+        f
+        for f in (base / "Unknown_Face_Captures").glob("*-face.jpg")
+        if "person" not in json.loads(f.with_name(f.name.replace("-face.jpg", ".json")).read_text())
+    ]
     tmpdir = base.parent / "tmp"
     tmpdir.mkdir()
     env = clean_env(TMPDIR=str(tmpdir))
-    result = edgeguard(site.config_path, "enroll", "9", "--name", "Visitor", "--from-capture", str(face), env=env)
+    result = edgeguard(
+        site.config_path, "enroll", "9", "--name", "Visitor", "--from-capture", str(face), env=env
+    )
     started = time.monotonic()
     second = edgeguard(site.config_path, "run", "--source", str(CLIP), timeout=120)
-    run = Run(site, second.returncode, second.stderr, time.monotonic() - started, events_json(site.config_path))
+    run = Run(
+        site, second.returncode, second.stderr, time.monotonic() - started, events_json(site.config_path)
+    )
     return Enrolment(site, result, tmpdir, run)
 
 

@@ -41,22 +41,35 @@ def env(credentials: bool = True) -> dict[str, str]:
     return clean_env(TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN) if credentials else clean_env()
 
 
-def make_site(base: Path, fake: FakeTwilio, to: list[str], *, loop: bool = False, public_port: int | None = None,
-              timeout: float = 10.0) -> Site:
+def make_site(
+    base: Path,
+    fake: FakeTwilio,
+    to: list[str],
+    *,
+    loop: bool = False,
+    public_port: int | None = None,
+    timeout: float = 10.0,
+) -> Site:
     """Lin-Manuel (wanted) on the watchlist, alerts for known and unknown faces to `to` through `fake`."""
     alerts = "mms = true\n"
     if public_port is not None:
         alerts += f'public_url = "http://127.0.0.1:{public_port}"\nlisten = "127.0.0.1:{public_port}"\n'
     numbers = ", ".join(f'"{n}"' for n in to)
-    return make_any_site(base, (
-        f"[camera]\nloop = {'true' if loop else 'false'}\n"
-        f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\ntimeout = {timeout}\n'
-        f"[alerts]\n{alerts}"
-        f'[[alerts.route]]\nto = [{numbers}]\nevents = ["unknown_face", "known_face"]\n'
-    ), people=[(*LIN, "lin-manuel-miranda.png", "wanted")])
+    return make_any_site(
+        base,
+        (
+            f"[camera]\nloop = {'true' if loop else 'false'}\n"
+            f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\ntimeout = {timeout}\n'
+            f"[alerts]\n{alerts}"
+            f'[[alerts.route]]\nto = [{numbers}]\nevents = ["unknown_face", "known_face"]\n'
+        ),
+        people=[(*LIN, "lin-manuel-miranda.png", "wanted")],
+    )
 
 
-def edgeguard(config: Path, *args: str, timeout: float = 60, credentials: bool = True) -> subprocess.CompletedProcess:
+def edgeguard(
+    config: Path, *args: str, timeout: float = 60, credentials: bool = True
+) -> subprocess.CompletedProcess:
     return helpers.edgeguard(config, *args, timeout=timeout, env=env(credentials))
 
 
@@ -75,13 +88,15 @@ def fake():
 
 def wait_for_body(fake: FakeTwilio, text: str, timeout: float, daemon: Daemon | None = None):
     """The first accepted request whose Body contains `text`."""
+
     def found():
         if daemon is not None:
             assert daemon.proc.poll() is None, f"daemon exited:\n{daemon.stderr}"
         return next((r for r in fake.delivered() if text in r.form["Body"][0]), None)
 
-    return wait_for(found, timeout, lambda: f"a message with {text!r}:\n" + (daemon.stderr if daemon else ""),
-                    poll=0.05)
+    return wait_for(
+        found, timeout, lambda: f"a message with {text!r}:\n" + (daemon.stderr if daemon else ""), poll=0.05
+    )
 
 
 def outbox_rows(db: Path) -> list[dict]:
@@ -132,15 +147,20 @@ def test_replay_sends_both_alerts_and_the_link_serves_the_capture(tmp_path, fake
     known = [r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]
     assert known, [r.form["Body"] for r in fake.delivered()]
     assert known[0].time < unknown.time  # frame 3 comes before frame 214
-    assert re.fullmatch(rf"EdgeGuard ALERT Site: Lin-Manuel Miranda \(Id 1, wanted\), (strong|possible) match "
-                        rf"\d\d:\d\d:\d\d http://127\.0\.0\.1:{port}/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
-                        known[0].form["Body"][0])
+    assert re.fullmatch(
+        rf"EdgeGuard ALERT Site: Lin-Manuel Miranda \(Id 1, wanted\), (strong|possible) match "
+        rf"\d\d:\d\d:\d\d http://127\.0\.0\.1:{port}/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
+        known[0].form["Body"][0],
+    )
     for request in (known[0], unknown):
         assert request.form["To"] == [GUARD] and request.form["From"] == [FROM]
         assert request.path == f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
     body = unknown.form["Body"][0]
-    match = re.fullmatch(rf"EdgeGuard ALERT Site: unknown person \d\d:\d\d:\d\d "
-                         rf"(http://127\.0\.0\.1:{port}/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", body)
+    match = re.fullmatch(
+        rf"EdgeGuard ALERT Site: unknown person \d\d:\d\d:\d\d "
+        rf"(http://127\.0\.0\.1:{port}/c/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)",
+        body,
+    )
     assert match, body
     link = match.group(1)
     (media,) = unknown.form["MediaUrl"]  # mms = true
@@ -170,7 +190,9 @@ def test_replay_sends_both_alerts_and_the_link_serves_the_capture(tmp_path, fake
     assert len([m for m in outbox_rows(site.base / "outbox.db") if LIN[1] in m["body"]]) == 1
     assert len([r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]) == 1
 
-    events = [json.loads(line) for line in edgeguard(site.config_path, "events", "--json").stdout.splitlines()]
+    events = [
+        json.loads(line) for line in edgeguard(site.config_path, "events", "--json").stdout.splitlines()
+    ]
     captures = {e["capture"] for e in events if e["type"] == "unknown_face"}
     assert len(captures) == 1, events
     capture = Path(captures.pop())
@@ -216,7 +238,9 @@ def test_kill_9_with_20_pending_then_all_delivered_once_in_order(tmp_path, daemo
 
     restarted = FakeTwilio(port=port).start()
     try:
-        second = edgeguard(site.config_path, "run", "--source", str(blank_video(tmp_path / "blank.avi")), timeout=60)
+        second = edgeguard(
+            site.config_path, "run", "--source", str(blank_video(tmp_path / "blank.avi")), timeout=60
+        )
         assert second.returncode == 0, second.stderr
         assert "20 alert(s) pending from before" in second.stderr
         assert restarted.wait_for(20, 5)
@@ -231,7 +255,9 @@ def test_kill_9_with_20_pending_then_all_delivered_once_in_order(tmp_path, daemo
 
     still = edgeguard(site.config_path, "alerts", "--pending")
     assert still.returncode == 0 and still.stdout == "", still.stdout
-    everything = [json.loads(line) for line in edgeguard(site.config_path, "alerts", "--json").stdout.splitlines()]
+    everything = [
+        json.loads(line) for line in edgeguard(site.config_path, "alerts", "--json").stdout.splitlines()
+    ]
     assert [m["id"] for m in everything] == [m["id"] for m in pending]
     assert all(m["status"] == "sent" and m["sid"].startswith("SM") for m in everything)
 

@@ -78,7 +78,9 @@ def test_capitalised_category_header_is_read(tmp_path):
 
 
 def test_utf8_bom_is_ignored(tmp_path):
-    path = write(tmp_path, b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Jos\u00e9 \u00c1lvarez,555,10\n".encode("utf-8"))
+    path = write(
+        tmp_path, b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Jos\u00e9 \u00c1lvarez,555,10\n".encode("utf-8")
+    )
     people, problems = read_details(path)
     assert problems == []
     assert people["1"].name == "Jos\u00e9 \u00c1lvarez"
@@ -141,7 +143,9 @@ def test_invalid_id_is_ignored_and_reported(tmp_path, bad_id):
     assert len(problems) == 1
     assert problems[0].where == f"{path} line 2"
     assert "cannot be a folder name" in problems[0].reason
-    assert bad_id not in problems[0].reason.split("(")[0]  # the value is not echoed (it may be a phone number)
+    assert (
+        bad_id not in problems[0].reason.split("(")[0]
+    )  # the value is not echoed (it may be a phone number)
 
 
 def test_phone_number_pasted_into_the_id_column_is_not_echoed(tmp_path):
@@ -302,7 +306,10 @@ def test_repr_of_person_hides_phone_number_and_deposit(tmp_path):
 
 
 def test_problem_str_names_where_and_why():
-    assert str(Problem("/x/Details.csv line 3", "no Id; row ignored")) == "/x/Details.csv line 3: no Id; row ignored"
+    assert (
+        str(Problem("/x/Details.csv line 3", "no Id; row ignored"))
+        == "/x/Details.csv line 3: no Id; row ignored"
+    )
 
 
 def test_details_mapping_is_read_only(tmp_path):
@@ -326,7 +333,7 @@ def test_upsert_adds_row_and_keeps_other_rows_byte_identical(tmp_path):
     upsert_person(path, "4", "Joe Biden", None)
     after = path.read_bytes()
     assert after.startswith(original)
-    assert after[len(original):] == b"4,Joe Biden,,\n"
+    assert after[len(original) :] == b"4,Joe Biden,,\n"
     people, problems = read_details(path)
     assert problems == []
     assert people["4"].name == "Joe Biden"

@@ -83,9 +83,20 @@ def test_a_daemon_with_a_damaged_model_says_so_at_warm_up(tmp_path, monkeypatch)
 def test_finds_the_masked_portraits_hog_misses(yunet, hog):
     """Held-apart masked portraits (training never saw them): YuNet finds nearly all, HOG alone far fewer."""
     masked = held_apart("synthetic", "with_mask", 30) + held_apart("real", "with_mask", 30)
-    found = {name: sum(bool(engine.detector.find(cv2.cvtColor(load_photo(p, MAX_PIXELS), cv2.COLOR_RGB2BGR)
-                                                 if engine.detector.colour else load_photo(p, MAX_PIXELS), 1))
-                       for p in masked) for name, engine in (("yunet", yunet), ("hog", hog))}
+    found = {
+        name: sum(
+            bool(
+                engine.detector.find(
+                    cv2.cvtColor(load_photo(p, MAX_PIXELS), cv2.COLOR_RGB2BGR)
+                    if engine.detector.colour
+                    else load_photo(p, MAX_PIXELS),
+                    1,
+                )
+            )
+            for p in masked
+        )
+        for name, engine in (("yunet", yunet), ("hog", hog))
+    }
     assert found["yunet"] >= 0.8 * len(masked), found
     assert found["yunet"] > found["hog"], found
 
@@ -118,8 +129,16 @@ def test_one_box_per_face():
 # --- the box dlib's landmark model expects ------------------------------------------------------
 
 
-@pytest.mark.parametrize("photo", [PEOPLE / "obama.jpg", PEOPLE / "biden.jpg", PEOPLE / "lin-manuel-miranda.png",
-                                   LFW / "Tony_Blair" / "Tony_Blair_0002.jpg", LFW / "Colin_Powell" / "Colin_Powell_0001.jpg"])
+@pytest.mark.parametrize(
+    "photo",
+    [
+        PEOPLE / "obama.jpg",
+        PEOPLE / "biden.jpg",
+        PEOPLE / "lin-manuel-miranda.png",
+        LFW / "Tony_Blair" / "Tony_Blair_0002.jpg",
+        LFW / "Colin_Powell" / "Colin_Powell_0001.jpg",
+    ],
+)
 def test_boxes_are_fitted_to_hogs_and_give_the_same_encoding(yunet, hog, photo):
     rgb = load_photo(photo, MAX_PIXELS)
     [ours] = [d.box for d in yunet.find_in_photo(rgb) if d.box.size >= 60]
@@ -164,7 +183,9 @@ def test_the_profile_close_up_is_found_but_not_frontal(yunet):
     faces = yunet.checked(frame, yunet.detector.find(frame), rgb=False)
     profile = max(faces, key=lambda d: d.box.size)
     assert profile.box.size > 120 and not profile.frontal
-    assert not [d for d in DlibDetector("hog").find(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 1) if d.box.size > 120]
+    assert not [
+        d for d in DlibDetector("hog").find(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), 1) if d.box.size > 120
+    ]
 
 
 def test_the_stage_face_is_frontal(yunet):
@@ -175,7 +196,9 @@ def test_the_stage_face_is_frontal(yunet):
 def test_a_profile_photo_is_refused_for_the_watchlist_with_the_reason(yunet):
     frame = clip_frame(25)
     profile = max(yunet.detector.find(frame), key=lambda d: d.box.size).box
-    crop = cv2.cvtColor(profile.grown(profile.size // 2).clipped(*frame.shape[:2]).crop(frame), cv2.COLOR_BGR2RGB)
+    crop = cv2.cvtColor(
+        profile.grown(profile.size // 2).clipped(*frame.shape[:2]).crop(frame), cv2.COLOR_BGR2RGB
+    )
     with pytest.raises(PhotoError, match="turned away"):
         yunet.enrolment_encoding(np.ascontiguousarray(crop))
 
@@ -183,8 +206,14 @@ def test_a_profile_photo_is_refused_for_the_watchlist_with_the_reason(yunet):
 # --- watchlist photos: the subject, not the people behind -----------------------------------------
 
 
-@pytest.mark.parametrize("photo", ["Arnold_Schwarzenegger/Arnold_Schwarzenegger_0004.jpg",
-                                   "Colin_Powell/Colin_Powell_0010.jpg", "Ariel_Sharon/Ariel_Sharon_0009.jpg"])
+@pytest.mark.parametrize(
+    "photo",
+    [
+        "Arnold_Schwarzenegger/Arnold_Schwarzenegger_0004.jpg",
+        "Colin_Powell/Colin_Powell_0010.jpg",
+        "Ariel_Sharon/Ariel_Sharon_0009.jpg",
+    ],
+)
 def test_bystanders_behind_the_subject_do_not_stop_enrolment(yunet, photo):
     rgb = load_photo(LFW / photo, MAX_PIXELS)
     assert len([d for d in detect_in_photo(yunet.detector, rgb, 1, 1024) if d.box.size >= 60]) >= 2
@@ -208,9 +237,14 @@ def test_the_daemon_refuses_to_start_with_a_damaged_detector_model_and_says_why(
     shutil.copytree(Path(edgeguard.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
     model = package / "models" / MODEL_PATH.name
     model.write_bytes(model.read_bytes()[:-1] + b"\0")
-    result = subprocess.run([sys.executable, "-m", "edgeguard", "run", "--source", str(CLIP)], cwd=tmp_path,
-                            env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeguard", "run", "--source", str(CLIP)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "cannot start" in result.stderr and "checksum" in result.stderr and str(model) in result.stderr
     assert "Traceback" not in result.stderr

@@ -42,12 +42,22 @@ def test_a_working_site_passes_with_warnings_for_what_is_not_set_up(site):
     result = check(site.config_path, "--source", str(CLIP))
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
-    assert found["camera camera at Site"].startswith("ok:") and "640x360 frame" in found["camera camera at Site"]
+    assert (
+        found["camera camera at Site"].startswith("ok:") and "640x360 frame" in found["camera camera at Site"]
+    )
     assert found["watchlist"].startswith("ok:") and "1 people" in found["watchlist"]
     assert "dogs.jpg" in result.stdout  # the unusable photo is named
-    assert found["masks"].startswith("ok:") and "ms per face" in found["masks"] and "yunet finds masked faces" in found["masks"]
-    assert found["face detector"].startswith("ok: yunet,") and "ms per 640x480 frame" in found["face detector"]
-    assert found["dlib"].startswith(f"ok: {dlib.__version__} from dlib")  # dlib-bin or dlib, whichever is installed
+    assert (
+        found["masks"].startswith("ok:")
+        and "ms per face" in found["masks"]
+        and "yunet finds masked faces" in found["masks"]
+    )
+    assert (
+        found["face detector"].startswith("ok: yunet,") and "ms per 640x480 frame" in found["face detector"]
+    )
+    assert found["dlib"].startswith(
+        f"ok: {dlib.__version__} from dlib"
+    )  # dlib-bin or dlib, whichever is installed
     assert f"BLAS {'yes' if dlib.DLIB_USE_BLAS else 'no'}, LAPACK" in found["dlib"]
     assert found["twilio"].startswith("WARN:") and "dry run" in found["twilio"]
     assert found["image links"].startswith("WARN:")
@@ -62,12 +72,17 @@ def test_a_camera_that_cannot_open_fails_the_check(site, tmp_path):
 
 
 def test_every_camera_is_checked_and_a_push_camera_says_where_its_token_is(site, tmp_path):
-    site.write_config(f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\n'
-                      f'[[camera]]\nname = "door"\nsource = "{tmp_path / "gone.mp4"}"\nlocation = "Back Door"\n'
-                      '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\n')
+    site.write_config(
+        f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\n'
+        f'[[camera]]\nname = "door"\nsource = "{tmp_path / "gone.mp4"}"\nlocation = "Back Door"\n'
+        '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\n'
+    )
     result = check(site.config_path)
     found = lines(result)
-    assert found["camera gate at Front Gate"].startswith("ok:") and "640x360 frame" in found["camera gate at Front Gate"]
+    assert (
+        found["camera gate at Front Gate"].startswith("ok:")
+        and "640x360 frame" in found["camera gate at Front Gate"]
+    )
     assert found["camera door at Back Door"].startswith("FAIL:")
     till = found["camera till at Counter"]
     assert till.startswith("ok:") and "/upload_frame/till" in till and "till.token" in till
@@ -110,19 +125,38 @@ def test_a_missing_or_damaged_mask_model_fails_the_check(site, tmp_path, monkeyp
     monkeypatch.setattr(mask, "MODEL_PATH", model)
     [finding] = check_masks(site.config())
     assert finding.level == "FAIL"
-    assert str(model) in finding.detail and ("missing" if content is None else "not a usable ONNX model") in finding.detail
+    assert (
+        str(model) in finding.detail
+        and ("missing" if content is None else "not a usable ONNX model") in finding.detail
+    )
     out: list[str] = []
     assert run_checks(site.config(), str(CLIP), live=False, out=out.append) == 1
     assert any(line.startswith("[FAIL] masks") for line in out)
 
 
-@pytest.mark.parametrize("installed, blas, expected", [
-    ({"dlib-bin": "20.0.1.post1"}, False, "from dlib-bin 20.0.1.post1 (prebuilt wheel); BLAS no, LAPACK no,"),
-    ({"dlib-bin": "20.0.1+blas"}, True, "from dlib-bin 20.0.1+blas (built from source); BLAS yes, LAPACK yes,"),
-    ({"dlib": "20.0.1"}, False, "from dlib 20.0.1 (built from source); BLAS no, LAPACK no,"),
-], ids=["wheel", "blas-build", "source-build"])
-def test_the_dlib_line_names_its_distribution_and_points_at_the_blas_build(monkeypatch, installed, blas, expected):
-    monkeypatch.setattr(doctor.metadata, "packages_distributions", lambda: {"_dlib_pybind11": list(installed)})
+@pytest.mark.parametrize(
+    "installed, blas, expected",
+    [
+        (
+            {"dlib-bin": "20.0.1.post1"},
+            False,
+            "from dlib-bin 20.0.1.post1 (prebuilt wheel); BLAS no, LAPACK no,",
+        ),
+        (
+            {"dlib-bin": "20.0.1+blas"},
+            True,
+            "from dlib-bin 20.0.1+blas (built from source); BLAS yes, LAPACK yes,",
+        ),
+        ({"dlib": "20.0.1"}, False, "from dlib 20.0.1 (built from source); BLAS no, LAPACK no,"),
+    ],
+    ids=["wheel", "blas-build", "source-build"],
+)
+def test_the_dlib_line_names_its_distribution_and_points_at_the_blas_build(
+    monkeypatch, installed, blas, expected
+):
+    monkeypatch.setattr(
+        doctor.metadata, "packages_distributions", lambda: {"_dlib_pybind11": list(installed)}
+    )
     monkeypatch.setattr(doctor.metadata, "version", installed.__getitem__)
     monkeypatch.setattr(dlib, "DLIB_USE_BLAS", blas)
     monkeypatch.setattr(dlib, "DLIB_USE_LAPACK", blas)
@@ -134,8 +168,11 @@ def test_the_dlib_line_names_its_distribution_and_points_at_the_blas_build(monke
 
 def test_two_distributions_of_dlib_in_one_venv_warn(monkeypatch):
     installed = {"dlib": "20.0.1", "dlib-bin": "20.0.1.post1"}
-    monkeypatch.setattr(doctor.metadata, "packages_distributions",
-                        lambda: {"dlib": ["dlib-bin"], "_dlib_pybind11": ["dlib", "dlib-bin"]})
+    monkeypatch.setattr(
+        doctor.metadata,
+        "packages_distributions",
+        lambda: {"dlib": ["dlib-bin"], "_dlib_pybind11": ["dlib", "dlib-bin"]},
+    )
     monkeypatch.setattr(doctor.metadata, "version", installed.__getitem__)
     [finding] = check_dlib(None)
     assert finding.level == "WARN"

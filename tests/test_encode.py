@@ -46,12 +46,16 @@ def engine() -> FaceEngine:
 # --- encodings: the same numbers as face_recognition ----------------------------------------
 
 
-@pytest.mark.parametrize("photo", [
-    PEOPLE / "obama.jpg",
-    PEOPLE / "two_people.jpg",  # two faces in one call
-    PEOPLE / "biden.jpg",  # 2204 px tall: detection on a shrunk copy, encoding at full size
-    LFW / "Tony_Blair" / "Tony_Blair_0001.jpg",
-], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "photo",
+    [
+        PEOPLE / "obama.jpg",
+        PEOPLE / "two_people.jpg",  # two faces in one call
+        PEOPLE / "biden.jpg",  # 2204 px tall: detection on a shrunk copy, encoding at full size
+        LFW / "Tony_Blair" / "Tony_Blair_0001.jpg",
+    ],
+    ids=lambda p: p.name,
+)
 def test_encodings_match_face_recognition(engine, fr, photo):
     rgb = load_photo(photo, MAX_PIXELS)
     boxes = [d.box for d in engine.find_in_photo(rgb)]  # as analyze_photo / enrolment_encoding do
@@ -59,7 +63,9 @@ def test_encodings_match_face_recognition(engine, fr, photo):
     ours = engine.encoder.encode(rgb, boxes)
     assert ours.shape == (len(boxes), ENCODING_SIZE)
     assert ours.dtype == np.float32
-    reference = fr.face_encodings(rgb, known_face_locations=[tuple(b.as_list()) for b in boxes], model="small")
+    reference = fr.face_encodings(
+        rgb, known_face_locations=[tuple(b.as_list()) for b in boxes], model="small"
+    )
     assert len(reference) == len(boxes)
     assert np.allclose(ours, np.array(reference), atol=1e-5), np.abs(ours - np.array(reference)).max()
     # Not trivially equal: different faces give clearly different encodings.
@@ -74,7 +80,9 @@ def test_encoding_follows_the_box(engine, fr):
     moved = box.shifted(box.height // 3, box.width // 3)
     # one box per call, as face_recognition does: dlib's batched descriptor can differ in the third decimal
     ours = np.concatenate([engine.encoder.encode(rgb, [b]) for b in (box, moved)])
-    reference = np.array(fr.face_encodings(rgb, [tuple(box.as_list()), tuple(moved.as_list())], model="small"))
+    reference = np.array(
+        fr.face_encodings(rgb, [tuple(box.as_list()), tuple(moved.as_list())], model="small")
+    )
     assert np.allclose(ours, reference, atol=1e-5)
     assert not np.allclose(ours[0], ours[1], atol=1e-3)
 
@@ -332,7 +340,9 @@ def test_detect_in_photo_returns_original_coordinates_of_a_shrunk_photo():
     big_boxes = [d.box for d in detect_in_photo(detector, big, 1, max_side)]
 
     # The small photo is not shrunk, the big one is (plus the margin on each side).
-    assert detector.shapes[0][:2] == tuple(s + 2 * int(PHOTO_MARGIN * max(height, width)) for s in (height, width))
+    assert detector.shapes[0][:2] == tuple(
+        s + 2 * int(PHOTO_MARGIN * max(height, width)) for s in (height, width)
+    )
     shrunk_long_side = max(detector.shapes[1][:2]) / (1 + 2 * PHOTO_MARGIN)
     assert abs(shrunk_long_side - max_side) <= 2
 

@@ -24,9 +24,20 @@ def mode(path: Path) -> int:
 
 def full_event(**changes) -> Event:
     values = dict(
-        type="known_face", time=1_790_000_000.125, camera="Front Gate cam", location="Front Gate",
-        latitude=51.5014, longitude=-0.1419, person_id="7", name="Zoë O'Brien", category="staff",
-        distance=0.4321, capture="/data/caps/x-face.jpg", frame=123, pos_ms=4104.1, track=3,
+        type="known_face",
+        time=1_790_000_000.125,
+        camera="Front Gate cam",
+        location="Front Gate",
+        latitude=51.5014,
+        longitude=-0.1419,
+        person_id="7",
+        name="Zoë O'Brien",
+        category="staff",
+        distance=0.4321,
+        capture="/data/caps/x-face.jpg",
+        frame=123,
+        pos_ms=4104.1,
+        track=3,
         extra={"box": [1, 2, 3, 4], "nested": {"visitor": 2, "revisit": True}, "note": None},
     )
     values.update(changes)
@@ -146,14 +157,23 @@ NOW = 1_790_000_000.0
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30m", NOW - 1800), ("2h", NOW - 7200), ("7d", NOW - 7 * 86400), ("45s", NOW - 45), ("1.5h", NOW - 5400)],
+    [
+        ("30m", NOW - 1800),
+        ("2h", NOW - 7200),
+        ("7d", NOW - 7 * 86400),
+        ("45s", NOW - 45),
+        ("1.5h", NOW - 5400),
+    ],
 )
 def test_parse_since_spans(text, expected):
     assert parse_since(text, now=NOW) == pytest.approx(expected)
 
 
 def test_parse_since_iso_with_timezone():
-    assert parse_since("2026-11-22T14:00:00+02:00") == datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc).timestamp()
+    assert (
+        parse_since("2026-11-22T14:00:00+02:00")
+        == datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc).timestamp()
+    )
     assert parse_since("2026-11-22T14:00Z") == datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc).timestamp()
 
 

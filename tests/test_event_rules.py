@@ -73,4 +73,6 @@ def test_a_crowd_must_last_before_it_is_reported_once():
     assert kinds(rules, *crowd) == []
     assert kinds(rules, report(start + 3, people=3)) == ["crowd"]
     assert kinds(rules, report(start + 10, people=4)) == []  # the same crowd
-    assert kinds(rules, report(start + 11, people=2), report(start + 12, people=3), report(start + 15, people=3)) == ["crowd"]
+    assert kinds(
+        rules, report(start + 11, people=2), report(start + 12, people=3), report(start + 15, people=3)
+    ) == ["crowd"]

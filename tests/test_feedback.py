@@ -23,8 +23,16 @@ from edgeguard.faces.matching import Gallery
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.build import build_watchlist, open_cache
 from edgeguard.watchlist.enrol import remove_person
-from edgeguard.watchlist.negatives import (FORMAT, Negative, NegativesError, add_negative, folder_of, load_negatives,
-                                           read_negatives, remove_negative)
+from edgeguard.watchlist.negatives import (
+    FORMAT,
+    Negative,
+    NegativesError,
+    add_negative,
+    folder_of,
+    load_negatives,
+    read_negatives,
+    remove_negative,
+)
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 TOLERANCE = RecognitionConfig().tolerance
@@ -44,7 +52,9 @@ def encoding_of(engine: FaceEngine, photo: Path) -> np.ndarray:
 
 
 def negative(event: int, encodings: np.ndarray, capture: str | None = None) -> Negative:
-    return Negative(event, time.time() - 60, time.time(), "test", capture, np.atleast_2d(encodings).astype(np.float32))
+    return Negative(
+        event, time.time() - 60, time.time(), "test", capture, np.atleast_2d(encodings).astype(np.float32)
+    )
 
 
 def build(site: Site, engine: FaceEngine):
@@ -75,7 +85,10 @@ def test_nearest_of_is_the_nearest_encoding_of_each_querys_own_owner():
 @pytest.fixture
 def blair_site(tmp_path) -> Site:
     """Tony Blair enrolled from his first LFW photo, Colin Powell from his."""
-    return make_site(tmp_path / "site", people=[("7", "Tony Blair", BLAIR[0]), ("8", "Colin Powell", lfw_photos("Colin_Powell")[0])])
+    return make_site(
+        tmp_path / "site",
+        people=[("7", "Tony Blair", BLAIR[0]), ("8", "Colin Powell", lfw_photos("Colin_Powell")[0])],
+    )
 
 
 def test_a_face_nearer_a_negative_than_the_persons_photos_is_not_named_them(engine, blair_site):
@@ -121,7 +134,9 @@ def test_negatives_are_written_0600_in_0700_folders_atomically_and_read_back(tmp
     assert add_negative(folder, "7", negative(5, first))
     path = folder / "7.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    assert (
+        stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    )
     assert [p.name for p in folder.iterdir()] == ["7.json"]  # no temporary file left behind
     kept = read_negatives(folder, "7")
     assert [(n.event, len(n.encodings), n.capture) for n in kept] == [(3, 2, "x-face.jpg"), (5, 1, None)]
@@ -133,21 +148,44 @@ def test_negatives_are_written_0600_in_0700_folders_atomically_and_read_back(tmp
 
 
 DAMAGED = {
-    "not json": b"{\"format\": \"edgeguard-neg",
+    "not json": b'{"format": "edgeguard-neg',
     "not ours": json.dumps({"hello": 1}).encode(),
-    "short encoding": json.dumps({"format": FORMAT, "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150", "id": "7",
-                                  "negatives": [{"event": 1, "time": 1.0, "added": 2.0, "encodings": [[0.1, 0.2]]}]}).encode(),
-    "not a number": json.dumps({"format": FORMAT, "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150", "id": "7",
-                                "negatives": [{"event": 1, "time": 1.0, "added": 2.0,
-                                               "encodings": [[0.0] * 127 + [float("nan")]]}]}).encode(),
-    "another encoder": json.dumps({"format": FORMAT, "encoder": "facenet-512", "id": "7", "negatives": []}).encode(),
-    "another person": json.dumps({"format": FORMAT, "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150",
-                                  "id": "8", "negatives": []}).encode(),
+    "short encoding": json.dumps(
+        {
+            "format": FORMAT,
+            "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150",
+            "id": "7",
+            "negatives": [{"event": 1, "time": 1.0, "added": 2.0, "encodings": [[0.1, 0.2]]}],
+        }
+    ).encode(),
+    "not a number": json.dumps(
+        {
+            "format": FORMAT,
+            "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150",
+            "id": "7",
+            "negatives": [
+                {"event": 1, "time": 1.0, "added": 2.0, "encodings": [[0.0] * 127 + [float("nan")]]}
+            ],
+        }
+    ).encode(),
+    "another encoder": json.dumps(
+        {"format": FORMAT, "encoder": "facenet-512", "id": "7", "negatives": []}
+    ).encode(),
+    "another person": json.dumps(
+        {
+            "format": FORMAT,
+            "encoder": "dlib_face_recognition_resnet_model_v1/5pt/150",
+            "id": "8",
+            "negatives": [],
+        }
+    ).encode(),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(DAMAGED))
-def test_a_damaged_negatives_file_is_skipped_with_the_reason_and_never_overwritten(engine, blair_site, caplog, kind):
+def test_a_damaged_negatives_file_is_skipped_with_the_reason_and_never_overwritten(
+    engine, blair_site, caplog, kind
+):
     folder = folder_of(blair_site.config())
     marked, near_marked = encoding_of(engine, BLAIR[2]), encoding_of(engine, BLAIR[8])
     add_negative(folder, "8", negative(4, marked))  # Powell's file is sound
@@ -155,14 +193,18 @@ def test_a_damaged_negatives_file_is_skipped_with_the_reason_and_never_overwritt
     with caplog.at_level(logging.WARNING, logger="edgeguard.watchlist"):
         watchlist = build(blair_site, engine)  # no exception: the daemon goes on
     [problem] = [p for p in watchlist.problems if "negatives" in p.where]
-    assert problem.where == str(folder / "7.json") and "Id 7 " in problem.reason and "skipped" in problem.reason
+    assert (
+        problem.where == str(folder / "7.json") and "Id 7 " in problem.reason and "skipped" in problem.reason
+    )
     assert str(folder / "7.json") in caplog.text
     assert watchlist.negative_counts == {"8": 1}  # the sound file still counts
     [identity] = watchlist.identify(near_marked[None, :])
     assert identity.person is not None and identity.person.id == "7"  # nothing of the damaged file is applied
     with pytest.raises(NegativesError, match="7.json"):
         add_negative(folder, "7", negative(9, marked))
-    assert (folder / "7.json").read_bytes() == DAMAGED[kind]  # the damaged file is left for a person to look at
+    assert (folder / "7.json").read_bytes() == DAMAGED[
+        kind
+    ]  # the damaged file is left for a person to look at
 
 
 def test_a_negatives_file_that_is_a_symbolic_link_is_not_followed(tmp_path):
@@ -215,7 +257,10 @@ def test_not_person_on_a_known_face_event_keeps_its_face_as_a_negative(obama_sit
     event = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
     result = obama_site.feedback(str(event.seq), "--not-person")
     assert result.returncode == 0, result.stderr
-    assert f"event {event.seq}: 2 sample(s) of its face kept as a negative for Barack Obama (Id 1)" in result.stdout
+    assert (
+        f"event {event.seq}: 2 sample(s) of its face kept as a negative for Barack Obama (Id 1)"
+        in result.stdout
+    )
     assert "reloads its watchlist" in result.stdout
     [kept] = read_negatives(folder_of(obama_site.config), "1")
     assert kept.event == event.seq and kept.capture == Path(event.capture).name and kept.by == "command line"
@@ -261,15 +306,27 @@ def test_is_withdraws_an_earlier_not_person_of_the_same_event(obama_site):
     event = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
     assert obama_site.feedback(str(event.seq), "--not-person").returncode == 0
     # Blair's record says nothing about this event; mark it "not Blair" by hand, then "--is 5" withdraws that.
-    add_negative(folder_of(obama_site.config), "5", negative(event.seq, np.zeros(128), Path(event.capture).name))
+    add_negative(
+        folder_of(obama_site.config), "5", negative(event.seq, np.zeros(128), Path(event.capture).name)
+    )
     assert obama_site.feedback(str(event.seq), "--is", "5").returncode == 0
     assert read_negatives(folder_of(obama_site.config), "5") == []
 
 
 def test_a_no_mask_event_is_followed_to_the_event_that_decided_its_face(obama_site):
     decided = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
-    bare = obama_site.append(Event("no_mask", time.time(), "camera", "Site", person_id="1", name="Barack Obama",
-                                   capture=decided.capture, track=decided.track))
+    bare = obama_site.append(
+        Event(
+            "no_mask",
+            time.time(),
+            "camera",
+            "Site",
+            person_id="1",
+            name="Barack Obama",
+            capture=decided.capture,
+            track=decided.track,
+        )
+    )
     result = obama_site.feedback(str(bare.seq), "--not-person")
     assert result.returncode == 0, result.stderr
     assert f"event {bare.seq} (no_mask) is the bare face of event {decided.seq}" in result.stdout
@@ -278,8 +335,18 @@ def test_a_no_mask_event_is_followed_to_the_event_that_decided_its_face(obama_si
 
 def test_a_later_sighting_sharing_a_capture_learns_the_captured_face(obama_site):
     first = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
-    later = obama_site.append(Event("known_face", time.time(), "camera", "Site", person_id="1", name="Barack Obama",
-                                    capture=first.capture, track=99))
+    later = obama_site.append(
+        Event(
+            "known_face",
+            time.time(),
+            "camera",
+            "Site",
+            person_id="1",
+            name="Barack Obama",
+            capture=first.capture,
+            track=99,
+        )
+    )
     result = obama_site.feedback(str(later.seq), "--not-person")
     assert result.returncode == 0, result.stderr
     assert f"event {later.seq} shows the capture made at event {first.seq}" in result.stdout
@@ -305,8 +372,10 @@ def test_refusals_for_events_that_name_no_face(obama_site):
     crowd = obama_site.append(Event("crowd", time.time(), "camera", "Site", extra={"count": 4}))
     assert f"event {crowd.seq} is a crowd event" in refusal(obama_site, str(crowd.seq), "--not-person")
     unknown = obama_site.event("unknown_face", BLAIR[0], distance=0.7)
-    assert f"event {unknown.seq} is an unknown_face event: it names nobody; to say who it is, use --is ID" in \
-        refusal(obama_site, str(unknown.seq), "--not-person")
+    assert (
+        f"event {unknown.seq} is an unknown_face event: it names nobody; to say who it is, use --is ID"
+        in refusal(obama_site, str(unknown.seq), "--not-person")
+    )
     bare = obama_site.append(Event("no_mask", time.time(), "camera", "Site"))
     assert f"event {bare.seq} (no_mask) has no capture" in refusal(obama_site, str(bare.seq), "--not-person")
 
@@ -314,20 +383,25 @@ def test_refusals_for_events_that_name_no_face(obama_site):
 def test_refusals_for_the_person_named(obama_site):
     event = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
     assert "Id 42 is not on the watchlist" in refusal(obama_site, str(event.seq), "--is", "42")
-    assert "edgeguard enroll 42 --name NAME --from-capture" in refusal(obama_site, str(event.seq), "--is", "42")
+    assert "edgeguard enroll 42 --name NAME --from-capture" in refusal(
+        obama_site, str(event.seq), "--is", "42"
+    )
     assert "is not a watchlist Id" in refusal(obama_site, str(event.seq), "--is", "../1")
     assert f"event {event.seq} names Id 1 already" in refusal(obama_site, str(event.seq), "--is", "1")
     remove_person(obama_site.config, "1")
-    assert f"event {event.seq} named Id 1, who is not on the watchlist" in \
-        refusal(obama_site, str(event.seq), "--not-person")
+    assert f"event {event.seq} named Id 1, who is not on the watchlist" in refusal(
+        obama_site, str(event.seq), "--not-person"
+    )
     assert not folder_of(obama_site.config).exists() or not list(folder_of(obama_site.config).iterdir())
 
 
 def test_refusals_for_an_event_without_a_usable_capture(obama_site):
     staff = obama_site.event("known_face", BLAIR[3], "6")  # a quiet category: no capture
     assert staff.capture is None
-    assert f"event {staff.seq} has no capture to learn from: sightings of category 'staff' are not captured" in \
-        refusal(obama_site, str(staff.seq), "--not-person")
+    assert (
+        f"event {staff.seq} has no capture to learn from: sightings of category 'staff' are not captured"
+        in refusal(obama_site, str(staff.seq), "--not-person")
+    )
     assert f"event {staff.seq} has no capture" in refusal(obama_site, str(staff.seq), "--is", "5")
 
     event = obama_site.event("known_face", PEOPLE / "obama2.jpg", "1")
@@ -338,9 +412,13 @@ def test_refusals_for_an_event_without_a_usable_capture(obama_site):
     sidecar.write_text(json.dumps({k: v for k, v in meta.items() if k != "encodings"}))  # an old capture
     assert "was saved without the face's encodings" in refusal(obama_site, str(event.seq), "--not-person")
     sidecar.write_text(json.dumps({**meta, "encodings": [[0.1, 0.2]]}))
-    assert f"the sidecar {sidecar} of its capture is damaged" in refusal(obama_site, str(event.seq), "--not-person")
+    assert f"the sidecar {sidecar} of its capture is damaged" in refusal(
+        obama_site, str(event.seq), "--not-person"
+    )
     sidecar.write_text('{"time": 17')
-    assert f"the sidecar {sidecar} of its capture is damaged" in refusal(obama_site, str(event.seq), "--not-person")
+    assert f"the sidecar {sidecar} of its capture is damaged" in refusal(
+        obama_site, str(event.seq), "--not-person"
+    )
     sidecar.write_text(json.dumps({**meta, "person": {"id": "5"}}))
     assert "shows a sighting of Id 5, not Id 1" in refusal(obama_site, str(event.seq), "--not-person")
     sidecar.unlink()
@@ -390,7 +468,6 @@ def test_events_lists_the_event_number_first(obama_site):
     assert line.split()[0] == str(event.seq) and "known_face Barack Obama (Id 1)" in line
 
 
-
 # --- the running watchlist picks corrections up (real watchdog observers) ----------------------------
 
 
@@ -406,7 +483,9 @@ def test_the_running_watchlist_reloads_when_a_negative_is_written_or_removed(eng
         folder = folder_of(run.config)
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # made at start, so that it can be watched
         add_negative(folder, "7", negative(12, marked))
-        helpers.wait_for(lambda: run.service.current.negative_counts == {"7": 1}, 15, "a reload with the negative")
+        helpers.wait_for(
+            lambda: run.service.current.negative_counts == {"7": 1}, 15, "a reload with the negative"
+        )
         [identity] = run.service.current.identify(near_marked[None, :])
         assert identity.person is None and identity.vetoed.id == "7"
         wait_until_quiet(run)  # the build writes the encoding cache beside the negatives: no reload loop

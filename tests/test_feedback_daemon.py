@@ -18,8 +18,10 @@ from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.negatives import folder_of, read_negatives
 
 # Looping, replayed as fast as it goes; every sighting its own capture; quick reloads; no dashboard port to share.
-LOOPING = ("[camera]\nloop = true\n[alerts]\ncooldown_minutes = 0\n[watchlist]\ndebounce = 0.3\n"
-           "[web]\nenabled = false\n")
+LOOPING = (
+    "[camera]\nloop = true\n[alerts]\ncooldown_minutes = 0\n[watchlist]\ndebounce = 0.3\n"
+    "[web]\nenabled = false\n"
+)
 WAIT = 60.0
 
 
@@ -39,7 +41,7 @@ def passes_after(db: Path, marker: int, count: int) -> list[dict] | None:
     starts = [i for i in range(1, len(later)) if later[i]["frame"] < later[i - 1]["frame"]]
     if len(starts) < count:
         return None
-    return later[starts[0]:]
+    return later[starts[0] :]
 
 
 def sidecar(event: dict) -> dict:
@@ -53,31 +55,51 @@ def test_not_person_on_a_running_daemon_stops_it_naming_that_face(tmp_path, daem
     config = site.config()
     daemon = daemons(site.config_path, "--source", str(CLIP))
     lin = helpers.wait_for(
-        lambda: next((e for e in events(config.paths.events_db)
-                      if e["type"] == "known_face" and e["person_id"] == "1" and e["capture"]), None),
-        WAIT, lambda: f"a known_face event naming Lin-Manuel Miranda:\n{daemon.stderr}")
+        lambda: next(
+            (
+                e
+                for e in events(config.paths.events_db)
+                if e["type"] == "known_face" and e["person_id"] == "1" and e["capture"]
+            ),
+            None,
+        ),
+        WAIT,
+        lambda: f"a known_face event naming Lin-Manuel Miranda:\n{daemon.stderr}",
+    )
     assert sidecar(lin)["person"]["id"] == "1" and sidecar(lin)["encodings"]
 
     result = helpers.edgeguard(site.config_path, "feedback", str(lin["seq"]), "--not-person")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"event {lin['seq']}: " in result.stdout and "kept as a negative for Lin-Manuel Miranda (Id 1)" in result.stdout
+    assert (
+        f"event {lin['seq']}: " in result.stdout
+        and "kept as a negative for Lin-Manuel Miranda (Id 1)" in result.stdout
+    )
     [negative] = read_negatives(folder_of(config), "1")
     assert negative.event == lin["seq"] and len(negative.encodings) == len(sidecar(lin)["encodings"])
 
     daemon.wait_for_line("negatives from feedback", WAIT)  # the daemon noticed the file another process wrote
     daemon.wait_for_line("watchlist reloaded", WAIT)
     marker = max(e["seq"] for e in events(config.paths.events_db))
-    later = helpers.wait_for(lambda: passes_after(config.paths.events_db, marker, 2), WAIT,
-                             lambda: f"two more passes over the clip:\n{daemon.stderr}")
-    assert any(e["type"] == "unknown_face" for e in later)  # the clip was watched: the audience face, every pass
+    later = helpers.wait_for(
+        lambda: passes_after(config.paths.events_db, marker, 2),
+        WAIT,
+        lambda: f"two more passes over the clip:\n{daemon.stderr}",
+    )
+    assert any(
+        e["type"] == "unknown_face" for e in later
+    )  # the clip was watched: the audience face, every pass
 
     # That shot is no longer named Lin: no sighting of him where the corrected face was.
     corrected = Box(*lin["extra"]["box"])
     named = [e for e in later if e["type"] == "known_face" and e["person_id"] == "1"]
-    assert all(Box(*e["extra"]["box"]).iou(corrected) < 0.3 for e in named), (corrected, [e["extra"]["box"] for e in named])
+    assert all(Box(*e["extra"]["box"]).iou(corrected) < 0.3 for e in named), (
+        corrected,
+        [e["extra"]["box"] for e in named],
+    )
     # And whatever is still named Lin was named by samples nearer to his photo than to any of his negatives.
     photo = FaceEngine(RecognitionConfig()).enrolment_encoding(
-        load_photo(PEOPLE / WATCHLIST[0][2], RecognitionConfig().max_image_pixels))
+        load_photo(PEOPLE / WATCHLIST[0][2], RecognitionConfig().max_image_pixels)
+    )
     for event in named:
         for encoding in np.array(sidecar(event)["encodings"]):
             nearest_negative = np.linalg.norm(negative.encodings - encoding, axis=1).min()
@@ -87,14 +109,26 @@ def test_not_person_on_a_running_daemon_stops_it_naming_that_face(tmp_path, daem
 
 @pytest.mark.slow  # a daemon replaying the clip in a loop for several passes
 def test_is_on_an_unknown_face_adds_the_photo_and_the_running_daemon_names_the_face(tmp_path, daemons):
-    stranger = ("5", "Audience Member", lfw_photos("Hugo_Chavez")[0])  # someone else's photo: the face is unknown
+    stranger = (
+        "5",
+        "Audience Member",
+        lfw_photos("Hugo_Chavez")[0],
+    )  # someone else's photo: the face is unknown
     site = make_site(tmp_path / "site", LOOPING, people=[*WATCHLIST, stranger])
     config = site.config()
     daemon = daemons(site.config_path, "--source", str(CLIP))
     unknown = helpers.wait_for(
-        lambda: next((e for e in events(config.paths.events_db)
-                      if e["type"] == "unknown_face" and e["capture"] and not e["extra"].get("revisit")), None),
-        WAIT, lambda: f"an unknown_face event with a capture:\n{daemon.stderr}")
+        lambda: next(
+            (
+                e
+                for e in events(config.paths.events_db)
+                if e["type"] == "unknown_face" and e["capture"] and not e["extra"].get("revisit")
+            ),
+            None,
+        ),
+        WAIT,
+        lambda: f"an unknown_face event with a capture:\n{daemon.stderr}",
+    )
     assert not [e for e in events(config.paths.events_db) if e["person_id"] == "5"]
 
     result = helpers.edgeguard(site.config_path, "feedback", str(unknown["seq"]), "--is", "5")
@@ -102,11 +136,23 @@ def test_is_on_an_unknown_face_adds_the_photo_and_the_running_daemon_names_the_f
     assert f"event {unknown['seq']}: its capture is now a photo of Id 5" in result.stdout
     assert len(list((site.training / "5").iterdir())) == 2
 
-    daemon.wait_for_line("watchlist reloaded: 5 people, 6 photos", WAIT)  # the new photo is in the running watchlist
+    daemon.wait_for_line(
+        "watchlist reloaded: 5 people, 6 photos", WAIT
+    )  # the new photo is in the running watchlist
     named = helpers.wait_for(
-        lambda: next((e for e in events(config.paths.events_db) if e["type"] == "known_face" and e["person_id"] == "5"),
-                     None),
-        WAIT, lambda: f"the audience face named Id 5:\n{daemon.stderr}")
+        lambda: next(
+            (
+                e
+                for e in events(config.paths.events_db)
+                if e["type"] == "known_face" and e["person_id"] == "5"
+            ),
+            None,
+        ),
+        WAIT,
+        lambda: f"the audience face named Id 5:\n{daemon.stderr}",
+    )
     assert named["seq"] > unknown["seq"] and named["name"] == "Audience Member"
-    assert Box(*named["extra"]["box"]).iou(Box(*unknown["extra"]["box"])) >= 0.3  # the same face, where it was
+    assert (
+        Box(*named["extra"]["box"]).iou(Box(*unknown["extra"]["box"])) >= 0.3
+    )  # the same face, where it was
     assert "Traceback" not in daemon.stderr

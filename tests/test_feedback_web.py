@@ -89,7 +89,10 @@ def test_not_person_from_the_dashboard_keeps_the_negative_and_reloads(board):
     http, _ = board.login()
     answer = board.post(http, f"/detection_logs/{event.seq}/feedback", {"action": "not_person"})
     assert answer.status_code == 200 and answer.url.endswith("/detection_logs")
-    assert f"Event {event.seq}: 2 sample(s) of its face kept as a negative for Barack Obama (Id 1)" in answer.text
+    assert (
+        f"Event {event.seq}: 2 sample(s) of its face kept as a negative for Barack Obama (Id 1)"
+        in answer.text
+    )
     [kept] = read_negatives(board.folder, "1")
     assert kept.event == event.seq and kept.by == "alice"
     assert board.reloads == 1
@@ -107,12 +110,15 @@ def test_this_is_from_the_dashboard_adds_the_capture_as_a_photo(board):
     assert len(list((board.site.training / "5").iterdir())) == 2 and board.reloads == 1
 
 
-@pytest.mark.parametrize("seq,data,message", [
-    (999, {"action": "not_person"}, "there is no event 999 in the event log"),
-    (None, {"action": "is", "id": "42"}, "Id 42 is not on the watchlist"),
-    (None, {"action": "is", "id": ""}, "choose who this is"),
-    (None, {"action": "is", "id": "1"}, "names Id 1 already"),
-])
+@pytest.mark.parametrize(
+    "seq,data,message",
+    [
+        (999, {"action": "not_person"}, "there is no event 999 in the event log"),
+        (None, {"action": "is", "id": "42"}, "Id 42 is not on the watchlist"),
+        (None, {"action": "is", "id": ""}, "choose who this is"),
+        (None, {"action": "is", "id": "1"}, "names Id 1 already"),
+    ],
+)
 def test_bad_input_is_refused_with_the_reason_and_changes_nothing(board, seq, data, message):
     event = board.recorded.event("known_face", PEOPLE / "obama2.jpg", "1")
     http, _ = board.login()
@@ -163,12 +169,16 @@ def test_the_records_pages_show_the_negatives_and_an_admin_removes_one(board):
     seen = viewer.get(f"{board.url}/records/1").text
     assert f"event {first.seq}</a>" in seen and "/negatives/" not in seen  # listed, no button
     assert board.post(viewer, f"/records/1/negatives/{first.seq}/delete", {}, "/records/1").status_code == 403
-    assert http.post(f"{board.url}/records/1/negatives/{first.seq}/delete").status_code == 403  # no CSRF token
+    assert (
+        http.post(f"{board.url}/records/1/negatives/{first.seq}/delete").status_code == 403
+    )  # no CSRF token
 
     reloads = board.reloads
     answer = board.post(http, f"/records/1/negatives/{first.seq}/delete", {}, "/records/1")
     assert f"The negative from event {first.seq} is removed" in answer.text
-    assert [n.event for n in read_negatives(board.folder, "1")] == [second.seq] and board.reloads == reloads + 1
+    assert [n.event for n in read_negatives(board.folder, "1")] == [
+        second.seq
+    ] and board.reloads == reloads + 1
     answer = board.post(http, f"/records/1/negatives/{first.seq}/delete", {}, "/records/1")
     assert f"Id 1 has no negative from event {first.seq}" in answer.text
 
@@ -179,7 +189,11 @@ def test_a_damaged_negatives_file_is_shown_on_the_record_page_not_a_crash(board)
     http, _ = board.login()
     assert http.get(f"{board.url}/view_records").status_code == 200
     page = http.get(f"{board.url}/records/1")
-    assert page.status_code == 200 and "not a negatives file" in page.text and str(board.folder / "1.json") in page.text
+    assert (
+        page.status_code == 200
+        and "not a negatives file" in page.text
+        and str(board.folder / "1.json") in page.text
+    )
 
 
 def test_deleting_a_person_from_the_dashboard_deletes_their_negatives(board):
@@ -198,4 +212,3 @@ def test_the_detection_log_opens_at_one_event(board):
     http, _ = board.login("victor")
     page = http.get(f"{board.url}/detection_logs", params={"event": first.seq}).text
     assert "1 in all" in page and f'data-seq="{first.seq}"' in page
-

@@ -40,15 +40,22 @@ def env() -> dict[str, str]:
 def replay(tmp_path: Path, fake: FakeTwilio, category: str, extra: str = "") -> tuple:
     """Lin-Manuel of `category` on the watchlist, known faces texted with MMS; the clip played to its end."""
     port = helpers.free_port()
-    site = make_site(tmp_path / "site", (
-        f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\n'
-        f'[alerts]\nmms = true\npublic_url = "http://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n'
-        f'quiet_categories = ["staff"]\n{extra}'
-        f'[[alerts.route]]\nto = ["{POLICE}"]\nevents = ["known_face"]\n'
-    ), people=[(*LIN, category)])
+    site = make_site(
+        tmp_path / "site",
+        (
+            f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\n'
+            f'[alerts]\nmms = true\npublic_url = "http://127.0.0.1:{port}"\nlisten = "127.0.0.1:{port}"\n'
+            f'quiet_categories = ["staff"]\n{extra}'
+            f'[[alerts.route]]\nto = ["{POLICE}"]\nevents = ["known_face"]\n'
+        ),
+        people=[(*LIN, category)],
+    )
     result = helpers.edgeguard(site.config_path, "run", "--source", str(CLIP), env=env())
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    events = [json.loads(line) for line in helpers.edgeguard(site.config_path, "events", "--json").stdout.splitlines()]
+    events = [
+        json.loads(line)
+        for line in helpers.edgeguard(site.config_path, "events", "--json").stdout.splitlines()
+    ]
     return site, events, result.stderr
 
 
@@ -99,8 +106,11 @@ def test_a_wanted_persons_sighting_is_captured_linked_and_enrollable(tmp_path, f
     # the text: who, how close, the link to that very JPEG (and the MMS attachment)
     [text] = [r for r in fake.delivered() if LIN[1] in r.form["Body"][0]]
     body = text.form["Body"][0]
-    match = re.fullmatch(r"EdgeGuard ALERT Site: Lin-Manuel Miranda \(Id 1, wanted\), (strong|possible) match "
-                         r"\d\d:\d\d:\d\d (http://127\.0\.0\.1:\d+/c/\S+)", body)
+    match = re.fullmatch(
+        r"EdgeGuard ALERT Site: Lin-Manuel Miranda \(Id 1, wanted\), (strong|possible) match "
+        r"\d\d:\d\d:\d\d (http://127\.0\.0\.1:\d+/c/\S+)",
+        body,
+    )
     assert match, body
     assert match.group(1) == known[0]["extra"]["match"]
     assert text.form["MediaUrl"] == [match.group(2)]
@@ -133,8 +143,15 @@ def serve_and_fetch(site, url: str) -> bytes:
 
     config = site.config()
     signer = LinkSigner(load_link_key(config.paths.link_key), config.alerts.public_url, 3600)
-    dashboard, server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
-                                        outbox=None, engine=lambda: None, signer=signer)
+    dashboard, server = build_dashboard(
+        config,
+        status=SiteStatus,
+        watchlist=lambda: None,
+        event_log=None,
+        outbox=None,
+        engine=lambda: None,
+        signer=signer,
+    )
     server.start()
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -189,8 +206,10 @@ def test_retention_removes_known_captures_like_unknown_ones(tmp_path):
     store = CaptureStore(tmp_path / "caps", retention_days=1, max_mb=100)
     image = np.full((60, 60, 3), 128, np.uint8)
     old = time.time() - 3 * 86400
-    saved = [store.save(old, "cam", image, image, {"person": {"id": "1", "category": "wanted"}}),
-             store.save(old + 1, "cam", image, image, {"visitor": 1})]
+    saved = [
+        store.save(old, "cam", image, image, {"person": {"id": "1", "category": "wanted"}}),
+        store.save(old + 1, "cam", image, image, {"visitor": 1}),
+    ]
     newest = store.save(time.time(), "cam", image, image, {"person": {"id": "1", "category": "wanted"}})
     for capture in saved:
         for path in (capture.face, capture.frame, capture.sidecar):

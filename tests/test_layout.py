@@ -50,7 +50,7 @@ def test_no_module_imports_another_in_a_loop():
     def visit(node: str, path: list[str], done: set[str]) -> None:
         for target in sorted(edges[node]):
             if target in path:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in done:
                 done.add(target)
                 visit(target, path + [target], done)
@@ -68,4 +68,3 @@ def test_no_package_imports_private_names_of_another():
             if imported.startswith("_") and source.rpartition(".")[0] != here and source != here:
                 offences.append(f"{module_name(path)} imports {source}.{imported}")
     assert offences == []
-

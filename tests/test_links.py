@@ -37,18 +37,27 @@ FACE = "20261122-140211-000-gate-face.jpg"
 SECRET = b"TOP-SECRET-NOT-A-CAPTURE"
 
 
-
 class ImageServer:
     """The daemon's web server (edgeguard.web) for a captures folder, seen from the side of the image links."""
 
-    def __init__(self, listen: str, folder: Path, signer: LinkSigner, request_timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self, listen: str, folder: Path, signer: LinkSigner, request_timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         parse_listen(listen)
         state = folder.parent / "state"
-        paths = dataclasses.replace(PathsConfig(), captures=folder, users_db=state / "users.db",
-                                    events_db=state / "events.db")
+        paths = dataclasses.replace(
+            PathsConfig(), captures=folder, users_db=state / "users.db", events_db=state / "events.db"
+        )
         config = Config(paths=paths, web=WebConfig(listen=listen))
-        self.dashboard, self.server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
-                                                      outbox=None, engine=lambda: None, signer=signer)
+        self.dashboard, self.server = build_dashboard(
+            config,
+            status=SiteStatus,
+            watchlist=lambda: None,
+            event_log=None,
+            outbox=None,
+            engine=lambda: None,
+            signer=signer,
+        )
         self.server.request_timeout = request_timeout
 
     @property
@@ -128,7 +137,7 @@ def forge(key: bytes, name: str, expires: int) -> str:
 
 def flip(text: str, index: int) -> str:
     """`text` with the character at `index` replaced by another base64url character."""
-    return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1:]
+    return text[:index] + ("A" if text[index] != "A" else "B") + text[index + 1 :]
 
 
 # --- valid links --------------------------------------------------------------------------
@@ -206,7 +215,9 @@ def test_link_signed_in_the_past_is_refused(server, jpeg):
 
 
 def test_link_checked_after_its_time_is_refused(folder, signer):
-    future = ImageServer("127.0.0.1:0", folder, LinkSigner(KEY, PUBLIC, TTL, clock=lambda: time.time() + TTL + 5))
+    future = ImageServer(
+        "127.0.0.1:0", folder, LinkSigner(KEY, PUBLIC, TTL, clock=lambda: time.time() + TTL + 5)
+    )
     future.start()
     try:
         assert fetch(future, "GET", path_of(signer.token_for(FACE)))[0] == 403
@@ -235,10 +246,16 @@ def test_tampered_tokens_are_refused(server, signer):
     assert fetch(server, "GET", path_of(token))[0] == 200  # the untouched token still works
 
 
-@pytest.mark.parametrize("token, reason", [
-    ("", "malformed"), ("abc", "malformed"), ("a.b.c", "malformed"), ("ab+/.cd", "malformed"),
-    ("x" * 2000 + ".y", "malformed"),
-])
+@pytest.mark.parametrize(
+    "token, reason",
+    [
+        ("", "malformed"),
+        ("abc", "malformed"),
+        ("a.b.c", "malformed"),
+        ("ab+/.cd", "malformed"),
+        ("x" * 2000 + ".y", "malformed"),
+    ],
+)
 def test_malformed_tokens_give_a_reason(signer, token, reason):
     with pytest.raises(LinkError, match=reason):
         signer_name(signer, token)
@@ -266,8 +283,10 @@ def test_forged_helper_matches_the_signer(server):
     assert fetch(server, "GET", path_of(token))[0] == 200
 
 
-@pytest.mark.parametrize("name", ["../secret.txt", "../outside.jpg", "/etc/passwd", "sub/x.jpg", ".hidden.jpg",
-                                  "..", "..\\secret.txt"])
+@pytest.mark.parametrize(
+    "name",
+    ["../secret.txt", "../outside.jpg", "/etc/passwd", "sub/x.jpg", ".hidden.jpg", "..", "..\\secret.txt"],
+)
 def test_correctly_signed_bad_names_never_serve_a_file(server, folder, name):
     (folder.parent / "outside.jpg").write_bytes(SECRET)
     (folder / ".hidden.jpg").write_bytes(SECRET)
@@ -303,10 +322,24 @@ def test_file_deleted_after_signing_is_not_found(server, signer, folder):
     assert fetch(server, "HEAD", path_of(token))[0] == 404
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/c", "/c/", "/index", "/index.html", "/c/..%2F..%2Fetc%2Fpasswd", "/c/../x", "/c/../secret.txt",
-    f"/Unknown_Face_Captures/{FACE}", f"/{FACE}", f"/captures/{FACE}", "/?list=1", "/x?y=1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/c",
+        "/c/",
+        "/index",
+        "/index.html",
+        "/c/..%2F..%2Fetc%2Fpasswd",
+        "/c/../x",
+        "/c/../secret.txt",
+        f"/Unknown_Face_Captures/{FACE}",
+        f"/{FACE}",
+        f"/captures/{FACE}",
+        "/?list=1",
+        "/x?y=1",
+    ],
+)
 def test_other_paths_are_not_found_and_never_listed(server, path):
     status, headers, body = fetch(server, "GET", path)
     assert status in (302, 403, 404)  # the dashboard's pages send a stranger to the login

@@ -18,7 +18,15 @@ from conftest import TESTDATA, held_apart
 from edgeguard.detect.detection import detect_in_photo
 from edgeguard.detect.dlib_detector import DlibDetector
 from edgeguard.faces.box import Box, same_face
-from edgeguard.mask import CANDIDATE_FLOOR, MODEL_PATH, MaskClassifier, MaskResult, crop_face, find_masked_faces, split_faces
+from edgeguard.mask import (
+    CANDIDATE_FLOOR,
+    MODEL_PATH,
+    MaskClassifier,
+    MaskResult,
+    crop_face,
+    find_masked_faces,
+    split_faces,
+)
 
 UPSAMPLE = 1
 MAX_SIDE = 1024
@@ -41,7 +49,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def find(detector: DlibDetector, classifier: MaskClassifier, rgb: np.ndarray) -> tuple[list[Box], list[Box]]:
     """HOG's faces in a still photo, and the masked faces find_masked_faces adds from the same pass."""
-    hog, masked = split_faces(rgb, [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)], classifier)
+    hog, masked = split_faces(
+        rgb,
+        [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)],
+        classifier,
+    )
     return hog, [box for box, _ in masked]
 
 
@@ -76,8 +88,13 @@ def test_one_result_per_box_in_order(detector, classifier) -> None:
     masked = read_rgb(held_apart("real", "with_mask", 1)[0])
     bare = read_rgb(held_apart("real", "without_mask", 1)[0])
     height = max(masked.shape[0], bare.shape[0])
-    pair = np.hstack([np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), mode="edge") for im in (masked, bare)])
-    boxes = [face_of(detector, classifier, masked), face_of(detector, classifier, bare).shifted(0, masked.shape[1])]
+    pair = np.hstack(
+        [np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), mode="edge") for im in (masked, bare)]
+    )
+    boxes = [
+        face_of(detector, classifier, masked),
+        face_of(detector, classifier, bare).shifted(0, masked.shape[1]),
+    ]
     single = [classifier.classify(pair, [b])[0] for b in boxes]
     results = classifier.classify(pair, boxes + boxes[::-1])
     assert all(isinstance(r, MaskResult) and 0.0 <= r.score <= 1.0 for r in results)
@@ -108,7 +125,11 @@ def test_crop_reaching_past_the_edge_repeats_it() -> None:
 @pytest.fixture(scope="module")
 def missed_by_hog(detector) -> list[Path]:
     """Held-apart masked portraits where HOG at upsample 1 finds no face (about half of them)."""
-    missed = [p for p in held_apart("synthetic", "with_mask", 24) if not detect_in_photo(detector, read_rgb(p), UPSAMPLE, MAX_SIDE)]
+    missed = [
+        p
+        for p in held_apart("synthetic", "with_mask", 24)
+        if not detect_in_photo(detector, read_rgb(p), UPSAMPLE, MAX_SIDE)
+    ]
     assert len(missed) >= 6
     return missed[:8]
 
@@ -128,20 +149,28 @@ def test_no_face_among_dogs(detector, classifier) -> None:
     assert find(detector, classifier, read_rgb(TESTDATA / "crowd" / "dogs.jpg")) == ([], [])
 
 
-@pytest.mark.parametrize("photo", [
-    TESTDATA / "crowd" / "2007_007763.jpg",
-    TESTDATA / "crowd" / "2008_002079.jpg",
-    *held_apart("synthetic", "with_mask", 3),
-])
+@pytest.mark.parametrize(
+    "photo",
+    [
+        TESTDATA / "crowd" / "2007_007763.jpg",
+        TESTDATA / "crowd" / "2008_002079.jpg",
+        *held_apart("synthetic", "with_mask", 3),
+    ],
+)
 def test_hog_faces_are_not_found_again(detector, classifier, photo: Path) -> None:
     hog, masked = find(detector, classifier, read_rgb(photo))
     assert not any(same_face(a, b) for a in masked for b in hog)
 
 
-def test_a_verified_masked_face_comes_with_the_mask_score_that_verified_it(detector, classifier,
-                                                                         missed_by_hog: list[Path]) -> None:
+def test_a_verified_masked_face_comes_with_the_mask_score_that_verified_it(
+    detector, classifier, missed_by_hog: list[Path]
+) -> None:
     rgb = read_rgb(missed_by_hog[0])
-    _, masked = split_faces(rgb, [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)], classifier)
+    _, masked = split_faces(
+        rgb,
+        [(d.box, d.score) for d in detect_in_photo(detector, rgb, UPSAMPLE, MAX_SIDE, CANDIDATE_FLOOR)],
+        classifier,
+    )
     assert masked
     for box, score in masked:
         assert score == classifier.classify(rgb, [box])[0].score >= classifier.threshold
@@ -173,6 +202,8 @@ def test_without_a_usable_model_faces_are_still_recognised(tmp_path, monkeypatch
     monkeypatch.setattr(mask, "MODEL_PATH", broken)
     engine = FaceEngine(RecognitionConfig(), MaskConfig())
     assert engine.masks is None and not engine.find_masked and not engine.find_masked_live
-    assert any(r.levelname == "ERROR" and str(broken) in r.getMessage() and "without mask checks" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelname == "ERROR" and str(broken) in r.getMessage() and "without mask checks" in r.getMessage()
+        for r in caplog.records
+    )
     assert len(engine.find_in_photo(read_rgb(TESTDATA / "people" / "obama.jpg"), masked=True)) == 1

@@ -47,7 +47,9 @@ def test_nearest_with_encodings_far_from_the_origin():
     """A large common offset makes |g|^2 - 2 g.q lose precision; the result must still be right."""
     rng = np.random.default_rng(7)
     encodings, owners = random_gallery(rng, 300, 30, offset=0.5)
-    queries = (encodings[rng.integers(0, 300, size=15)] + rng.normal(0, 0.03, size=(15, 128))).astype(np.float32)
+    queries = (encodings[rng.integers(0, 300, size=15)] + rng.normal(0, 0.03, size=(15, 128))).astype(
+        np.float32
+    )
     matches = Gallery(encodings, owners).nearest(queries)
     want_owner, want_dist, _ = brute_force(encodings, owners, queries)
     assert [m.owner for m in matches] == [int(o) for o in want_owner]

@@ -38,16 +38,40 @@ def events(config: Path) -> list[dict]:
 
 def push_client(url: str, token_file: Path, log: Path) -> subprocess.Popen:
     with log.open("w") as err:
-        return subprocess.Popen([sys.executable, "-m", "edgeguard", "push", "--url", url, "--camera", "till",
-                                 "--token-file", str(token_file), "--source", str(CLIP), "--loop", "--fps", "10"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "edgeguard",
+                "push",
+                "--url",
+                url,
+                "--camera",
+                "till",
+                "--token-file",
+                str(token_file),
+                "--source",
+                str(CLIP),
+                "--loop",
+                "--fps",
+                "10",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=clean_env(),
+        )
 
 
 def post_frame(port: int, body: bytes, token: str, camera: str = "till") -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", f"/upload_frame/{camera}", body=body,
-                     headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"})
+        conn.request(
+            "POST",
+            f"/upload_frame/{camera}",
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"},
+        )
         response = conn.getresponse()
         text = response.read()
         return response.status, json.loads(text) if text.startswith(b"{") else {}
@@ -67,18 +91,22 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
     frames = jpeg_frames(CLIP, 275, size=(640, 360))
     with MjpegServer(frames, fps=15) as stream:
         port = free_port()
-        site = make_site(tmp_path / "site", (
-            f'[web]\nlisten = "127.0.0.1:{port}"\n'
-            "[events]\ncamera_down_seconds = 5\n"
-            f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "+15550000000"\n'
-            "[alerts]\ncooldown_minutes = 0\n"
-            f'[[alerts.route]]\nto = ["{GATE_GUARD}"]\nevents = ["known_face"]\nlocations = ["Front Gate"]\n'
-            f'[[alerts.route]]\nto = ["{COUNTER_CLERK}"]\nevents = ["known_face"]\nlocations = ["Counter"]\n'
-            f'[[alerts.route]]\nto = ["{NIGHT_WATCH}"]\nevents = ["camera_down", "camera_up"]\n'
-            f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\nloop = true\nrealtime = true\n'
-            f'[[camera]]\nname = "door"\nsource = "{stream.url}"\nlocation = "Back Door"\nread_timeout = 1.0\n'
-            '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\nfps = 10\nread_timeout = 2.0\n'
-        ), people=[LIN])
+        site = make_site(
+            tmp_path / "site",
+            (
+                f'[web]\nlisten = "127.0.0.1:{port}"\n'
+                "[events]\ncamera_down_seconds = 5\n"
+                f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "+15550000000"\n'
+                "[alerts]\ncooldown_minutes = 0\n"
+                f'[[alerts.route]]\nto = ["{GATE_GUARD}"]\nevents = ["known_face"]\nlocations = ["Front Gate"]\n'
+                f'[[alerts.route]]\nto = ["{COUNTER_CLERK}"]\nevents = ["known_face"]\nlocations = ["Counter"]\n'
+                f'[[alerts.route]]\nto = ["{NIGHT_WATCH}"]\nevents = ["camera_down", "camera_up"]\n'
+                f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\nloop = true\nrealtime = true\n'
+                f'[[camera]]\nname = "door"\nsource = "{stream.url}"\nlocation = "Back Door"\nread_timeout = 1.0\n'
+                '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\nfps = 10\nread_timeout = 2.0\n'
+            ),
+            people=[LIN],
+        )
         token_file = site.base / "push_tokens" / "till.token"
         token_file.parent.mkdir(mode=0o700)
         token_file.write_text(PUSH_TOKEN)
@@ -89,13 +117,21 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
         client_log = tmp_path / "push.log"
         client = push_client(f"http://127.0.0.1:{port}", token_file, client_log)
         try:
+
             def known_from(camera: str, after: int = 0):
-                return [e for e in events(config) if e["type"] == "known_face" and e["camera"] == camera
-                        and e["seq"] > after]
+                return [
+                    e
+                    for e in events(config)
+                    if e["type"] == "known_face" and e["camera"] == camera and e["seq"] > after
+                ]
 
             for camera in ("gate", "door", "till"):
-                wait_for(lambda: known_from(camera), 90, lambda: f"a known_face from {camera}:\n{daemon.stderr}",
-                         poll=0.5)
+                wait_for(
+                    lambda: known_from(camera),
+                    90,
+                    lambda: f"a known_face from {camera}:\n{daemon.stderr}",
+                    poll=0.5,
+                )
             # Refusals of the push endpoint, while the client keeps pushing.
             good = frames[10]
             assert post_frame(port, good, "wrong-token")[0] == 401
@@ -108,16 +144,28 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
 
             # The stream stalls: door goes down, the other two keep producing events.
             stream.pause()
-            down = wait_for(lambda: [e for e in events(config) if e["type"] == "camera_down"], 60,
-                            lambda: f"camera_down:\n{daemon.stderr}", poll=0.5)
+            down = wait_for(
+                lambda: [e for e in events(config) if e["type"] == "camera_down"],
+                60,
+                lambda: f"camera_down:\n{daemon.stderr}",
+                poll=0.5,
+            )
             assert [e["camera"] for e in down] == ["door"] and down[0]["location"] == "Back Door"
             mark = down[0]["seq"]
             for camera in ("gate", "till"):
-                wait_for(lambda: known_from(camera, after=mark), 60,
-                         lambda: f"{camera} still producing events while door is down:\n{daemon.stderr}", poll=0.5)
+                wait_for(
+                    lambda: known_from(camera, after=mark),
+                    60,
+                    lambda: f"{camera} still producing events while door is down:\n{daemon.stderr}",
+                    poll=0.5,
+                )
             stream.resume()
-            up = wait_for(lambda: [e for e in events(config) if e["type"] == "camera_up"], 60,
-                          lambda: f"camera_up:\n{daemon.stderr}", poll=0.5)
+            up = wait_for(
+                lambda: [e for e in events(config) if e["type"] == "camera_up"],
+                60,
+                lambda: f"camera_up:\n{daemon.stderr}",
+                poll=0.5,
+            )
             assert [e["camera"] for e in up] == ["door"]
         finally:
             client.terminate()
@@ -145,9 +193,14 @@ def replay_events(base: Path, cameras: str) -> list[tuple]:
 
 @pytest.mark.slow  # two whole-clip replays
 def test_old_single_camera_config_gives_the_same_events_as_a_camera_table(tmp_path):
-    old = replay_events(tmp_path / "old", f'[camera]\nname = "gate"\nsource = "{CLIP}"\n'
-                                          '[location]\nname = "Front Gate"\n[events]\nmax_people = 1\n')
-    new = replay_events(tmp_path / "new", f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\n'
-                                          'max_people = 1\n')
+    old = replay_events(
+        tmp_path / "old",
+        f'[camera]\nname = "gate"\nsource = "{CLIP}"\n'
+        '[location]\nname = "Front Gate"\n[events]\nmax_people = 1\n',
+    )
+    new = replay_events(
+        tmp_path / "new",
+        f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\nmax_people = 1\n',
+    )
     assert old == new
     assert ("known_face", 3, "1", "gate", "Front Gate") in old

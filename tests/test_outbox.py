@@ -43,7 +43,13 @@ def test_add_and_next_pending_keep_queue_order(outbox):
     assert ids == sorted(ids) and len(set(ids)) == 3
     head = outbox.next_pending()
     assert head is not None and head.id == ids[0]
-    assert (head.to_number, head.body, head.event_seq, head.status, head.attempts) == (GUARD, "alert 0", 0, "pending", 0)
+    assert (head.to_number, head.body, head.event_seq, head.status, head.attempts) == (
+        GUARD,
+        "alert 0",
+        0,
+        "pending",
+        0,
+    )
     assert head.created == 1000.0 and head.next_attempt == 1000.0  # due at once
     outbox.mark_sent(ids[0], "SM" + "a" * 32, 1001.0)
     assert outbox.next_pending().id == ids[1]
@@ -223,8 +229,10 @@ def test_no_file_of_a_new_outbox_is_readable_by_others(tmp_path):
 
 def test_reopening_keeps_pending_messages_in_order(path):
     box = Outbox(path)
-    ids = [box.add(GUARD, f"alert {n}", "https://gate.example.net/c/t.s" if n == 1 else None, n, now=50.0 + n)
-           for n in range(4)]
+    ids = [
+        box.add(GUARD, f"alert {n}", "https://gate.example.net/c/t.s" if n == 1 else None, n, now=50.0 + n)
+        for n in range(4)
+    ]
     box.mark_sent(ids[0], "SM0", 60.0)
     box.retry_later(ids[1], "cannot reach Twilio: ConnectionError", 70.0)
     box.hold(POLICE, 65.0)

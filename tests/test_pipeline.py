@@ -20,7 +20,13 @@ from edgeguard.detect.detection import Detection
 from edgeguard.faces.box import Box
 from edgeguard.store.event_log import EventLog
 from edgeguard.mask import vote_label
-from edgeguard.live.pipeline import FrameProcessor, Observation, add_identity_sample, pooled_identity, sample_label
+from edgeguard.live.pipeline import (
+    FrameProcessor,
+    Observation,
+    add_identity_sample,
+    pooled_identity,
+    sample_label,
+)
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.events.recorder import SiteEvents
 from edgeguard.events.rules import EventRules
@@ -31,7 +37,6 @@ from edgeguard.watchlist.details import Person
 
 LIN = "1"
 CUTS = (20, 82, 211)  # scene cuts in the clip (approximately)
-
 
 
 def found(*boxes: Box) -> list[Detection]:
@@ -83,8 +88,9 @@ def engine() -> FaceEngine:
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory, engine) -> Replay:
     """The whole clip through one FrameProcessor, with a crowd rule that fires for any face."""
-    site = make_site(tmp_path_factory.mktemp("pipeline") / "site",
-                     "[events]\nmax_people = 0\ncrowd_min_seconds = 0.2\n")
+    site = make_site(
+        tmp_path_factory.mktemp("pipeline") / "site", "[events]\nmax_people = 0\ncrowd_min_seconds = 0.2\n"
+    )
     config = site.config()
     watchlist = build_watchlist(config, engine, open_cache(config))
     assert watchlist.enrolled == 4
@@ -96,7 +102,10 @@ def replay(tmp_path_factory, engine) -> Replay:
         decided = {t.id: t.decided for t in processor.tracker.tracks.values()}
         out.records.append(FrameRecord(frame.number, observations, decided, processor.people_in_view))
     out.detections, out.region_searches, out.encodings = (
-        processor.detections, processor.region_searches, processor.encodings)
+        processor.detections,
+        processor.region_searches,
+        processor.encodings,
+    )
     return out
 
 
@@ -123,7 +132,9 @@ def test_lin_manuel_is_decided_within_15_frames(replay):
 
 
 def test_the_vote_never_names_anyone_else(replay):
-    named = {label for r in replay.records for label in r.decided.values() if label not in (None, Verdict.UNKNOWN)}
+    named = {
+        label for r in replay.records for label in r.decided.values() if label not in (None, Verdict.UNKNOWN)
+    }
     assert named == {LIN}
     assert {o.person.id for o in replay.observations("known_face")} == {LIN}
     assert all(o.person is None for o in replay.observations("unknown_face"))
@@ -206,7 +217,7 @@ def empty_stage() -> np.ndarray:
 
 def composite(background: np.ndarray, face: np.ndarray, size: int = 200) -> np.ndarray:
     image = background.copy()
-    image[80:80 + size, 220:220 + size] = cv2.resize(face, (size, size))
+    image[80 : 80 + size, 220 : 220 + size] = cv2.resize(face, (size, size))
     return image
 
 
@@ -220,7 +231,9 @@ def test_known_face_replaced_by_a_stranger_becomes_an_unknown_capture_of_the_str
     watchlist = build_watchlist(config, engine, open_cache(config))
     processor = FrameProcessor(config, engine, lambda: watchlist)
     event_log = EventLog(tmp_path / "events.db")
-    recorder = SiteEvents(config, event_log, CaptureStore(tmp_path / "caps", 30, 100)).recorder(config.cameras[0])
+    recorder = SiteEvents(config, event_log, CaptureStore(tmp_path / "caps", 30, 100)).recorder(
+        config.cameras[0]
+    )
     background = empty_stage()
     known_face = cv2.imread(str(bush[1]))
     stranger = cv2.imread(str(sorted((LFW / "Tony_Blair").glob("*.jpg"))[0]))
@@ -236,10 +249,15 @@ def test_known_face_replaced_by_a_stranger_becomes_an_unknown_capture_of_the_str
                     saved_frame = cv2.imread(event.extra["frame_image"])
                     assert np.abs(saved_frame.astype(int) - composite(background, stranger)).mean() < 5
                     face = cv2.imread(event.capture)
-                    top, right, bottom, left = json.loads(Path(event.capture.replace("-face.jpg", ".json")).read_text())["box"]
+                    top, right, bottom, left = json.loads(
+                        Path(event.capture.replace("-face.jpg", ".json")).read_text()
+                    )["box"]
                     stranger_crop = composite(background, stranger)[top:bottom, left:right]
                     known_crop = composite(background, known_face)[top:bottom, left:right]
-                    assert np.abs(face.astype(int) - stranger_crop).mean() < np.abs(face.astype(int) - known_crop).mean()
+                    assert (
+                        np.abs(face.astype(int) - stranger_crop).mean()
+                        < np.abs(face.astype(int) - known_crop).mean()
+                    )
     finally:
         event_log.close()
     assert decisions[0][1:] == ("known_face", "5") and decisions[0][0] < 15
@@ -390,7 +408,10 @@ def test_candidates_restrict_which_tracks_a_box_may_join():
     tracker = Tracker(forget_seconds=1.0)
     a, b = tracker.update(found(Box(100, 200, 200, 100), Box(100, 500, 200, 400)), 0.0)
     seen = tracker.update(found(Box(100, 200, 200, 100)), 0.1, candidates=[b])
-    assert seen == [] and set(tracker.tracks) == {a.id, b.id}  # a region search around b neither feeds a nor adds a track
+    assert seen == [] and set(tracker.tracks) == {
+        a.id,
+        b.id,
+    }  # a region search around b neither feeds a nor adds a track
     assert a.last_time == 0.0
 
 
@@ -486,8 +507,9 @@ def mask_engine() -> FaceEngine:
     return engine
 
 
-def run_frames(processor: FrameProcessor, rules: EventRules, images, fps: float = 30,
-               start: float | None = None) -> list[tuple[int, str, int | None]]:
+def run_frames(
+    processor: FrameProcessor, rules: EventRules, images, fps: float = 30, start: float | None = None
+) -> list[tuple[int, str, int | None]]:
     """(frame, kind, track id) of every observation the events rules let through; frame n is
     taken at `start` (default now) plus n / fps seconds."""
     start = time.time() if start is None else start
@@ -514,7 +536,9 @@ def test_a_mask_coming_off_in_view_gives_one_no_mask_event(tmp_path, mask_pairs)
     """Each person stands masked for 3 s, then takes the mask off for 5 s: no no_mask while
     masked, exactly one within 3 s of the mask coming off, after the face's identity is decided."""
     engine = mask_engine()
-    site = make_site(tmp_path / "site", people=[("5", "George Bush", sorted((LFW / "George_W_Bush").glob("*.jpg"))[0])])
+    site = make_site(
+        tmp_path / "site", people=[("5", "George Bush", sorted((LFW / "George_W_Bush").glob("*.jpg"))[0])]
+    )
     config = site.config()
     watchlist = build_watchlist(config, engine, open_cache(config))
     background = empty_stage()

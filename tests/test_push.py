@@ -19,7 +19,14 @@ from flask.testing import FlaskClient
 from conftest import CLIP, Site
 from edgeguard.capture import FrameSource, SourceError
 from edgeguard.config import Config
-from edgeguard.sources.push import NotJpeg, PushFeed, PushTokenError, jpeg_size, push_token, push_token_location
+from edgeguard.sources.push import (
+    NotJpeg,
+    PushFeed,
+    PushTokenError,
+    jpeg_size,
+    push_token,
+    push_token_location,
+)
 from edgeguard.sources.spec import parse_source
 from edgeguard.web.app import create_app
 from edgeguard.web.context import Dashboard, SiteStatus
@@ -60,7 +67,10 @@ class Rig:
     client: FlaskClient
 
     def post(self, body: bytes, token: str | None = None, url: str = URL):
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}", "Content-Type": "image/jpeg"}
+        headers = {
+            "Authorization": f"Bearer {self.token if token is None else token}",
+            "Content-Type": "image/jpeg",
+        }
         return self.client.post(url, data=body, headers=headers)
 
 
@@ -72,12 +82,26 @@ def feed_of(config: Config) -> PushFeed:
 def make_rig(tmp_path: Path, fps: int = 60) -> Rig:
     config = site_config(tmp_path, fps)
     feed = feed_of(config)
-    dashboard, _ = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None, outbox=None,
-                                   engine=lambda: None, signer=None, push={CAMERA: feed})
+    dashboard, _ = build_dashboard(
+        config,
+        status=SiteStatus,
+        watchlist=lambda: None,
+        event_log=None,
+        outbox=None,
+        engine=lambda: None,
+        signer=None,
+        push={CAMERA: feed},
+    )
     source = FrameSource(config.cameras[0], push=feed)
     source.start()
-    return Rig(config, feed, source, dashboard, push_token(CAMERA, config.paths.base_dir),
-               create_app(dashboard).test_client())
+    return Rig(
+        config,
+        feed,
+        source,
+        dashboard,
+        push_token(CAMERA, config.paths.base_dir),
+        create_app(dashboard).test_client(),
+    )
 
 
 @pytest.fixture
@@ -147,11 +171,15 @@ def test_an_empty_or_planted_token_file_is_an_error_naming_it(tmp_path):
         push_token("gate", tmp_path)
     assert isinstance(caught.value, OSError)
     (folder / "door.token").write_text("secret\n")
-    with pytest.raises(PushTokenError, match=r"door.token: the push token is too short \(6 characters, at least 16\)"):
+    with pytest.raises(
+        PushTokenError, match=r"door.token: the push token is too short \(6 characters, at least 16\)"
+    ):
         push_token("door", tmp_path)
     (tmp_path / "elsewhere").write_text("attacker's token")
     (folder / "yard.token").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(PushTokenError, match="yard.token: cannot make or read the push token: a symbolic link"):
+    with pytest.raises(
+        PushTokenError, match="yard.token: cannot make or read the push token: a symbolic link"
+    ):
         push_token("yard", tmp_path)
 
 
@@ -161,9 +189,14 @@ def test_an_empty_or_planted_token_file_is_an_error_naming_it(tmp_path):
 def test_jpeg_size_reads_the_sof_marker_without_decoding(jpeg):
     assert jpeg_size(jpeg) == (640, 360)
     assert jpeg_size(with_size(jpeg, 10000, 10000)) == (10000, 10000)
-    for body, why in ((b"", "FF D8 FF"), (b"GIF89a...", "FF D8 FF"), (jpeg[:20], "no SOF marker"),
-                      (b"\xff\xd8\xff\xd9", "no SOF marker"), (jpeg[: jpeg.index(b"\xff\xc0") + 6], "cut short"),
-                      (with_size(jpeg, 0, 360), "no size")):
+    for body, why in (
+        (b"", "FF D8 FF"),
+        (b"GIF89a...", "FF D8 FF"),
+        (jpeg[:20], "no SOF marker"),
+        (b"\xff\xd8\xff\xd9", "no SOF marker"),
+        (jpeg[: jpeg.index(b"\xff\xc0") + 6], "cut short"),
+        (with_size(jpeg, 0, 360), "no size"),
+    ):
         with pytest.raises(NotJpeg, match=why):
             jpeg_size(body)
 
@@ -188,7 +221,10 @@ def test_a_good_jpeg_is_taken_and_read_by_the_frame_source(rig, jpeg):
 
 def test_the_newest_pushed_frame_wins(rig, frame):
     for shade in (10, 20, 30):
-        assert rig.post(cv2.imencode(".jpg", np.full((120, 160, 3), shade, np.uint8))[1].tobytes()).status_code == 200
+        assert (
+            rig.post(cv2.imencode(".jpg", np.full((120, 160, 3), shade, np.uint8))[1].tobytes()).status_code
+            == 200
+        )
     newest = rig.source.read(1.0)
     assert newest.number == 2 and abs(int(newest.image.mean()) - 30) <= 2
     assert rig.source.read(0.1) is None
@@ -232,7 +268,9 @@ def test_not_a_jpeg_is_400_with_the_reason(rig, frame):
 def test_a_truncated_jpeg_is_400_damaged(rig, jpeg):
     answer = rig.post(jpeg[: len(jpeg) // 2])
     assert answer.status_code == 400 and answer.get_json()["reason"].startswith("damaged JPEG")
-    no_scan = jpeg[: jpeg.index(b"\xff\xda")] + b"\xff\xd9"  # a whole header, a size, an end, but no image data
+    no_scan = (
+        jpeg[: jpeg.index(b"\xff\xda")] + b"\xff\xd9"
+    )  # a whole header, a size, an end, but no image data
     answer = rig.post(no_scan)
     assert answer.status_code == 400 and answer.get_json()["reason"].startswith("damaged JPEG")
     assert rig.feed.stats.refused == {"damaged": 2} and rig.source.read(0.1) is None
@@ -254,15 +292,22 @@ def test_too_many_pixels_is_413_without_decoding(rig, jpeg):
 
 
 def test_no_content_length_is_411(rig, jpeg):
-    answer = rig.client.post(URL, input_stream=io.BytesIO(jpeg),
-                             headers={"Authorization": f"Bearer {rig.token}", "Transfer-Encoding": "chunked"})
+    answer = rig.client.post(
+        URL,
+        input_stream=io.BytesIO(jpeg),
+        headers={"Authorization": f"Bearer {rig.token}", "Transfer-Encoding": "chunked"},
+    )
     assert answer.status_code == 411 and answer.get_json()["taken"] is False
 
 
 def test_other_methods_and_no_session_or_csrf_needed(rig, jpeg):
     assert rig.client.get(URL).status_code == 405
-    assert rig.post(jpeg).status_code == 200  # a POST without session cookie or CSRF token: the bearer token is enough
-    assert rig.client.post("/users", data={"name": "x"}).status_code == 403  # the dashboard's own POSTs still are not
+    assert (
+        rig.post(jpeg).status_code == 200
+    )  # a POST without session cookie or CSRF token: the bearer token is enough
+    assert (
+        rig.client.post("/users", data={"name": "x"}).status_code == 403
+    )  # the dashboard's own POSTs still are not
 
 
 def test_a_flood_beyond_the_cameras_fps_is_429(tmp_path, jpeg):
@@ -298,7 +343,9 @@ def test_push_state_opening_streaming_stalled_streaming(rig, jpeg, caplog):
         assert rig.source.state == "streaming"
         # Nobody reads: the state is worked out when asked, not by a reader.
         wait_for(lambda: rig.source.state == "stalled", READ_TIMEOUT + 2, "stalled")
-        assert rig.source.state == "stalled" and rig.source.read(0.05) is not None  # the last frame is still there
+        assert (
+            rig.source.state == "stalled" and rig.source.read(0.05) is not None
+        )  # the last frame is still there
         rig.post(jpeg)
         assert rig.source.state == "streaming"
     assert caplog.text.count(f"no pushed frame for {READ_TIMEOUT:g} s") == 1

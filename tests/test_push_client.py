@@ -30,15 +30,24 @@ class PushServer:
 
     def __init__(self, base: Path, port: int, fps: int = 60) -> None:
         base.mkdir(parents=True, exist_ok=True)  # a restarted server keeps the folder, and so the token
-        (base / "edgeguard.toml").write_text(f'[paths]\nbase_dir = "{base}"\n[web]\nlisten = "127.0.0.1:{port}"\n'
-                                             f'[[camera]]\nname = "{CAMERA}"\nsource = "push"\nfps = {fps}\n')
+        (base / "edgeguard.toml").write_text(
+            f'[paths]\nbase_dir = "{base}"\n[web]\nlisten = "127.0.0.1:{port}"\n'
+            f'[[camera]]\nname = "{CAMERA}"\nsource = "push"\nfps = {fps}\n'
+        )
         config = load_config(base / "edgeguard.toml")
         self.url = f"http://127.0.0.1:{port}"
         self.feed = PushFeed(config.cameras[0], config.push, push_token(CAMERA, config.paths.base_dir))
         self.token_file = config.paths.base_dir / "push_tokens" / f"{CAMERA}.token"
-        self.dashboard, self.server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
-                                                      outbox=None, engine=lambda: None, signer=None,
-                                                      push={CAMERA: self.feed})
+        self.dashboard, self.server = build_dashboard(
+            config,
+            status=SiteStatus,
+            watchlist=lambda: None,
+            event_log=None,
+            outbox=None,
+            engine=lambda: None,
+            signer=None,
+            push={CAMERA: self.feed},
+        )
         self.source = FrameSource(config.cameras[0], push=self.feed)
         self.stopped = False
 
@@ -68,11 +77,25 @@ class Client:
         config = tmp_path / "client.toml"
         config.write_text('[logging]\nlevel = "DEBUG"\n')
         self.log = tmp_path / "client.log"
-        command = [sys.executable, "-m", "edgeguard", "push", "--url", url, "--camera", camera,
-                   "--token-file", str(token_file), "--config", str(config), *args]
+        command = [
+            sys.executable,
+            "-m",
+            "edgeguard",
+            "push",
+            "--url",
+            url,
+            "--camera",
+            camera,
+            "--token-file",
+            str(token_file),
+            "--config",
+            str(config),
+            *args,
+        ]
         with self.log.open("w") as err:
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=clean_env(),
-                                            cwd=tmp_path)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=err, env=clean_env(), cwd=tmp_path
+            )
 
     def text(self) -> str:
         return self.log.read_text()
@@ -126,8 +149,19 @@ def short_clip(tmp_path) -> Path:
 
 def test_frames_from_a_file_arrive_decoded_and_the_end_of_the_file_ends_it(tmp_path, started, short_clip):
     server = started(PushServer(tmp_path / "site", free_port()))
-    client = started(Client(tmp_path, server.url, server.token_file, "--source", str(short_clip),
-                            "--width", "320", "--fps", "10"))
+    client = started(
+        Client(
+            tmp_path,
+            server.url,
+            server.token_file,
+            "--source",
+            str(short_clip),
+            "--width",
+            "320",
+            "--fps",
+            "10",
+        )
+    )
     frame = wait_for(lambda: server.source.read(0.2), 15, "a pushed frame")
     assert frame.image.shape == (180, 320, 3)  # shrunk to --width, aspect kept
     assert client.wait(15) == 0, client.text()
@@ -153,7 +187,9 @@ def test_a_wrong_token_stops_it_with_exit_code_2(tmp_path, started, short_clip):
 
 def test_a_wrong_camera_stops_it_with_exit_code_2(tmp_path, started, short_clip):
     server = started(PushServer(tmp_path / "site", free_port()))
-    client = started(Client(tmp_path, server.url, server.token_file, "--source", str(short_clip), camera="Back Gate"))
+    client = started(
+        Client(tmp_path, server.url, server.token_file, "--source", str(short_clip), camera="Back Gate")
+    )
     assert client.wait(15) == 2
     assert "has no push camera 'Back Gate' (404" in client.text()
 
@@ -172,11 +208,17 @@ def test_it_waits_with_backoff_for_a_server_that_comes_up_later(tmp_path, starte
     port = free_port()
     server = PushServer(tmp_path / "site", port)  # made (and its token written) but not listening yet
     client = started(Client(tmp_path, server.url, server.token_file, "--source", str(CLIP), "--fps", "10"))
-    wait_for(lambda: "retrying with backoff up to 30 s" in client.text(), 15, "the client noticing the server is down")
+    wait_for(
+        lambda: "retrying with backoff up to 30 s" in client.text(),
+        15,
+        "the client noticing the server is down",
+    )
     time.sleep(1.5)
     assert client.process.poll() is None
     started(server)
-    wait_for(lambda: server.feed.stats.taken >= 5, 15, lambda: f"frames after the server came up:\n{client.text()}")
+    wait_for(
+        lambda: server.feed.stats.taken >= 5, 15, lambda: f"frames after the server came up:\n{client.text()}"
+    )
     text = client.text()
     assert text.count("retrying with backoff") == 1  # one warning, the later attempts at debug level
     assert f"reached {server.url}" in text and "reached again" not in text

@@ -35,8 +35,10 @@ def engine() -> FaceEngine:
 @pytest.fixture(scope="module")
 def held_apart(engine):
     """Encodings of photos never enrolled in these tests, to ask 'who is this?'."""
-    return {person: engine.enrolment_encoding(load_photo(lfw_photos(person)[5], MAX_PIXELS))
-            for person in (BLAIR, POWELL, BUSH)}
+    return {
+        person: engine.enrolment_encoding(load_photo(lfw_photos(person)[5], MAX_PIXELS))
+        for person in (BLAIR, POWELL, BUSH)
+    }
 
 
 def who(watchlist, encoding):
@@ -214,7 +216,7 @@ def test_photo_written_slowly_is_enrolled_complete(site, running):
     pause = (DEBOUNCE + SETTLE_SECONDS) / 2  # longer than the debounce, shorter than the settle interval
     with target.open("wb") as fh:
         for i in range(chunks):
-            fh.write(data[i * size:(i + 1) * size])
+            fh.write(data[i * size : (i + 1) * size])
             fh.flush()
             if i < chunks - 1:
                 time.sleep(pause)

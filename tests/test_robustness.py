@@ -42,10 +42,14 @@ def env() -> dict[str, str]:
 
 def wanted_site(base: Path, fake: FakeTwilio, extra: str = "", timeout: float = 10.0) -> Site:
     """Lin-Manuel (wanted) on the watchlist; known faces texted to the guard through `fake`."""
-    return make_site(base, (
-        f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\ntimeout = {timeout}\n'
-        f'[[alerts.route]]\nto = ["{GUARD}"]\nevents = ["known_face"]\n{extra}'
-    ), people=[("1", LIN, "lin-manuel-miranda.png", "wanted")])
+    return make_site(
+        base,
+        (
+            f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "{FROM}"\ntimeout = {timeout}\n'
+            f'[[alerts.route]]\nto = ["{GUARD}"]\nevents = ["known_face"]\n{extra}'
+        ),
+        people=[("1", LIN, "lin-manuel-miranda.png", "wanted")],
+    )
 
 
 def run(daemons, site: Site, *args: str, source: Path = CLIP) -> Daemon:
@@ -85,8 +89,11 @@ def small_disk(tmp_path):
     """A 32 MB tmpfs of our own, and a way to fill it up to the last byte."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
     yield mount
@@ -112,7 +119,9 @@ def clip_after_a_pause(path: Path, seconds: float = 3.0) -> Path:
     cap = cv2.VideoCapture(str(CLIP))
     fps = cap.get(cv2.CAP_PROP_FPS)
     ok, first = cap.read()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (first.shape[1], first.shape[0]))
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (first.shape[1], first.shape[0])
+    )
     for _ in range(int(seconds * fps)):
         writer.write(np.full_like(first, 40))
     while ok:
@@ -149,7 +158,9 @@ def test_a_disk_that_fills_while_running_loses_no_event_and_no_alert(tmp_path, s
     assert '"type": "known_face"' in events and LIN in events
 
 
-def test_a_daemon_started_on_a_full_disk_runs_and_writes_its_events_once_there_is_room(small_disk, fake, daemons):
+def test_a_daemon_started_on_a_full_disk_runs_and_writes_its_events_once_there_is_room(
+    small_disk, fake, daemons
+):
     site = wanted_site(small_disk / "site", fake)
     filler = fill(small_disk)
     daemon = run(daemons, site)
@@ -192,11 +203,14 @@ def test_pending_messages_of_a_damaged_outbox_are_carried_over(tmp_path, fake, d
     outbox = site.base / "outbox.db"
     db = sqlite3.connect(outbox)
     from edgeguard.alerts.outbox import SCHEMA
+
     db.executescript(SCHEMA)
     with db:
         for n in range(3):
-            db.execute("INSERT INTO messages (created, to_number, body, next_attempt) VALUES (?, ?, ?, 0)",
-                       (time.time(), GUARD, f"left from before {n}"))
+            db.execute(
+                "INSERT INTO messages (created, to_number, body, next_attempt) VALUES (?, ?, ?, 0)",
+                (time.time(), GUARD, f"left from before {n}"),
+            )
     page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages_recipient'").fetchone()[0]
     size = db.execute("PRAGMA page_size").fetchone()[0]
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -217,16 +231,22 @@ def test_pending_messages_of_a_damaged_outbox_are_carried_over(tmp_path, fake, d
 
 def test_a_5_mb_field_in_details_csv_is_reported_with_its_line(tmp_path, fake, daemons):
     site = wanted_site(tmp_path / "site", fake)
-    site.details.write_text(Site.HEADER + "2,Alex," + "9" * 5_000_000 + ",100,vip\n" + LIN_ROW, encoding="utf-8")
+    site.details.write_text(
+        Site.HEADER + "2,Alex," + "9" * 5_000_000 + ",100,vip\n" + LIN_ROW, encoding="utf-8"
+    )
     log = finish(run(daemons, site))
     assert_lin_texted_once(fake, log)
     [line] = lines_with(log, f"{site.details} line 2:")
     assert "more than 16,384: line ignored" in line
 
 
-def test_an_unterminated_quote_is_reported_where_it_starts_and_later_rows_still_count(tmp_path, fake, daemons):
+def test_an_unterminated_quote_is_reported_where_it_starts_and_later_rows_still_count(
+    tmp_path, fake, daemons
+):
     site = wanted_site(tmp_path / "site", fake)
-    site.details.write_text(Site.HEADER + '2,"Alex Lacamoire,+15550100002,100,vip\n' + LIN_ROW, encoding="utf-8")
+    site.details.write_text(
+        Site.HEADER + '2,"Alex Lacamoire,+15550100002,100,vip\n' + LIN_ROW, encoding="utf-8"
+    )
     log = finish(run(daemons, site))
     assert_lin_texted_once(fake, log)  # the row after the bad quote is read, with its category
     [line] = lines_with(log, f"{site.details} line 2:")
@@ -236,7 +256,9 @@ def test_an_unterminated_quote_is_reported_where_it_starts_and_later_rows_still_
 def test_a_name_with_a_newline_and_an_escape_forges_no_log_line_and_no_text_line(tmp_path, fake, daemons):
     site = wanted_site(tmp_path / "site", fake)
     forged = "ERROR edgeguard.service.daemon: the camera is unplugged"
-    site.details.write_text(Site.HEADER + f'1,"{LIN}\n{forged}\x1b[31m",+15550100001,100,wanted\n', encoding="utf-8")
+    site.details.write_text(
+        Site.HEADER + f'1,"{LIN}\n{forged}\x1b[31m",+15550100001,100,wanted\n', encoding="utf-8"
+    )
     log = finish(run(daemons, site))
     assert not any(line.startswith(forged) for line in log.splitlines()), log
     assert "\x1b" not in log
@@ -279,17 +301,20 @@ def test_check_flags_world_readable_biometric_data(tmp_path, fake):
 
 
 def test_a_photo_copied_slowly_gives_one_reload_and_no_complaint(tmp_path, fake, daemons):
-    site = wanted_site(tmp_path / "site", fake, "[camera]\nloop = true\nrealtime = true\n"
-                                                 "[watchlist]\ndebounce = 0.5\n")
+    site = wanted_site(
+        tmp_path / "site", fake, "[camera]\nloop = true\nrealtime = true\n[watchlist]\ndebounce = 0.5\n"
+    )
     daemon = run(daemons, site)
     daemon.wait_for_line("running: camera", 60)
     site.add_row("4", "Joe Biden")
     daemon.wait_for_line("watchlist reloaded", 30)  # the row alone: one reload, before the photo comes
     data = (PEOPLE / "biden.jpg").read_bytes()
     (site.training / "4").mkdir()
-    with open(site.training / "4" / "biden.jpg", "wb") as fh:  # four chunks, 1.5 s apart: longer than the debounce
+    with open(
+        site.training / "4" / "biden.jpg", "wb"
+    ) as fh:  # four chunks, 1.5 s apart: longer than the debounce
         for n in range(4):
-            fh.write(data[n * len(data) // 4:(n + 1) * len(data) // 4])
+            fh.write(data[n * len(data) // 4 : (n + 1) * len(data) // 4])
             fh.flush()
             time.sleep(1.5)
     wait_for(lambda: len(lines_with(daemon.stderr, "watchlist reloaded")) >= 2, 30, lambda: daemon.stderr)
@@ -320,7 +345,9 @@ def test_a_message_in_flight_at_kill_9_is_not_sent_again_after_the_restart(tmp_p
     first = run(daemons, site, "--realtime")
     wait_for(lambda: lin_texts(fake), 60, lambda: first.stderr)  # Twilio has it; its answer hangs
     first.stop(signal.SIGKILL)
-    log = finish(run(daemons, site, source=empty_stage(tmp_path / "empty.avi")))  # nobody to alert about again
+    log = finish(
+        run(daemons, site, source=empty_stage(tmp_path / "empty.avi"))
+    )  # nobody to alert about again
     assert_lin_texted_once(fake, first.stderr + log)
     assert len(fake.received) == 1 and len(fake.lookups) == 1
     assert lines_with(log, "Twilio had accepted it already")

@@ -78,7 +78,13 @@ def clock() -> Clock:
 
 
 def twilio_config(fake: FakeTwilio, **kw) -> TwilioConfig:
-    values = {"account_sid": SID, "auth_token": TOKEN, "from_number": FROM, "api_url": fake.url, "timeout": 5.0}
+    values = {
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from_number": FROM,
+        "api_url": fake.url,
+        "timeout": 5.0,
+    }
     values.update(kw)
     return TwilioConfig(**values)
 
@@ -149,7 +155,8 @@ def test_request_carries_to_from_body_and_media(fake, outbox, clock):
     assert first.form["MediaUrl"] == [MEDIA]
     assert "MessagingServiceSid" not in first.form
     assert "MediaUrl" not in second.form and second.form["Body"] == [
-        "EdgeGuard ALERT Front Gate: Ana Lima (Id 7, wanted) 14:03:00"]
+        "EdgeGuard ALERT Front Gate: Ana Lima (Id 7, wanted) 14:03:00"
+    ]
 
 
 def test_messaging_service_instead_of_from_number(fake, outbox, clock):
@@ -215,7 +222,7 @@ def test_ten_minute_outage_loses_nothing_and_keeps_order(own_fake, outbox, clock
     gaps = [nxt - when for when, nxt in attempts]
     assert len(gaps) >= 8
     # exponential: each wait is twice the one before (jitter fixed at 0.5), until the cap
-    assert gaps[:8] == pytest.approx([0.75 * RETRY_FIRST * 2 ** k for k in range(8)])
+    assert gaps[:8] == pytest.approx([0.75 * RETRY_FIRST * 2**k for k in range(8)])
     assert all(b >= a for a, b in zip(gaps, gaps[1:]))
     assert max(gaps) <= RETRY_LONGEST and gaps[-1] == pytest.approx(0.75 * RETRY_LONGEST)
     # the outage is logged once, not on every retry
@@ -347,7 +354,9 @@ def test_permanent_errors_are_not_retried_and_logged_once(fake, outbox, clock, c
     caplog.set_level(logging.DEBUG)
     fake.script = [("error", status, code) for code, status, _, _ in PERMANENT] + ["ok"]
     sender = sender_for(fake, outbox, clock)
-    ids = [outbox.add(number, f"alert for {code}", None, None, now=clock()) for code, _, number, _ in PERMANENT]
+    ids = [
+        outbox.add(number, f"alert for {code}", None, None, now=clock()) for code, _, number, _ in PERMANENT
+    ]
     last = outbox.add(TO, "goes out after the failures", None, None, now=clock())
     run_until_idle(sender, clock)
     for _ in range(5):  # later steps retry nothing

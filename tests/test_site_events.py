@@ -20,9 +20,11 @@ from edgeguard.live.vote import Verdict
 from edgeguard.store.capture_store import CaptureStore
 from edgeguard.store.event_log import EventLog
 
-CAMERAS = ('[[camera]]\nname = "gate"\nlocation = "Front Gate"\nlatitude = 51.5\nlongitude = -0.12\n'
-           '[[camera]]\nname = "gate 2"\nlocation = "Front Gate"\n'
-           '[[camera]]\nname = "door"\nlocation = "Back Door"\n')
+CAMERAS = (
+    '[[camera]]\nname = "gate"\nlocation = "Front Gate"\nlatitude = 51.5\nlongitude = -0.12\n'
+    '[[camera]]\nname = "gate 2"\nlocation = "Front Gate"\n'
+    '[[camera]]\nname = "door"\nlocation = "Back Door"\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,10 @@ def test_a_visitor_walking_past_cameras_is_one_visitor_with_one_capture_per_loca
     assert (first.latitude, first.longitude, third.latitude) == (51.5, -0.12, None)
     assert first.extra["visitor"] == second.extra["visitor"] == third.extra["visitor"]
     assert second.extra.get("revisit") and second.capture == first.capture  # same place: no new capture
-    assert not third.extra.get("revisit") and third.capture not in (None, first.capture)  # another place: its own
+    assert not third.extra.get("revisit") and third.capture not in (
+        None,
+        first.capture,
+    )  # another place: its own
 
 
 def test_cameras_record_from_their_own_threads_into_one_log(site_events, engine):
@@ -83,7 +88,9 @@ def test_cameras_record_from_their_own_threads_into_one_log(site_events, engine)
     def record(recorder, track, frame):
         try:
             for _ in range(5):  # through record(), as the camera threads do (it takes the site's lock)
-                recorder.record(FrameReport(frame, [Observation("unknown_face", frame, track, None, 0.9)], [], 1))
+                recorder.record(
+                    FrameReport(frame, [Observation("unknown_face", frame, track, None, 0.9)], [], 1)
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -62,7 +62,9 @@ class NotifySocket:
 
 @pytest.fixture
 def daemon_site(tmp_path: Path) -> Site:
-    return make_site(tmp_path / "site", people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "staff")])
+    return make_site(
+        tmp_path / "site", people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "staff")]
+    )
 
 
 def start(site: Site, notify: NotifySocket, *args: str, watchdog_usec: int = 1_000_000) -> Daemon:
@@ -73,7 +75,7 @@ def start(site: Site, notify: NotifySocket, *args: str, watchdog_usec: int = 1_0
 
 @pytest.mark.slow  # a daemon on a looping clip; asserts on how often it pings and how long stopping took
 def test_ready_watchdog_and_sigterm_with_a_looping_video(daemon_site: Site, tmp_path: Path) -> None:
-    daemon_site.write_config('[camera]\nloop = true\nrealtime = true\n')
+    daemon_site.write_config("[camera]\nloop = true\nrealtime = true\n")
     notify = NotifySocket(tmp_path)
     daemon = start(daemon_site, notify, "--source", str(CLIP))
     try:
@@ -97,7 +99,7 @@ def test_ready_watchdog_and_sigterm_with_a_looping_video(daemon_site: Site, tmp_
 @pytest.mark.slow  # a daemon on a live stream through a stall
 def test_watchdog_stops_while_the_stream_stalls_and_resumes_after(daemon_site: Site, tmp_path: Path) -> None:
     server = MjpegServer(jpeg_frames(CLIP, 60), fps=20).start()
-    daemon_site.write_config('[camera]\nread_timeout = 1.0\n')
+    daemon_site.write_config("[camera]\nread_timeout = 1.0\n")
     notify = NotifySocket(tmp_path)
     daemon = start(daemon_site, notify, "--source", server.url)
     try:
@@ -125,7 +127,9 @@ def test_watchdog_stops_while_the_stream_stalls_and_resumes_after(daemon_site: S
 
 
 @pytest.mark.slow  # a daemon started twice over, on a looping clip
-def test_sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one(daemon_site: Site, tmp_path: Path) -> None:
+def test_sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one(
+    daemon_site: Site, tmp_path: Path
+) -> None:
     daemon_site.write_config('[camera]\nloop = true\nrealtime = true\n[location]\nname = "Gate A"\n')
     notify = NotifySocket(tmp_path)
     daemon = start(daemon_site, notify, "--source", str(CLIP))
@@ -137,7 +141,7 @@ def test_sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one(daemo
         reloaded = time.monotonic()
         notify.collect_until(lambda: notify.count("READY=1", since=reloaded) > 0, 60)
         assert notify.count("READY=1", since=reloaded) == 1  # ready again with the new configuration
-        daemon_site.write_config('[camera]\nloop = true\nbogus_key = 1\n')
+        daemon_site.write_config("[camera]\nloop = true\nbogus_key = 1\n")
         daemon.proc.send_signal(signal.SIGHUP)
         # the daemon has read the invalid file and said so: only now can it tell whether it stays up
         assert notify.collect_until(lambda: "keeping the running one" in daemon.stderr, 20), daemon.stderr
@@ -175,8 +179,9 @@ def test_unit_names_78_as_a_status_not_to_restart_on() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_unit_exposure_is_at_most_2() -> None:
-    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(UNIT)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True
+    )
     level = re.search(r"Overall exposure level for edgeguard.service: ([\d.]+)", out.stdout + out.stderr)
     assert level, out.stdout + out.stderr
     assert float(level.group(1)) <= 2.0
@@ -186,13 +191,19 @@ def test_unit_exposure_is_at_most_2() -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_install_into_a_throwaway_root_gives_a_unit_that_verifies(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    out = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     unit = root / "etc/systemd/system/edgeguard.service"
     program = root / "opt/edgeguard/venv/bin/edgeguard"
     assert unit.read_text() == UNIT.read_text()
-    assert subprocess.run([str(program), "--version"], capture_output=True, text=True).stdout.startswith("edgeguard")
+    assert subprocess.run([str(program), "--version"], capture_output=True, text=True).stdout.startswith(
+        "edgeguard"
+    )
     state = root / "var/lib/edgeguard"
     for folder in ("TrainingImage", "Details", "Unknown_Face_Captures", "TrainingImageLabel"):
         assert (state / folder).stat().st_mode & 0o777 == 0o700
@@ -209,14 +220,24 @@ def test_install_into_a_throwaway_root_gives_a_unit_that_verifies(tmp_path: Path
     # Idempotent: a second run upgrades in place and keeps the site data and the edited config.
     (state / "TrainingImage" / "7").mkdir()
     config.write_text(config.read_text() + "\n# edited by the installer\n")
-    again = subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
-                           capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert (state / "TrainingImage" / "7").is_dir() and "edited by the installer" in config.read_text()
     # Uninstall keeps the site data unless told otherwise.
-    subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall"],
+        check=True,
+        capture_output=True,
+    )
     assert not unit.exists() and not program.exists() and (state / "TrainingImage" / "7").is_dir()
-    subprocess.run(["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall", "--purge"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(REPO / "systemd" / "install.sh"), "--root", str(root), "--uninstall", "--purge"],
+        check=True,
+        capture_output=True,
+    )
     assert not state.exists() and not config.exists()

@@ -48,7 +48,9 @@ def central_face(results, rgb):
     """The face nearest the image centre (LFW photos may show someone else at the edge)."""
     height, width = rgb.shape[:2]
     assert results, "no face found"
-    return min(results, key=lambda r: (r.box.center[0] - width / 2) ** 2 + (r.box.center[1] - height / 2) ** 2)
+    return min(
+        results, key=lambda r: (r.box.center[0] - width / 2) ** 2 + (r.box.center[1] - height / 2) ** 2
+    )
 
 
 def who(engine, watchlist, path: Path):
@@ -84,7 +86,12 @@ def png_bomb(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height pixels (8-bit RGB)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
@@ -200,9 +207,11 @@ def test_tight_100px_crops_enrol_and_recognise_full_photos(engine, tmp_path):
     for number, person in enumerate(CROP_PEOPLE, start=1):
         rgb = load_photo(lfw_photos(person)[0], MAX_PIXELS)
         height, width = rgb.shape[:2]
-        box = min((d.box for d in engine.find_in_photo(rgb)),
-                  key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2).clipped(height, width)
-        crop = Image.fromarray(rgb[box.top:box.bottom, box.left:box.right])
+        box = min(
+            (d.box for d in engine.find_in_photo(rgb)),
+            key=lambda b: (b.center[0] - width / 2) ** 2 + (b.center[1] - height / 2) ** 2,
+        ).clipped(height, width)
+        crop = Image.fromarray(rgb[box.top : box.bottom, box.left : box.right])
         crop = crop.resize((100, round(crop.height * 100 / crop.width)), Image.LANCZOS)
         source = tmp_path / f"crop_{person}.jpg"
         crop.save(source, "JPEG", quality=92)
@@ -255,7 +264,9 @@ def problem_site(engine, tmp_path_factory):
     downscaled(lfw_photos("Colin_Powell")[4], folder / "tiny_60x60.jpg", 60)
     data = lfw_photos("Colin_Powell")[5].read_bytes()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
-    (folder / "not_an_image.jpg").write_text("Id,Name\n1,Colin Powell\nthis is not a photo\n", encoding="utf-8")
+    (folder / "not_an_image.jpg").write_text(
+        "Id,Name\n1,Colin Powell\nthis is not a photo\n", encoding="utf-8"
+    )
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "bomb.png").write_bytes(png_bomb(60000, 60000))
     Image.open(good[0]).convert("P").save(folder / "animation.gif")
@@ -290,7 +301,10 @@ def test_unusable_photo_is_a_problem_naming_file_and_reason(problem_site, name):
 
 def test_files_that_are_no_pictures_are_passed_over_silently(problem_site):
     site, watchlist = problem_site
-    quiet = [site.training / "1" / name for name in NOT_PICTURES] + [site.training / "README.md", site.training / "Thumbs.db"]
+    quiet = [site.training / "1" / name for name in NOT_PICTURES] + [
+        site.training / "README.md",
+        site.training / "Thumbs.db",
+    ]
     for path in quiet:
         assert problems_for(watchlist, path) == [], path
 
@@ -308,8 +322,9 @@ def test_photo_directly_in_training_folder_is_a_problem(problem_site):
     assert "loose.jpg" not in watchlist.people and "loose" not in watchlist.people
 
 
-@pytest.mark.parametrize("pid,name,mode", [("2", "32bit.png", "RGBA"), ("3", "grey.jpg", "L"),
-                                           ("4", "grey16.png", "I")])
+@pytest.mark.parametrize(
+    "pid,name,mode", [("2", "32bit.png", "RGBA"), ("3", "grey.jpg", "L"), ("4", "grey16.png", "I")]
+)
 def test_rgba_greyscale_and_16bit_photos_enrol(engine, problem_site, pid, name, mode):
     site, watchlist = problem_site
     path = site.training / pid / name
@@ -423,7 +438,9 @@ def cached_digests(site: Site) -> set[str]:
         return {str(d) for d in data["digests"]}
 
 
-def test_second_build_encodes_nothing_and_gives_identical_encodings(engine, cache_template, warm_site, monkeypatch):
+def test_second_build_encodes_nothing_and_gives_identical_encodings(
+    engine, cache_template, warm_site, monkeypatch
+):
     """A restart: the cache is read back from its file; nothing is detected or encoded again."""
     _, cold = cache_template
     calls = encode_calls(monkeypatch, engine)
@@ -433,8 +450,9 @@ def test_second_build_encodes_nothing_and_gives_identical_encodings(engine, cach
     assert np.array_equal(warm.gallery.encodings, cold.gallery.encodings)
     assert np.array_equal(warm.gallery.owners, cold.gallery.owners)
     template, _ = cache_template
-    assert ([str(p).replace(str(warm_site.base), "") for p in warm.problems]
-            == [str(p).replace(str(template.base), "") for p in cold.problems])
+    assert [str(p).replace(str(warm_site.base), "") for p in warm.problems] == [
+        str(p).replace(str(template.base), "") for p in cold.problems
+    ]
 
 
 def test_cold_build_does_encode(engine, tmp_path, monkeypatch):
@@ -518,8 +536,15 @@ def _plain_npy(path: Path) -> None:
         np.save(fh, np.zeros((3, 128), dtype=np.float32))
 
 
-BROKEN_CACHES = {"garbage": _garbage, "foreign-npz": _foreign_npz, "truncated": _truncated, "empty": _empty,
-                 "misaligned": _misaligned, "nan": _nan, "plain-npy": _plain_npy}
+BROKEN_CACHES = {
+    "garbage": _garbage,
+    "foreign-npz": _foreign_npz,
+    "truncated": _truncated,
+    "empty": _empty,
+    "misaligned": _misaligned,
+    "nan": _nan,
+    "plain-npy": _plain_npy,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN_CACHES))
@@ -610,8 +635,18 @@ def test_cache_folder_made_private_when_it_already_exists(engine, tmp_path):
 @pytest.mark.slow  # compares elapsed times (and a cold build of 30 photos takes a while)
 def test_warm_rebuild_is_much_faster_than_cold(engine, tmp_path):
     site = new_site(tmp_path)
-    people = ["Ariel_Sharon", "Arnold_Schwarzenegger", "Colin_Powell", "Donald_Rumsfeld", "George_W_Bush",
-              "Gerhard_Schroeder", "Hugo_Chavez", "Jacques_Chirac", "Tony_Blair", "Vladimir_Putin"]
+    people = [
+        "Ariel_Sharon",
+        "Arnold_Schwarzenegger",
+        "Colin_Powell",
+        "Donald_Rumsfeld",
+        "George_W_Bush",
+        "Gerhard_Schroeder",
+        "Hugo_Chavez",
+        "Jacques_Chirac",
+        "Tony_Blair",
+        "Vladimir_Putin",
+    ]
     for number, person in enumerate(people, start=1):
         site.add_person(str(number), person, lfw_photos(person)[4:7])
     started = time.perf_counter()

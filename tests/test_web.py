@@ -46,18 +46,29 @@ class Board:
         engine = FaceEngine(self.config.recognition)
         status = SiteStatus([CameraStatus("gate", "Front Gate", "streaming", "test", 10.0, 0)])
         self.dashboard, self.server = build_dashboard(
-            self.config, status=lambda: status, watchlist=lambda: None, event_log=self.event_log, outbox=self.outbox,
-            engine=lambda: engine, signer=None)
+            self.config,
+            status=lambda: status,
+            watchlist=lambda: None,
+            event_log=self.event_log,
+            outbox=self.outbox,
+            engine=lambda: engine,
+            signer=None,
+        )
         self.dashboard.users.add("alice", PASSWORD, "admin", admin_phone)
         self.dashboard.users.add("victor", PASSWORD, "viewer")
         self.server.start()
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def login(self, name: str = "alice", password: str = PASSWORD) -> tuple[requests.Session, requests.Response]:
+    def login(
+        self, name: str = "alice", password: str = PASSWORD
+    ) -> tuple[requests.Session, requests.Response]:
         http = requests.Session()
         token = login_token(http.get(f"{self.url}/login").text)
-        answer = http.post(f"{self.url}/login", data={"csrf": token, "username": name, "password": password},
-                           allow_redirects=False)
+        answer = http.post(
+            f"{self.url}/login",
+            data={"csrf": token, "username": name, "password": password},
+            allow_redirects=False,
+        )
         return http, answer
 
     def csrf(self, http: requests.Session, path: str = "/") -> str:
@@ -72,7 +83,9 @@ class Board:
 
 @pytest.fixture
 def board(tmp_path):
-    site = make_site(tmp_path / "site", people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "wanted")])
+    site = make_site(
+        tmp_path / "site", people=[("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png", "wanted")]
+    )
     board = Board(site)
     yield board
     board.stop()
@@ -83,8 +96,15 @@ def test_no_user_shows_only_how_to_make_one(tmp_path):
     port = helpers.free_port()
     site.write_config(f'[web]\nlisten = "127.0.0.1:{port}"\n')
     config = site.config()
-    dashboard, server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
-                                        outbox=None, engine=lambda: None, signer=None)
+    dashboard, server = build_dashboard(
+        config,
+        status=SiteStatus,
+        watchlist=lambda: None,
+        event_log=None,
+        outbox=None,
+        engine=lambda: None,
+        signer=None,
+    )
     server.start()
     try:
         page = requests.get(f"http://127.0.0.1:{port}/login")
@@ -115,7 +135,10 @@ def test_the_session_id_is_rotated_at_login(board):
     token = login_token(http.get(f"{board.url}/login").text)
     http.post(f"{board.url}/login", data={"csrf": token, "username": "alice", "password": PASSWORD})
     assert http.cookies["edgeguard_session"] != first
-    assert requests.get(f"{board.url}/", cookies={"edgeguard_session": first}, allow_redirects=False).status_code == 302
+    assert (
+        requests.get(f"{board.url}/", cookies={"edgeguard_session": first}, allow_redirects=False).status_code
+        == 302
+    )
 
 
 def test_an_idle_or_too_old_session_is_refused(tmp_path):
@@ -126,8 +149,12 @@ def test_an_idle_or_too_old_session_is_refused(tmp_path):
         token = http.cookies["edgeguard_session"]
         with sqlite3.connect(board.config.paths.users_db) as db:  # age the session as an hour would
             db.execute("UPDATE sessions SET seen = seen - 3600")
-        assert requests.get(f"{board.url}/", cookies={"edgeguard_session": token},
-                            allow_redirects=False).status_code == 302
+        assert (
+            requests.get(
+                f"{board.url}/", cookies={"edgeguard_session": token}, allow_redirects=False
+            ).status_code
+            == 302
+        )
     finally:
         board.stop()
 
@@ -156,8 +183,14 @@ def test_a_viewer_sees_but_changes_nothing(board):
         assert http.get(board.url + path).status_code == 200, path
     assert http.get(f"{board.url}/users").status_code == 403
     token = board.csrf(http)
-    for path in ("/users", "/add_record", "/records/1/delete", "/records/1", "/detection_logs/1/reviewed",
-                 "/alerts/test"):
+    for path in (
+        "/users",
+        "/add_record",
+        "/records/1/delete",
+        "/records/1",
+        "/detection_logs/1/reviewed",
+        "/alerts/test",
+    ):
         assert http.post(board.url + path, data={"csrf": token, "confirm": "1"}).status_code == 403, path
     assert (board.site.training / "1").is_dir()
 
@@ -175,31 +208,45 @@ def test_security_headers_on_every_page(board):
 def png_bomb(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     raw = zlib.compress(b"\0" * (width // 8 + 1) * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", raw)
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("name,data,expected", [
-    ("notes.jpg", b"this is not a photo at all", "not an image"),
-    ("bomb.png", png_bomb(60000, 60000), "image too large"),
-    ("dogs.jpg", None, "no face found"),
-])
+@pytest.mark.parametrize(
+    "name,data,expected",
+    [
+        ("notes.jpg", b"this is not a photo at all", "not an image"),
+        ("bomb.png", png_bomb(60000, 60000), "image too large"),
+        ("dogs.jpg", None, "no face found"),
+    ],
+)
 def test_an_unusable_upload_is_refused_with_the_reason_and_nothing_is_written(board, name, data, expected):
     http, _ = board.login()
     if data is None:
         data = (PEOPLE.parent / "crowd" / "dogs.jpg").read_bytes()
     before = board.site.details.read_bytes()
-    answer = http.post(f"{board.url}/add_record", data={"csrf": board.csrf(http, "/add_record"), "id": "9",
-                                                        "name": "Nobody"}, files={"photos": (name, data)})
+    answer = http.post(
+        f"{board.url}/add_record",
+        data={"csrf": board.csrf(http, "/add_record"), "id": "9", "name": "Nobody"},
+        files={"photos": (name, data)},
+    )
     assert answer.status_code == 400 and expected in answer.text, answer.text[-800:]
     assert not (board.site.training / "9").exists() and board.site.details.read_bytes() == before
 
 
 def test_a_50_mb_upload_is_refused_before_it_is_read(board):
     http, _ = board.login()
-    answer = http.post(f"{board.url}/add_record", data={"csrf": board.csrf(http, "/add_record"), "id": "9",
-                                                        "name": "Big"}, files={"photos": ("big.jpg", b"\0" * 50_000_000)})
+    answer = http.post(
+        f"{board.url}/add_record",
+        data={"csrf": board.csrf(http, "/add_record"), "id": "9", "name": "Big"},
+        files={"photos": ("big.jpg", b"\0" * 50_000_000)},
+    )
     assert answer.status_code == 413
     assert not (board.site.training / "9").exists()
 
@@ -207,25 +254,44 @@ def test_a_50_mb_upload_is_refused_before_it_is_read(board):
 def test_an_admin_adds_edits_and_deletes_a_person(board):
     http, _ = board.login()
     photo = lfw_photos("Tony_Blair")[0]
-    answer = http.post(f"{board.url}/add_record", data={"csrf": board.csrf(http, "/add_record"), "id": "7",
-                                                        "name": "Tony Blair", "category": "vip"},
-                       files={"photos": (photo.name, photo.read_bytes())})
+    answer = http.post(
+        f"{board.url}/add_record",
+        data={"csrf": board.csrf(http, "/add_record"), "id": "7", "name": "Tony Blair", "category": "vip"},
+        files={"photos": (photo.name, photo.read_bytes())},
+    )
     assert answer.status_code == 200 and "1 photo(s) added" in answer.text
     assert len(list((board.site.training / "7").iterdir())) == 1
     assert "7,Tony Blair," in board.site.details.read_text() and ",vip" in board.site.details.read_text()
     assert (board.site.training / "7").stat().st_mode & 0o077 == 0
-    http.post(f"{board.url}/records/7", data={"csrf": board.csrf(http, "/records/7"), "name": "Tony Blair",
-                                              "category": "wanted", "phone": "+15550100077"})
+    http.post(
+        f"{board.url}/records/7",
+        data={
+            "csrf": board.csrf(http, "/records/7"),
+            "name": "Tony Blair",
+            "category": "wanted",
+            "phone": "+15550100077",
+        },
+    )
     assert "+15550100077" in board.site.details.read_text()
-    answer = http.post(f"{board.url}/records/7/delete", data={"csrf": board.csrf(http, "/records/7"), "confirm": "8"})
+    answer = http.post(
+        f"{board.url}/records/7/delete", data={"csrf": board.csrf(http, "/records/7"), "confirm": "8"}
+    )
     assert (board.site.training / "7").exists()  # the wrong Id typed: nothing deleted
     http.post(f"{board.url}/records/7/delete", data={"csrf": board.csrf(http, "/records/7"), "confirm": "7"})
     assert not (board.site.training / "7").exists() and "Tony Blair" not in board.site.details.read_text()
 
 
-@pytest.mark.parametrize("path", ["/captures/..%2Fedgeguard.toml", "/captures/../edgeguard.toml",
-                                  "/captures/.hidden-face.jpg", "/captures/x.json", "/records/1/photos/..%2F..%2Fedgeguard.toml",
-                                  "/c/..%2F..%2Fetc%2Fpasswd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/captures/..%2Fedgeguard.toml",
+        "/captures/../edgeguard.toml",
+        "/captures/.hidden-face.jpg",
+        "/captures/x.json",
+        "/records/1/photos/..%2F..%2Fedgeguard.toml",
+        "/c/..%2F..%2Fetc%2Fpasswd",
+    ],
+)
 def test_capture_routes_refuse_traversal(board, path):
     http, _ = board.login()
     answer = http.get(board.url + path)
@@ -237,8 +303,9 @@ def test_a_capture_is_served_to_a_logged_in_user_only(board):
     captures = board.config.paths.captures
     captures.mkdir(parents=True, exist_ok=True)
     (captures / "20261122-140211-000-gate-face.jpg").write_bytes(b"\xff\xd8jpeg")
-    assert requests.get(f"{board.url}/captures/20261122-140211-000-gate-face.jpg",
-                        allow_redirects=False).status_code in (302, 403)
+    assert requests.get(
+        f"{board.url}/captures/20261122-140211-000-gate-face.jpg", allow_redirects=False
+    ).status_code in (302, 403)
     http, _ = board.login("victor")
     answer = http.get(f"{board.url}/captures/20261122-140211-000-gate-face.jpg")
     assert answer.status_code == 200 and answer.content == b"\xff\xd8jpeg"
@@ -247,8 +314,17 @@ def test_a_capture_is_served_to_a_logged_in_user_only(board):
 def test_the_detection_log_filters_pages_and_exports_safely(board):
     for n in range(60):
         board.event_log.append(Event("unknown_face", time.time() - n, "gate", "Front Gate"))
-    board.event_log.append(Event("known_face", time.time(), "gate", "Front Gate", person_id="1",
-                                 name="=HYPERLINK(\"http://evil\")", category="wanted"))
+    board.event_log.append(
+        Event(
+            "known_face",
+            time.time(),
+            "gate",
+            "Front Gate",
+            person_id="1",
+            name='=HYPERLINK("http://evil")',
+            category="wanted",
+        )
+    )
     http, _ = board.login("victor")
     page = http.get(f"{board.url}/detection_logs")
     assert "61 in all" in page.text and "page 1 of 2" in page.text
@@ -284,10 +360,14 @@ def test_a_login_code_by_sms_after_the_password(tmp_path):
         token = board.csrf(http, "/login/code")
         wrong = f"{(int(code) + 1) % 10**6:06d}"
         assert http.post(f"{board.url}/login/code", data={"csrf": token, "code": wrong}).status_code == 401
-        answer = http.post(f"{board.url}/login/code", data={"csrf": token, "code": code}, allow_redirects=False)
+        answer = http.post(
+            f"{board.url}/login/code", data={"csrf": token, "code": code}, allow_redirects=False
+        )
         assert answer.status_code == 302
         assert http.get(f"{board.url}/").status_code == 200
-        assert board.login("victor")[1].headers["Location"].endswith("/")  # a viewer needs no code with otp = admin
+        assert (
+            board.login("victor")[1].headers["Location"].endswith("/")
+        )  # a viewer needs no code with otp = admin
         # a second login within a minute gets no second text: the phone is not flooded
         assert board.login()[1].status_code == 429 and len(board.outbox.list(["pending"])) == 1
     finally:
@@ -301,10 +381,14 @@ def test_five_wrong_codes_end_the_login(tmp_path):
         http, _ = board.login()
         token = board.csrf(http, "/login/code")
         for _ in range(5):
-            assert http.post(f"{board.url}/login/code", data={"csrf": token, "code": "000000"}).status_code in (401, 200)
+            assert http.post(
+                f"{board.url}/login/code", data={"csrf": token, "code": "000000"}
+            ).status_code in (401, 200)
         code = re.search(r"code: (\d{6})", board.outbox.list(["pending"])[0].body).group(1)
         http.post(f"{board.url}/login/code", data={"csrf": token, "code": code})
-        assert http.get(f"{board.url}/", allow_redirects=False).status_code == 302  # even the right code is too late
+        assert (
+            http.get(f"{board.url}/", allow_redirects=False).status_code == 302
+        )  # even the right code is too late
     finally:
         board.stop()
 
@@ -322,8 +406,14 @@ def test_user_commands_read_the_password_from_standard_input(tmp_path):
     user = [sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "user"]
 
     def run(*args: str, password: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([*user, *args], input=password + "\n", capture_output=True, text=True,
-                              env=helpers.clean_env(), timeout=60)
+        return subprocess.run(
+            [*user, *args],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env=helpers.clean_env(),
+            timeout=60,
+        )
 
     assert run("add", "bob", password="short").returncode == 2  # fewer than 12 characters
     assert "at least 12 characters" in run("add", "bob", password="short").stderr
@@ -340,22 +430,51 @@ def test_user_commands_read_the_password_from_standard_input(tmp_path):
     assert (site.base / "users.db").stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # our own self-signed certificate
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate"
+)
+@pytest.mark.filterwarnings(
+    "ignore::urllib3.exceptions.InsecureRequestWarning"
+)  # our own self-signed certificate
 def test_https_with_a_certificate_marks_the_cookie_secure(tmp_path):
     site = make_site(tmp_path / "site", people=[])
-    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                           "-keyout", str(site.base / "key.pem"), "-out", str(site.base / "cert.pem")], capture_output=True)
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(site.base / "key.pem"),
+            "-out",
+            str(site.base / "cert.pem"),
+        ],
+        capture_output=True,
+    )
     assert made.returncode == 0, made.stderr
     board = Board(site, 'tls_cert = "cert.pem"\ntls_key = "key.pem"\n')
     board.url = board.url.replace("http://", "https://")
     try:
         http = requests.Session()  # verify=False on each call: our own self-signed certificate
         token = login_token(http.get(f"{board.url}/login", verify=False).text)
-        answer = http.post(f"{board.url}/login", data={"csrf": token, "username": "alice", "password": PASSWORD},
-                           allow_redirects=False, verify=False)
+        answer = http.post(
+            f"{board.url}/login",
+            data={"csrf": token, "username": "alice", "password": PASSWORD},
+            allow_redirects=False,
+            verify=False,
+        )
         assert answer.status_code == 302 and "Secure" in answer.headers["Set-Cookie"]
-        assert http.get(f"{board.url}/", verify=False).headers["Strict-Transport-Security"].startswith("max-age=")
+        assert (
+            http.get(f"{board.url}/", verify=False)
+            .headers["Strict-Transport-Security"]
+            .startswith("max-age=")
+        )
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(f"http://127.0.0.1:{board.port}/login", timeout=5)  # no plain HTTP beside it
     finally:

@@ -30,9 +30,13 @@ location = "Front Gate"
 name = "lobby"
 location = "Lobby"
 """
-STATUS = SiteStatus([CameraStatus("gate", "Front Gate", "streaming", "/dev/video0", 14.8, 1),
-                     CameraStatus("Gate 2.east", "Front Gate", "streaming", "rtsp://cam2/stream", 9.5, 0),
-                     CameraStatus("lobby", "Lobby", "stalled", "rtsp://lobby/stream", 0.0, 0)])
+STATUS = SiteStatus(
+    [
+        CameraStatus("gate", "Front Gate", "streaming", "/dev/video0", 14.8, 1),
+        CameraStatus("Gate 2.east", "Front Gate", "streaming", "rtsp://cam2/stream", 9.5, 0),
+        CameraStatus("lobby", "Lobby", "stalled", "rtsp://lobby/stream", 0.0, 0),
+    ]
+)
 
 
 class Board:
@@ -42,8 +46,15 @@ class Board:
         site = make_site(tmp_path / "site", CAMERAS, people=[])
         self.config = site.config()
         self.event_log = EventLog(self.config.paths.events_db)
-        self.dashboard, _ = build_dashboard(self.config, status=lambda: STATUS, watchlist=lambda: None,
-                                            event_log=self.event_log, outbox=None, engine=lambda: None, signer=None)
+        self.dashboard, _ = build_dashboard(
+            self.config,
+            status=lambda: STATUS,
+            watchlist=lambda: None,
+            event_log=self.event_log,
+            outbox=None,
+            engine=lambda: None,
+            signer=None,
+        )
         self.dashboard.users.add("alice", PASSWORD, "admin")
         self.client = create_app(self.dashboard).test_client()
         token = login_token(self.client.get("/login").text)
@@ -70,13 +81,18 @@ def board(tmp_path):
 def locations(page: str) -> dict[str, list[str]]:
     """The page's location headings, each with the names of its cameras, in the page's order."""
     found = re.findall(r'<section class="location" data-location="([^"]*)">(.*?)</section>', page, re.S)
-    return {html.unescape(place): [html.unescape(n) for n in re.findall(r'data-camera="([^"]*)"', body)]
-            for place, body in found}
+    return {
+        html.unescape(place): [html.unescape(n) for n in re.findall(r'data-camera="([^"]*)"', body)]
+        for place, body in found
+    }
 
 
 def card(page: str, camera: str) -> str:
-    return re.search(rf'<article class="card camera" data-camera="{re.escape(camera)}" data-state="[a-z]+">.*?</article>',
-                     page, re.S).group(0)
+    return re.search(
+        rf'<article class="card camera" data-camera="{re.escape(camera)}" data-state="[a-z]+">.*?</article>',
+        page,
+        re.S,
+    ).group(0)
 
 
 def sources(page: str) -> list[str]:
@@ -88,7 +104,11 @@ def test_the_cameras_are_grouped_by_location_with_their_state_fps_and_people(boa
     page = board.page(path)
     assert locations(page) == {"Front Gate": ["gate", "Gate 2.east"], "Lobby": ["lobby"]}
     gate = card(page, "gate")
-    assert '<h3>gate</h3>' in gate and 'data-state="streaming"' in gate and '<span class="fps">14.8</span> fps' in gate
+    assert (
+        "<h3>gate</h3>" in gate
+        and 'data-state="streaming"' in gate
+        and '<span class="fps">14.8</span> fps' in gate
+    )
     assert '<span class="people">1</span> in view' in gate and "/dev/video0" in gate
 
 
@@ -96,8 +116,11 @@ def test_the_cameras_states_for_the_pages_to_follow(board):
     answer = board.client.get("/cameras.json")
     assert answer.status_code == 200
     states = {c["name"]: (c["location"], c["state"]) for c in answer.get_json()}
-    assert states == {"gate": ("Front Gate", "streaming"), "Gate 2.east": ("Front Gate", "streaming"),
-                      "lobby": ("Lobby", "stalled")}
+    assert states == {
+        "gate": ("Front Gate", "streaming"),
+        "Gate 2.east": ("Front Gate", "streaming"),
+        "lobby": ("Lobby", "stalled"),
+    }
     board.client.delete_cookie("edgeguard_session")
     assert board.client.get("/cameras.json").status_code in (302, 403)  # not without a login
 
@@ -129,8 +152,16 @@ def test_a_camera_name_with_a_space_and_a_dot_works_in_the_addresses(board):
     board.dashboard.live.leave()
 
 
-@pytest.mark.parametrize("path", ["/snapshot/nowhere.jpg", "/video_feed/nowhere", "/snapshot/Gate%202.jpg",
-                                  "/video_feed/gate%202.east", "/snapshot/..%2Fgate.jpg"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/snapshot/nowhere.jpg",
+        "/video_feed/nowhere",
+        "/snapshot/Gate%202.jpg",
+        "/video_feed/gate%202.east",
+        "/snapshot/..%2Fgate.jpg",
+    ],
+)
 def test_an_unknown_camera_is_a_404(board, path):
     assert board.client.get(path).status_code == 404
 
@@ -151,9 +182,16 @@ def logged(board):
 
 def rows(page: str) -> list[tuple[str, str]]:
     """The detection log's rows as (camera, location)."""
-    cells = [re.findall(r"<td>(.*?)</td>", row, re.S)[3] for row in re.findall(r"<tr data-seq=.*?</tr>", page, re.S)]
-    return [tuple(html.unescape(v) for v in re.fullmatch(r'(.*)<br><small class="muted">(.*)</small>', c).groups())
-            for c in cells]
+    cells = [
+        re.findall(r"<td>(.*?)</td>", row, re.S)[3]
+        for row in re.findall(r"<tr data-seq=.*?</tr>", page, re.S)
+    ]
+    return [
+        tuple(
+            html.unescape(v) for v in re.fullmatch(r'(.*)<br><small class="muted">(.*)</small>', c).groups()
+        )
+        for c in cells
+    ]
 
 
 def options(page: str, name: str) -> tuple[list[str], list[str]]:
@@ -198,7 +236,9 @@ def test_the_log_pages_keep_the_camera(logged):
     assert "page 2 of 2" in page and set(rows(page)) == {("Gate 2.east", "Front Gate")}
 
 
-@pytest.mark.parametrize("value", ["nowhere", "<script>alert(1)</script>", '"><img src=x>', "gate\0", "x" * 5000])
+@pytest.mark.parametrize(
+    "value", ["nowhere", "<script>alert(1)</script>", '"><img src=x>', "gate\0", "x" * 5000]
+)
 @pytest.mark.parametrize("name", ["camera", "location"])
 def test_an_unknown_camera_or_location_finds_nothing_and_is_never_reflected_unescaped(logged, name, value):
     page = logged.page("/detection_logs", **{name: value})

@@ -31,8 +31,12 @@ TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 
 
 def photos() -> list[Path]:
-    return (sorted(TESTDATA.glob("lfw10/*/*.jpg")) + sorted(TESTDATA.glob("people/*.jpg"))
-            + sorted(TESTDATA.glob("people/knn/train/*/*")) + sorted(TESTDATA.glob("mask/synthetic/without_mask/*"))[:150])
+    return (
+        sorted(TESTDATA.glob("lfw10/*/*.jpg"))
+        + sorted(TESTDATA.glob("people/*.jpg"))
+        + sorted(TESTDATA.glob("people/knn/train/*/*"))
+        + sorted(TESTDATA.glob("mask/synthetic/without_mask/*"))[:150]
+    )
 
 
 def pairs() -> list[tuple[np.ndarray, Box, np.ndarray]]:
@@ -53,7 +57,11 @@ def pairs() -> list[tuple[np.ndarray, Box, np.ndarray]]:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for found in hog.find(rgb, 1):
             x, y = found.box.center
-            inside = [r for r in (rows if rows is not None else []) if r[0] <= x <= r[0] + r[2] and r[1] <= y <= r[1] + r[3]]
+            inside = [
+                r
+                for r in (rows if rows is not None else [])
+                if r[0] <= x <= r[0] + r[2] and r[1] <= y <= r[1] + r[3]
+            ]
             if inside:
                 out.append((rgb, found.box, inside[0]))
     return out
@@ -63,21 +71,31 @@ def main() -> int:
     found = pairs()
     # dlib's own width of a rectangle counts both edges: right - left + 1
     hog = np.array([(*b.center, b.width + 1) for _, b, _ in found], dtype=float)
-    yunet = np.array([(r[0] + r[2] / 2, r[1] + r[3] / 2, np.sqrt(r[2] * r[3])) for _, _, r in found], dtype=float)
+    yunet = np.array(
+        [(r[0] + r[2] / 2, r[1] + r[3] / 2, np.sqrt(r[2] * r[3])) for _, _, r in found], dtype=float
+    )
     side = np.median(hog[:, 2] / yunet[:, 2])
     drop = np.median((hog[:, 1] - yunet[:, 1]) / yunet[:, 2])
     across = np.median((hog[:, 0] - yunet[:, 0]) / yunet[:, 2])
     print(f"{len(found)} faces found by both")
-    print(f"fit: side = {side:.3f} x sqrt(w h), centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)")
+    print(
+        f"fit: side = {side:.3f} x sqrt(w h), centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)"
+    )
     print(f"shipped: BOX_SIDE = {BOX_SIDE}, BOX_DROP = {BOX_DROP} (across: 0)")
     left = (hog[:, :2] - (yunet[:, :2] + np.array([0, BOX_DROP]) * yunet[:, 2:3])) / hog[:, 2:3]
-    print(f"spread after the fit (share of HOG's side): x {left[:, 0].std():.3f}, y {left[:, 1].std():.3f}, "
-          f"log side {np.log(hog[:, 2] / (BOX_SIDE * yunet[:, 2])).std():.3f}")
+    print(
+        f"spread after the fit (share of HOG's side): x {left[:, 0].std():.3f}, y {left[:, 1].std():.3f}, "
+        f"log side {np.log(hog[:, 2] / (BOX_SIDE * yunet[:, 2])).std():.3f}"
+    )
     encoder = FaceEncoder()
-    distances = [float(np.linalg.norm(encoder.encode(rgb, [box])[0] - encoder.encode(rgb, [to_detection(row).box])[0]))
-                 for rgb, box, row in found[::4]]
-    print(f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): median {np.median(distances):.3f}, "
-          f"p90 {np.percentile(distances, 90):.3f}, max {max(distances):.3f}")
+    distances = [
+        float(np.linalg.norm(encoder.encode(rgb, [box])[0] - encoder.encode(rgb, [to_detection(row).box])[0]))
+        for rgb, box, row in found[::4]
+    ]
+    print(
+        f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): median {np.median(distances):.3f}, "
+        f"p90 {np.percentile(distances, 90):.3f}, max {max(distances):.3f}"
+    )
     return 0
 
 

@@ -87,7 +87,9 @@ def virtual_box(height: int, width: int) -> Box:
     return Box(int(top * height), int(right * width), int(bottom * height), int(left * width))
 
 
-def negatives(rgb: np.ndarray, face: Box, found: list[tuple[Box, float]], rng: np.random.Generator) -> list[Box]:
+def negatives(
+    rgb: np.ndarray, face: Box, found: list[tuple[Box, float]], rng: np.random.Generator
+) -> list[Box]:
     """False candidates and BACKGROUND_PATCHES patches of background, from a photo whose only face is `face`."""
     height, width = rgb.shape[:2]
     boxes = [b for b, s in found if not overlaps(b, face) and b.size >= 12]
@@ -106,7 +108,9 @@ def negatives(rgb: np.ndarray, face: Box, found: list[tuple[Box, float]], rng: n
 
 def overlaps(a: Box, b: Box) -> bool:
     """Any overlap worth the name: a negative must show little of the face."""
-    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter = max(0, min(a.right, b.right) - max(a.left, b.left)) * max(
+        0, min(a.bottom, b.bottom) - max(a.top, b.top)
+    )
     return inter > 0.1 * min(a.width * a.height, b.width * b.height) or same_face(a, b)
 
 
@@ -120,18 +124,39 @@ def process(job: tuple[str, str, str, str]) -> list[dict]:
     found = [(d.box, d.score) for d in detect_in_photo(DETECTOR, rgb, UPSAMPLE, MAX_SIDE, NEGATIVE_FLOOR)]
     face, kind = face_box(rgb, found, dataset)
     best = max([s for _, s in found], default=None)
-    base = {"dataset": dataset, "split": split_of(name), "name": f"{dataset}/{cls}/{name}", "best_score": best}
+    base = {
+        "dataset": dataset,
+        "split": split_of(name),
+        "name": f"{dataset}/{cls}/{name}",
+        "best_score": best,
+    }
     if face is None:
         return [{**base, "label": CLASSES[cls], "kind": kind, "region": None}]
-    samples = [{**base, "label": CLASSES[cls], "kind": kind, "region": crop_face(rgb, face, REGION_SIZE, REGION_MARGIN)}]
+    samples = [
+        {
+            **base,
+            "label": CLASSES[cls],
+            "kind": kind,
+            "region": crop_face(rgb, face, REGION_SIZE, REGION_MARGIN),
+        }
+    ]
     if negatives_safe(rgb, face, kind, dataset, cls, found):
         rng = np.random.default_rng(int(hashlib.sha1(name.encode()).hexdigest()[:8], 16))
         for box in negatives(rgb, face, found, rng):
-            samples.append({**base, "label": NOT_FACE, "kind": "negative", "region": crop_face(rgb, box, REGION_SIZE, REGION_MARGIN)})
+            samples.append(
+                {
+                    **base,
+                    "label": NOT_FACE,
+                    "kind": "negative",
+                    "region": crop_face(rgb, box, REGION_SIZE, REGION_MARGIN),
+                }
+            )
     return samples
 
 
-def negatives_safe(rgb: np.ndarray, face: Box, kind: str, dataset: str, cls: str, found: list[tuple[Box, float]]) -> bool:
+def negatives_safe(
+    rgb: np.ndarray, face: Box, kind: str, dataset: str, cls: str, found: list[tuple[Box, float]]
+) -> bool:
     """Whether everything away from `face` is surely no face.
 
     Only in one-person photos whose face is sure: HOG found it, or it is the
@@ -145,14 +170,20 @@ def negatives_safe(rgb: np.ndarray, face: Box, kind: str, dataset: str, cls: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the mask folder (real/ and synthetic/ inside)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="the mask folder (real/ and synthetic/ inside)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="where samples.npz goes")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    jobs = [(str(p), dataset, cls, p.name)
-            for dataset in ("real", "synthetic") for cls in CLASSES
-            for p in sorted((args.data / dataset / cls).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    jobs = [
+        (str(p), dataset, cls, p.name)
+        for dataset in ("real", "synthetic")
+        for cls in CLASSES
+        for p in sorted((args.data / dataset / cls).iterdir())
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
     with Pool(args.jobs) as pool:
         samples = [s for batch in pool.imap(process, jobs, chunksize=16) for s in batch]
     report_floor(samples)
@@ -173,12 +204,23 @@ def main() -> int:
 
 def report_floor(samples: list[dict]) -> None:
     """How many masked training portraits a candidate floor would reach: the rule for CANDIDATE_FLOOR."""
-    scores = [s["best_score"] for s in samples
-              if s["dataset"] == "synthetic" and s["label"] == 1 and s["split"] == "train" and s["kind"] != "negative"]
+    scores = [
+        s["best_score"]
+        for s in samples
+        if s["dataset"] == "synthetic"
+        and s["label"] == 1
+        and s["split"] == "train"
+        and s["kind"] != "negative"
+    ]
     for floor in (0.0, -0.5, -0.75, -1.0, -1.25):
         reached = sum(b is not None and b >= floor for b in scores)
-        log.info("candidate floor %.2f: a HOG detection on %d of %d masked training portraits (%.1f%%)",
-                 floor, reached, len(scores), 100 * reached / len(scores))
+        log.info(
+            "candidate floor %.2f: a HOG detection on %d of %d masked training portraits (%.1f%%)",
+            floor,
+            reached,
+            len(scores),
+            100 * reached / len(scores),
+        )
 
 
 if __name__ == "__main__":

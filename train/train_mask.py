@@ -64,7 +64,11 @@ class MaskNet(nn.Module):
         layers: list[nn.Module] = []
         channels = [3, 16, 32, 64, 128, 128]
         for i, (cin, cout) in enumerate(zip(channels, channels[1:])):
-            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             if i < len(channels) - 2:
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -78,23 +82,35 @@ def augment(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A crop as a detector might have framed the face in another photo, in other light."""
     size = region.shape[0]
     if rng.random() < 0.3:  # a tight crop: what lies outside it repeats its edge
-        t, r, b, l = (int(v + s * size / 2 * rng.uniform(-0.05, 0.25))
-                      for v, s in zip((32, 96, 96, 32), (-1, 1, 1, -1)))
-        inner = region[max(t, 0):min(b, size), max(l, 0):min(r, size)]
-        region = cv2.copyMakeBorder(inner, max(t, 0), size - min(b, size), max(l, 0), size - min(r, size), cv2.BORDER_REPLICATE)
+        t, r, b, l = (
+            int(v + s * size / 2 * rng.uniform(-0.05, 0.25)) for v, s in zip((32, 96, 96, 32), (-1, 1, 1, -1))
+        )
+        inner = region[max(t, 0) : min(b, size), max(l, 0) : min(r, size)]
+        region = cv2.copyMakeBorder(
+            inner, max(t, 0), size - min(b, size), max(l, 0), size - min(r, size), cv2.BORDER_REPLICATE
+        )
     angle = rng.uniform(-15, 15)
     rotation = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
-    region = cv2.warpAffine(region, rotation, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    region = cv2.warpAffine(
+        region, rotation, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     side = 64 * rng.uniform(0.85, 1.2)
     cx, cy = 64 + rng.uniform(-0.1, 0.1) * side, 64 + rng.uniform(-0.1, 0.1) * side
     aspect = rng.uniform(0.9, 1.1)
-    box = Box(int(cy - side * aspect / 2), int(cx + side / aspect / 2), int(cy + side * aspect / 2), int(cx - side / aspect / 2))
+    box = Box(
+        int(cy - side * aspect / 2),
+        int(cx + side / aspect / 2),
+        int(cy + side * aspect / 2),
+        int(cx - side / aspect / 2),
+    )
     crop = crop_face(region, box)
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     if rng.random() < 0.3:  # a small or distant face, scaled up
         small = int(rng.uniform(14, 40))
-        crop = cv2.resize(cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA), (INPUT_SIZE, INPUT_SIZE))
+        crop = cv2.resize(
+            cv2.resize(crop, (small, small), interpolation=cv2.INTER_AREA), (INPUT_SIZE, INPUT_SIZE)
+        )
     if rng.random() < 0.2:
         crop = cv2.GaussianBlur(crop, (0, 0), rng.uniform(0.5, 1.5))
     crop = crop.astype(np.float32)
@@ -123,7 +139,10 @@ def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
 def predict(model: nn.Module, regions: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
-        out = [torch.softmax(model(blob([plain(r) for r in regions[i:i + 256]])), 1).numpy() for i in range(0, len(regions), 256)]
+        out = [
+            torch.softmax(model(blob([plain(r) for r in regions[i : i + 256]])), 1).numpy()
+            for i in range(0, len(regions), 256)
+        ]
     return np.concatenate(out)
 
 
@@ -177,7 +196,7 @@ def train(data: dict[str, np.ndarray]) -> MaskNet:
         order = rng.permutation(len(labels))
         total = 0.0
         for i in range(0, len(order), BATCH):
-            idx = order[i:i + BATCH]
+            idx = order[i : i + BATCH]
             x = blob([augment(regions[j], rng) for j in idx])
             loss = loss_fn(model(x), torch.from_numpy(labels[idx]).long())
             optimiser.zero_grad()
@@ -187,8 +206,13 @@ def train(data: dict[str, np.ndarray]) -> MaskNet:
             total += loss.item() * len(idx)
         if epoch % 4 == 3 or epoch == EPOCHS - 1:
             figures = evaluate(predict(model, data["region"][val]), data["label"][val], data["dataset"][val])
-            log.info("epoch %d: loss %.4f, val %s (%.0f s)", epoch + 1, total / len(labels),
-                     {k: round(v, 4) for k, v in figures.items()}, time.time() - start)
+            log.info(
+                "epoch %d: loss %.4f, val %s (%.0f s)",
+                epoch + 1,
+                total / len(labels),
+                {k: round(v, 4) for k, v in figures.items()},
+                time.time() - start,
+            )
     return model
 
 
@@ -197,8 +221,16 @@ def export(model: MaskNet, path: Path, check_regions: np.ndarray) -> float:
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE)
-    torch.onnx.export(model, dummy, str(path), opset_version=13, dynamo=False, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    torch.onnx.export(
+        model,
+        dummy,
+        str(path),
+        opset_version=13,
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
     x = to_blob([plain(r) for r in check_regions], rgb=True)
     net = cv2.dnn.readNetFromONNX(str(path))
     net.setInput(x)
@@ -212,7 +244,7 @@ def onnx_probabilities(path: Path, regions: np.ndarray) -> np.ndarray:
     net = cv2.dnn.readNetFromONNX(str(path))
     out = []
     for i in range(0, len(regions), 128):
-        net.setInput(to_blob([plain(r) for r in regions[i:i + 128]], rgb=True))
+        net.setInput(to_blob([plain(r) for r in regions[i : i + 128]], rgb=True))
         logits = net.forward()
         e = np.exp(logits - logits.max(1, keepdims=True))
         out.append(e / e.sum(1, keepdims=True))
@@ -221,36 +253,68 @@ def onnx_probabilities(path: Path, regions: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="the mask test-data folder (real/, synthetic/)")
-    parser.add_argument("--project-python", default=os.environ.get("EDGEGUARD_PYTHON", sys.executable),
-                        help="a Python with edgeguard's dependencies (dlib) for prepare_mask.py")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/edgeguard-mask-train"), help="scratch folder for the samples")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="the mask test-data folder (real/, synthetic/)"
+    )
+    parser.add_argument(
+        "--project-python",
+        default=os.environ.get("EDGEGUARD_PYTHON", sys.executable),
+        help="a Python with edgeguard's dependencies (dlib) for prepare_mask.py",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/edgeguard-mask-train"), help="scratch folder for the samples"
+    )
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
-    parser.add_argument("--reuse-samples", action="store_true", help="skip prepare_mask.py if its output exists")
+    parser.add_argument(
+        "--reuse-samples", action="store_true", help="skip prepare_mask.py if its output exists"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     samples = args.work / "samples.npz"
     if not (args.reuse_samples and samples.exists()):
-        subprocess.run([args.project_python, str(ROOT / "train" / "prepare_mask.py"), "--data", str(args.data),
-                        "--out", str(args.work)], check=True)
+        subprocess.run(
+            [
+                args.project_python,
+                str(ROOT / "train" / "prepare_mask.py"),
+                "--data",
+                str(args.data),
+                "--out",
+                str(args.work),
+            ],
+            check=True,
+        )
     data = dict(np.load(samples))
     started = time.time()
     model = train(data)
     difference = export(model, args.out, data["region"][data["split"] == "val"][:64])
-    log.info("exported %s (%d bytes); OpenCV vs PyTorch max logit difference %.2e", args.out, args.out.stat().st_size, difference)
+    log.info(
+        "exported %s (%d bytes); OpenCV vs PyTorch max logit difference %.2e",
+        args.out,
+        args.out.stat().st_size,
+        difference,
+    )
     figures, probs = {}, {}
     for split in ("val", "test"):
         sel = data["split"] == split
         probs[split] = onnx_probabilities(args.out, data["region"][sel])
         figures[split] = evaluate(probs[split], data["label"][sel], data["dataset"][sel])
-        log.info("%s (OpenCV, crops from prepare_mask.py): %s", split, {k: round(v, 4) for k, v in figures[split].items()})
+        log.info(
+            "%s (OpenCV, crops from prepare_mask.py): %s",
+            split,
+            {k: round(v, 4) for k, v in figures[split].items()},
+        )
     cut = face_threshold(probs["val"], data["label"][data["split"] == "val"])
     log.info("face threshold by the validation rule: P(not a face) < %s (edgeguard.mask.FACE_THRESHOLD)", cut)
     meta = {
         "classes": list(CLASS_NAMES),
-        "input": {"size": INPUT_SIZE, "order": "RGB", "scale": "(x - 127.5) / 127.5", "crop": "edgeguard.mask.crop_face"},
+        "input": {
+            "size": INPUT_SIZE,
+            "order": "RGB",
+            "scale": "(x - 127.5) / 127.5",
+            "crop": "edgeguard.mask.crop_face",
+        },
         "onnx_sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
         "seed": SEED,
         "epochs": EPOCHS,

@@ -69,7 +69,9 @@ def load_link_key(path: Path) -> bytes:
     try:
         credential = read_credential(CREDENTIAL_NAME)
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot read the image link key credential {CREDENTIAL_NAME}: {exc.strerror}") from None
+        raise OSError(
+            exc.errno, f"cannot read the image link key credential {CREDENTIAL_NAME}: {exc.strerror}"
+        ) from None
     if credential is not None:
         return _checked_key(credential, f"credential {CREDENTIAL_NAME}")
     try:
@@ -104,8 +106,9 @@ def _make_key(path: Path) -> bytes:
 class LinkSigner:
     """Makes and checks link tokens for file names in the captures folder."""
 
-    def __init__(self, key: bytes, public_url: str, ttl_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, key: bytes, public_url: str, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the link key must be at least {MIN_KEY_BYTES} bytes")
         if not public_url.startswith(("http://", "https://")):

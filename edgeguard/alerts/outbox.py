@@ -31,8 +31,10 @@ from ..store.sqlite import PrivateDB, connect_readonly
 # Columns added since the first outbox files: added to an older file when it is opened.
 ADDED_COLUMNS = {"first_attempt": "REAL", "uncertain": "INTEGER NOT NULL DEFAULT 0"}
 # What a full disk keeps in memory: the pending and last hour's messages (the hourly cap counts them).
-CARRY = {"messages": "WHERE status = 'pending' OR created >= CAST(strftime('%s', 'now') AS REAL) - 3600",
-         "held": ""}
+CARRY = {
+    "messages": "WHERE status = 'pending' OR created >= CAST(strftime('%s', 'now') AS REAL) - 3600",
+    "held": "",
+}
 MEMORY_MESSAGES = 1000
 SALVAGE_SCAN = 100_000  # message ids tried one by one in a damaged outbox
 
@@ -63,7 +65,6 @@ CREATE TABLE IF NOT EXISTS held (
 """
 
 
-
 @dataclass(frozen=True)
 class Message:
     id: int
@@ -82,8 +83,22 @@ class Message:
     uncertain: bool  # an attempt was made whose outcome is unknown (timeout, lost connection, stop)
 
 
-MESSAGE_COLUMNS = ("id", "created", "to_number", "body", "media_url", "event_seq", "status", "attempts",
-                   "next_attempt", "last_error", "sid", "finished", "first_attempt", "uncertain")
+MESSAGE_COLUMNS = (
+    "id",
+    "created",
+    "to_number",
+    "body",
+    "media_url",
+    "event_seq",
+    "status",
+    "attempts",
+    "next_attempt",
+    "last_error",
+    "sid",
+    "finished",
+    "first_attempt",
+    "uncertain",
+)
 
 
 class Outbox:
@@ -91,8 +106,16 @@ class Outbox:
 
     def __init__(self, path: Path, make_room: Callable[[], bool] | None = None) -> None:
         self.path = path
-        self._db = PrivateDB(path, SCHEMA, "outbox", carry=CARRY, salvage=_salvage_pending, upgrade=_add_columns,
-                             make_room=make_room, memory_rows=MEMORY_MESSAGES)
+        self._db = PrivateDB(
+            path,
+            SCHEMA,
+            "outbox",
+            carry=CARRY,
+            salvage=_salvage_pending,
+            upgrade=_add_columns,
+            make_room=make_room,
+            memory_rows=MEMORY_MESSAGES,
+        )
         self.changed = threading.Event()  # set when a message is added: wakes the sender
 
     @property
@@ -100,11 +123,20 @@ class Outbox:
         """Why messages are kept in memory for now; "" while they are written to the file."""
         return self._db.fault
 
-    def add(self, to_number: str, body: str, media_url: str | None, event_seq: int | None,
-            now: float | None = None) -> int:
+    def add(
+        self,
+        to_number: str,
+        body: str,
+        media_url: str | None,
+        event_seq: int | None,
+        now: float | None = None,
+    ) -> int:
         now = time.time() if now is None else now
-        cursor = self._write("INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (now, to_number, body, media_url, event_seq, now))
+        cursor = self._write(
+            "INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (now, to_number, body, media_url, event_seq, now),
+        )
         self.changed.set()
         return int(cursor.lastrowid)
 
@@ -115,8 +147,10 @@ class Outbox:
 
     def mark_attempt(self, message_id: int, now: float) -> None:
         """An attempt begins: its outcome is uncertain until Twilio answers."""
-        self._write("UPDATE messages SET uncertain = 1, first_attempt = COALESCE(first_attempt, ?) WHERE id = ?",
-                    (now, message_id))
+        self._write(
+            "UPDATE messages SET uncertain = 1, first_attempt = COALESCE(first_attempt, ?) WHERE id = ?",
+            (now, message_id),
+        )
 
     def mark_sent(self, message_id: int, sid: str, now: float) -> None:
         self._finish(message_id, "sent", sid, None, now)
@@ -129,27 +163,39 @@ class Outbox:
 
     def retry_later(self, message_id: int, error: str, next_attempt: float, uncertain: bool = False) -> None:
         """Try again at `next_attempt`; `uncertain` when Twilio may have accepted the message all the same."""
-        self._write("UPDATE messages SET attempts = attempts + 1, last_error = ?, next_attempt = ?, uncertain = ? "
-                    "WHERE id = ?", (error, next_attempt, int(uncertain), message_id))
+        self._write(
+            "UPDATE messages SET attempts = attempts + 1, last_error = ?, next_attempt = ?, uncertain = ? "
+            "WHERE id = ?",
+            (error, next_attempt, int(uncertain), message_id),
+        )
 
     def _finish(self, message_id: int, status: str, sid: str | None, error: str | None, now: float) -> None:
-        self._write("UPDATE messages SET status = ?, sid = ?, last_error = COALESCE(?, last_error), "
-                    "attempts = attempts + 1, finished = ?, uncertain = 0 WHERE id = ?",
-                    (status, sid, error, now, message_id))
+        self._write(
+            "UPDATE messages SET status = ?, sid = ?, last_error = COALESCE(?, last_error), "
+            "attempts = attempts + 1, finished = ?, uncertain = 0 WHERE id = ?",
+            (status, sid, error, now, message_id),
+        )
 
     def sent_since(self, to_number: str, since: float) -> int:
         """Messages queued for a recipient since a time (what the hourly cap counts)."""
-        row = self._db.read(lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE to_number = ? AND created >= ?",
-                                                  (to_number, since)).fetchone())
+        row = self._db.read(
+            lambda db: db.execute(
+                "SELECT COUNT(*) FROM messages WHERE to_number = ? AND created >= ?", (to_number, since)
+            ).fetchone()
+        )
         return int(row[0])
 
     def hold(self, to_number: str, now: float) -> None:
         """Count a message held back by the cap, to be mentioned in the next one."""
-        self._write("INSERT INTO held (to_number, count, since) VALUES (?, 1, ?) "
-                    "ON CONFLICT(to_number) DO UPDATE SET count = count + 1", (to_number, now))
+        self._write(
+            "INSERT INTO held (to_number, count, since) VALUES (?, 1, ?) "
+            "ON CONFLICT(to_number) DO UPDATE SET count = count + 1",
+            (to_number, now),
+        )
 
     def take_held(self, to_number: str) -> tuple[int, float] | None:
         """How many were held back for a recipient and since when; clears the count."""
+
         def take(db: sqlite3.Connection) -> tuple[int, float] | None:
             row = db.execute("SELECT count, since FROM held WHERE to_number = ?", (to_number,)).fetchone()
             if row:
@@ -167,7 +213,9 @@ class Outbox:
 
     def count(self, status: str) -> int:
         """How many messages have this status (without reading them)."""
-        row = self._db.read(lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE status = ?", (status,)).fetchone())
+        row = self._db.read(
+            lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE status = ?", (status,)).fetchone()
+        )
         return int(row[0])
 
     def latest(self, limit: int) -> list[Message]:
@@ -235,5 +283,7 @@ def _salvage_pending(old: sqlite3.Connection, new: sqlite3.Connection) -> int:
                 rows += old.execute(f"{select} AND id = ?", (message_id,)).fetchall()
             except sqlite3.DatabaseError:
                 continue
-    new.executemany(f"INSERT INTO messages ({', '.join(wanted)}) VALUES ({', '.join('?' for _ in wanted)})", rows)
+    new.executemany(
+        f"INSERT INTO messages ({', '.join(wanted)}) VALUES ({', '.join('?' for _ in wanted)})", rows
+    )
     return len(rows)

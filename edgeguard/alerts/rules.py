@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 class Alerter:
     """An event listener that queues alert messages in the outbox (called from every camera's thread)."""
 
-    def __init__(self, config: Config, outbox: Outbox, links: ImageLinks | None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: Config, outbox: Outbox, links: ImageLinks | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.cfg = config.alerts
         self.outbox = outbox
         self.links = links
@@ -71,7 +72,9 @@ class Alerter:
     def _matches(route: RouteConfig, event: Event, moment: datetime) -> bool:
         if event.type not in route.events or not in_hours(route.hours, moment):
             return False
-        if (route.locations and event.location not in route.locations) or (route.cameras and event.camera not in route.cameras):
+        if (route.locations and event.location not in route.locations) or (
+            route.cameras and event.camera not in route.cameras
+        ):
             return False
         if route.categories:
             return event.type != "crowd" and event.category in route.categories

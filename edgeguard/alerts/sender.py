@@ -73,11 +73,16 @@ class TwilioTransport:
         from twilio.rest import Client
 
         self.cfg = cfg
-        self.client = Client(cfg.account_sid, cfg.auth_token, http_client=_http_client(cfg.api_url, cfg.timeout))
+        self.client = Client(
+            cfg.account_sid, cfg.auth_token, http_client=_http_client(cfg.api_url, cfg.timeout)
+        )
 
     def send(self, to: str, body: str, media_url: str | None) -> str:
-        sender = ({"messaging_service_sid": self.cfg.messaging_service_sid} if self.cfg.messaging_service_sid
-                  else {"from_": self.cfg.from_number})
+        sender = (
+            {"messaging_service_sid": self.cfg.messaging_service_sid}
+            if self.cfg.messaging_service_sid
+            else {"from_": self.cfg.from_number}
+        )
         media = {"media_url": [media_url]} if media_url else {}
         return self.client.messages.create(to=to, body=body, **sender, **media).sid
 
@@ -117,7 +122,12 @@ def classify(exc: BaseException) -> tuple[bool, str]:
     if status is not None:
         if status == 429 or status >= 500:
             return True, f"Twilio answered HTTP {status}"
-        words = PERMANENT_ERRORS.get(code) or getattr(exc, "msg", None) or getattr(exc, "detail", None) or str(exc)
+        words = (
+            PERMANENT_ERRORS.get(code)
+            or getattr(exc, "msg", None)
+            or getattr(exc, "detail", None)
+            or str(exc)
+        )
         return False, f"Twilio error {code or status}: {mask_numbers(_first_line(words))}"
     # A connection error quotes the request's URL, the recipient's number in it: masked like Twilio's own texts.
     return True, f"cannot reach Twilio: {type(exc).__name__}: {mask_numbers(_first_line(exc))}"
@@ -128,8 +138,13 @@ def _first_line(exc: object) -> str:
 
 
 class Sender:
-    def __init__(self, outbox: Outbox, transport: Transport | None,
-                 clock: Callable[[], float] = time.time, jitter: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: Transport | None,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self.outbox = outbox
         self.transport = transport
         self.clock = clock
@@ -139,8 +154,10 @@ class Sender:
 
     def start(self) -> None:
         if self.transport is None:
-            log.warning("Twilio is not configured (credentials and from_number): alerts run dry "
-                        "(logged and recorded, not sent)")
+            log.warning(
+                "Twilio is not configured (credentials and from_number): alerts run dry "
+                "(logged and recorded, not sent)"
+            )
         self._thread = threading.Thread(target=self._run, name="sms-sender", daemon=True)
         self._thread.start()
 
@@ -193,12 +210,19 @@ class Sender:
             return "dry_run"
         if message.uncertain:
             try:
-                sid = self.transport.find(message.to_number, message.body, message.first_attempt or message.created)
+                sid = self.transport.find(
+                    message.to_number, message.body, message.first_attempt or message.created
+                )
             except Exception as exc:  # noqa: BLE001 - cannot tell whether it went out: ask again later, send nothing
                 return self._failed(message, exc, who, uncertain=True)
             if sid is not None:
                 self.outbox.mark_sent(message.id, sid, self.clock())
-                log.info("alert %d to %s: Twilio had accepted it already (%s); not sent again", message.id, who, sid)
+                log.info(
+                    "alert %d to %s: Twilio had accepted it already (%s); not sent again",
+                    message.id,
+                    who,
+                    sid,
+                )
                 return "sent"
         self.outbox.mark_attempt(message.id, self.clock())
         try:

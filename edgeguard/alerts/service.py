@@ -42,7 +42,9 @@ class AlertService:
         if drain_seconds > 0 and self.sender.drain(drain_seconds):
             log.warning("outbox: alerts still pending at exit; they are sent on the next start")
         self.sender.stop()
-        if not self.sender.alive:  # a send still in flight records its result; the process exit closes the file
+        if (
+            not self.sender.alive
+        ):  # a send still in flight records its result; the process exit closes the file
             self.outbox.close()
 
 
@@ -53,6 +55,9 @@ def _link_key(config: Config) -> bytes | None:
     except OSError as exc:
         if config.paths.link_key.exists():
             raise  # an existing key that cannot be read: the installer must look (named in the error)
-        log.error("image links are off until %s can be made (%s); alerts are sent without them",
-                  config.paths.link_key, exc)
+        log.error(
+            "image links are off until %s can be made (%s); alerts are sent without them",
+            config.paths.link_key,
+            exc,
+        )
         return None

@@ -83,7 +83,9 @@ def run_push(options: PushOptions) -> int:
     try:
         _check(options)
         uploader = Uploader(options.url, options.camera, read_token(options.token_file))
-        frames = FrameSource(CameraConfig(name=options.camera, source=options.source, loop=options.loop), realtime=True)
+        frames = FrameSource(
+            CameraConfig(name=options.camera, source=options.source, loop=options.loop), realtime=True
+        )
         frames.start()
         return PushClient(options, uploader, frames).run(stop)
     except PushError as exc:
@@ -135,7 +137,9 @@ def encode_frame(image: np.ndarray, width: int, quality: int) -> bytes:
     """The frame shrunk to at most `width` pixels wide, as a JPEG of `quality`."""
     height, current = image.shape[:2]
     if current > width:
-        image = cv2.resize(image, (width, max(1, round(height * width / current))), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (width, max(1, round(height * width / current))), interpolation=cv2.INTER_AREA
+        )
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError(f"OpenCV cannot encode a {current}x{height} frame as JPEG")
@@ -191,8 +195,9 @@ class Uploader:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=TIMEOUT,
-                                               context=ssl.create_default_context())
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=TIMEOUT, context=ssl.create_default_context()
+            )
         return http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
 
 
@@ -233,8 +238,12 @@ class PushClient:
         interval = 1.0 / self._options.fps
         next_send = time.monotonic()
         next_report = next_send + REPORT_EVERY
-        log.info("pushing %s to %s at up to %g frames a second", redact(self._options.source), self._uploader.where,
-                 self._options.fps)
+        log.info(
+            "pushing %s to %s at up to %g frames a second",
+            redact(self._options.source),
+            self._uploader.where,
+            self._options.fps,
+        )
         while not stop.wait(max(0.0, next_send - time.monotonic())):
             if time.monotonic() >= next_report:
                 self._report()
@@ -275,8 +284,12 @@ class PushClient:
             stop.wait(reply.retry_after)
         elif reply.status not in self._warned:
             self._warned.add(reply.status)
-            log.warning("%s refused a frame (%d): %s; going on (logged once)", self._uploader.where, reply.status,
-                        reply.reason)
+            log.warning(
+                "%s refused a frame (%d): %s; going on (logged once)",
+                self._uploader.where,
+                reply.status,
+                reply.reason,
+            )
 
     def _back_off(self, what: str, stop: threading.Event) -> None:
         self.reconnects += 1
@@ -290,13 +303,23 @@ class PushClient:
         self._delay = min(self._delay * 2, BACKOFF[1])
 
     def _report(self) -> None:
-        log.info("push to %s: %d frames sent, %d taken, %d refused, %d reconnects", self._uploader.where,
-                 self.sent, self.taken, self.refused, self.reconnects)
+        log.info(
+            "push to %s: %d frames sent, %d taken, %d refused, %d reconnects",
+            self._uploader.where,
+            self.sent,
+            self.taken,
+            self.refused,
+            self.reconnects,
+        )
 
 
 def _fatal(reply: Reply, camera: str, where: str) -> str:
     if reply.status == 401:
-        return (f"{where} refused the token for camera {camera!r} (401: {reply.reason}): give --token-file the "
-                f"daemon's credential edgeguard_push_<name> or its file push_tokens/{camera}.token")
-    return (f"{where} has no push camera {camera!r} (404: {reply.reason}): check --camera, --url, and that the "
-            "camera has source = \"push\" in the daemon's config")
+        return (
+            f"{where} refused the token for camera {camera!r} (401: {reply.reason}): give --token-file the "
+            f"daemon's credential edgeguard_push_<name> or its file push_tokens/{camera}.token"
+        )
+    return (
+        f"{where} has no push camera {camera!r} (404: {reply.reason}): check --camera, --url, and that the "
+        'camera has source = "push" in the daemon\'s config'
+    )

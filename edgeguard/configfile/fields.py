@@ -92,4 +92,10 @@ def _check_list(value: Any, item: Any, limits: Any, where: str) -> tuple[Any, ..
 
 
 def _type_name(kind: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string", Path: "a path string"}[kind]
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        Path: "a path string",
+    }[kind]

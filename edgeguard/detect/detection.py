@@ -49,8 +49,9 @@ class DetectorError(Exception):
     """The face detector's model is missing, damaged or cannot run here."""
 
 
-def detect_in_photo(detector: FaceDetector, rgb: np.ndarray, upsample: int, max_side: int,
-                    floor: float = 0.0) -> list[Detection]:
+def detect_in_photo(
+    detector: FaceDetector, rgb: np.ndarray, upsample: int, max_side: int, floor: float = 0.0
+) -> list[Detection]:
     """Faces in a still RGB photo, in its own coordinates (a box may reach past the edge).
 
     The photo is shrunk to `max_side` (detection cost grows with area; encoding

@@ -37,7 +37,9 @@ class DlibDetector:
         with self._lock:
             detector = self._load()
             if self.name == "cnn":
-                return [Detection(Box.from_dlib(d.rect), float(d.confidence)) for d in detector(image, upsample)]
+                return [
+                    Detection(Box.from_dlib(d.rect), float(d.confidence)) for d in detector(image, upsample)
+                ]
             rects, scores, _ = detector.run(image, upsample, floor)
         return [Detection(Box.from_dlib(r), float(s)) for r, s in zip(rects, scores)]
 

@@ -92,7 +92,9 @@ class YuNetDetector:
     def _load(self) -> cv2.FaceDetectorYN:
         if self._net is None:
             check_model(self.model_path)
-            self._net = cv2.FaceDetectorYN.create(str(self.model_path), "", (320, 320), self.score, NMS_IOU, TOP_K)
+            self._net = cv2.FaceDetectorYN.create(
+                str(self.model_path), "", (320, 320), self.score, NMS_IOU, TOP_K
+            )
         return self._net
 
 
@@ -101,10 +103,14 @@ def check_model(path: Path) -> None:
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
-        raise DetectorError(f"face detector model {path}: {exc.strerror or exc}; reinstall EdgeGuard") from None
+        raise DetectorError(
+            f"face detector model {path}: {exc.strerror or exc}; reinstall EdgeGuard"
+        ) from None
     if digest != MODEL_SHA256:
-        raise DetectorError(f"face detector model {path}: checksum {digest[:12]}... is not {MODEL_SHA256[:12]}... "
-                            "(damaged or replaced); reinstall EdgeGuard")
+        raise DetectorError(
+            f"face detector model {path}: checksum {digest[:12]}... is not {MODEL_SHA256[:12]}... "
+            "(damaged or replaced); reinstall EdgeGuard"
+        )
 
 
 def to_detection(row: np.ndarray) -> Detection:
@@ -114,7 +120,12 @@ def to_detection(row: np.ndarray) -> Detection:
     scale = math.sqrt(max(w, 1.0) * max(h, 1.0))
     side = BOX_SIDE * scale
     cx, cy = x + w / 2, y + h / 2 + BOX_DROP * scale
-    box = Box(int(round(cy - side / 2)), int(round(cx + side / 2)), int(round(cy + side / 2)), int(round(cx - side / 2)))
+    box = Box(
+        int(round(cy - side / 2)),
+        int(round(cx + side / 2)),
+        int(round(cy + side / 2)),
+        int(round(cx - side / 2)),
+    )
     return Detection(box, float(row[14]), nose_offset(landmarks) <= MAX_NOSE_OFFSET)
 
 

@@ -25,7 +25,9 @@ class CameraWatch:
     def __init__(self, down_after: float, clock=time.monotonic) -> None:
         self.down_after = down_after
         self.clock = clock
-        self.last_frame = clock()  # start-up counts as a frame: a camera that never delivers is down after down_after
+        self.last_frame = (
+            clock()
+        )  # start-up counts as a frame: a camera that never delivers is down after down_after
         self.down = False
         self._down_since = self.last_frame
 

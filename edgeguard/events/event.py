@@ -32,7 +32,9 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["id"] = out.pop("person_id")
-        out["time_iso"] = datetime.fromtimestamp(self.time, timezone.utc).astimezone().isoformat(timespec="seconds")
+        out["time_iso"] = (
+            datetime.fromtimestamp(self.time, timezone.utc).astimezone().isoformat(timespec="seconds")
+        )
         return out
 
     def subject(self) -> str:

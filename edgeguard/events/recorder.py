@@ -60,14 +60,21 @@ RECENT_TRACKS = 64
 class SiteEvents:
     """What every camera's events share: the event log, captures, listeners, visitors and sightings."""
 
-    def __init__(self, config: Config, event_log: EventLog, captures: CaptureStore,
-                 listeners: list[Callable[[Event], None]] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        event_log: EventLog,
+        captures: CaptureStore,
+        listeners: list[Callable[[Event], None]] | None = None,
+    ) -> None:
         self.config = config
         self.event_log = event_log
         self.captures = captures
         self.listeners = listeners if listeners is not None else []
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
-        self.sightings: dict[tuple[str, str], tuple[float, str | None]] = {}  # (person Id, location) -> last capture
+        self.sightings: dict[
+            tuple[str, str], tuple[float, str | None]
+        ] = {}  # (person Id, location) -> last capture
         self.lock = threading.Lock()
 
     def recorder(self, camera: CameraConfig) -> EventRecorder:
@@ -82,13 +89,22 @@ class SiteEvents:
             try:
                 listener(event)
             except Exception:  # a bug in one listener must not stop the camera
-                log.exception("event %s (%s) is in the event log, but handling it failed", event.seq, event.type)
+                log.exception(
+                    "event %s (%s) is in the event log, but handling it failed", event.seq, event.type
+                )
         return event
 
     def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
         """A camera_down or camera_up event (edgeguard.events.cameras)."""
-        event = Event(type=kind, time=when, camera=camera.name, location=camera.location,
-                      latitude=_position(camera, 0), longitude=_position(camera, 1), extra=extra)
+        event = Event(
+            type=kind,
+            time=when,
+            camera=camera.name,
+            location=camera.location,
+            latitude=_position(camera, 0),
+            longitude=_position(camera, 1),
+            extra=extra,
+        )
         with self.lock:
             return self.append(event)
 
@@ -154,19 +170,29 @@ class EventRecorder:
         track, person = obs.track, obs.person
         assert track is not None and person is not None
         best = track.take_view()  # captured or not, the track no longer needs the frame
-        extra: dict[str, Any] = {"box": track.box.as_list(),
-                                 "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin)}
-        fields: dict[str, Any] = {"person_id": person.id, "name": person.name, "category": person.category or None,
-                                  "extra": extra}
+        extra: dict[str, Any] = {
+            "box": track.box.as_list(),
+            "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin),
+        }
+        fields: dict[str, Any] = {
+            "person_id": person.id,
+            "name": person.name,
+            "category": person.category or None,
+            "extra": extra,
+        }
         if not self._captured(person.category) or best is None:
             return fields
         last = self.site.sightings.get((person.id, self.camera.location))
         if last is not None and obs.frame.time - last[0] < self.sighting_seconds:
             fields["capture"] = last[1]  # the same sighting: its capture
             return fields
-        crop = captioned(best.crop, f"{self.camera.location} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}")
-        sidecar = {**self._sidecar(obs, best, track.encodings_for(person.id)),
-                   "person": {"id": person.id, "name": person.name, "category": person.category or None}}
+        crop = captioned(
+            best.crop, f"{self.camera.location} {datetime.fromtimestamp(best.frame.time):%H:%M:%S}"
+        )
+        sidecar = {
+            **self._sidecar(obs, best, track.encodings_for(person.id)),
+            "person": {"id": person.id, "name": person.name, "category": person.category or None},
+        }
         fields["capture"] = self._save(best, crop, sidecar, extra)
         self.site.sightings[(person.id, self.camera.location)] = (obs.frame.time, fields["capture"])
         return fields
@@ -176,7 +202,9 @@ class EventRecorder:
             return category not in self.quiet_categories
         return category in self.known_categories
 
-    def _save(self, best: BestView, crop: np.ndarray, sidecar: dict[str, Any], extra: dict[str, Any]) -> str | None:
+    def _save(
+        self, best: BestView, crop: np.ndarray, sidecar: dict[str, Any], extra: dict[str, Any]
+    ) -> str | None:
         """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
         saved = self.captures.save(best.frame.time, self.camera.name, crop, best.frame.image, sidecar)
         if not isinstance(saved, SavedCapture):
@@ -194,8 +222,10 @@ class EventRecorder:
         where = self.camera.location
         visitor = self.visitors.recall(encodings, obs.frame.time)
         if visitor is not None and where in visitor.captures:
-            return {"capture": visitor.captures[where],
-                    "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}}
+            return {
+                "capture": visitor.captures[where],
+                "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()},
+            }
         best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
         extra: dict[str, Any] = {"box": track.box.as_list()}
@@ -213,8 +243,11 @@ class EventRecorder:
         return {
             "time": best.frame.time,
             "camera": self.camera.name,
-            "location": {"name": self.camera.location, "latitude": _position(self.camera, 0),
-                         "longitude": _position(self.camera, 1)},
+            "location": {
+                "name": self.camera.location,
+                "latitude": _position(self.camera, 0),
+                "longitude": _position(self.camera, 1),
+            },
             "box": best.box.as_list(),
             "distance": obs.distance,
             "frame": best.frame.number,
@@ -226,12 +259,18 @@ class EventRecorder:
 
     def _event(self, obs: Observation, **fields: Any) -> Event:
         return Event(
-            type=obs.kind, time=obs.frame.time, camera=self.camera.name, location=self.camera.location,
-            latitude=_position(self.camera, 0), longitude=_position(self.camera, 1), distance=obs.distance,
-            frame=obs.frame.number, pos_ms=obs.frame.pos_ms, track=obs.track.id if obs.track else None,
+            type=obs.kind,
+            time=obs.frame.time,
+            camera=self.camera.name,
+            location=self.camera.location,
+            latitude=_position(self.camera, 0),
+            longitude=_position(self.camera, 1),
+            distance=obs.distance,
+            frame=obs.frame.number,
+            pos_ms=obs.frame.pos_ms,
+            track=obs.track.id if obs.track else None,
             **fields,
         )
-
 
 
 def _position(camera: CameraConfig, axis: int) -> float | None:

@@ -87,7 +87,7 @@ class Box:
     def crop(self, image: np.ndarray) -> np.ndarray:
         """The part of `image` inside the box (clipped to the image), as a view."""
         b = self.clipped(*image.shape[:2])
-        return image[b.top:b.bottom, b.left:b.right]
+        return image[b.top : b.bottom, b.left : b.right]
 
     def as_list(self) -> list[int]:
         return [self.top, self.right, self.bottom, self.left]

@@ -123,8 +123,10 @@ class EncoderPool:
             executor.shutdown(wait=False, cancel_futures=True)
             self._executor, self._pids = None, ()
             if retried:
-                log.error("the restarted encoder pool broke too; encoding in this process from now on "
-                          "(one core for all cameras)")
+                log.error(
+                    "the restarted encoder pool broke too; encoding in this process from now on "
+                    "(one core for all cameras)"
+                )
                 return
             log.error("an encoder worker process died (killed for memory, or crashed); starting a new pool")
             try:
@@ -160,8 +162,12 @@ def _descriptors(model: Any, chips: np.ndarray, jitters: int) -> np.ndarray:
 def _check_chips(chips: np.ndarray) -> None:
     """ValueError unless `chips` are face chips as dlib's network takes them."""
     expected = (CHIP_SIZE, CHIP_SIZE, 3)
-    if not isinstance(chips, np.ndarray) or chips.ndim != 4 or chips.shape[1:] != expected \
-            or chips.dtype != np.uint8:
+    if (
+        not isinstance(chips, np.ndarray)
+        or chips.ndim != 4
+        or chips.shape[1:] != expected
+        or chips.dtype != np.uint8
+    ):
         got = f"{chips.shape} {chips.dtype}" if isinstance(chips, np.ndarray) else type(chips).__name__
         raise ValueError(f"face chips must be an (n, {CHIP_SIZE}, {CHIP_SIZE}, 3) uint8 array, not {got}")
 
@@ -186,8 +192,9 @@ def _start(processes: int) -> tuple[ProcessPoolExecutor, tuple[int, ...]]:
     except (BrokenProcessPool, threading.BrokenBarrierError, TimeoutError, OSError) as exc:
         executor.shutdown(wait=False, cancel_futures=True)
         why = str(exc).rstrip(".") or type(exc).__name__
-        raise EncoderPoolError(f"the encoder worker processes did not start ({why}; "
-                               "a worker's own error, if any, is on stderr)") from exc
+        raise EncoderPoolError(
+            f"the encoder worker processes did not start ({why}; a worker's own error, if any, is on stderr)"
+        ) from exc
 
 
 def _start_worker(barrier: Any) -> None:

@@ -59,8 +59,9 @@ def make_detector(cfg: RecognitionConfig) -> FaceDetector:
 class FaceEngine:
     """Detector and encoder configured once; models load on first use."""
 
-    def __init__(self, cfg: RecognitionConfig, mask: MaskConfig | None = None,
-                 pool: EncoderPool | None = None) -> None:
+    def __init__(
+        self, cfg: RecognitionConfig, mask: MaskConfig | None = None, pool: EncoderPool | None = None
+    ) -> None:
         self.cfg = cfg
         self.detector = make_detector(cfg)
         self.encoder = FaceEncoder(pool)
@@ -86,8 +87,9 @@ class FaceEngine:
         if self._face_check is not None:  # HOG has the last word on doubted boxes
             self._hog.find(blank[:, :, 0])
 
-    def checked(self, image: np.ndarray, found: list[Detection], rgb: bool,
-                not_face: float = NOT_FACE_LIVE) -> list[Detection]:
+    def checked(
+        self, image: np.ndarray, found: list[Detection], rgb: bool, not_face: float = NOT_FACE_LIVE
+    ) -> list[Detection]:
         """The detections that are faces: YuNet's unsure boxes the mask model finds not a face (with
         probability `not_face` or more) and HOG does not confirm are dropped (without a mask model, all
         are kept); `image` is the one the boxes are in, RGB or BGR."""
@@ -105,8 +107,10 @@ class FaceEngine:
         An animal's face the ordinary check lets through (the mask model finds a dog's 50:50) is not."""
         if self.detector.name != "yunet" or found.score >= SURE_SCORE:
             return True
-        sure_face = self._face_check is not None and \
-            self._face_check.probabilities(rgb, [found.box])[0][NOT_FACE] <= 1 - NOT_FACE_LIVE
+        sure_face = (
+            self._face_check is not None
+            and self._face_check.probabilities(rgb, [found.box])[0][NOT_FACE] <= 1 - NOT_FACE_LIVE
+        )
         return sure_face or self._hog_confirms(rgb, found.box)
 
     def _hog_confirms(self, image: np.ndarray, box: Box) -> bool:
@@ -116,17 +120,29 @@ class FaceEngine:
         if region.size < 1:
             return False
         scale = CONFIRM_FACE / max(box.size, 1)
-        patch = cv2.resize(region.crop(image), None, fx=scale, fy=scale,
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        return any(same_face(d.box.scaled(1 / scale).shifted(region.top, region.left), box)
-                   for d in self._hog.find(patch, 0))
+        patch = cv2.resize(
+            region.crop(image),
+            None,
+            fx=scale,
+            fy=scale,
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
+        return any(
+            same_face(d.box.scaled(1 / scale).shifted(region.top, region.left), box)
+            for d in self._hog.find(patch, 0)
+        )
 
     def find_in_photo(self, rgb: np.ndarray, masked: bool = False) -> list[Detection]:
         """Faces in a still photo; with `masked` (and HOG's search enabled), also masked faces
         HOG scored just below its cut-off.  Enrolment never uses it: a watchlist photo is bare-faced."""
         search = self.masks if masked and self.find_masked else None
-        found = detect_in_photo(self.detector, rgb, self.cfg.upsample, self.cfg.max_detect_side,
-                                CANDIDATE_FLOOR if search else 0.0)
+        found = detect_in_photo(
+            self.detector,
+            rgb,
+            self.cfg.upsample,
+            self.cfg.max_detect_side,
+            CANDIDATE_FLOOR if search else 0.0,
+        )
         if search is None:
             return self.checked(rgb, found, rgb=True, not_face=NOT_FACE_STILL)
         faces, masked_faces = split_faces(rgb, [(d.box, d.score) for d in found], search)
@@ -155,12 +171,15 @@ class FaceEngine:
             usable = [d for d in usable if d.box.size > BYSTANDER * largest]
         if not usable:
             largest = max(d.box.size for d in found)
-            raise PhotoError(f"face too small: {largest} px, at least {self.cfg.enrol_min_face_size} px needed")
+            raise PhotoError(
+                f"face too small: {largest} px, at least {self.cfg.enrol_min_face_size} px needed"
+            )
         if len(usable) > 1:
             raise PhotoError(f"{len(usable)} faces found; a watchlist photo must show one person only")
         if not usable[0].frontal:
             raise PhotoError(TURNED_AWAY)
         return self.encoder.encode(rgb, [usable[0].box], self.cfg.enrol_jitters)[0]
+
 
 def _share_inside(box: Box, image: np.ndarray) -> float:
     """The share of the box's area that lies inside the image."""
@@ -173,6 +192,9 @@ def _mask_classifier() -> MaskClassifier | None:
     try:
         classifier.load()
     except MaskModelError as exc:
-        log.error("%s; running without mask checks (and without a second opinion on the detector's unsure faces)", exc)
+        log.error(
+            "%s; running without mask checks (and without a second opinion on the detector's unsure faces)",
+            exc,
+        )
         return None
     return classifier

@@ -20,8 +20,23 @@ from ..common.files import UnsafeFile, open_regular
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 # Pictures we do not read: worth telling staff about (convert it), unlike a README or Thumbs.db.
-OTHER_IMAGE_SUFFIXES = frozenset({".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jfif",
-                                  ".jp2", ".dng", ".cr2", ".nef", ".arw"})
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".jfif",
+        ".jp2",
+        ".dng",
+        ".cr2",
+        ".nef",
+        ".arw",
+    }
+)
 
 # Our own limit (recognition.max_image_pixels) is checked from the header,
 # before decoding, with a message that names the setting; Pillow's fixed one
@@ -40,7 +55,9 @@ def is_photo_name(path: Path) -> bool:
 
 def is_image_name(path: Path) -> bool:
     """Whether a file name looks like a picture of any kind, read or not (hidden and temp files do not)."""
-    return path.suffix.lower() in PHOTO_SUFFIXES | OTHER_IMAGE_SUFFIXES and not path.name.startswith((".", "~"))
+    return path.suffix.lower() in PHOTO_SUFFIXES | OTHER_IMAGE_SUFFIXES and not path.name.startswith(
+        (".", "~")
+    )
 
 
 def load_photo(path: Path, max_pixels: int) -> np.ndarray:

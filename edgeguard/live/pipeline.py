@@ -118,8 +118,13 @@ class FrameReport:
 class FrameProcessor:
     """One camera's pipeline (default: the first camera's settings); not shared between threads."""
 
-    def __init__(self, config: Config, engine: FaceEngine, watchlist: Callable[[], Watchlist],
-                 camera: CameraConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engine: FaceEngine,
+        watchlist: Callable[[], Watchlist],
+        camera: CameraConfig | None = None,
+    ) -> None:
         camera = camera or config.cameras[0]
         self.cfg = config.pipeline
         self.detect_width = camera.detect_width
@@ -185,16 +190,23 @@ class FrameProcessor:
 
     def _detect_full(self, image: np.ndarray, bgr: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.detect_width / width) * (2 ** self._upsample)
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        scale = min(1.0, self.detect_width / width) * (2**self._upsample)
+        small = cv2.resize(
+            image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
         return self._faces(small, bgr, lambda b: b.scaled(1 / scale))
 
     def _detect_around(self, image: np.ndarray, bgr: np.ndarray, box: Box) -> list[Detection]:
         height, width = image.shape[:2]
         region = box.grown(int(box.size * REGION_CONTEXT)).clipped(height, width)
         scale = self._region_face / max(box.size, 1)
-        patch = cv2.resize(region.crop(image), None, fx=scale, fy=scale,
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        patch = cv2.resize(
+            region.crop(image),
+            None,
+            fx=scale,
+            fy=scale,
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
         if self.engine.detector.name == "yunet":
             patch = _padded(patch, int(self._region_face * (1 + 2 * REGION_CONTEXT)))
         return self._faces(patch, bgr, lambda b: b.scaled(1 / scale).shifted(region.top, region.left))
@@ -218,7 +230,11 @@ class FrameProcessor:
 
     def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
         """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
-        due = [(t, s) for t, s in usable if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds]
+        due = [
+            (t, s)
+            for t, s in usable
+            if t.decided is None or now - t.last_sample_time >= self.cfg.recheck_seconds
+        ]
         if not due:
             return []
         rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
@@ -230,8 +246,17 @@ class FrameProcessor:
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
             if identity.vetoed is not None:
-                log.debug("track %d: nearest %s (Id %s), vetoed by feedback", track.id, identity.vetoed.name, identity.vetoed.id)
-            sample = Sample(sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin), identity.distance, encoding)
+                log.debug(
+                    "track %d: nearest %s (Id %s), vetoed by feedback",
+                    track.id,
+                    identity.vetoed.name,
+                    identity.vetoed.id,
+                )
+            sample = Sample(
+                sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin),
+                identity.distance,
+                encoding,
+            )
             if add_identity_sample(track, sample, watchlist, self.cfg.unknown_margin, now):
                 decisions.append(self._decision(track, frame, watchlist))
         return decisions
@@ -242,14 +267,22 @@ class FrameProcessor:
         (so that an event can say who, and an unknown face's capture exists)."""
         if self.engine.masks is None:
             return []
-        due = [t for t in usable if now - t.mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)]
+        due = [
+            t
+            for t in usable
+            if now - t.mask_time >= (self.cfg.track_every if t.masked is None else MASK_RECHECK_SECONDS)
+        ]
         unverified = [t for t in due if t.box not in self._verified]
         results = self.engine.masks.classify(frame.image, [t.box for t in unverified], rgb=False)
         scores = {t.id: r.score for t, r in zip(unverified, results)}
         for track in due:
             score = self._verified[track.box] if track.box in self._verified else scores[track.id]
             track.add_mask_sample(vote_label(score), now)
-        return [BareFace(t, self._person(t.decided)) for t in usable if t.masked is False and t.decided is not None]
+        return [
+            BareFace(t, self._person(t.decided))
+            for t in usable
+            if t.masked is False and t.decided is not None
+        ]
 
     def _person(self, label: str | Verdict | None) -> Person | None:
         return self.watchlist().people.get(label) if isinstance(label, str) else None
@@ -287,7 +320,9 @@ def sample_label(identity: Identity, tolerance: float, margin: float) -> str | V
     return Verdict.UNKNOWN
 
 
-def add_identity_sample(track: Track, sample: Sample, watchlist: Watchlist, margin: float, now: float) -> bool:
+def add_identity_sample(
+    track: Track, sample: Sample, watchlist: Watchlist, margin: float, now: float
+) -> bool:
     """Give a track one identity sample; True if that decided it, by the vote's majority or by pooling."""
     if track.add_sample(sample, now):
         return True

@@ -61,9 +61,13 @@ class Track:
         self.mask_episode = 0
         self.samples: list[Sample] = []  # the open (or deciding) identity vote's samples
         self.best: BestView | None = None  # the view a capture is made of
-        self.pooled_distance: float | None = None  # set when pooling decided the vote (edgeguard.live.pipeline)
+        self.pooled_distance: float | None = (
+            None  # set when pooling decided the vote (edgeguard.live.pipeline)
+        )
         self._ballots = ballots
-        self._identity: MajorityVote[str | Verdict] = MajorityVote(ballots, Verdict.UNKNOWN, abstain_confirms=True)
+        self._identity: MajorityVote[str | Verdict] = MajorityVote(
+            ballots, Verdict.UNKNOWN, abstain_confirms=True
+        )
         self._mask: MajorityVote[bool] = MajorityVote(ballots)
 
     @property
@@ -151,7 +155,9 @@ class Tracker:
         self.tracks: dict[int, Track] = {}
         self._ids = itertools.count(1)
 
-    def update(self, found: list[Detection], now: float, candidates: list[Track] | None = None) -> list[Track]:
+    def update(
+        self, found: list[Detection], now: float, candidates: list[Track] | None = None
+    ) -> list[Track]:
         """Give each detection to a track (among `candidates`, default all) or a new one.
 
         With `candidates` (a search around known tracks) a box that fits none of

@@ -64,7 +64,9 @@ class CameraRun:
     def start(self, stop: threading.Event) -> None:
         self.started = time.monotonic()
         self._window = (self.started, 0)
-        self._thread = threading.Thread(target=self._run, args=(stop,), name=f"camera-{self.camera.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(stop,), name=f"camera-{self.camera.name}", daemon=True
+        )
         self._thread.start()
 
     def join(self, timeout: float) -> None:

@@ -92,8 +92,13 @@ class Parts:
 
 
 class Daemon:
-    def __init__(self, config: Config, source: str | None = None, realtime: bool | None = None,
-                 camera: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        source: str | None = None,
+        realtime: bool | None = None,
+        camera: str | None = None,
+    ) -> None:
         self.config = config
         self.source_override = source
         self.camera_override = camera
@@ -132,7 +137,9 @@ class Daemon:
             self._teardown(parts, drain=0.0)
             return 1
         for run in parts.cameras:
-            log.info("running: camera %s (%s) at %s", run.camera.name, run.source.description, run.camera.location)
+            log.info(
+                "running: camera %s (%s) at %s", run.camera.name, run.source.description, run.camera.location
+            )
         camera_stop = threading.Event()
         code = 0
         try:
@@ -146,14 +153,26 @@ class Daemon:
             ended = not (self.stop_requested.is_set() or self.reload_requested.is_set())
             self._teardown(parts, drain=DRAIN_AT_END if ended and code == 0 else 0.0)
         for run in parts.cameras:
-            log.info("camera %s: stopped after %d frames (%.1f fps), %d detections, %d encodings, %d region searches",
-                     run.camera.name, run.frames, run.fps(), run.processor.detections, run.processor.encodings,
-                     run.processor.region_searches)
+            log.info(
+                "camera %s: stopped after %d frames (%.1f fps), %d detections, %d encodings, %d region searches",
+                run.camera.name,
+                run.frames,
+                run.fps(),
+                run.processor.detections,
+                run.processor.encodings,
+                run.processor.region_searches,
+            )
         total = sum(run.frames for run in parts.cameras)
-        log.info("stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings, %d region searches",
-                 total, sum(run.fps() for run in parts.cameras), self.stats.events,
-                 *(sum(getattr(run.processor, key) for run in parts.cameras)
-                   for key in ("detections", "encodings", "region_searches")))
+        log.info(
+            "stopped after %d frames (%.1f fps), %d events, %d detections, %d encodings, %d region searches",
+            total,
+            sum(run.fps() for run in parts.cameras),
+            self.stats.events,
+            *(
+                sum(getattr(run.processor, key) for run in parts.cameras)
+                for key in ("detections", "encodings", "region_searches")
+            ),
+        )
         return code
 
     def _overridden(self, cfg: Config) -> Config:
@@ -163,8 +182,10 @@ class Daemon:
         if self.camera_override is not None:
             cameras = tuple(c for c in cameras if c.name == self.camera_override)
             if not cameras:
-                raise ConfigError(f"--camera {self.camera_override!r}: no such camera "
-                                  f"(configured: {', '.join(c.name for c in cfg.cameras)})")
+                raise ConfigError(
+                    f"--camera {self.camera_override!r}: no such camera "
+                    f"(configured: {', '.join(c.name for c in cfg.cameras)})"
+                )
         if self.source_override is not None:
             cameras = (dataclasses.replace(cameras[0], source=self.source_override),)
         if self.realtime is not None:
@@ -215,9 +236,16 @@ class Daemon:
             parts.cameras.append(CameraRun(camera, source, processor, site.recorder(camera), watch))
         if cfg.web.enabled:
             parts.dashboard, parts.web = build_dashboard(
-                cfg, status=lambda: self._site_status(parts), watchlist=lambda: service.current,
-                event_log=event_log, outbox=alerts.outbox, engine=lambda: engines[0], signer=alerts.signer,
-                reload_watchlist=service.request_reload, push=parts.push)
+                cfg,
+                status=lambda: self._site_status(parts),
+                watchlist=lambda: service.current,
+                event_log=event_log,
+                outbox=alerts.outbox,
+                engine=lambda: engines[0],
+                signer=alerts.signer,
+                reload_watchlist=service.request_reload,
+                push=parts.push,
+            )
             site.listeners.append(parts.dashboard.events)
             for run in parts.cameras:
                 run.publish = self._publisher(parts)
@@ -258,8 +286,11 @@ class Daemon:
                 return 0
             failed = [run for run in parts.cameras if run.error is not None]
             if failed:
-                log.error("camera %s failed (%s); stopping so that systemd restarts the service",
-                          failed[0].camera.name, failed[0].error)
+                log.error(
+                    "camera %s failed (%s); stopping so that systemd restarts the service",
+                    failed[0].camera.name,
+                    failed[0].error,
+                )
                 return 1
             if all(run.finished for run in parts.cameras):
                 log.info("every source ended")
@@ -340,16 +371,27 @@ class Daemon:
     @staticmethod
     def _publisher(parts: Parts):
         """The live view's hand-over for the camera threads (references only: no copy, no encoding)."""
+
         def publish(run: CameraRun, frame: Frame, now: float) -> None:
             assert parts.dashboard is not None
             if parts.dashboard.live.wants(run.camera.name, now):
                 faces = face_labels(run.processor.tracker.tracks.values(), parts.service.current.people)
                 parts.dashboard.live.publish(run.camera.name, frame.image, faces, now)
+
         return publish
 
     def _site_status(self, parts: Parts) -> SiteStatus:
-        cameras = [CameraStatus(run.camera.name, run.camera.location, run.source.state, run.source.description,
-                                run.current_fps(), run.processor.people_in_view) for run in parts.cameras]
+        cameras = [
+            CameraStatus(
+                run.camera.name,
+                run.camera.location,
+                run.source.state,
+                run.source.description,
+                run.current_fps(),
+                run.processor.people_in_view,
+            )
+            for run in parts.cameras
+        ]
         faults = [f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f]
         return SiteStatus(cameras, faults, self.stats.last_event)
 
@@ -364,10 +406,14 @@ class Daemon:
     def _status(self, parts: Parts) -> str:
         faults = "; ".join(f for f in (parts.event_log.fault, parts.alerts.outbox.fault) if f)
         storage = f"; STORAGE: {faults} (kept in memory)" if faults else ""
-        cameras = ", ".join(f"{run.camera.name} {run.source.state} {run.current_fps():.1f} fps" for run in parts.cameras)
+        cameras = ", ".join(
+            f"{run.camera.name} {run.source.state} {run.current_fps():.1f} fps" for run in parts.cameras
+        )
         people = sum(run.processor.people_in_view for run in parts.cameras)
-        return (f"{sum(run.current_fps() for run in parts.cameras):.1f} fps ({cameras}), {parts.service.current.enrolled} "
-                f"people enrolled, {people} in view, last event: {self.stats.last_event}{storage}")
+        return (
+            f"{sum(run.current_fps() for run in parts.cameras):.1f} fps ({cameras}), {parts.service.current.enrolled} "
+            f"people enrolled, {people} in view, last event: {self.stats.last_event}{storage}"
+        )
 
     def _count_event(self, event: Event) -> None:
         """A listener: the count and the last event, for the status line."""
@@ -380,7 +426,6 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_requested.set())
         signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
-
 
 
 def _encoder_pool(cameras: int, configured: int) -> EncoderPool | None:

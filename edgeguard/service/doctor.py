@@ -47,9 +47,22 @@ class Finding:
 
 def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
     """Run every check, print the checklist, return the exit code."""
-    findings: list[Finding] = [Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))]
-    for check in (check_folders, check_privacy, check_storage, lambda c: check_camera(c, source), check_dlib,
-                  check_detector, check_watchlist, check_masks, lambda c: check_twilio(c, live), check_web, check_public_url):
+    findings: list[Finding] = [
+        Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))
+    ]
+    for check in (
+        check_folders,
+        check_privacy,
+        check_storage,
+        lambda c: check_camera(c, source),
+        check_dlib,
+        check_detector,
+        check_watchlist,
+        check_masks,
+        lambda c: check_twilio(c, live),
+        check_web,
+        check_public_url,
+    ):
         for finding in check(config):
             findings.append(finding)
     findings += [Finding("WARN", "configuration", note) for note in config.notes]
@@ -63,12 +76,19 @@ def run_checks(config: Config, source: str | None, live: bool, out: Callable[[st
 def check_folders(config: Config) -> list[Finding]:
     p = config.paths
     out = []
-    for name, folder in (("training photos", p.training_images), ("captures", p.captures),
-                         ("encoding cache", p.encodings_cache), ("event log", p.events_db.parent),
-                         ("outbox", p.outbox_db.parent)):
+    for name, folder in (
+        ("training photos", p.training_images),
+        ("captures", p.captures),
+        ("encoding cache", p.encodings_cache),
+        ("event log", p.events_db.parent),
+        ("outbox", p.outbox_db.parent),
+    ):
         problem = _writable(folder)
-        out.append(Finding("FAIL", f"folder for {name}", f"{folder}: {problem}") if problem
-                   else Finding("ok", f"folder for {name}", f"{folder} is writable"))
+        out.append(
+            Finding("FAIL", f"folder for {name}", f"{folder}: {problem}")
+            if problem
+            else Finding("ok", f"folder for {name}", f"{folder} is writable")
+        )
     return out
 
 
@@ -76,16 +96,24 @@ def check_privacy(config: Config) -> list[Finding]:
     """Photos, captures and Details.csv are biometric and personal data: nobody but the service may read them."""
     p = config.paths
     out = []
-    for name, path, fix in (("training photos", p.training_images, "chmod -R go-rwx"),
-                            ("captures", p.captures, "chmod -R go-rwx"),
-                            ("Details.csv", p.details_csv, "chmod 600")):
+    for name, path, fix in (
+        ("training photos", p.training_images, "chmod -R go-rwx"),
+        ("captures", p.captures, "chmod -R go-rwx"),
+        ("Details.csv", p.details_csv, "chmod 600"),
+    ):
         try:
             mode = path.stat().st_mode
         except OSError:
             continue  # missing: check_folders or the watchlist says so
         if mode & stat.S_IRWXO:
-            out.append(Finding("WARN", f"privacy of {name}", f"{path} is open to other users (mode {stat.filemode(mode)}): "
-                               f"run '{fix} {path}' or systemd/install.sh again"))
+            out.append(
+                Finding(
+                    "WARN",
+                    f"privacy of {name}",
+                    f"{path} is open to other users (mode {stat.filemode(mode)}): "
+                    f"run '{fix} {path}' or systemd/install.sh again",
+                )
+            )
         else:
             out.append(Finding("ok", f"privacy of {name}", f"{path} is private ({stat.filemode(mode)})"))
     return out
@@ -96,10 +124,20 @@ def check_storage(config: Config) -> list[Finding]:
     folder = config.paths.events_db.parent
     space = DiskSpace(folder, None)
     free_mb = space.free_bytes() / (1024 * 1024)
-    reserve = "the space reserve is in place" if space.reserve.exists() else "no space reserve yet (the daemon makes it)"
+    reserve = (
+        "the space reserve is in place"
+        if space.reserve.exists()
+        else "no space reserve yet (the daemon makes it)"
+    )
     level = "WARN" if free_mb < LOW_SPACE_MB else "ok"
-    out = [Finding(level, "storage", f"{free_mb:,.0f} MB free in {folder}; {reserve}"
-                   + ("; free space, or events and alerts are kept in memory only" if level == "WARN" else ""))]
+    out = [
+        Finding(
+            level,
+            "storage",
+            f"{free_mb:,.0f} MB free in {folder}; {reserve}"
+            + ("; free space, or events and alerts are kept in memory only" if level == "WARN" else ""),
+        )
+    ]
     for name, path in (("event log", config.paths.events_db), ("outbox", config.paths.outbox_db)):
         if not path.exists():
             continue
@@ -133,9 +171,13 @@ def check_camera(config: Config, source: str | None) -> list[Finding]:
 def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
     what = f"camera {camera.name} at {camera.location}"
     if camera.pushed:
-        return Finding("ok", what, f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
-                                   f"token from {push_token_location(camera.name, config.paths.base_dir)} "
-                                   f"(edgeguard push --token-file ...)")
+        return Finding(
+            "ok",
+            what,
+            f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
+            f"token from {push_token_location(camera.name, config.paths.base_dir)} "
+            f"(edgeguard push --token-file ...)",
+        )
     try:
         cam = open_source(camera)
     except SourceError as exc:
@@ -143,8 +185,12 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
     try:
         frame = cam.read(camera.open_timeout + camera.read_timeout)
         if frame is None:
-            return Finding("FAIL", what, f"no frame from {cam.description} ({cam.state}); "
-                                         "check the cable or URL, and that no other program holds the camera")
+            return Finding(
+                "FAIL",
+                what,
+                f"no frame from {cam.description} ({cam.state}); "
+                "check the cable or URL, and that no other program holds the camera",
+            )
         height, width = frame.image.shape[:2]
         return Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")
     finally:
@@ -154,6 +200,7 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
 @dataclass(frozen=True)
 class DlibBuild:
     """The dlib module that runs: its version, the pip distribution(s) that installed it, what it was built with."""
+
     version: str
     distributions: tuple[str, ...]
     blas: bool
@@ -163,16 +210,31 @@ class DlibBuild:
     cuda: bool
 
     def describe(self) -> str:
-        flags = ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in (
-            ("BLAS", self.blas), ("LAPACK", self.lapack), ("AVX", self.avx), ("NEON", self.neon), ("CUDA", self.cuda)))
+        flags = ", ".join(
+            f"{name} {'yes' if on else 'no'}"
+            for name, on in (
+                ("BLAS", self.blas),
+                ("LAPACK", self.lapack),
+                ("AVX", self.avx),
+                ("NEON", self.neon),
+                ("CUDA", self.cuda),
+            )
+        )
         return f"{self.version} from {' and '.join(self.distributions) or 'no pip distribution'}; {flags}"
 
 
 def dlib_build() -> DlibBuild:
     import dlib
 
-    return DlibBuild(dlib.__version__, _dlib_distributions(), dlib.DLIB_USE_BLAS, dlib.DLIB_USE_LAPACK,
-                     dlib.USE_AVX_INSTRUCTIONS, dlib.USE_NEON_INSTRUCTIONS, dlib.DLIB_USE_CUDA)
+    return DlibBuild(
+        dlib.__version__,
+        _dlib_distributions(),
+        dlib.DLIB_USE_BLAS,
+        dlib.DLIB_USE_LAPACK,
+        dlib.USE_AVX_INSTRUCTIONS,
+        dlib.USE_NEON_INSTRUCTIONS,
+        dlib.DLIB_USE_CUDA,
+    )
 
 
 def _dlib_distributions() -> tuple[str, ...]:
@@ -196,8 +258,14 @@ def check_dlib(config: Config) -> list[Finding]:
     build = dlib_build()
     detail = build.describe()
     if len(build.distributions) > 1:
-        return [Finding("WARN", "dlib", f"{detail}: one overwrote the other's files; pip uninstall both, "
-                        "then install EdgeGuard again")]
+        return [
+            Finding(
+                "WARN",
+                "dlib",
+                f"{detail}: one overwrote the other's files; pip uninstall both, "
+                "then install EdgeGuard again",
+            )
+        ]
     if not build.blas:
         detail += "; tools/build-dlib-blas.sh rebuilds it with BLAS (encodings about 4x faster on x86-64)"
     return [Finding("ok", "dlib", detail)]
@@ -207,8 +275,14 @@ def check_detector(config: Config) -> list[Finding]:
     """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame here."""
     cfg = config.recognition
     if cfg.detector == "cnn" and not dlib_build().cuda:
-        return [Finding("WARN", "face detector", "cnn, but dlib was built without CUDA, so it runs on the CPU "
-                        "(seconds per frame); use detector = \"yunet\" or build dlib with CUDA (README, Jetson)")]
+        return [
+            Finding(
+                "WARN",
+                "face detector",
+                "cnn, but dlib was built without CUDA, so it runs on the CPU "
+                '(seconds per frame); use detector = "yunet" or build dlib with CUDA (README, Jetson)',
+            )
+        ]
     detector = FaceEngine(cfg).detector
     frame = np.full((480, 640, 3), 128, np.uint8)
     image = frame if detector.colour else frame[:, :, 0]
@@ -230,8 +304,13 @@ def check_watchlist(config: Config) -> list[Finding]:
     except DetectorError as exc:
         return [Finding("FAIL", "watchlist", f"cannot be built: {exc}")]
     summary = f"{watchlist.enrolled} people from {len(watchlist.gallery)} photos"
-    out = [Finding("ok" if watchlist.enrolled else "WARN", "watchlist",
-                   summary if watchlist.enrolled else f"{summary}: nobody can be recognised yet")]
+    out = [
+        Finding(
+            "ok" if watchlist.enrolled else "WARN",
+            "watchlist",
+            summary if watchlist.enrolled else f"{summary}: nobody can be recognised yet",
+        )
+    ]
     out += [Finding("WARN", "watchlist", str(problem)) for problem in watchlist.problems]
     return out
 
@@ -252,23 +331,53 @@ def check_masks(config: Config) -> list[Finding]:
     for _ in range(10):
         classifier.classify(face, [Box(20, 140, 140, 20)])
     ms = (time.perf_counter() - started) * 100
-    events = f"no_mask events {'on' if cfg.events else 'off'}{' ' + cfg.hours if cfg.events and cfg.hours else ''}"
-    search = cfg.find_masked if config.recognition.detector == "hog" else f"{config.recognition.detector} finds masked faces itself"
-    return [Finding("ok", "masks", f"model {classifier.model_path.name} loaded, {ms:.1f} ms per face; "
-                    f"masked-face search: {search}; {events}")]
+    events = (
+        f"no_mask events {'on' if cfg.events else 'off'}{' ' + cfg.hours if cfg.events and cfg.hours else ''}"
+    )
+    search = (
+        cfg.find_masked
+        if config.recognition.detector == "hog"
+        else f"{config.recognition.detector} finds masked faces itself"
+    )
+    return [
+        Finding(
+            "ok",
+            "masks",
+            f"model {classifier.model_path.name} loaded, {ms:.1f} ms per face; "
+            f"masked-face search: {search}; {events}",
+        )
+    ]
 
 
 def check_twilio(config: Config, live: bool) -> list[Finding]:
     t = config.twilio
     if t.account_sid and t.auth_token and not config.twilio_ready:
-        return [Finding("FAIL", "twilio", "credentials are set but [twilio] from_number (or messaging_service_sid) "
-                        "is empty: alerts run dry until it is set")]
+        return [
+            Finding(
+                "FAIL",
+                "twilio",
+                "credentials are set but [twilio] from_number (or messaging_service_sid) "
+                "is empty: alerts run dry until it is set",
+            )
+        ]
     if not config.twilio_ready:
-        return [Finding("WARN", "twilio", "no credentials: alerts are logged but not sent (dry run); put them in "
-                        "$CREDENTIALS_DIRECTORY/twilio_auth_token or $TWILIO_AUTH_TOKEN")]
+        return [
+            Finding(
+                "WARN",
+                "twilio",
+                "no credentials: alerts are logged but not sent (dry run); put them in "
+                "$CREDENTIALS_DIRECTORY/twilio_auth_token or $TWILIO_AUTH_TOKEN",
+            )
+        ]
     routes = sum(len(r.to) for r in config.alerts.route)
-    found = [Finding("ok", "twilio", f"credentials present (account ...{t.account_sid[-4:]}), "
-                     f"{len(config.alerts.route)} route(s) to {routes} number(s)")]
+    found = [
+        Finding(
+            "ok",
+            "twilio",
+            f"credentials present (account ...{t.account_sid[-4:]}), "
+            f"{len(config.alerts.route)} route(s) to {routes} number(s)",
+        )
+    ]
     if not routes:
         found.append(Finding("WARN", "alerts", "no [[alerts.route]] with a number: nobody gets alerts"))
     if live:
@@ -303,12 +412,23 @@ def check_web(config: Config) -> list[Finding]:
     # Only whether something answers on this device: a self-signed certificate is fine for that.
     answer = _http_status(f"{scheme}://{_local(host)}:{web.listen.rpartition(':')[2]}/login", verify=False)
     running = "answers now" if isinstance(answer, int) else "starts with the daemon"
-    found = [Finding("ok" if count else "WARN", "dashboard",
-                     f"{scheme}://{web.listen} ({running}); {count} user(s)"
-                     + ("" if count else ": add one with 'edgeguard user add NAME --role admin'"))]
+    found = [
+        Finding(
+            "ok" if count else "WARN",
+            "dashboard",
+            f"{scheme}://{web.listen} ({running}); {count} user(s)"
+            + ("" if count else ": add one with 'edgeguard user add NAME --role admin'"),
+        )
+    ]
     if host not in ("127.0.0.1", "localhost", "::1") and not web.tls_cert:
-        found.append(Finding("WARN", "dashboard", f"listens beyond this device ({web.listen}) without TLS: passwords "
-                             "and faces cross the network in the clear; set [web] tls_cert and tls_key"))
+        found.append(
+            Finding(
+                "WARN",
+                "dashboard",
+                f"listens beyond this device ({web.listen}) without TLS: passwords "
+                "and faces cross the network in the clear; set [web] tls_cert and tls_key",
+            )
+        )
     return found
 
 
@@ -329,9 +449,15 @@ def check_public_url(config: Config) -> list[Finding]:
     from ..web.context import SiteStatus
     from ..web.site import build_dashboard
 
-    dashboard, server = build_dashboard(config, status=SiteStatus, watchlist=lambda: None, event_log=None,
-                                        outbox=None, engine=lambda: FaceEngine(config.recognition),
-                                        signer=LinkSigner(os.urandom(32), url, 60))
+    dashboard, server = build_dashboard(
+        config,
+        status=SiteStatus,
+        watchlist=lambda: None,
+        event_log=None,
+        outbox=None,
+        engine=lambda: FaceEngine(config.recognition),
+        signer=LinkSigner(os.urandom(32), url, 60),
+    )
     try:
         server.start()
     except OSError:
@@ -344,8 +470,14 @@ def check_public_url(config: Config) -> list[Finding]:
         dashboard.users.close()
     if status == 403:
         return [Finding("ok", "image links", f"{url} answers")]
-    return [Finding("FAIL", "image links", f"{url} did not answer as EdgeGuard ({status}); check the "
-                    "port-forward, VPN or tunnel to [web] listen = " + config.web.listen)]
+    return [
+        Finding(
+            "FAIL",
+            "image links",
+            f"{url} did not answer as EdgeGuard ({status}); check the "
+            "port-forward, VPN or tunnel to [web] listen = " + config.web.listen,
+        )
+    ]
 
 
 def _http_status(url: str, verify: bool = True) -> str | int:

@@ -74,4 +74,6 @@ class BadFrames:
     def skipped(self, n: int = 1) -> None:
         before, self.count = self.count, self.count + n
         if before == 0 or before // BAD_FRAME_LOG_EVERY != self.count // BAD_FRAME_LOG_EVERY:
-            log.warning("camera %s: skipped unreadable or malformed frames (%d so far)", self._name, self.count)
+            log.warning(
+                "camera %s: skipped unreadable or malformed frames (%d so far)", self._name, self.count
+            )

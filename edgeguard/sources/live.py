@@ -27,7 +27,9 @@ class Connection:
     itself when its current (possibly hanging) call returns.
     """
 
-    def __init__(self, open_capture: Callable[[], Capture], deliver: Callable[[np.ndarray], None], name: str) -> None:
+    def __init__(
+        self, open_capture: Callable[[], Capture], deliver: Callable[[np.ndarray], None], name: str
+    ) -> None:
         self._open_capture = open_capture
         self._deliver = deliver
         self._bad = BadFrames(name)

@@ -85,7 +85,9 @@ def push_token(camera_name: str, state_dir: Path) -> str:
     try:
         data = read_credential(credential)
     except OSError as exc:
-        raise PushTokenError(f"{where}: cannot read the push token credential: {exc.strerror or exc}") from None
+        raise PushTokenError(
+            f"{where}: cannot read the push token credential: {exc.strerror or exc}"
+        ) from None
     if data is not None:
         return _token_text(data, where)
     path = _token_path(camera_name, state_dir)
@@ -123,10 +125,14 @@ def _token_text(data: bytes, where: str) -> str:
     except UnicodeDecodeError:
         raise PushTokenError(f"{where}: the push token must be ASCII text") from None
     if not token:
-        raise PushTokenError(f"{where}: the push token is empty: write one, or delete the file to have one made")
+        raise PushTokenError(
+            f"{where}: the push token is empty: write one, or delete the file to have one made"
+        )
     if len(token) < MIN_TOKEN_LENGTH:
-        raise PushTokenError(f"{where}: the push token is too short ({len(token)} characters, at least "
-                             f"{MIN_TOKEN_LENGTH}): anyone could guess it; delete the file to have one made")
+        raise PushTokenError(
+            f"{where}: the push token is too short ({len(token)} characters, at least "
+            f"{MIN_TOKEN_LENGTH}): anyone could guess it; delete the file to have one made"
+        )
     return token
 
 
@@ -151,7 +157,10 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         if marker in _SOF:
             if length < 7 or at + 9 > len(data):
                 raise NotJpeg("its SOF marker is cut short")
-            height, width = int.from_bytes(data[at + 5 : at + 7], "big"), int.from_bytes(data[at + 7 : at + 9], "big")
+            height, width = (
+                int.from_bytes(data[at + 5 : at + 7], "big"),
+                int.from_bytes(data[at + 7 : at + 9], "big"),
+            )
             if not width or not height:
                 raise NotJpeg("its SOF marker gives no size")
             return width, height
@@ -226,20 +235,26 @@ class PushFeed:
         if not running:
             return self._refuse("not running", 503, "camera not running", retry_after=1)
         if wait:
-            return self._refuse("rate", 429, f"more than {self._fps} frames a second",
-                                retry_after=max(1, math.ceil(wait)))
+            return self._refuse(
+                "rate", 429, f"more than {self._fps} frames a second", retry_after=max(1, math.ceil(wait))
+            )
         if len(body) > self._max_bytes:
-            return self._refuse("too large", 413, f"frame of {len(body)} bytes is over {self._max_bytes // 1024} KB")
+            return self._refuse(
+                "too large", 413, f"frame of {len(body)} bytes is over {self._max_bytes // 1024} KB"
+            )
         try:
             width, height = jpeg_size(body)
         except NotJpeg as exc:
             return self._refuse("not a JPEG", 400, f"not a JPEG: {exc}")
         if width * height > self._max_pixels:
-            return self._refuse("too many pixels", 413,
-                                f"frame of {width}x{height} has more than {self._max_pixels} pixels")
+            return self._refuse(
+                "too many pixels", 413, f"frame of {width}x{height} has more than {self._max_pixels} pixels"
+            )
         image = self._decode(body)
         if image is None:
-            return self._refuse("damaged", 400, "damaged JPEG: it cannot be decoded or ends before its end marker")
+            return self._refuse(
+                "damaged", 400, "damaged JPEG: it cannot be decoded or ends before its end marker"
+            )
         return self._deliver(image, arrived)
 
     @property
@@ -269,8 +284,13 @@ class PushFeed:
             self._refused[kind] += 1
             count = self._refused[kind]
         if kind != "not running" and self._warned.due(kind):
-            log.warning("camera %s: refused a pushed frame (%d): %s (%d refused for this so far)",
-                        self.camera, status, reason, count)
+            log.warning(
+                "camera %s: refused a pushed frame (%d): %s (%d refused for this so far)",
+                self.camera,
+                status,
+                reason,
+                count,
+            )
         else:
             log.debug("camera %s: refused a pushed frame (%d): %s", self.camera, status, reason)
         return PushAnswer(status, False, reason, None, retry_after)

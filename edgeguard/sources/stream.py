@@ -42,7 +42,10 @@ def redact(source: str) -> str:
         return source.partition("://")[0] + "://***"
     netloc = parts.netloc.rpartition("@")[2]
     query = urlencode(
-        [(k, "***" if _SECRET_QUERY_KEYS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        [
+            (k, "***" if _SECRET_QUERY_KEYS.search(k) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
         safe="*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -48,15 +48,17 @@ class CaptureStore:
         self.max_bytes = int(max_mb * 1024 * 1024)
         self._failing = False
 
-    def save(self, when: float, camera: str, crop: np.ndarray, frame: np.ndarray,
-             sidecar: dict[str, Any]) -> SavedCapture | str:
+    def save(
+        self, when: float, camera: str, crop: np.ndarray, frame: np.ndarray, sidecar: dict[str, Any]
+    ) -> SavedCapture | str:
         """Write a capture; returns its files, or the reason it could not be written."""
         stamp = datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
         stem = f"{stamp}-{int(when * 1000) % 1000:03d}-{SAFE.sub('_', camera)}"
         if (self.folder / f"{stem}.json").exists():  # two faces decided on one frame: never overwrite
             stem = f"{stem}-{sidecar.get('track', 'x')}"
-        saved = SavedCapture(self.folder / f"{stem}-face.jpg", self.folder / f"{stem}-frame.jpg",
-                             self.folder / f"{stem}.json")
+        saved = SavedCapture(
+            self.folder / f"{stem}-face.jpg", self.folder / f"{stem}-frame.jpg", self.folder / f"{stem}.json"
+        )
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_private(saved.face, encode_jpeg(crop))
@@ -70,7 +72,9 @@ class CaptureStore:
                     pass  # the folder itself is unusable: nothing was written
             reason = f"capture not saved: {exc}"
             if not self._failing:
-                log.error("%s (%s); events go on without captures until writing works again", reason, self.folder)
+                log.error(
+                    "%s (%s); events go on without captures until writing works again", reason, self.folder
+                )
             self._failing = True
             return reason
         if self._failing:
@@ -141,8 +145,11 @@ def captioned(face: np.ndarray, where_and_when: str) -> np.ndarray:
     """
     height, width = face.shape[:2]
     scale = max(1.0, CAPTION_WIDTH / max(width, 1))
-    image = cv2.resize(face, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC) \
-        if scale > 1 else face
+    image = (
+        cv2.resize(face, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC)
+        if scale > 1
+        else face
+    )
     bar = np.zeros((CAPTION_HEIGHT, image.shape[1], 3), np.uint8)
     text = where_and_when.encode("ascii", "replace").decode()
     for line, y in (("CAMERA PICTURE", 18), (text, 38)):

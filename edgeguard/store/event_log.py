@@ -61,11 +61,13 @@ class EventLog:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         cursor = self._db.transaction(
-            lambda db: db.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", tuple(row.values())))
+            lambda db: db.execute(f"INSERT INTO events ({columns}) VALUES ({marks})", tuple(row.values()))
+        )
         return Event(**{**asdict(event), "seq": cursor.lastrowid})
 
-    def query(self, since: float | None = None, types: list[str] | None = None,
-              limit: int | None = None) -> list[Event]:
+    def query(
+        self, since: float | None = None, types: list[str] | None = None, limit: int | None = None
+    ) -> list[Event]:
         return self._db.read(lambda db: _select(db, since, types, limit))
 
     def search(self, filters: EventFilter, offset: int = 0, limit: int = 50) -> tuple[list[Event], int]:
@@ -102,8 +104,13 @@ class EventFilter:
 def _where(f: EventFilter) -> tuple[str, list]:
     """The SQL condition of a filter and its arguments."""
     where, args = ["1=1"], []
-    for column, value in (("category", f.category), ("camera", f.camera), ("location", f.location), ("seq", f.seq),
-                          ("capture", f.capture)):
+    for column, value in (
+        ("category", f.category),
+        ("camera", f.camera),
+        ("location", f.location),
+        ("seq", f.seq),
+        ("capture", f.capture),
+    ):
         if value not in (None, ""):
             where.append(f"{column} = ?")
             args.append(value)
@@ -125,18 +132,25 @@ def _where(f: EventFilter) -> tuple[str, list]:
 def _search(db: sqlite3.Connection, f: EventFilter, offset: int, limit: int) -> tuple[list[Event], int]:
     clause, args = _where(f)
     total = db.execute(f"SELECT COUNT(*) FROM events WHERE {clause}", args).fetchone()[0]
-    cursor = db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+    cursor = db.execute(
+        f"SELECT * FROM events WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]
+    )
     return _rows(cursor), int(total)
 
 
-def _select(db: sqlite3.Connection, since: float | None, types: list[str] | None, limit: int | None) -> list[Event]:
+def _select(
+    db: sqlite3.Connection, since: float | None, types: list[str] | None, limit: int | None
+) -> list[Event]:
     """Events in the order they happened (for `edgeguard events`)."""
     clause, args = _where(EventFilter(types=tuple(types or ()), since=since))
-    return _rows(db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq LIMIT ?", [*args, limit or -1]))
+    return _rows(
+        db.execute(f"SELECT * FROM events WHERE {clause} ORDER BY seq LIMIT ?", [*args, limit or -1])
+    )
 
 
-def read_events(path: Path, since: float | None = None, types: list[str] | None = None,
-                limit: int | None = None) -> list[Event]:
+def read_events(
+    path: Path, since: float | None = None, types: list[str] | None = None, limit: int | None = None
+) -> list[Event]:
     """Events from the log file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
     db = connect_readonly(path)
     try:
@@ -183,7 +197,9 @@ def parse_since(text: str, now: float | None = None) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--since {text!r}: use an ISO time (2026-11-22T14:00) or a span (30m, 2h, 7d)") from None
+        raise ValueError(
+            f"--since {text!r}: use an ISO time (2026-11-22T14:00) or a span (30m, 2h, 7d)"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.timestamp()

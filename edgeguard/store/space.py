@@ -27,7 +27,9 @@ _CHUNK = 256 * 1024
 
 
 class DiskSpace:
-    def __init__(self, folder: Path, captures: CaptureStore | None, reserve_bytes: int = RESERVE_BYTES) -> None:
+    def __init__(
+        self, folder: Path, captures: CaptureStore | None, reserve_bytes: int = RESERVE_BYTES
+    ) -> None:
         self.reserve = folder / RESERVE_NAME
         self.reserve_bytes = reserve_bytes
         self.captures = captures
@@ -56,8 +58,11 @@ class DiskSpace:
             log.debug("space reserve %s not made: %s", self.reserve, exc)
             return
         if self.short:
-            log.warning("disk: room again on %s; the %d MB reserve is back", self.reserve.parent,
-                        self.reserve_bytes // (1024 * 1024))
+            log.warning(
+                "disk: room again on %s; the %d MB reserve is back",
+                self.reserve.parent,
+                self.reserve_bytes // (1024 * 1024),
+            )
             self.short = False
 
     def make_room(self) -> bool:
@@ -72,8 +77,12 @@ class DiskSpace:
             log.debug("space reserve %s not released: %s", self.reserve, exc)
         pruned = self.captures.prune_for_space(PRUNE_TARGET) if self.captures is not None else 0
         if (released or pruned) and not self.short:
-            log.error("disk full on %s: released the %d MB reserve for the event log and outbox and deleted %d "
-                      "old capture(s); free space there so that captures can be saved again",
-                      self.reserve.parent, self.reserve_bytes // (1024 * 1024) if released else 0, pruned)
+            log.error(
+                "disk full on %s: released the %d MB reserve for the event log and outbox and deleted %d "
+                "old capture(s); free space there so that captures can be saved again",
+                self.reserve.parent,
+                self.reserve_bytes // (1024 * 1024) if released else 0,
+                pruned,
+            )
         self.short = self.short or released or bool(pruned)
         return released or bool(pruned)

@@ -74,20 +74,28 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
         raise
     if problem:
         db.close()
-        raise DamagedDatabase(f"{path} is damaged ({problem}); the daemon moves it aside and starts a new one "
-                              "when it next starts")
+        raise DamagedDatabase(
+            f"{path} is damaged ({problem}); the daemon moves it aside and starts a new one "
+            "when it next starts"
+        )
     return db
 
 
 class PrivateDB:
     """One SQLite file of the daemon, with the damaged-file and full-disk handling described above."""
 
-    def __init__(self, path: Path, schema: str, what: str, *,
-                 carry: dict[str, str] | None = None,
-                 salvage: Callable[[sqlite3.Connection, sqlite3.Connection], int] | None = None,
-                 upgrade: Callable[[sqlite3.Connection], None] | None = None,
-                 make_room: Callable[[], bool] | None = None,
-                 memory_rows: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        what: str,
+        *,
+        carry: dict[str, str] | None = None,
+        salvage: Callable[[sqlite3.Connection, sqlite3.Connection], int] | None = None,
+        upgrade: Callable[[sqlite3.Connection], None] | None = None,
+        make_room: Callable[[], bool] | None = None,
+        memory_rows: int = 10_000,
+    ) -> None:
         self.path = path
         self.what = what  # "the event log", "the outbox": for log lines
         self._schema = schema
@@ -148,16 +156,25 @@ class PrivateDB:
                 return False
             self._memory.close()
             self._memory, self._carried, self.fault = None, {}, ""
-            log.warning("%s: writing to %s again; %d row(s) kept in memory were written to it",
-                        self.what, self.path, written)
+            log.warning(
+                "%s: writing to %s again; %d row(s) kept in memory were written to it",
+                self.what,
+                self.path,
+                written,
+            )
             return True
 
     def close(self) -> None:
         """Close the file; rows still in memory are written back if the file takes them, else said lost."""
         with self._lock:
             if self._memory is not None and not self.recover():
-                log.error("%s: %d row(s) kept in memory are lost at exit: %s could not be written (%s)",
-                          self.what, self._memory_count(), self.path, self.fault)
+                log.error(
+                    "%s: %d row(s) kept in memory are lost at exit: %s could not be written (%s)",
+                    self.what,
+                    self._memory_count(),
+                    self.path,
+                    self.fault,
+                )
                 self._memory.close()
             if self._file is not None:
                 self._file.close()
@@ -183,8 +200,14 @@ class PrivateDB:
         fresh = connect_private(self.path, self._schema)
         saved = self._salvage_from(aside, fresh)
         kept = f"; {saved} row(s) read from it were carried over" if self._salvage else ""
-        log.error("%s: %s was damaged (%s): moved aside to %s and a new one started%s",
-                  self.what, self.path, problem, aside.name, kept)
+        log.error(
+            "%s: %s was damaged (%s): moved aside to %s and a new one started%s",
+            self.what,
+            self.path,
+            problem,
+            aside.name,
+            kept,
+        )
         return fresh
 
     def _move_aside(self) -> Path:
@@ -222,8 +245,14 @@ class PrivateDB:
         for table, where in self._carry.items():
             carried += self._copy_in(memory, table, where)
         self._memory = memory
-        log.error("%s: %s; keeping new rows in memory (at most %d, %d carried over) and writing them "
-                  "to the file when it takes writes again", self.what, self.fault, self._memory_rows, carried)
+        log.error(
+            "%s: %s; keeping new rows in memory (at most %d, %d carried over) and writing them "
+            "to the file when it takes writes again",
+            self.what,
+            self.fault,
+            self._memory_rows,
+            carried,
+        )
 
     def _copy_in(self, memory: sqlite3.Connection, table: str, where: str) -> int:
         """Copy a table's needed rows from the file into memory, and continue its row ids after the file's."""
@@ -241,7 +270,9 @@ class PrivateDB:
                 marks = ", ".join("?" for _ in rows[0])
                 memory.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
             memory.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (top, table))
-            memory.execute("INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE changes() = 0", (table, top))
+            memory.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE changes() = 0", (table, top)
+            )
         self._carried[table] = max((r[0] for r in rows), default=0)
         return len(rows)
 
@@ -255,8 +286,10 @@ class PrivateDB:
                 if isinstance(row[0], int) and 0 < row[0] <= carried:
                     db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in row)})", row)
                 elif isinstance(row[0], int):  # new while in memory: appended with a new id
-                    db.execute(f"INSERT INTO {table} ({', '.join(names[1:])}) VALUES ({', '.join('?' for _ in row[1:])})",
-                               row[1:])
+                    db.execute(
+                        f"INSERT INTO {table} ({', '.join(names[1:])}) VALUES ({', '.join('?' for _ in row[1:])})",
+                        row[1:],
+                    )
                 else:  # a table keyed by something other than a row id (the outbox's held counts)
                     db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in row)})", row)
                 written += 1
@@ -268,15 +301,28 @@ class PrivateDB:
             excess = self._memory.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - self._memory_rows
             if excess > 0:
                 with self._memory:
-                    self._memory.execute(f"DELETE FROM {table} WHERE rowid IN "
-                                         f"(SELECT rowid FROM {table} ORDER BY rowid LIMIT ?)", (excess,))
-                log.error("%s: %d oldest row(s) of %s dropped: more than %d kept in memory while %s cannot be written",
-                          self.what, excess, table, self._memory_rows, self.path)
+                    self._memory.execute(
+                        f"DELETE FROM {table} WHERE rowid IN "
+                        f"(SELECT rowid FROM {table} ORDER BY rowid LIMIT ?)",
+                        (excess,),
+                    )
+                log.error(
+                    "%s: %d oldest row(s) of %s dropped: more than %d kept in memory while %s cannot be written",
+                    self.what,
+                    excess,
+                    table,
+                    self._memory_rows,
+                    self.path,
+                )
 
     def _tables(self) -> list[str]:
         assert self._memory is not None
-        return [r[0] for r in self._memory.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return [
+            r[0]
+            for r in self._memory.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
 
     def _memory_count(self) -> int:
         assert self._memory is not None
@@ -289,7 +335,7 @@ class PrivateDB:
 
 
 def _quick_check(db: sqlite3.Connection) -> str:
-    """"" for a sound database, else what SQLite says is wrong with it."""
+    """ "" for a sound database, else what SQLite says is wrong with it."""
     try:
         rows = db.execute("PRAGMA quick_check").fetchall()
     except sqlite3.OperationalError:  # the disk, not the data: the caller decides

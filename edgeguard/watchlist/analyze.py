@@ -45,5 +45,7 @@ def analyze_photo(engine: FaceEngine, rgb: np.ndarray, watchlist: Watchlist) -> 
     usable = [d.box for d in found if d.box.size >= engine.cfg.min_face_size and d.frontal]
     identities = dict(zip(usable, watchlist.identify(engine.encoder.encode(rgb, usable))))
     masks = engine.masks.classify(rgb, boxes) if engine.masks is not None else [None] * len(boxes)
-    return [FaceResult(b.clipped(height, width), identities.get(b),
-                       m.mask if m else None, m.score if m else None) for b, m in zip(boxes, masks)]
+    return [
+        FaceResult(b.clipped(height, width), identities.get(b), m.mask if m else None, m.score if m else None)
+        for b, m in zip(boxes, masks)
+    ]

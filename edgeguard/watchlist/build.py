@@ -46,8 +46,14 @@ class Identity:
 class Watchlist:
     """People, their photo encodings and the match tolerance; never changed once built."""
 
-    def __init__(self, people: dict[str, Person], encodings: dict[str, list[np.ndarray]],
-                 problems: list[Problem], tolerance: float, negatives: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        people: dict[str, Person],
+        encodings: dict[str, list[np.ndarray]],
+        problems: list[Problem],
+        tolerance: float,
+        negatives: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.people = people
         self.problems = problems
         self.tolerance = tolerance
@@ -57,11 +63,15 @@ class Watchlist:
         owner_index = [i for i, pid in enumerate(self._owners) for _ in encodings[pid]]
         self.gallery = Gallery(np.array(rows, dtype=np.float32).reshape(-1, 128), np.array(owner_index))
         # negatives of the people who can be recognised, labelled with the same owner index as their photos
-        negatives = {pid: negatives[pid] for pid in self._owners if len(negatives.get(pid, ()))} if negatives else {}
+        negatives = (
+            {pid: negatives[pid] for pid in self._owners if len(negatives.get(pid, ()))} if negatives else {}
+        )
         self.negative_counts = {pid: len(encs) for pid, encs in negatives.items()}
         owner_of = {pid: i for i, pid in enumerate(self._owners)}
-        self.negatives = Gallery(np.concatenate(list(negatives.values())) if negatives else np.zeros((0, 128)),
-                                 np.array([owner_of[pid] for pid, encs in negatives.items() for _ in encs], dtype=np.int64))
+        self.negatives = Gallery(
+            np.concatenate(list(negatives.values())) if negatives else np.zeros((0, 128)),
+            np.array([owner_of[pid] for pid, encs in negatives.items() for _ in encs], dtype=np.int64),
+        )
 
     @property
     def enrolled(self) -> int:
@@ -88,8 +98,10 @@ class Watchlist:
 def cache_signature(config: Config) -> str:
     """Everything that decides what a photo yields; a change invalidates the cache."""
     r = config.recognition
-    return (f"{ENCODER_SIGNATURE}|{r.detector}|s{r.detector_score}|up{r.upsample}|min{r.enrol_min_face_size}"
-            f"|side{r.max_detect_side}|px{r.max_image_pixels}|j{r.enrol_jitters}")
+    return (
+        f"{ENCODER_SIGNATURE}|{r.detector}|s{r.detector_score}|up{r.upsample}|min{r.enrol_min_face_size}"
+        f"|side{r.max_detect_side}|px{r.max_image_pixels}|j{r.enrol_jitters}"
+    )
 
 
 def open_cache(config: Config) -> EncodingCache:
@@ -98,8 +110,9 @@ def open_cache(config: Config) -> EncodingCache:
     return cache
 
 
-def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache,
-                    logged: set[str] | None = None) -> Watchlist:
+def build_watchlist(
+    config: Config, engine: FaceEngine, cache: EncodingCache, logged: set[str] | None = None
+) -> Watchlist:
     """Read Details.csv and every photo; unusable ones become problems, each logged once.
 
     With `logged` (the problems logged by earlier builds of a running daemon,
@@ -110,8 +123,12 @@ def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache,
     folders, folder_problems = scan_photos(config.paths.training_images)
     problems += folder_problems
     for pid in sorted(set(folders) - set(people)):
-        problems.append(Problem(f"{config.paths.training_images / pid}",
-                                f"no row for Id {pid} in Details.csv; the folder name is used as the name"))
+        problems.append(
+            Problem(
+                f"{config.paths.training_images / pid}",
+                f"no row for Id {pid} in Details.csv; the folder name is used as the name",
+            )
+        )
         people[pid] = Person(pid, pid)
     encodings: dict[str, list[np.ndarray]] = {}
     seen: set[str] = set()
@@ -125,16 +142,25 @@ def build_watchlist(config: Config, engine: FaceEngine, cache: EncodingCache,
                 encodings[pid].append(result)
     for pid in sorted(people):
         if not encodings.get(pid):
-            problems.append(Problem(f"{config.paths.details_csv}", f"Id {pid} has no usable photo in "
-                                    f"{config.paths.training_images / pid}/; this person cannot be recognised"))
+            problems.append(
+                Problem(
+                    f"{config.paths.details_csv}",
+                    f"Id {pid} has no usable photo in "
+                    f"{config.paths.training_images / pid}/; this person cannot be recognised",
+                )
+            )
     _save_cache(cache, seen)
     negatives, negative_problems = load_negatives(folder_of(config))
     problems += negative_problems
     _log_new(problems, logged if logged is not None else set())
     watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance, negatives)
-    log.info("watchlist: %d people enrolled from %d photos, %d problems%s",
-             watchlist.enrolled, len(watchlist.gallery), len(problems),
-             f", {len(watchlist.negatives)} negatives from feedback" if len(watchlist.negatives) else "")
+    log.info(
+        "watchlist: %d people enrolled from %d photos, %d problems%s",
+        watchlist.enrolled,
+        len(watchlist.gallery),
+        len(problems),
+        f", {len(watchlist.negatives)} negatives from feedback" if len(watchlist.negatives) else "",
+    )
     return watchlist
 
 
@@ -153,10 +179,14 @@ def scan_photos(root: Path) -> tuple[dict[str, list[Path]], list[Problem]]:
             continue
         if entry.is_symlink():
             if entry.is_dir() or is_image_name(entry):
-                problems.append(Problem(str(entry), "a symbolic link, not followed: put the folder or photo itself here"))
+                problems.append(
+                    Problem(str(entry), "a symbolic link, not followed: put the folder or photo itself here")
+                )
             continue
         if entry.is_file() and is_image_name(entry):
-            problems.append(Problem(str(entry), f"photos belong in a folder per person: {root}/<Id>/{entry.name}"))
+            problems.append(
+                Problem(str(entry), f"photos belong in a folder per person: {root}/<Id>/{entry.name}")
+            )
         elif entry.is_dir():
             folders[entry.name] = _photos_in(entry, problems)
     return folders, problems
@@ -170,17 +200,22 @@ def _photos_in(folder: Path, problems: list[Problem]) -> list[Path]:
         if is_photo_name(path):
             photos.append(path)
         elif is_image_name(path):
-            problems.append(Problem(str(path), f"not a photo type that is read ({', '.join(sorted(PHOTO_SUFFIXES))})"))
+            problems.append(
+                Problem(str(path), f"not a photo type that is read ({', '.join(sorted(PHOTO_SUFFIXES))})")
+            )
     return photos
 
 
-def encode_photo_cached(photo: Path, config: Config, engine: FaceEngine, cache: EncodingCache,
-                        seen: set[str]) -> np.ndarray | Problem:
+def encode_photo_cached(
+    photo: Path, config: Config, engine: FaceEngine, cache: EncodingCache, seen: set[str]
+) -> np.ndarray | Problem:
     """A photo's encoding from the cache, or computed (and cached) now."""
     try:
         data = read_regular(photo)
     except OSError as exc:
-        return Problem(str(photo), exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}")
+        return Problem(
+            str(photo), exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}"
+        )
     digest = photo_digest(data)
     seen.add(digest)
     entry = cache.get(digest)

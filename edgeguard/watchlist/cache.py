@@ -56,7 +56,15 @@ class EncodingCache:
             return
         try:
             self._entries = self._read()
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as exc:
             log.warning("encoding cache %s is unusable (%s); rebuilding it", self.path, exc)
             self._dirty = True
 
@@ -100,7 +108,12 @@ class EncodingCache:
         errors = np.array([self._entries[d].error for d in digests], dtype=str)
         private_folder(self.path.parent)
         data = io.BytesIO()
-        np.savez(data, signature=np.array(self.signature), digests=np.array(digests, dtype=str),
-                 encodings=encodings, errors=errors)
+        np.savez(
+            data,
+            signature=np.array(self.signature),
+            digests=np.array(digests, dtype=str),
+            encodings=encodings,
+            errors=errors,
+        )
         write_private(self.path, data.getvalue())
         self._dirty = False

@@ -55,7 +55,9 @@ class Problem:
 
     where: str
     reason: str
-    version: str = field(default="", compare=False)  # what the file was (a photo's digest): a new version is a new problem
+    version: str = field(
+        default="", compare=False
+    )  # what the file was (a photo's digest): a new version is a new problem
 
     def __str__(self) -> str:
         return printable(f"{self.where}: {self.reason}")
@@ -96,7 +98,7 @@ def read_details(path: Path) -> tuple[dict[str, Person], list[Problem]]:
         return {}, problems
     people: dict[str, Person] = {}
     first_line: dict[str, int] = {}
-    for record in records[header_at + 1:]:
+    for record in records[header_at + 1 :]:
         where = f"{path} line {record.line}"
         if not _filled(record.fields):
             continue
@@ -104,7 +106,12 @@ def read_details(path: Path) -> tuple[dict[str, Person], list[Problem]]:
         if person is None:
             continue
         if person.id in people:
-            problems.append(Problem(where, f"duplicate Id {person.id} (first on line {first_line[person.id]}); this row is ignored"))
+            problems.append(
+                Problem(
+                    where,
+                    f"duplicate Id {person.id} (first on line {first_line[person.id]}); this row is ignored",
+                )
+            )
             continue
         people[person.id] = person
         first_line[person.id] = record.line
@@ -121,27 +128,35 @@ def split_records(text: str, delimiter: str, path: Path, problems: list[Problem]
     while i < len(lines):
         where = f"{path} line {i + 1}"
         if len(lines[i]) > MAX_LINE_CHARS:
-            problems.append(Problem(where, f"{len(lines[i]):,} characters, more than {MAX_LINE_CHARS:,}: line ignored"))
-            yield Record(i + 1, None, lines[i:i + 1])
+            problems.append(
+                Problem(where, f"{len(lines[i]):,} characters, more than {MAX_LINE_CHARS:,}: line ignored")
+            )
+            yield Record(i + 1, None, lines[i : i + 1])
             i += 1
             continue
         fields, used, problem = _parse_record(lines, i, delimiter)
         if problem:
             problems.append(Problem(where, problem))
-        yield Record(i + 1, fields, lines[i:i + used])
+        yield Record(i + 1, fields, lines[i : i + used])
         i += used
 
 
 def _parse_record(lines: list[str], start: int, delimiter: str) -> tuple[list[str] | None, int, str]:
     """(fields or None, lines used, problem) for the record starting at lines[start]."""
-    window = [line + "\n" for line in lines[start:start + MAX_RECORD_LINES]]
+    window = [line + "\n" for line in lines[start : start + MAX_RECORD_LINES]]
     reader = csv.reader(window, delimiter=delimiter, strict=True)
     try:
         fields = next(reader)
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
-            return None, 1, ("a quote opens a field here and does not close within "
-                             f"{MAX_RECORD_LINES} lines: line ignored, reading goes on at the next line")
+            return (
+                None,
+                1,
+                (
+                    "a quote opens a field here and does not close within "
+                    f"{MAX_RECORD_LINES} lines: line ignored, reading goes on at the next line"
+                ),
+            )
         if "field larger than field limit" in str(exc):
             return None, 1, f"a field longer than {MAX_FIELD_CHARS:,} characters: line ignored"
         fields = next(csv.reader(window[:1], delimiter=delimiter))  # read as leniently as a spreadsheet would
@@ -188,7 +203,12 @@ def _decode(data: bytes, path: Path, problems: list[Problem]) -> tuple[str, str]
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             lines.append(raw.decode("cp1252", errors="replace"))
-            problems.append(Problem(f"{path} line {number}", "not UTF-8; read as Windows-1252 (save the file as UTF-8 to silence this)"))
+            problems.append(
+                Problem(
+                    f"{path} line {number}",
+                    "not UTF-8; read as Windows-1252 (save the file as UTF-8 to silence this)",
+                )
+            )
     return "\n".join(lines), codec
 
 
@@ -200,7 +220,9 @@ def _read_header(record: Record, path: Path, problems: list[Problem]) -> list[st
     where = f"{path} line {record.line}"
     missing = [c for c in COLUMNS if c not in header]
     if any(c in missing for c in REQUIRED):
-        problems.append(Problem(where, f"header lacks {', '.join(missing)}: expected {','.join(COLUMNS)}; no rows read"))
+        problems.append(
+            Problem(where, f"header lacks {', '.join(missing)}: expected {','.join(COLUMNS)}; no rows read")
+        )
         return None
     if missing:
         problems.append(Problem(where, f"header lacks {', '.join(missing)} (expected {','.join(COLUMNS)})"))
@@ -208,8 +230,10 @@ def _read_header(record: Record, path: Path, problems: list[Problem]) -> list[st
 
 
 def _parse_row(row: list[str], header: list[str], where: str, problems: list[Problem]) -> Person | None:
-    if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
-        problems.append(Problem(where, f"{len(row)} fields but the header has {len(header)}; the extra ones are ignored"))
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+        problems.append(
+            Problem(where, f"{len(row)} fields but the header has {len(header)}; the extra ones are ignored")
+        )
     values = {name: (row[i].strip() if i < len(row) else "") for i, name in enumerate(header)}
     short = [name for i, name in enumerate(header) if i >= len(row) and name in COLUMNS]
     person_id = values["Id"]
@@ -218,7 +242,9 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
         return None
     if not VALID_ID.match(person_id):
         # The value is not repeated: a phone number pasted into the wrong column must not reach the logs.
-        problems.append(Problem(where, "the Id cannot be a folder name (letters, digits, _ . - only); row ignored"))
+        problems.append(
+            Problem(where, "the Id cannot be a folder name (letters, digits, _ . - only); row ignored")
+        )
         return None
     if short:
         problems.append(Problem(where, f"missing {', '.join(short)}"))
@@ -230,8 +256,9 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
     return Person(person_id, name, category, MappingProxyType(values))
 
 
-def upsert_person(path: Path, person_id: str, name: str | None, category: str | None,
-                  phone: str | None = None) -> None:
+def upsert_person(
+    path: Path, person_id: str, name: str | None, category: str | None, phone: str | None = None
+) -> None:
     """Add a row for `person_id`, or update its Name/category/phone_number, keeping every other row as it is.
 
     The file keeps its delimiter, encoding and byte-order mark (lines that were
@@ -253,12 +280,18 @@ def upsert_person(path: Path, person_id: str, name: str | None, category: str | 
     if category and "category" not in lowered:
         header.append("category")
         lowered.append("category")
-        for other in records[header_at + 1:]:
+        for other in records[header_at + 1 :]:
             if _filled(other.fields):
                 other.fields.extend([""] * (len(header) - len(other.fields)))
     column = {h: i for i, h in enumerate(lowered)}
-    existing = next((r.fields for r in records[header_at + 1:]
-                     if r.fields and len(r.fields) > column["id"] and r.fields[column["id"]].strip() == person_id), None)
+    existing = next(
+        (
+            r.fields
+            for r in records[header_at + 1 :]
+            if r.fields and len(r.fields) > column["id"] and r.fields[column["id"]].strip() == person_id
+        ),
+        None,
+    )
     row = existing if existing is not None else []
     row += [""] * (len(header) - len(row))
     row[column["id"]] = person_id
@@ -287,8 +320,11 @@ def remove_person(path: Path, person_id: str) -> bool:
         return False
     lowered = [h.strip().lower() for h in records[header_at].fields or []]
     at = lowered.index("id") if "id" in lowered else 0
-    kept = [r for i, r in enumerate(records)
-            if i <= header_at or not (r.fields and len(r.fields) > at and r.fields[at].strip() == person_id)]
+    kept = [
+        r
+        for i, r in enumerate(records)
+        if i <= header_at or not (r.fields and len(r.fields) > at and r.fields[at].strip() == person_id)
+    ]
     if len(kept) == len(records):
         return False
     write_private(path, _csv_text(kept, delimiter, "\r\n" if "\r\n" in text else "\n").encode(codec))

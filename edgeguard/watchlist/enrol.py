@@ -36,8 +36,15 @@ class EnrolResult:
     refused: list[tuple[Path, str]] = field(default_factory=list)  # (photo given, why it cannot be used)
 
 
-def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path],
-          name: str | None = None, category: str | None = None, phone: str | None = None) -> EnrolResult:
+def enrol(
+    config: Config,
+    engine: FaceEngine,
+    person_id: str,
+    photos: list[Path],
+    name: str | None = None,
+    category: str | None = None,
+    phone: str | None = None,
+) -> EnrolResult:
     """Add the usable ones of `photos` to `person_id` (a new person needs `name`); Details.csv
     gets the row, or its Name and category updated, once at least one photo was added."""
     if not VALID_ID.match(person_id):
@@ -57,14 +64,22 @@ def enrol(config: Config, engine: FaceEngine, person_id: str, photos: list[Path]
         try:
             upsert_person(config.paths.details_csv, person_id, name, category, phone)
         except (OSError, ValueError) as exc:
-            raise EnrolError(f"the photos were added to {config.paths.training_images / person_id}, but "
-                             f"{config.paths.details_csv} could not be updated: {exc}") from None
+            raise EnrolError(
+                f"the photos were added to {config.paths.training_images / person_id}, but "
+                f"{config.paths.details_csv} could not be updated: {exc}"
+            ) from None
         cache.save(keep=_photo_digests(config.paths.training_images))
     return result
 
 
-def enrol_from_capture(config: Config, engine: FaceEngine, person_id: str, capture: Path,
-                       name: str | None = None, category: str | None = None) -> EnrolResult:
+def enrol_from_capture(
+    config: Config,
+    engine: FaceEngine,
+    person_id: str,
+    capture: Path,
+    name: str | None = None,
+    category: str | None = None,
+) -> EnrolResult:
     """Enrol the face of a capture (cut from its full frame around the recorded box)."""
     with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
         try:
@@ -74,7 +89,9 @@ def enrol_from_capture(config: Config, engine: FaceEngine, person_id: str, captu
         return enrol(config, engine, person_id, [photo], name, category)
 
 
-def _add_photo(config: Config, engine: FaceEngine, cache: EncodingCache, person_id: str, photo: Path) -> Path | str:
+def _add_photo(
+    config: Config, engine: FaceEngine, cache: EncodingCache, person_id: str, photo: Path
+) -> Path | str:
     """Check one photo as the watchlist would, then copy it in privately; the copy, or why it is unusable."""
     if not is_photo_name(photo):
         return "not a .jpg, .jpeg, .png or .webp file"
@@ -107,7 +124,9 @@ def _photo_digests(root: Path) -> set[str]:
     return {photo_digest(p.read_bytes()) for p in root.rglob("*") if p.is_file() and is_photo_name(p)}
 
 
-def update_person(config: Config, person_id: str, name: str | None, category: str | None, phone: str | None) -> None:
+def update_person(
+    config: Config, person_id: str, name: str | None, category: str | None, phone: str | None
+) -> None:
     """Change a person's Name, category or phone number in Details.csv."""
     try:
         upsert_person(config.paths.details_csv, person_id, name, category, phone)
@@ -126,13 +145,17 @@ def remove_person(config: Config, person_id: str) -> None:
     try:
         remove_all(folder_of(config), person_id)
     except (OSError, NegativesError) as exc:
-        raise EnrolError(f"the photos were deleted, but the negatives of Id {person_id} could not be: {exc}") from None
+        raise EnrolError(
+            f"the photos were deleted, but the negatives of Id {person_id} could not be: {exc}"
+        ) from None
     try:
         details.remove_person(config.paths.details_csv, person_id)
     except FileNotFoundError:
         pass
     except (OSError, ValueError) as exc:
-        raise EnrolError(f"the photos were deleted, but {config.paths.details_csv} could not be updated: {exc}") from None
+        raise EnrolError(
+            f"the photos were deleted, but {config.paths.details_csv} could not be updated: {exc}"
+        ) from None
 
 
 def person_photos(config: Config, person_id: str) -> list[Path]:

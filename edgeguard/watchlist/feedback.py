@@ -65,8 +65,9 @@ def not_person(config: Config, events: Events, seq: int, by: str = "command line
     notes: list[str] = []
     event = _decision(events, seq, notes)
     if event.type != "known_face" or not event.person_id:
-        raise FeedbackError(f"event {event.seq} is an {event.type} event: it names nobody; "
-                            "to say who it is, use --is ID")
+        raise FeedbackError(
+            f"event {event.seq} is an {event.type} event: it names nobody; to say who it is, use --is ID"
+        )
     _on_watchlist(config, event.person_id, f"event {event.seq} named Id {event.person_id}, who")
     negative = _negative(config, events, event, by, notes)
     result = FeedbackResult(event, notes)
@@ -74,23 +75,32 @@ def not_person(config: Config, events: Events, seq: int, by: str = "command line
     return result
 
 
-def is_person(config: Config, engine: FaceEngine, events: Events, seq: int, person_id: str,
-              by: str = "command line") -> FeedbackResult:
+def is_person(
+    config: Config, engine: FaceEngine, events: Events, seq: int, person_id: str, by: str = "command line"
+) -> FeedbackResult:
     """The face of event `seq` is `person_id`: its capture becomes a photo of them; a known_face event
     that named someone else also becomes a negative of that person."""
     notes: list[str] = []
     event = _decision(events, seq, notes)
-    _on_watchlist(config, person_id, "Id " + person_id,
-                  f"; add them first: edgeguard enroll {person_id} --name NAME --from-capture {_capture_hint(config, event)}")
+    _on_watchlist(
+        config,
+        person_id,
+        "Id " + person_id,
+        f"; add them first: edgeguard enroll {person_id} --name NAME --from-capture {_capture_hint(config, event)}",
+    )
     if event.type == "known_face" and event.person_id == person_id:
-        raise FeedbackError(f"event {event.seq} names Id {person_id} already; to add its capture as a further "
-                            f"photo, use edgeguard enroll {person_id} --from-capture {_capture_hint(config, event)}")
+        raise FeedbackError(
+            f"event {event.seq} names Id {person_id} already; to add its capture as a further "
+            f"photo, use edgeguard enroll {person_id} --from-capture {_capture_hint(config, event)}"
+        )
     capture = _capture(config, event)
     negative = None
     if event.type == "known_face" and event.person_id:
         negative = _negative(config, events, event, by, notes)
         try:
-            read_negatives(folder_of(config), event.person_id)  # a damaged file is refused before the photo is added
+            read_negatives(
+                folder_of(config), event.person_id
+            )  # a damaged file is refused before the photo is added
         except NegativesError as exc:
             raise FeedbackError(f"event {event.seq}: {exc}; nothing was changed") from None
     try:
@@ -100,16 +110,21 @@ def is_person(config: Config, engine: FaceEngine, events: Events, seq: int, pers
     result = FeedbackResult(event, notes)
     if photo.added:
         result.changed = True
-        result.done.append(f"event {event.seq}: its capture is now a photo of Id {person_id} "
-                           f"({photo.added[0].name})")
+        result.done.append(
+            f"event {event.seq}: its capture is now a photo of Id {person_id} ({photo.added[0].name})"
+        )
     else:
-        result.refused = f"event {event.seq}: the capture could not be added as a photo of Id {person_id}: " \
-                         f"{photo.refused[0][1]}"
+        result.refused = (
+            f"event {event.seq}: the capture could not be added as a photo of Id {person_id}: "
+            f"{photo.refused[0][1]}"
+        )
     if negative is not None:
         _keep(config, event, negative, result)
     if remove_negative(folder_of(config), person_id, int(event.seq or 0)):
         result.changed = True
-        result.done.append(f"event {event.seq}: the earlier correction that it was not Id {person_id} is withdrawn")
+        result.done.append(
+            f"event {event.seq}: the earlier correction that it was not Id {person_id} is withdrawn"
+        )
     return result
 
 
@@ -121,20 +136,27 @@ def _decision(events: Events, seq: int, notes: list[str]) -> Event:
     if event.type in DECISIONS:
         return event
     if event.type != "no_mask":
-        raise FeedbackError(f"event {seq} is a {event.type} event: only a known_face or unknown_face event "
-                            "(or a no_mask event, through its face) names a face")
+        raise FeedbackError(
+            f"event {seq} is a {event.type} event: only a known_face or unknown_face event "
+            "(or a no_mask event, through its face) names a face"
+        )
     if not event.capture:
-        raise FeedbackError(f"event {seq} (no_mask) has no capture, so the event that decided who it is "
-                            "cannot be found; correct that known_face or unknown_face event instead")
+        raise FeedbackError(
+            f"event {seq} (no_mask) has no capture, so the event that decided who it is "
+            "cannot be found; correct that known_face or unknown_face event instead"
+        )
     found, _ = events.search(EventFilter(types=DECISIONS, capture=event.capture), 0, 50)
     earlier = [e for e in found if e.seq is not None and e.seq < seq]
     same_track = [e for e in earlier if e.track == event.track]
     if not (same_track or earlier):
-        raise FeedbackError(f"event {seq} (no_mask): the event that decided who this face is is no longer "
-                            "in the event log")
+        raise FeedbackError(
+            f"event {seq} (no_mask): the event that decided who this face is is no longer in the event log"
+        )
     decision = (same_track or earlier)[0]
-    notes.append(f"event {seq} (no_mask) is the bare face of event {decision.seq} ({decision.type}); "
-                 f"correcting event {decision.seq}")
+    notes.append(
+        f"event {seq} (no_mask) is the bare face of event {decision.seq} ({decision.type}); "
+        f"correcting event {decision.seq}"
+    )
     return decision
 
 
@@ -144,8 +166,9 @@ def _on_watchlist(config: Config, person_id: str, who: str, hint: str = "") -> N
     people, _ = read_details(config.paths.details_csv)
     folder = config.paths.training_images / person_id
     if person_id not in people and not (folder.is_dir() and not folder.is_symlink()):
-        raise FeedbackError(f"{who} is not on the watchlist (no row in {config.paths.details_csv}, "
-                            f"no folder {folder}/){hint}")
+        raise FeedbackError(
+            f"{who} is not on the watchlist (no row in {config.paths.details_csv}, no folder {folder}/){hint}"
+        )
 
 
 def _capture_name(event: Event) -> str:
@@ -165,8 +188,10 @@ def _capture(config: Config, event: Event) -> Path:
         if why:
             reason = f"its capture could not be saved ({why})"
         elif event.type == "known_face":
-            reason = (f"sightings of category {event.category or '(none)'!r} are not captured ([captures] "
-                      "known_categories; quiet categories never are)")
+            reason = (
+                f"sightings of category {event.category or '(none)'!r} are not captured ([captures] "
+                "known_categories; quiet categories never are)"
+            )
         else:
             reason = "none was saved"
         raise FeedbackError(f"event {event.seq} has no capture to learn from: {reason}")
@@ -174,8 +199,10 @@ def _capture(config: Config, event: Event) -> Path:
         raise FeedbackError(f"event {event.seq}: {name} is not the face image of a capture")
     path = config.paths.captures / name
     if not path.exists():
-        raise FeedbackError(f"event {event.seq}: its capture {name} is gone from {config.paths.captures} "
-                            "(captures are deleted after [captures] retention_days or beyond max_mb)")
+        raise FeedbackError(
+            f"event {event.seq}: its capture {name} is gone from {config.paths.captures} "
+            "(captures are deleted after [captures] retention_days or beyond max_mb)"
+        )
     return path
 
 
@@ -186,34 +213,52 @@ def _negative(config: Config, events: Events, event: Event, by: str, notes: list
     try:
         meta = json.loads(read_regular(sidecar).decode("utf-8"))
     except FileNotFoundError:
-        raise FeedbackError(f"event {event.seq}: its capture {face.name} has no sidecar {sidecar.name}") from None
+        raise FeedbackError(
+            f"event {event.seq}: its capture {face.name} has no sidecar {sidecar.name}"
+        ) from None
     except OSError as exc:
         reason = exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}"
         raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture: {reason}") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture is damaged ({exc})") from None
+        raise FeedbackError(
+            f"event {event.seq}: the sidecar {sidecar} of its capture is damaged ({exc})"
+        ) from None
     if not isinstance(meta, dict):
-        raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture is damaged (not an object)")
+        raise FeedbackError(
+            f"event {event.seq}: the sidecar {sidecar} of its capture is damaged (not an object)"
+        )
     if "encodings" not in meta:
-        raise FeedbackError(f"event {event.seq}: its capture {face.name} was saved without the face's encodings "
-                            "(by an EdgeGuard from before feedback); it cannot be used as a negative")
+        raise FeedbackError(
+            f"event {event.seq}: its capture {face.name} was saved without the face's encodings "
+            "(by an EdgeGuard from before feedback); it cannot be used as a negative"
+        )
     try:
         encodings = np.array(meta["encodings"], dtype=np.float64)
     except (TypeError, ValueError):
         encodings = np.zeros((0, 0))
-    if encodings.ndim != 2 or encodings.shape[1:] != (ENCODING_SIZE,) or not len(encodings) \
-            or not np.isfinite(encodings).all():
-        raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture is damaged "
-                            f"(its encodings are not lists of {ENCODING_SIZE} numbers)")
+    if (
+        encodings.ndim != 2
+        or encodings.shape[1:] != (ENCODING_SIZE,)
+        or not len(encodings)
+        or not np.isfinite(encodings).all()
+    ):
+        raise FeedbackError(
+            f"event {event.seq}: the sidecar {sidecar} of its capture is damaged "
+            f"(its encodings are not lists of {ENCODING_SIZE} numbers)"
+        )
     person = meta.get("person") if isinstance(meta.get("person"), dict) else {}
     if person.get("id") != event.person_id:
         shows = f"a sighting of Id {person.get('id')}" if person.get("id") else "an unknown face"
-        raise FeedbackError(f"event {event.seq}: its capture {face.name} shows {shows}, not Id {event.person_id}")
+        raise FeedbackError(
+            f"event {event.seq}: its capture {face.name} shows {shows}, not Id {event.person_id}"
+        )
     first, _ = events.search(EventFilter(capture=event.capture, types=DECISIONS), 0, 50)
     maker = min((e.seq for e in first if e.seq is not None), default=event.seq)
     if maker != event.seq:
-        notes.append(f"event {event.seq} shows the capture made at event {maker} (the same sighting): "
-                     "the face in that capture is the one learned from")
+        notes.append(
+            f"event {event.seq} shows the capture made at event {maker} (the same sighting): "
+            "the face in that capture is the one learned from"
+        )
     return Negative(int(event.seq or 0), event.time, time.time(), by, face.name, encodings.astype(np.float32))
 
 
@@ -226,8 +271,10 @@ def _keep(config: Config, event: Event, negative: Negative, result: FeedbackResu
         known = read_negatives(folder, event.person_id)
         twin = next((n for n in known if n.capture == negative.capture and n.event != negative.event), None)
         if twin is not None:
-            result.done.append(f"event {event.seq}: the face of its capture is a negative for {who} already "
-                               f"(from event {twin.event})")
+            result.done.append(
+                f"event {event.seq}: the face of its capture is a negative for {who} already "
+                f"(from event {twin.event})"
+            )
             return
         if not add_negative(folder, event.person_id, negative):
             result.done.append(f"event {event.seq}: its face is a negative for {who} already")
@@ -235,6 +282,8 @@ def _keep(config: Config, event: Event, negative: Negative, result: FeedbackResu
     except NegativesError as exc:
         raise FeedbackError(f"event {event.seq}: {exc}; nothing was changed") from None
     result.changed = True
-    result.done.append(f"event {event.seq}: {len(negative.encodings)} sample(s) of its face kept as a negative for "
-                       f"{who}: a face nearer to these than to the photos of Id {event.person_id} is no longer "
-                       f"named {event.name}")
+    result.done.append(
+        f"event {event.seq}: {len(negative.encodings)} sample(s) of its face kept as a negative for "
+        f"{who}: a face nearer to these than to the photos of Id {event.person_id} is no longer "
+        f"named {event.name}"
+    )

@@ -57,8 +57,14 @@ class Negative:
     encodings: np.ndarray  # (n, 128) float32
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "time": self.time, "added": self.added, "by": self.by, "capture": self.capture,
-                "encodings": [[round(float(x), 6) for x in row] for row in self.encodings]}
+        return {
+            "event": self.event,
+            "time": self.time,
+            "added": self.added,
+            "by": self.by,
+            "capture": self.capture,
+            "encodings": [[round(float(x), 6) for x in row] for row in self.encodings],
+        }
 
 
 def folder_of(config: Config) -> Path:
@@ -86,7 +92,9 @@ def read_negatives(folder: Path, person_id: str) -> list[Negative]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise NegativesError(f"{path}: {exc.strerror if isinstance(exc, UnsafeFile) else f'cannot read: {exc.strerror or exc}'}") from None
+        raise NegativesError(
+            f"{path}: {exc.strerror if isinstance(exc, UnsafeFile) else f'cannot read: {exc.strerror or exc}'}"
+        ) from None
     return _parse(path, data, person_id)
 
 
@@ -106,14 +114,21 @@ def load_negatives(folder: Path) -> tuple[dict[str, np.ndarray], list[Problem]]:
             data = read_regular(path)
         except OSError as exc:
             reason = exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}"
-            problems.append(Problem(str(path), f"the negatives of Id {person_id} cannot be used ({reason}); skipped"))
+            problems.append(
+                Problem(str(path), f"the negatives of Id {person_id} cannot be used ({reason}); skipped")
+            )
             continue
         try:
             negatives = _parse(path, data, person_id)
         except NegativesError as exc:
-            problems.append(Problem(str(path), f"the negatives of Id {person_id} cannot be used ({_why(exc, path)}); "
-                                    "skipped: these corrections do not apply until the file is fixed or removed",
-                                    version=hashlib.sha256(data).hexdigest()))
+            problems.append(
+                Problem(
+                    str(path),
+                    f"the negatives of Id {person_id} cannot be used ({_why(exc, path)}); "
+                    "skipped: these corrections do not apply until the file is fixed or removed",
+                    version=hashlib.sha256(data).hexdigest(),
+                )
+            )
             continue
         if negatives:
             found[person_id] = np.concatenate([n.encodings for n in negatives]).astype(np.float32)
@@ -184,8 +199,12 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _write(path: Path, person_id: str, negatives: list[Negative]) -> None:
-    data = {"format": FORMAT, "encoder": ENCODER_SIGNATURE, "id": person_id,
-            "negatives": [n.to_json() for n in negatives]}
+    data = {
+        "format": FORMAT,
+        "encoder": ENCODER_SIGNATURE,
+        "id": person_id,
+        "negatives": [n.to_json() for n in negatives],
+    }
     write_private(path, json.dumps(data, separators=(",", ":")).encode())
 
 
@@ -200,8 +219,10 @@ def _parse(path: Path, data: bytes, person_id: str) -> list[Negative]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("negatives"), list):
         raise NegativesError(f"{path}: not a negatives file (no {FORMAT!r} format and list of negatives)")
     if doc.get("encoder") != ENCODER_SIGNATURE:
-        raise NegativesError(f"{path}: made with another face encoder ({doc.get('encoder')!r}); "
-                             "its encodings cannot be compared with today's")
+        raise NegativesError(
+            f"{path}: made with another face encoder ({doc.get('encoder')!r}); "
+            "its encodings cannot be compared with today's"
+        )
     if doc.get("id") != person_id:
         raise NegativesError(f"{path}: holds the negatives of Id {doc.get('id')!r}, not of Id {person_id}")
     out = []
@@ -217,7 +238,11 @@ def _entry(entry: Any) -> Negative:
     if not isinstance(entry, dict):
         raise TypeError("not an object")
     event, when, added = entry["event"], float(entry["time"]), float(entry["added"])
-    if not isinstance(event, int) or isinstance(event, bool) or not (math.isfinite(when) and math.isfinite(added)):
+    if (
+        not isinstance(event, int)
+        or isinstance(event, bool)
+        or not (math.isfinite(when) and math.isfinite(added))
+    ):
         raise ValueError("event or times are not numbers")
     encodings = np.array(entry["encodings"], dtype=np.float64)
     if encodings.ndim != 2 or encodings.shape[1] != ENCODING_SIZE or len(encodings) == 0:
@@ -225,11 +250,16 @@ def _entry(entry: Any) -> Negative:
     if not np.isfinite(encodings).all():
         raise ValueError("encodings hold values that are not numbers")
     capture = entry.get("capture")
-    return Negative(event, when, added, str(entry.get("by", "")), capture if isinstance(capture, str) else None,
-                    encodings.astype(np.float32))
+    return Negative(
+        event,
+        when,
+        added,
+        str(entry.get("by", "")),
+        capture if isinstance(capture, str) else None,
+        encodings.astype(np.float32),
+    )
 
 
 def _why(exc: NegativesError, path: Path) -> str:
     """The reason of an error without the file name in front (the problem names the file already)."""
     return str(exc).removeprefix(f"{path}: ")
-

@@ -49,8 +49,12 @@ LATE_EVENT = 5.0  # seconds after a close in which a "created" for the same file
 class WatchlistService:
     """Owns the current watchlist and rebuilds it when the site folders change."""
 
-    def __init__(self, config: Config, build: Callable[[], Watchlist],
-                 on_reload: Callable[[Watchlist], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        build: Callable[[], Watchlist],
+        on_reload: Callable[[Watchlist], None] | None = None,
+    ) -> None:
         self._config = config
         self._build = build
         self._on_reload = on_reload
@@ -61,7 +65,9 @@ class WatchlistService:
         self._stopping = False
         self._observer = None
         self._thread: threading.Thread | None = None
-        self._writing: dict[str, float] = {}  # file -> when last written to, until it is closed (inotify only)
+        self._writing: dict[
+            str, float
+        ] = {}  # file -> when last written to, until it is closed (inotify only)
         self._closed: dict[str, float] = {}  # file -> when it was closed after writing
 
     @property
@@ -105,22 +111,35 @@ class WatchlistService:
         try:
             make_folder(negatives)  # watched from the start, so that the first correction is seen
         except OSError as exc:
-            log.warning("cannot create %s (%s): corrections made from now on are seen at the next reload", negatives, exc)
+            log.warning(
+                "cannot create %s (%s): corrections made from now on are seen at the next reload",
+                negatives,
+                exc,
+            )
         if cfg.watchlist.polling:
             observer = PollingObserver(timeout=cfg.watchlist.poll_interval)
         else:
             observer = Observer()
         writes = self._note_write if isinstance(observer, InotifyObserver) else None  # polling sees no closes
-        observer.schedule(_ChangeHandler(self.request_reload, lambda p: True, writes), str(training), recursive=True)
+        observer.schedule(
+            _ChangeHandler(self.request_reload, lambda p: True, writes), str(training), recursive=True
+        )
         if details.parent.resolve() != training.resolve():
-            observer.schedule(_ChangeHandler(self.request_reload, lambda p: p == details, writes), str(details.parent))
+            observer.schedule(
+                _ChangeHandler(self.request_reload, lambda p: p == details, writes), str(details.parent)
+            )
         if negatives.is_dir():
             observer.schedule(_ChangeHandler(self.request_reload, _is_negatives_file, writes), str(negatives))
         observer.daemon = True
         observer.start()
         self._observer = observer
-        log.info("watching %s, %s and %s for changes (%s)", training, details, negatives,
-                 "polling" if cfg.watchlist.polling else "inotify")
+        log.info(
+            "watching %s, %s and %s for changes (%s)",
+            training,
+            details,
+            negatives,
+            "polling" if cfg.watchlist.polling else "inotify",
+        )
 
     def _run(self) -> None:
         while self._wait_for_quiet():
@@ -163,7 +182,9 @@ class WatchlistService:
         """
         now = time.monotonic()
         with self._wake:
-            if kind == "modified" or (kind == "created" and now - self._closed.get(path, -LATE_EVENT) >= LATE_EVENT):
+            if kind == "modified" or (
+                kind == "created" and now - self._closed.get(path, -LATE_EVENT) >= LATE_EVENT
+            ):
                 self._writing[path] = now
             elif kind != "created":
                 self._writing.pop(path, None)
@@ -191,8 +212,9 @@ class WatchlistService:
                 return
             before = after
         if not self._stopping:
-            log.warning("files under %s are still changing; reloading anyway",
-                        self._config.paths.training_images)
+            log.warning(
+                "files under %s are still changing; reloading anyway", self._config.paths.training_images
+            )
 
 
 def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
@@ -218,8 +240,12 @@ def _is_negatives_file(path: Path) -> bool:
 
 
 class _ChangeHandler(FileSystemEventHandler):
-    def __init__(self, notify: Callable[[], None], wanted: Callable[[Path], bool],
-                 writes: Callable[[str, str], None] | None) -> None:
+    def __init__(
+        self,
+        notify: Callable[[], None],
+        wanted: Callable[[Path], bool],
+        writes: Callable[[str, str], None] | None,
+    ) -> None:
         self._notify = notify
         self._wanted = wanted
         self._writes = writes

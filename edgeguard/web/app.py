@@ -23,18 +23,34 @@ from .security import HEADERS, LoginThrottle, Throttle, same
 
 log = logging.getLogger(__name__)
 
-OPEN_ENDPOINTS = {"auth.login", "auth.login_post", "auth.code", "static", "links.image", "auth.setup",
-                  "upload.upload_frame"}
+OPEN_ENDPOINTS = {
+    "auth.login",
+    "auth.login_post",
+    "auth.code",
+    "static",
+    "links.image",
+    "auth.setup",
+    "upload.upload_frame",
+}
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
 def create_app(dashboard: Dashboard) -> Flask:
-    app = Flask(__name__, static_folder=str(Path(__file__).parent / "static"),
-                template_folder=str(Path(__file__).parent / "templates"))
+    app = Flask(
+        __name__,
+        static_folder=str(Path(__file__).parent / "static"),
+        template_folder=str(Path(__file__).parent / "templates"),
+    )
     # Flask's own signed cookie carries only the one-line notices shown after a change (flash messages).
-    app.config.update(MAX_CONTENT_LENGTH=MAX_UPLOAD, TEMPLATES_AUTO_RELOAD=False, SECRET_KEY=dashboard.secret,
-                      SESSION_COOKIE_NAME="edgeguard_notice", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=dashboard.tls)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_UPLOAD,
+        TEMPLATES_AUTO_RELOAD=False,
+        SECRET_KEY=dashboard.secret,
+        SESSION_COOKIE_NAME="edgeguard_notice",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=dashboard.tls,
+    )
     app.url_map.merge_slashes = False  # a link works at exactly /c/<token>, nowhere else
     app.extensions["edgeguard"] = dashboard
     app.extensions["edgeguard.throttle"] = LoginThrottle()
@@ -65,8 +81,12 @@ def _load_session():
     if request.method not in ("GET", "HEAD"):
         sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token")
         if g.session is None or not same(sent, g.session.csrf):
-            log.warning("dashboard: refused %s %s from %s: missing or wrong CSRF token",
-                        request.method, request.path, client_address())
+            log.warning(
+                "dashboard: refused %s %s from %s: missing or wrong CSRF token",
+                request.method,
+                request.path,
+                client_address(),
+            )
             abort(403, "the form has expired or did not come from this dashboard: reload the page")
     if g.user is None:
         if request.accept_mimetypes.accept_html and request.method == "GET":

@@ -7,7 +7,18 @@ import secrets
 import threading
 import time
 
-from flask import Blueprint, Response, abort, current_app, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from ..common.text import printable
 from .request import PRELOGIN_COOKIE, SESSION_COOKIE, client_address, dashboard
@@ -40,8 +51,12 @@ def login_post() -> Response:
         abort(403, "the login form has expired: reload the page")
     wait = throttle.wait(address, name)
     if wait > 0:
-        log.warning("dashboard: login for %s from %s refused: too many failures, %d s to wait",
-                    printable(name), address, wait)
+        log.warning(
+            "dashboard: login for %s from %s refused: too many failures, %d s to wait",
+            printable(name),
+            address,
+            wait,
+        )
         response = _login_page(f"Too many failed logins. Try again in {int(wait) + 1} seconds.", 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
@@ -56,8 +71,9 @@ def login_post() -> Response:
         board.users.end_session(old)  # the id is never reused across a login
     needs_code = _needs_code(user)
     if needs_code and not _may_send_code(user):
-        response = _login_page("A login code was sent to your phone a moment ago. Wait a minute, then log in again.",
-                               429)
+        response = _login_page(
+            "A login code was sent to your phone a moment ago. Wait a minute, then log in again.", 429
+        )
         response.headers["Retry-After"] = str(int(CODE_EVERY))
         return response
     token = board.users.start_session(user, awaiting_otp=needs_code)
@@ -88,7 +104,9 @@ def code() -> Response:
         log.info("dashboard: %s logged in from %s (with a code)", session.user.name, client_address())
         return redirect(url_for("pages.overview"))
     if result == "expired":
-        log.warning("dashboard: code for %s from %s expired or tried too often", session.user.name, client_address())
+        log.warning(
+            "dashboard: code for %s from %s expired or tried too often", session.user.name, client_address()
+        )
         response = redirect(url_for("auth.login"))
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -114,14 +132,19 @@ def setup() -> Response:
 def _login_page(error: str, status: int) -> Response:
     board = dashboard()
     prelogin = request.cookies.get(PRELOGIN_COOKIE) or secrets.token_urlsafe(24)
-    response = make_response(render_template("login.html", error=error, login_csrf=form_token(board.secret, prelogin)),
-                             status)
-    response.set_cookie(PRELOGIN_COOKIE, prelogin, httponly=True, samesite="Lax", secure=board.tls, max_age=3600)
+    response = make_response(
+        render_template("login.html", error=error, login_csrf=form_token(board.secret, prelogin)), status
+    )
+    response.set_cookie(
+        PRELOGIN_COOKIE, prelogin, httponly=True, samesite="Lax", secure=board.tls, max_age=3600
+    )
     return response
 
 
 def _set_session_cookie(response: Response, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=dashboard().tls, path="/")
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=dashboard().tls, path="/"
+    )
 
 
 def _needs_code(user: User) -> bool:

@@ -48,5 +48,9 @@ class Dashboard:
     engine: Callable[[], FaceEngine]  # for checking uploaded photos as the watchlist will
     signer: LinkSigner | None  # the image links of alerts
     tls: bool = False
-    reload_watchlist: Callable[[], None] | None = None  # ask the running watchlist to reload now (after feedback)
-    push: Mapping[str, PushFeed] = field(default_factory=dict)  # push cameras' feeds by name (/upload_frame/<name>)
+    reload_watchlist: Callable[[], None] | None = (
+        None  # ask the running watchlist to reload now (after feedback)
+    )
+    push: Mapping[str, PushFeed] = field(
+        default_factory=dict
+    )  # push cameras' feeds by name (/upload_frame/<name>)

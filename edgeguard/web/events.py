@@ -44,7 +44,9 @@ class EventHub:
             yield "retry: 1000\n\n"
             while not (stop.is_set() or self._closed):
                 with self._cond:
-                    self._cond.wait_for(lambda: bool(queue) or stop.is_set() or self._closed, timeout=HEARTBEAT)
+                    self._cond.wait_for(
+                        lambda: bool(queue) or stop.is_set() or self._closed, timeout=HEARTBEAT
+                    )
                     items = list(queue)
                     queue.clear()
                 if not items:

@@ -57,5 +57,9 @@ def _read(fh) -> bytes:
 
 def _refuse(code: int, reason: str) -> Response:
     log.info("image link: refused %s with %d: %s", request.method, code, reason)
-    return Response(f"{code} {'Forbidden' if code == 403 else 'Not Found'}\n", code, mimetype="text/plain",
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        f"{code} {'Forbidden' if code == 403 else 'Not Found'}\n",
+        code,
+        mimetype="text/plain",
+        headers={"Cache-Control": "no-store"},
+    )

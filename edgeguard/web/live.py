@@ -94,7 +94,9 @@ class LiveHub:
         while not (stop.is_set() or self._closed):
             started = time.monotonic()
             with self._cond:
-                self._cond.wait_for(lambda: stop.is_set() or self._closed or self._seq(camera) != last, timeout=1.0)
+                self._cond.wait_for(
+                    lambda: stop.is_set() or self._closed or self._seq(camera) != last, timeout=1.0
+                )
                 cam = self._cameras.get(camera)
                 if cam is None or cam.image is None or cam.seq == last:
                     continue

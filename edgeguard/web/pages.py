@@ -39,9 +39,16 @@ def overview() -> str:
     pending = board.outbox.count("pending") if board.outbox else 0
     failed = board.outbox.count("failed") if board.outbox else 0
     watchlist = board.watchlist()
-    return render_template("overview.html", status=status, locations=by_location(status.cameras),
-                           events=[event_json(e) for e in events], pending=pending, failed=failed,
-                           watchlist=watchlist, several_cameras=len(board.config.cameras) > 1)
+    return render_template(
+        "overview.html",
+        status=status,
+        locations=by_location(status.cameras),
+        events=[event_json(e) for e in events],
+        pending=pending,
+        failed=failed,
+        watchlist=watchlist,
+        several_cameras=len(board.config.cameras) > 1,
+    )
 
 
 # ---------------------------------------------------------------- the detection log
@@ -50,10 +57,16 @@ def overview() -> str:
 def _filters() -> EventFilter:
     args = request.args
     types = tuple(t for t in args.getlist("type") if t in EVENT_TYPES)
-    return EventFilter(types=types, person=args.get("person") or None, category=args.get("category") or None,
-                       camera=args.get("camera") or None, location=args.get("location") or None,
-                       since=_time(args.get("since")), until=_time(args.get("until")),
-                       seq=args.get("event", type=int))
+    return EventFilter(
+        types=types,
+        person=args.get("person") or None,
+        category=args.get("category") or None,
+        camera=args.get("camera") or None,
+        location=args.get("location") or None,
+        since=_time(args.get("since")),
+        until=_time(args.get("until")),
+        seq=args.get("event", type=int),
+    )
 
 
 def _time(text: str | None) -> float | None:
@@ -69,17 +82,28 @@ def _time(text: str | None) -> float | None:
 def detection_logs() -> str:
     board = dashboard()
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    events, total = board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
+    events, total = (
+        board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
+    )
     reviewed = board.users.reviewed([e.seq for e in events if e.seq is not None])
     query = request.args.to_dict(flat=False)
     query.pop("page", None)
     cameras = board.config.cameras
-    return render_template("logs.html", events=[event_json(e) for e in events], total=total, page=page,
-                           pages=max(1, -(-total // PAGE)), reviewed=reviewed, types=EVENT_TYPES,
-                           args=request.args, query=query, people=_people_choices(),
-                           cameras=_choices((c.name for c in cameras), request.args.get("camera")),
-                           locations=_choices((c.location for c in cameras), request.args.get("location")),
-                           several_cameras=len(cameras) > 1)
+    return render_template(
+        "logs.html",
+        events=[event_json(e) for e in events],
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE)),
+        reviewed=reviewed,
+        types=EVENT_TYPES,
+        args=request.args,
+        query=query,
+        people=_people_choices(),
+        cameras=_choices((c.name for c in cameras), request.args.get("camera")),
+        locations=_choices((c.location for c in cameras), request.args.get("location")),
+        several_cameras=len(cameras) > 1,
+    )
 
 
 def _choices(configured: Iterable[str], chosen: str | None) -> list[str]:
@@ -95,12 +119,34 @@ def detection_logs_csv() -> Response:
     events, _ = board.event_log.search(_filters(), 0, CSV_LIMIT) if board.event_log else ([], 0)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["seq", "time", "type", "camera", "location", "id", "name", "category", "distance", "capture"])
+    writer.writerow(
+        ["seq", "time", "type", "camera", "location", "id", "name", "category", "distance", "capture"]
+    )
     for e in events:
-        writer.writerow([_cell(v) for v in (e.seq, e.to_json()["time_iso"], e.type, e.camera, e.location, e.person_id,
-                                            e.name, e.category, e.distance, _capture_name(e.capture))])
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename=edgeguard-events-{time.strftime('%Y%m%d')}.csv"})
+        writer.writerow(
+            [
+                _cell(v)
+                for v in (
+                    e.seq,
+                    e.to_json()["time_iso"],
+                    e.type,
+                    e.camera,
+                    e.location,
+                    e.person_id,
+                    e.name,
+                    e.category,
+                    e.distance,
+                    _capture_name(e.capture),
+                )
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f"attachment; filename=edgeguard-events-{time.strftime('%Y%m%d')}.csv"
+        },
+    )
 
 
 def _cell(value) -> str:
@@ -136,8 +182,14 @@ def enrol_capture(seq: int) -> Response:
     name = request.form.get("name", "").strip() or None
     category = request.form.get("category", "").strip().lower() or None
     try:
-        result = enrol_from_capture(board.config, board.engine(), person_id, _capture_path(_capture_name(event.capture)),
-                                    name, category)
+        result = enrol_from_capture(
+            board.config,
+            board.engine(),
+            person_id,
+            _capture_path(_capture_name(event.capture)),
+            name,
+            category,
+        )
     except EnrolError as exc:
         flash(str(exc), "error")
         return redirect(url_for("pages.detection_logs"))
@@ -178,8 +230,14 @@ def feedback(seq: int) -> Response:
     board.users.mark_reviewed(seq, g.user.name)
     if result.changed and board.reload_watchlist is not None:
         board.reload_watchlist()
-    log.info("dashboard: %s corrected event %d (%s)", g.user.name, seq,
-             "not the person it named" if action == "not_person" else f"is Id {request.form.get('id', '').strip()}")
+    log.info(
+        "dashboard: %s corrected event %d (%s)",
+        g.user.name,
+        seq,
+        "not the person it named"
+        if action == "not_person"
+        else f"is Id {request.form.get('id', '').strip()}",
+    )
     return redirect(url_for("pages.detection_logs"))
 
 
@@ -205,7 +263,9 @@ def _capture_path(name: str):
 
 def _people_choices() -> list[tuple[str, str]]:
     watchlist = dashboard().watchlist()
-    return sorted(((p.id, p.name) for p in watchlist.people.values()), key=lambda p: p[1]) if watchlist else []
+    return (
+        sorted(((p.id, p.name) for p in watchlist.people.values()), key=lambda p: p[1]) if watchlist else []
+    )
 
 
 # ---------------------------------------------------------------- alerts
@@ -216,8 +276,12 @@ def _people_choices() -> list[tuple[str, str]]:
 def alerts() -> str:
     board = dashboard()
     messages = board.outbox.latest(200) if board.outbox else []
-    return render_template("alerts.html", messages=messages, mask=mask_number,
-                           numbers=sorted({n for r in board.config.alerts.route for n in r.to}))
+    return render_template(
+        "alerts.html",
+        messages=messages,
+        mask=mask_number,
+        numbers=sorted({n for r in board.config.alerts.route for n in r.to}),
+    )
 
 
 @bp.post("/alerts/test")
@@ -247,8 +311,12 @@ def users() -> str:
 def add_user() -> Response:
     form = request.form
     try:
-        dashboard().users.add(form.get("username", "").strip(), form.get("password", ""), form.get("role", "viewer"),
-                              form.get("phone", "").strip() or None)
+        dashboard().users.add(
+            form.get("username", "").strip(),
+            form.get("password", ""),
+            form.get("role", "viewer"),
+            form.get("phone", "").strip() or None,
+        )
     except UserError as exc:
         flash(str(exc), "error")
     else:

@@ -23,7 +23,15 @@ from ..common.files import open_regular, write_private
 from ..common.phone import E164, mask_number
 from ..faces.photos import PHOTO_SUFFIXES
 from ..watchlist.details import VALID_ID, read_details
-from ..watchlist.enrol import EnrolError, EnrolResult, enrol, person_photos, remove_person, remove_photo, update_person
+from ..watchlist.enrol import (
+    EnrolError,
+    EnrolResult,
+    enrol,
+    person_photos,
+    remove_person,
+    remove_photo,
+    update_person,
+)
 from ..watchlist.negatives import NegativesError, count_negatives, folder_of, read_negatives, remove_negative
 from .request import admin_only, dashboard
 
@@ -44,11 +52,22 @@ def view_records() -> str:
     for pid in sorted(set(people) | {p.name for p in _folders()}, key=_id_order):
         person = people.get(pid)
         photos = [p.name for p in person_photos(board.config, pid)]
-        mine = [str(p) for p in problems if f"/{pid}/" in p.where or p.where.endswith(f"/{pid}")
-                or f"Id {pid} " in p.reason]
-        rows.append({"id": pid, "name": person.name if person else pid, "category": person.category if person else "",
-                     "photos": photos, "problems": mine, "negatives": negatives.get(pid, 0),
-                     "enrolled": bool(watchlist and watchlist.photo_counts.get(pid))})
+        mine = [
+            str(p)
+            for p in problems
+            if f"/{pid}/" in p.where or p.where.endswith(f"/{pid}") or f"Id {pid} " in p.reason
+        ]
+        rows.append(
+            {
+                "id": pid,
+                "name": person.name if person else pid,
+                "category": person.category if person else "",
+                "photos": photos,
+                "problems": mine,
+                "negatives": negatives.get(pid, 0),
+                "enrolled": bool(watchlist and watchlist.photo_counts.get(pid)),
+            }
+        )
     other = [str(p) for p in problems if not any(str(p) in r["problems"] for r in rows)]
     return render_template("records.html", rows=rows, other_problems=other)
 
@@ -73,7 +92,9 @@ def add_record_post() -> Response | str:
         return render_template("add_record.html", form=form, error=result), 400
     if not result.added:
         reasons = "; ".join(f"{p.name}: {why}" for p, why in result.refused)
-        return render_template("add_record.html", form=form, error=f"No photo could be used ({reasons})."), 400
+        return render_template(
+            "add_record.html", form=form, error=f"No photo could be used ({reasons})."
+        ), 400
     log.info("dashboard: %s added Id %s with %d photo(s)", g.user.name, person_id, len(result.added))
     _flash_result(person_id, result)
     return redirect(url_for("records.record", person_id=person_id))
@@ -93,10 +114,16 @@ def record(person_id: str) -> str:
     except NegativesError as exc:
         negatives, negatives_error = [], str(exc)
     captures = board.config.paths.captures
-    return render_template("record.html", pid=person_id, person=person, photos=photos,
-                           phone=phone if g.user.admin else mask_number(phone) if phone else "",
-                           negatives=negatives, negatives_error=negatives_error,
-                           shown={n.event for n in negatives if n.capture and (captures / n.capture).is_file()})
+    return render_template(
+        "record.html",
+        pid=person_id,
+        person=person,
+        photos=photos,
+        phone=phone if g.user.admin else mask_number(phone) if phone else "",
+        negatives=negatives,
+        negatives_error=negatives_error,
+        shown={n.event for n in negatives if n.capture and (captures / n.capture).is_file()},
+    )
 
 
 @bp.post("/records/<person_id>")
@@ -109,7 +136,9 @@ def update_record(person_id: str) -> Response:
         flash(error, "error")
     else:
         try:
-            update_person(dashboard().config, person_id, name, form.get("category", "").strip().lower() or None, phone)
+            update_person(
+                dashboard().config, person_id, name, form.get("category", "").strip().lower() or None, phone
+            )
         except EnrolError as exc:
             flash(str(exc), "error")
         else:
@@ -187,17 +216,24 @@ def photo(person_id: str, name: str) -> Response:
         abort(404, "no such photo")
     with open_regular(match[0]) as fh:
         data = fh.read()
-    return Response(data, mimetype=CONTENT_TYPES.get(match[0].suffix.lower(), "application/octet-stream"),
-                    headers={"Cache-Control": "private, max-age=600"})
+    return Response(
+        data,
+        mimetype=CONTENT_TYPES.get(match[0].suffix.lower(), "application/octet-stream"),
+        headers={"Cache-Control": "private, max-age=600"},
+    )
 
 
-def _enrol_uploads(person_id: str, name: str | None, category: str | None, phone: str | None) -> EnrolResult | str:
+def _enrol_uploads(
+    person_id: str, name: str | None, category: str | None, phone: str | None
+) -> EnrolResult | str:
     """The uploaded photos, checked and enrolled through the same code as `edgeguard enroll`; or what is wrong."""
     uploads = [f for f in request.files.getlist("photos") if f and f.filename]
     if not uploads:
         return "Choose at least one photo."
     board = dashboard()
-    with tempfile.TemporaryDirectory(prefix="edgeguard-upload-") as tmp:  # nothing of a refused upload lingers
+    with tempfile.TemporaryDirectory(
+        prefix="edgeguard-upload-"
+    ) as tmp:  # nothing of a refused upload lingers
         paths = []
         for n, upload in enumerate(uploads):
             suffix = Path(upload.filename).suffix.lower()
@@ -244,8 +280,11 @@ def _safe_stem(filename: str) -> str:
 
 def _folders() -> list[Path]:
     root = dashboard().config.paths.training_images
-    return [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and VALID_ID.fullmatch(p.name)] \
-        if root.is_dir() else []
+    return (
+        [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and VALID_ID.fullmatch(p.name)]
+        if root.is_dir()
+        else []
+    )
 
 
 def _id_order(pid: str) -> tuple:

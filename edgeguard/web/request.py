@@ -18,6 +18,7 @@ def dashboard() -> Dashboard:
 
 def admin_only(view):
     """Only an admin may do this (403 for a viewer)."""
+
     @wraps(view)
     def wrapped(*args, **kwargs):
         if not g.user.admin:

@@ -41,8 +41,10 @@ SECRET_CREDENTIAL = "web_secret"
 SECRET_BYTES = 32
 
 HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-                                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -122,7 +124,9 @@ def load_secret(state_folder: Path) -> bytes:
     try:
         if not path.exists():
             state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            create_private(path, secrets.token_bytes(SECRET_BYTES))  # a second process racing keeps the first's
+            create_private(
+                path, secrets.token_bytes(SECRET_BYTES)
+            )  # a second process racing keeps the first's
         return path.read_bytes()
     except OSError as exc:
         log.error("dashboard secret %s cannot be saved (%s); using one for this run only", path, exc)

@@ -66,10 +66,18 @@ class WebServer:
         host, port = parse_listen(self.listen)
         try:
             if self._tls is None:
-                self._server = create_server(self._app, host=host, port=port, threads=self._threads,
-                                             connection_limit=CONNECTION_LIMIT, channel_timeout=self.request_timeout,
-                                             cleanup_interval=max(1, int(self.request_timeout / 2)),
-                                             max_request_body_size=MAX_BODY, ident="edgeguard", clear_untrusted_proxy_headers=True)
+                self._server = create_server(
+                    self._app,
+                    host=host,
+                    port=port,
+                    threads=self._threads,
+                    connection_limit=CONNECTION_LIMIT,
+                    channel_timeout=self.request_timeout,
+                    cleanup_interval=max(1, int(self.request_timeout / 2)),
+                    max_request_body_size=MAX_BODY,
+                    ident="edgeguard",
+                    clear_untrusted_proxy_headers=True,
+                )
                 run = self._server.run
             else:
                 self._server = self._cheroot(host, port)
@@ -82,9 +90,16 @@ class WebServer:
         log.info("dashboard listening on %s://%s:%d", "https" if self.tls else "http", *self.address)
 
     def _cheroot(self, host: str, port: int) -> wsgi.Server:
-        server = wsgi.Server((host, port), self._app, numthreads=self._threads + TLS_CONNECTION_THREADS,
-                             server_name="edgeguard", timeout=TLS_READ_TIMEOUT, accepted_queue_timeout=5,
-                             request_queue_size=64, shutdown_timeout=1)
+        server = wsgi.Server(
+            (host, port),
+            self._app,
+            numthreads=self._threads + TLS_CONNECTION_THREADS,
+            server_name="edgeguard",
+            timeout=TLS_READ_TIMEOUT,
+            accepted_queue_timeout=5,
+            request_queue_size=64,
+            shutdown_timeout=1,
+        )
         server.max_request_body_size = MAX_BODY
         assert self._tls is not None
         server.ssl_adapter = BuiltinSSLAdapter(str(self._tls[0]), str(self._tls[1]))
@@ -100,7 +115,9 @@ class WebServer:
             # Close every channel from inside waitress's own loop (closing them from here races its select);
             # with nothing left to watch, the loop ends.
             try:
-                server.trigger.pull_trigger(lambda: [channel.close() for channel in list(server._map.values())])
+                server.trigger.pull_trigger(
+                    lambda: [channel.close() for channel in list(server._map.values())]
+                )
             except OSError:  # the loop has ended on its own and closed its trigger: nothing left to close
                 pass
             server.task_dispatcher.shutdown(timeout=1)

@@ -21,18 +21,36 @@ from .server import WebServer
 from .users import open_users
 
 
-def build_dashboard(config: Config, *, status: Callable[[], SiteStatus], watchlist: Callable[[], Watchlist | None],
-                    event_log: EventLog | None, outbox: Outbox | None, engine: Callable[[], FaceEngine],
-                    signer: LinkSigner | None,
-                    reload_watchlist: Callable[[], None] | None = None,
-                    push: Mapping[str, PushFeed] | None = None) -> tuple[Dashboard, WebServer]:
+def build_dashboard(
+    config: Config,
+    *,
+    status: Callable[[], SiteStatus],
+    watchlist: Callable[[], Watchlist | None],
+    event_log: EventLog | None,
+    outbox: Outbox | None,
+    engine: Callable[[], FaceEngine],
+    signer: LinkSigner | None,
+    reload_watchlist: Callable[[], None] | None = None,
+    push: Mapping[str, PushFeed] | None = None,
+) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by name."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
-        config=config, users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
-        secret=load_secret(config.paths.events_db.parent), live=LiveHub(web.live_fps, web.max_live_viewers),
-        events=EventHub(), status=status, watchlist=watchlist, event_log=event_log, outbox=outbox, engine=engine,
-        signer=signer, tls=tls is not None, reload_watchlist=reload_watchlist, push={} if push is None else push)
+        config=config,
+        users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
+        secret=load_secret(config.paths.events_db.parent),
+        live=LiveHub(web.live_fps, web.max_live_viewers),
+        events=EventHub(),
+        status=status,
+        watchlist=watchlist,
+        event_log=event_log,
+        outbox=outbox,
+        engine=engine,
+        signer=signer,
+        tls=tls is not None,
+        reload_watchlist=reload_watchlist,
+        push={} if push is None else push,
+    )
     server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
     return dashboard, server

@@ -32,15 +32,26 @@ def _known(camera: str) -> None:
 @bp.get("/cameras.json")
 def cameras() -> Response:
     """Each camera's state, fps and people in view, for the pages to follow without a reload (app.js)."""
-    return jsonify([{"name": c.name, "location": c.location, "state": c.state, "fps": round(c.fps, 1),
-                     "people": c.people} for c in dashboard().status().cameras])
+    return jsonify(
+        [
+            {
+                "name": c.name,
+                "location": c.location,
+                "state": c.state,
+                "fps": round(c.fps, 1),
+                "people": c.people,
+            }
+            for c in dashboard().status().cameras
+        ]
+    )
 
 
 @bp.get("/live_feed")
 def live_feed() -> str:
     board = dashboard()
-    return render_template("live.html", locations=by_location(board.status().cameras),
-                           max_viewers=board.live.max_viewers)
+    return render_template(
+        "live.html", locations=by_location(board.status().cameras), max_viewers=board.live.max_viewers
+    )
 
 
 @bp.get("/video_feed/<camera>")
@@ -48,20 +59,30 @@ def video_feed(camera: str) -> Response:
     board = dashboard()
     _known(camera)
     if not board.live.join():
-        abort(Response(f"503 already {board.live.max_viewers} live viewers: try again later\n", 503,
-                       mimetype="text/plain", headers={"Retry-After": "10"}))
+        abort(
+            Response(
+                f"503 already {board.live.max_viewers} live viewers: try again later\n",
+                503,
+                mimetype="text/plain",
+                headers={"Retry-After": "10"},
+            )
+        )
     stop = threading.Event()
 
     def parts():
         try:
             for jpeg in board.live.frames(camera, stop):
-                yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode()
+                yield (
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                ).encode()
                 yield jpeg + b"\r\n"
         finally:
             stop.set()
             board.live.leave()
 
-    response = Response(stream_with_context(parts()), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    response = Response(
+        stream_with_context(parts()), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+    )
     response.call_on_close(stop.set)
     return response
 
@@ -80,8 +101,15 @@ def event_stream() -> Response:
     stop = threading.Event()
     stream = dashboard().events.stream(stop)
     if stream is None:
-        abort(Response("503 too many live pages open\n", 503, mimetype="text/plain", headers={"Retry-After": "30"}))
-    response = Response(stream_with_context(stream), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        abort(
+            Response(
+                "503 too many live pages open\n", 503, mimetype="text/plain", headers={"Retry-After": "30"}
+            )
+        )
+    response = Response(
+        stream_with_context(stream),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
     response.call_on_close(stop.set)
     return response

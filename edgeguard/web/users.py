@@ -99,7 +99,9 @@ class UserStore:
         self.max_seconds = max_seconds
         self._db = PrivateDB(path, SCHEMA, "users", carry={"users": "", "sessions": "", "reviews": ""})
         self._hashing = threading.BoundedSemaphore(HASHING_AT_ONCE)
-        self._dummy = HASHER.hash(secrets.token_hex(16))  # verified against for unknown names: same cost, no hint
+        self._dummy = HASHER.hash(
+            secrets.token_hex(16)
+        )  # verified against for unknown names: same cost, no hint
 
     # -- users
 
@@ -110,9 +112,12 @@ class UserStore:
             raise UserError(f"user {name} exists already (use 'edgeguard user passwd {name}')")
         digest = self._hash(password)
         now = time.time()
-        self._db.transaction(lambda db: db.execute(
-            "INSERT INTO users (name, role, phone, hash, created) VALUES (?, ?, ?, ?, ?)",
-            (name, role, phone or None, digest, now)))
+        self._db.transaction(
+            lambda db: db.execute(
+                "INSERT INTO users (name, role, phone, hash, created) VALUES (?, ?, ?, ?, ?)",
+                (name, role, phone or None, digest, now),
+            )
+        )
         return User(name, role, phone or None, now)
 
     def set_password(self, name: str, password: str) -> None:
@@ -120,13 +125,18 @@ class UserStore:
         if self.get(name) is None:
             raise UserError(f"no user {name}")
         digest = self._hash(password)
-        self._db.transaction(lambda db: db.execute("UPDATE users SET hash = ? WHERE name = ?", (digest, name)))
+        self._db.transaction(
+            lambda db: db.execute("UPDATE users SET hash = ? WHERE name = ?", (digest, name))
+        )
         self.end_sessions(name)  # a new password logs out everyone who had the old one
 
     def update(self, name: str, role: str, phone: str | None) -> None:
         _check_user(name, role, phone)
-        self._db.transaction(lambda db: db.execute("UPDATE users SET role = ?, phone = ? WHERE name = ?",
-                                                   (role, phone or None, name)))
+        self._db.transaction(
+            lambda db: db.execute(
+                "UPDATE users SET role = ?, phone = ? WHERE name = ?", (role, phone or None, name)
+            )
+        )
 
     def remove(self, name: str) -> bool:
         cursor = self._db.transaction(lambda db: db.execute("DELETE FROM users WHERE name = ?", (name,)))
@@ -134,12 +144,17 @@ class UserStore:
         return cursor.rowcount > 0
 
     def get(self, name: str) -> User | None:
-        row = self._db.read(lambda db: db.execute(
-            "SELECT name, role, phone, created FROM users WHERE name = ?", (name,)).fetchone())
+        row = self._db.read(
+            lambda db: db.execute(
+                "SELECT name, role, phone, created FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        )
         return User(*row) if row else None
 
     def list(self) -> list[User]:
-        rows = self._db.read(lambda db: db.execute("SELECT name, role, phone, created FROM users ORDER BY name").fetchall())
+        rows = self._db.read(
+            lambda db: db.execute("SELECT name, role, phone, created FROM users ORDER BY name").fetchall()
+        )
         return [User(*row) for row in rows]
 
     def count(self) -> int:
@@ -147,7 +162,9 @@ class UserStore:
 
     def check_password(self, name: str, password: str) -> User | None:
         """The user if the password is theirs; an unknown name costs as much as a wrong password."""
-        row = self._db.read(lambda db: db.execute("SELECT hash FROM users WHERE name = ?", (name,)).fetchone())
+        row = self._db.read(
+            lambda db: db.execute("SELECT hash FROM users WHERE name = ?", (name,)).fetchone()
+        )
         with self._hashing:
             try:
                 HASHER.verify(row[0] if row else self._dummy, password)
@@ -165,9 +182,19 @@ class UserStore:
         """A new session for `user` (a fresh id: never one the browser had before); the cookie value."""
         token = secrets.token_urlsafe(32)
         now = time.time()
-        self._db.transaction(lambda db: db.execute(
-            "INSERT INTO sessions (id_hash, user, created, seen, csrf, state) VALUES (?, ?, ?, ?, ?, ?)",
-            (_digest(token), user.name, now, now, secrets.token_urlsafe(32), "otp" if awaiting_otp else "ok")))
+        self._db.transaction(
+            lambda db: db.execute(
+                "INSERT INTO sessions (id_hash, user, created, seen, csrf, state) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    _digest(token),
+                    user.name,
+                    now,
+                    now,
+                    secrets.token_urlsafe(32),
+                    "otp" if awaiting_otp else "ok",
+                ),
+            )
+        )
         return token
 
     def session(self, token: str | None) -> Session | None:
@@ -175,8 +202,11 @@ class UserStore:
         if not token:
             return None
         id_hash = _digest(token)
-        row = self._db.read(lambda db: db.execute(
-            "SELECT user, created, seen, csrf, state FROM sessions WHERE id_hash = ?", (id_hash,)).fetchone())
+        row = self._db.read(
+            lambda db: db.execute(
+                "SELECT user, created, seen, csrf, state FROM sessions WHERE id_hash = ?", (id_hash,)
+            ).fetchone()
+        )
         if row is None:
             return None
         name, created, seen, csrf, state = row
@@ -186,11 +216,15 @@ class UserStore:
             self.end_session(token)
             return None
         if now - seen > SEEN_EVERY:
-            self._db.transaction(lambda db: db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, id_hash)))
+            self._db.transaction(
+                lambda db: db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?", (now, id_hash))
+            )
         return Session(id_hash, user, csrf, state)
 
     def end_session(self, token: str) -> None:
-        self._db.transaction(lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (_digest(token),)))
+        self._db.transaction(
+            lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (_digest(token),))
+        )
 
     def end_sessions(self, name: str) -> None:
         self._db.transaction(lambda db: db.execute("DELETE FROM sessions WHERE user = ?", (name,)))
@@ -198,16 +232,20 @@ class UserStore:
     # -- reviews of events
 
     def mark_reviewed(self, seq: int, user: str) -> None:
-        self._db.transaction(lambda db: db.execute(
-            "INSERT OR REPLACE INTO reviews (seq, user, time) VALUES (?, ?, ?)", (seq, user, time.time())))
+        self._db.transaction(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO reviews (seq, user, time) VALUES (?, ?, ?)", (seq, user, time.time())
+            )
+        )
 
     def reviewed(self, seqs: list[int]) -> dict[int, str]:
         """Who reviewed which of these events."""
         if not seqs:
             return {}
         marks = ", ".join("?" for _ in seqs)
-        rows = self._db.read(lambda db: db.execute(f"SELECT seq, user FROM reviews WHERE seq IN ({marks})",
-                                                   seqs).fetchall())
+        rows = self._db.read(
+            lambda db: db.execute(f"SELECT seq, user FROM reviews WHERE seq IN ({marks})", seqs).fetchall()
+        )
         return dict(rows)
 
     # -- one-time codes
@@ -215,24 +253,38 @@ class UserStore:
     def new_otp(self, session: Session) -> str:
         """A fresh 6-digit code for a session awaiting one (valid OTP_SECONDS, OTP_TRIES tries)."""
         code = f"{secrets.randbelow(10**6):06d}"
-        self._db.transaction(lambda db: db.execute(
-            "UPDATE sessions SET otp_hash = ?, otp_until = ?, otp_tries = 0 WHERE id_hash = ?",
-            (_digest(code + session.id_hash), time.time() + OTP_SECONDS, session.id_hash)))
+        self._db.transaction(
+            lambda db: db.execute(
+                "UPDATE sessions SET otp_hash = ?, otp_until = ?, otp_tries = 0 WHERE id_hash = ?",
+                (_digest(code + session.id_hash), time.time() + OTP_SECONDS, session.id_hash),
+            )
+        )
         return code
 
     def check_otp(self, session: Session, code: str) -> str:
-        """"ok" (the session is now logged in), "wrong", or "expired" (too late or too many tries: log in again)."""
-        row = self._db.read(lambda db: db.execute(
-            "SELECT otp_hash, otp_until, otp_tries FROM sessions WHERE id_hash = ?", (session.id_hash,)).fetchone())
+        """ "ok" (the session is now logged in), "wrong", or "expired" (too late or too many tries: log in again)."""
+        row = self._db.read(
+            lambda db: db.execute(
+                "SELECT otp_hash, otp_until, otp_tries FROM sessions WHERE id_hash = ?", (session.id_hash,)
+            ).fetchone()
+        )
         if row is None or row[0] is None or time.time() > row[1] or row[2] >= OTP_TRIES:
-            self._db.transaction(lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (session.id_hash,)))
+            self._db.transaction(
+                lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (session.id_hash,))
+            )
             return "expired"
         if not hmac.compare_digest(row[0], _digest(code.strip() + session.id_hash)):
-            self._db.transaction(lambda db: db.execute(
-                "UPDATE sessions SET otp_tries = otp_tries + 1 WHERE id_hash = ?", (session.id_hash,)))
+            self._db.transaction(
+                lambda db: db.execute(
+                    "UPDATE sessions SET otp_tries = otp_tries + 1 WHERE id_hash = ?", (session.id_hash,)
+                )
+            )
             return "wrong"
-        self._db.transaction(lambda db: db.execute(
-            "UPDATE sessions SET state = 'ok', otp_hash = NULL WHERE id_hash = ?", (session.id_hash,)))
+        self._db.transaction(
+            lambda db: db.execute(
+                "UPDATE sessions SET state = 'ok', otp_hash = NULL WHERE id_hash = ?", (session.id_hash,)
+            )
+        )
         return "ok"
 
     def close(self) -> None:
@@ -261,4 +313,3 @@ def _check_password(password: str) -> None:
 
 def open_users(path: Path, idle_minutes: float = 30.0, session_hours: float = 12.0) -> UserStore:
     return UserStore(path, idle_minutes * 60, session_hours * 3600)
-
