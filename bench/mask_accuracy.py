@@ -281,8 +281,8 @@ def pipelines(base: Path, find_masked: str = "always", people: bool = False, det
     """A maker of fresh FrameProcessors as the daemon builds them (one engine and watchlist for all),
     with an empty watchlist or Obama and Biden; HOG at its former detect_width LIVE_WIDTH."""
     from edgeguard.config import load_config
-    from edgeguard.live.pipeline import FrameProcessor
     from edgeguard.faces.engine import FaceEngine
+    from edgeguard.live.pipeline import FrameProcessor
     from edgeguard.watchlist.build import build_watchlist, open_cache
 
     rows = ["Id,Name,phone_number,initial_deposit"]

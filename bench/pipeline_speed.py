@@ -137,8 +137,8 @@ def edgeguard_in_process(frames: list[np.ndarray], detector: str) -> float:
     """Frames per second of FrameProcessor alone, on decoded frames, with the same watchlist."""
     from edgeguard.capture import Frame
     from edgeguard.config import load_config
-    from edgeguard.live.pipeline import FrameProcessor
     from edgeguard.faces.engine import FaceEngine
+    from edgeguard.live.pipeline import FrameProcessor
     from edgeguard.watchlist.build import build_watchlist, open_cache
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ through a one-frame slot that `read()` takes from.
   for a long time (a wedged stream, an unplugged camera), and a capture must not
   be released from another thread while it is inside `read()`.  So the reader
   thread is a *supervisor*: for each attempt it starts a `Connection`
-  (edgeguard.sources.live), a thread that opens the capture, reads it in a loop and overwrites the slot
+  (edgeguard.sources.connection), a thread that opens the capture, reads it in a loop and overwrites the slot
   with each new frame (newest wins; the pipeline never works through a
   backlog).  The supervisor watches the connection: when the capture cannot be
   opened, reading fails, or no frame came for `read_timeout` seconds
@@ -57,9 +57,9 @@ import cv2
 import numpy as np
 
 from .config import CameraConfig
-from .sources.base import BACKEND_TIMEOUT_GRACE, BadFrames, Capture, Frame, SourceError
+from .sources.base import BACKEND_TIMEOUT_GRACE, BadFrames, Frame, SourceError, VideoInput
+from .sources.connection import Connection
 from .sources.jetson import open_jetson
-from .sources.live import Connection
 from .sources.picamera2 import open_picamera2
 from .sources.push import PushFeed
 from .sources.slot import FrameSlot
@@ -74,7 +74,7 @@ DEFAULT_BACKOFF = (1.0, 30.0)  # first and longest wait between reconnect attemp
 STOP_TIMEOUT = 2.0  # stop() returns after at most about this long
 _WATCH_INTERVAL = 0.05  # how often the supervisor looks at its connection, seconds
 
-_LIVE_OPENERS: dict[str, Callable[[str, CameraConfig], tuple[Capture, str]]] = {
+_LIVE_OPENERS: dict[str, Callable[[str, CameraConfig], tuple[VideoInput, str]]] = {
     "usb": open_usb,
     "stream": open_stream,
     "picamera2": open_picamera2,
@@ -289,7 +289,7 @@ class FrameSource:
             delay = min(delay * 2, self._backoff[1])
             self._set_state("reconnecting", f"reopening {self._public_source}")
 
-    def _open_live(self) -> Capture:
+    def _open_live(self) -> VideoInput:
         """Open the live source (on a connection thread) and record what the driver gave."""
         capture, description = _LIVE_OPENERS[self._spec.kind](self._spec.target, self._cfg)
         self._opened(description)

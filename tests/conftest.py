@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from daemons import Daemon  # tests/daemons.py
+
 from edgeguard.config import Config, load_config
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import cv2
-
 import helpers  # tests/helpers.py
 from conftest import Site
+
 from edgeguard.capture import Frame
 from edgeguard.config import Config
 from edgeguard.events.event import Event
@@ -19,8 +19,8 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import Observation
 from edgeguard.live.track import Sample, Track
 from edgeguard.live.vote import Verdict
-from edgeguard.store.capture_store import CaptureStore
 from edgeguard.store.event_log import EventLog
+from edgeguard.store.face_captures import CaptureStore
 from edgeguard.watchlist.details import read_details
 
 

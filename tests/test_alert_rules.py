@@ -1,4 +1,4 @@
-"""Tests for edgeguard.alerts.rules and edgeguard.alerts.wording: what an event turns into in the outbox
+"""Tests for edgeguard.alerts.routing and edgeguard.alerts.wording: what an event turns into in the outbox
 (real config files, a real SQLite outbox, and a fixed-URL stand-in for our own ImageLinks protocol)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from urllib.parse import unquote
 import pytest
 
 from edgeguard.alerts import wording
-from edgeguard.alerts.rules import Alerter
+from edgeguard.alerts.outbox import Outbox
+from edgeguard.alerts.routing import Alerter
 from edgeguard.alerts.wording import to_gsm7
 from edgeguard.events.event import EVENT_TYPES, Event
-from edgeguard.alerts.outbox import Outbox
 
 GUARD = "+15551230009"
 POLICE = "+15551230911"

@@ -1,8 +1,8 @@
-"""Tests for edgeguard.events.cameras: when a camera without frames becomes camera_down, and camera_up."""
+"""Tests for edgeguard.events.camera_watch: when a camera without frames becomes camera_down, and camera_up."""
 
 from __future__ import annotations
 
-from edgeguard.events.cameras import CameraWatch
+from edgeguard.events.camera_watch import CameraWatch
 
 
 class Clock:

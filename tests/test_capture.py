@@ -12,16 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import CLIP, CLIP_FPS, CLIP_FRAMES
+from helpers import free_port, wait_for
 from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
-from conftest import CLIP, CLIP_FPS, CLIP_FRAMES
 from edgeguard.capture import Frame, FrameSource, SourceError
 from edgeguard.config import CameraConfig
 from edgeguard.sources.base import usable
 from edgeguard.sources.jetson import has_gstreamer, jetson_pipeline
 from edgeguard.sources.spec import parse_source
 from edgeguard.sources.stream import redact
-from helpers import free_port, wait_for
 
 FAST_BACKOFF = (0.1, 0.4)
 LOGGER = "edgeguard.capture"

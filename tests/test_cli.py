@@ -8,20 +8,20 @@ import json
 import stat
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import tomllib
+from conftest import PEOPLE, TESTDATA, Site, held_apart, lfw_photos
+from helpers import clean_env, edgeguard
 from PIL import Image
 
-from conftest import PEOPLE, TESTDATA, Site, held_apart, lfw_photos
 from edgeguard.config import RecognitionConfig
-from edgeguard.watchlist.details import read_details
 from edgeguard.detect.dlib_detector import DlibDetector
 from edgeguard.faces.photos import load_photo
-from helpers import clean_env, edgeguard
+from edgeguard.watchlist.details import read_details
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_PIXELS = RecognitionConfig().max_image_pixels

@@ -1,17 +1,15 @@
 """Tests for edgeguard.config: loading, validation, path resolution and secrets."""
 
 import dataclasses
-from typing import get_type_hints
 import os
 import re
-import tomllib
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
+import tomllib
 
 from edgeguard import config as cfgmod
-from edgeguard.configfile import reading
-from edgeguard.configfile.fields import table_item
 from edgeguard.config import (
     Config,
     ConfigError,
@@ -21,6 +19,8 @@ from edgeguard.config import (
     find_config_file,
     load_config,
 )
+from edgeguard.configfile import reading
+from edgeguard.configfile.fields import table_item
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from streams import MjpegServer, jpeg_frames  # tests/streams.py
-
-import helpers  # tests/helpers.py
 from conftest import CLIP, CLIP_FPS, CLIP_FRAMES, Site, make_site
 from helpers import clean_env, edgeguard, wait_for
+from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
 # Every test here replays the whole clip in a daemon, needs the module's replay (its encodings cache),
 # or bounds how long the daemon takes.

@@ -17,13 +17,13 @@ import subprocess
 from pathlib import Path
 
 import cv2
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from fake_twilio import FakeTwilio  # tests/fake_twilio.py
-
-import helpers  # tests/helpers.py
-from conftest import CLIP, Site, make_site as make_any_site
+from conftest import CLIP, Site
+from conftest import make_site as make_any_site
 from daemons import Daemon
+from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 from helpers import clean_env, free_port, wait_for
 
 ACCOUNT = "AC" + "1" * 32

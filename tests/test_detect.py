@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import CLIP, LFW, PEOPLE, TESTDATA, held_apart
+
 from edgeguard.config import MaskConfig, RecognitionConfig
 from edgeguard.detect.detection import Detection, DetectorError, detect_in_photo
 from edgeguard.detect.dlib_detector import DlibDetector

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import dlib
 import pytest
-
 from conftest import CLIP, PEOPLE, TESTDATA, Site
+from helpers import edgeguard
+
 from edgeguard import mask
 from edgeguard.service import doctor
 from edgeguard.service.doctor import check_dlib, check_masks, run_checks
-from helpers import edgeguard
 
 
 def check(config: Path, *args: str) -> subprocess.CompletedProcess:

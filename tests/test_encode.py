@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import LFW, PEOPLE, TESTDATA
+
 from edgeguard.config import RecognitionConfig
 from edgeguard.detect.detection import PHOTO_MARGIN, detect_in_photo
 from edgeguard.detect.dlib_detector import DlibDetector
@@ -24,8 +24,8 @@ from edgeguard.faces import encode, encoder_pool
 from edgeguard.faces.box import Box
 from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool, EncoderPoolError
-from edgeguard.faces.photos import load_photo
 from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.photos import load_photo
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from helpers import edgeguard
 
 from edgeguard.events.event import EVENT_TYPES, Event
 from edgeguard.store.event_log import EventLog, parse_since
-from helpers import edgeguard
 
 
 def mode(path: Path) -> int:

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import cv2
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-
-import helpers  # tests/helpers.py
 from conftest import PEOPLE, Site, lfw_photos, make_site
 from recorded import Recorded  # tests/recorded.py
+
 from edgeguard.config import RecognitionConfig
 from edgeguard.events.event import Event
 from edgeguard.faces.engine import FaceEngine

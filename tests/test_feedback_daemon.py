@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-
-import helpers  # tests/helpers.py
 from conftest import CLIP, PEOPLE, WATCHLIST, lfw_photos, make_site
+
 from edgeguard.config import RecognitionConfig
 from edgeguard.faces.box import Box
 from edgeguard.faces.engine import FaceEngine

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import PEOPLE, lfw_photos, make_site
 from recorded import Recorded  # tests/recorded.py
 from test_web import Board  # the dashboard on a free port, with an admin (alice) and a viewer (victor)
+
 from edgeguard.config import RecognitionConfig
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.watchlist.build import build_watchlist, open_cache

@@ -10,12 +10,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
+from conftest import CLIP, PEOPLE, make_site
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 
-import helpers  # tests/helpers.py
-from conftest import CLIP, PEOPLE, make_site
 from edgeguard.config import RecognitionConfig
 from edgeguard.events.recorder import match_words
 from edgeguard.faces.box import Box
@@ -23,7 +23,7 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.live.track import Sample, Track
 from edgeguard.live.vote import Verdict
-from edgeguard.store.capture_store import CaptureStore
+from edgeguard.store.face_captures import CaptureStore
 
 ACCOUNT = "AC" + "3" * 32
 TOKEN = "c0ffee00" * 4
@@ -137,7 +137,7 @@ def test_a_fresh_photo_of_a_known_person_from_a_sighting(tmp_path, fake):
 
 def serve_and_fetch(site, url: str) -> bytes:
     """Fetch a link with the site's own key, from an image server started for the purpose."""
-    from edgeguard.alerts.links import LinkSigner, load_link_key
+    from edgeguard.alerts.link_signer import LinkSigner, load_link_key
     from edgeguard.web.context import SiteStatus
     from edgeguard.web.site import build_dashboard
 

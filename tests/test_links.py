@@ -1,4 +1,4 @@
-"""Tests for edgeguard.alerts.links and edgeguard.alerts.image_server: signed, expiring image links and
+"""Tests for edgeguard.alerts.link_signer and edgeguard.alerts.image_server: signed, expiring image links and
 the built-in image server (real HTTP over 127.0.0.1, real JPEG files, real keys on disk)."""
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import PEOPLE
-from edgeguard.alerts.links import LinkError, LinkSigner, SignedLinks, load_link_key
+
+from edgeguard.alerts.link_signer import LinkError, LinkSigner, SignedLinks, load_link_key
 from edgeguard.config import Config, PathsConfig, WebConfig
 from edgeguard.web.context import SiteStatus
 from edgeguard.web.server import REQUEST_TIMEOUT, parse_listen
 from edgeguard.web.site import build_dashboard
-
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(100, 132))
@@ -364,7 +363,7 @@ def test_other_methods_are_not_allowed(server, signer, method):
 
 
 def test_logs_have_reasons_but_no_tokens_and_nothing_goes_to_stderr(server, signer, caplog, capfd):
-    caplog.set_level(logging.DEBUG, logger="edgeguard.web.links")
+    caplog.set_level(logging.DEBUG, logger="edgeguard.web.image_links")
     good = signer.token_for(FACE)
     old = LinkSigner(KEY, PUBLIC, TTL, clock=lambda: time.time() - 2 * TTL).token_for(FACE)
     assert fetch(server, "GET", path_of(good))[0] == 200

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import TESTDATA, held_apart
+
 from edgeguard.detect.detection import detect_in_photo
 from edgeguard.detect.dlib_detector import DlibDetector
 from edgeguard.faces.box import Box, same_face

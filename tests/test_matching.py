@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
 from conftest import LFW, lfw_photos
+
 from edgeguard.config import RecognitionConfig
-from edgeguard.faces.photos import load_photo
-from edgeguard.faces.matching import Gallery, Match
 from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.matching import Gallery, Match
+from edgeguard.faces.photos import load_photo
 
 
 def random_gallery(rng, n, people, scale=0.1, offset=0.0):

@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import cv2
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from fake_twilio import FakeTwilio  # tests/fake_twilio.py
-
-import helpers  # tests/helpers.py
 from conftest import CLIP, make_site
+from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 from helpers import clean_env, free_port, wait_for
 from streams import MjpegServer, jpeg_frames
 

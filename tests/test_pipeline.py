@@ -11,15 +11,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import CLIP, CLIP_FRAMES, LFW, held_apart, make_site, split_of
+
 from edgeguard.capture import Frame
-from edgeguard.store.capture_store import CaptureStore
 from edgeguard.config import MaskConfig, RecognitionConfig
 from edgeguard.detect.detection import Detection
+from edgeguard.events.recorder import SiteEvents
+from edgeguard.events.rules import EventRules
 from edgeguard.faces.box import Box
-from edgeguard.store.event_log import EventLog
-from edgeguard.mask import vote_label
+from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import (
     FrameProcessor,
     Observation,
@@ -27,11 +27,11 @@ from edgeguard.live.pipeline import (
     pooled_identity,
     sample_label,
 )
-from edgeguard.faces.engine import FaceEngine
-from edgeguard.events.recorder import SiteEvents
-from edgeguard.events.rules import EventRules
 from edgeguard.live.track import Sample, Track, Tracker
 from edgeguard.live.vote import MajorityVote, Verdict
+from edgeguard.mask import vote_label
+from edgeguard.store.event_log import EventLog
+from edgeguard.store.face_captures import CaptureStore
 from edgeguard.watchlist.build import Watchlist, build_watchlist, open_cache
 from edgeguard.watchlist.details import Person
 

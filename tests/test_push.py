@@ -14,9 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from flask.testing import FlaskClient
-
 from conftest import CLIP, Site
+from flask.testing import FlaskClient
+from helpers import threads_named, wait_for
+
 from edgeguard.capture import FrameSource, SourceError
 from edgeguard.config import Config
 from edgeguard.sources.push import (
@@ -31,7 +32,6 @@ from edgeguard.sources.spec import parse_source
 from edgeguard.web.app import create_app
 from edgeguard.web.context import Dashboard, SiteStatus
 from edgeguard.web.site import build_dashboard
-from helpers import threads_named, wait_for
 
 CAMERA = "Front Gate"
 URL = "/upload_frame/Front%20Gate"

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import cv2
 import pytest
-
 from conftest import CLIP
+from helpers import clean_env, free_port, wait_for
+
 from edgeguard.capture import FrameSource
 from edgeguard.config import load_config
 from edgeguard.sources.push import PushFeed, push_token
 from edgeguard.web.context import SiteStatus
 from edgeguard.web.site import build_dashboard
-from helpers import clean_env, free_port, wait_for
 
 CAMERA = "Front Gate"
 

@@ -9,16 +9,16 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import Site, lfw_photos
+from helpers import wait_for
 from watchdog.observers.api import BaseObserver
 
-from conftest import Site, lfw_photos
 from edgeguard.config import RecognitionConfig
-from edgeguard.watchlist.details import upsert_person
-from edgeguard.faces.photos import load_photo
 from edgeguard.faces.engine import FaceEngine
-from edgeguard.watchlist.reload import SETTLE_SECONDS, WatchlistService
+from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.build import build_watchlist, open_cache
-from helpers import wait_for
+from edgeguard.watchlist.details import upsert_person
+from edgeguard.watchlist.reload import SETTLE_SECONDS, WatchlistService
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 DEBOUNCE = 0.3

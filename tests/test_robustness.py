@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import cv2
+import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from fake_twilio import FakeTwilio  # tests/fake_twilio.py
-
-import helpers  # tests/helpers.py
 from conftest import CLIP, PEOPLE, Site, make_site
 from daemons import Daemon
+from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 from helpers import clean_env, wait_for
 
 pytestmark = pytest.mark.slow  # every test here replays the clip in a real daemon

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
+from helpers import threads_named, wait_for
 
-from edgeguard.config import TwilioConfig
 from edgeguard.alerts.outbox import Outbox
 from edgeguard.alerts.sender import RETRY_FIRST, RETRY_LONGEST, Sender, TwilioTransport, classify
 from edgeguard.common.phone import mask_number
-from helpers import threads_named, wait_for
+from edgeguard.config import TwilioConfig
 
 SID = "AC" + "1" * 32
 TOKEN = "tok-" + "9f" * 14

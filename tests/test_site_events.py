@@ -8,8 +8,8 @@ import time
 
 import cv2
 import pytest
-
 from conftest import lfw_photos
+
 from edgeguard.capture import Frame
 from edgeguard.config import Config
 from edgeguard.events.recorder import SiteEvents
@@ -17,8 +17,8 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import FrameReport, Observation
 from edgeguard.live.track import Sample, Track
 from edgeguard.live.vote import Verdict
-from edgeguard.store.capture_store import CaptureStore
 from edgeguard.store.event_log import EventLog
+from edgeguard.store.face_captures import CaptureStore
 
 CAMERAS = (
     '[[camera]]\nname = "gate"\nlocation = "Front Gate"\nlatitude = 51.5\nlongitude = -0.12\n'

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from conftest import CLIP, Site, make_site
 from daemons import Daemon
 from helpers import clean_env

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PEOPLE, TESTDATA, Site, lfw_photos
 from PIL import Image
 
-from conftest import PEOPLE, TESTDATA, Site, lfw_photos
-from edgeguard.watchlist.cache import CACHE_FILE, photo_digest
 from edgeguard.config import RecognitionConfig
-from edgeguard.faces.photos import load_photo
 from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.analyze import analyze_photo
 from edgeguard.watchlist.build import build_watchlist, open_cache
+from edgeguard.watchlist.cache import CACHE_FILE, photo_digest
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 

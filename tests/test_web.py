@@ -6,18 +6,18 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import sqlite3
 import struct
+import subprocess
+import sys
 import time
 import zlib
 
+import helpers  # tests/helpers.py
 import pytest
 import requests
-
-import helpers  # tests/helpers.py
 from conftest import PEOPLE, Site, lfw_photos, make_site
+
 from edgeguard.alerts.outbox import Outbox
 from edgeguard.events.event import Event
 from edgeguard.faces.engine import FaceEngine

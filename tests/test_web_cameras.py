@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import make_site
 from test_web import PASSWORD, login_token  # the dashboard's test password and the login form's token
+
 from edgeguard.events.event import Event
 from edgeguard.store.event_log import EventLog
 from edgeguard.web.app import create_app

@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable
 
 from ..config import Config
-from .links import LinkSigner, SignedLinks, load_link_key
+from .link_signer import LinkSigner, SignedLinks, load_link_key
 from .outbox import Outbox
-from .rules import Alerter
+from .routing import Alerter
 from .sender import Sender, TwilioTransport
 
 log = logging.getLogger(__name__)

@@ -45,8 +45,8 @@ from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
-from ..store.capture_store import CaptureStore, SavedCapture, captioned
 from ..store.event_log import EventLog
+from ..store.face_captures import CaptureStore, SavedCapture, captioned
 from .event import Event
 from .rules import EventRules
 from .visitors import UnknownVisitors
@@ -95,7 +95,7 @@ class SiteEvents:
         return event
 
     def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
-        """A camera_down or camera_up event (edgeguard.events.cameras)."""
+        """A camera_down or camera_up event (edgeguard.events.camera_watch)."""
         event = Event(
             type=kind,
             time=when,

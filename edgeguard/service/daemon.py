@@ -1,6 +1,6 @@
 """`edgeguard run`: wires cameras → pipelines → events → alerts and keeps them going.
 
-Each camera runs on a thread of its own (edgeguard.service.cameras): source,
+Each camera runs on a thread of its own (edgeguard.service.camera_run): source,
 pipeline, events.  The main thread is the supervisor: signals, config
 reloads, storage, retention, camera_down/camera_up events, systemd.  The
 camera readers, the watchlist reloader, the alert sender, the encoder workers
@@ -37,23 +37,23 @@ from ..alerts.service import AlertService
 from ..capture import Frame, FrameSource, SourceError
 from ..config import CameraConfig, Config, ConfigError, load_config
 from ..detect.detection import DetectorError
-from ..events.cameras import CameraWatch
+from ..events.camera_watch import CameraWatch
 from ..events.event import Event
 from ..events.recorder import SiteEvents
 from ..faces.encoder_pool import EncoderPool, EncoderPoolError
 from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..sources.push import PushFeed, push_token
-from ..store.capture_store import CaptureStore
 from ..store.event_log import EventLog
+from ..store.face_captures import CaptureStore
 from ..store.space import DiskSpace
 from ..watchlist.build import build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
 from ..web.context import CameraStatus, Dashboard, SiteStatus
-from ..web.live import face_labels
 from ..web.server import WebServer
 from ..web.site import build_dashboard
-from .cameras import CameraRun
+from ..web.video import face_labels
+from .camera_run import CameraRun
 from .systemd import Systemd
 
 log = logging.getLogger(__name__)

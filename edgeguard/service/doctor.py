@@ -25,15 +25,14 @@ import numpy as np
 
 from ..capture import SourceError, open_source
 from ..config import CameraConfig, Config
-from ..faces.box import Box
 from ..detect.detection import DetectorError
+from ..faces.box import Box
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
 from ..sources.push import push_token_location
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache
-
 
 LOW_SPACE_MB = 64  # below this much free space the storage check warns
 
@@ -445,7 +444,7 @@ def check_public_url(config: Config) -> list[Finding]:
     url = config.alerts.public_url
     if not url:
         return [Finding("WARN", "image links", "public_url is empty: alerts carry no image link")]
-    from ..alerts.links import LinkSigner
+    from ..alerts.link_signer import LinkSigner
     from ..web.context import SiteStatus
     from ..web.site import build_dashboard
 

@@ -44,7 +44,7 @@ class Frame:
         return self.pos_ms / 1000.0 if self.pos_ms is not None else self.time
 
 
-class Capture(Protocol):
+class VideoInput(Protocol):
     """What the reader needs of a capture: cv2.VideoCapture has it, Picamera2 gets a wrapper."""
 
     def read(self) -> tuple[bool, np.ndarray | None]: ...

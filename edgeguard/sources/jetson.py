@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 
 from ..config import CameraConfig
-from .base import Capture, OpenFailed, SourceError
+from .base import OpenFailed, SourceError, VideoInput
 
 _HELP = (
     "the jetson-csi source needs OpenCV built with GStreamer support, which the pip wheels lack: "
@@ -36,7 +36,7 @@ def jetson_pipeline(sensor_id: int, width: int, height: int, fps: int) -> str:
     )
 
 
-def open_jetson(sensor: str, cfg: CameraConfig) -> tuple[Capture, str]:
+def open_jetson(sensor: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
     cap = cv2.VideoCapture(jetson_pipeline(int(sensor), cfg.width, cfg.height, cfg.fps), cv2.CAP_GSTREAMER)
     if not cap.isOpened():
         cap.release()

@@ -7,7 +7,7 @@ import importlib
 import numpy as np
 
 from ..config import CameraConfig
-from .base import Capture, OpenFailed, SourceError
+from .base import OpenFailed, SourceError, VideoInput
 
 _HELP = (
     "the picamera2 source needs the Picamera2 library: run 'sudo apt install python3-picamera2' "
@@ -54,5 +54,5 @@ class Picamera2Capture:
             self._camera.close()
 
 
-def open_picamera2(camera: str, cfg: CameraConfig) -> tuple[Capture, str]:
+def open_picamera2(camera: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
     return Picamera2Capture(int(camera), cfg), f"picamera2:{camera} RGB888 {cfg.width}x{cfg.height}@{cfg.fps}"

@@ -9,13 +9,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import cv2
 
 from ..config import CameraConfig
-from .base import BACKEND_TIMEOUT_GRACE, Capture, OpenFailed
+from .base import BACKEND_TIMEOUT_GRACE, OpenFailed, VideoInput
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
 _SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
 
 
-def open_stream(url: str, cfg: CameraConfig) -> tuple[Capture, str]:
+def open_stream(url: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
     """Open the stream with open and read timeouts; the URL (without credentials) and size."""
     if url.lower().startswith("rtsp"):
         # UDP loses packets (grey smeared frames) on Wi-Fi; an explicit setting wins.

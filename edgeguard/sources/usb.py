@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 
 from ..config import CameraConfig
-from .base import Capture, OpenFailed, SourceError
+from .base import OpenFailed, SourceError, VideoInput
 
 
 def check_usb(cfg: CameraConfig) -> None:
@@ -13,7 +13,7 @@ def check_usb(cfg: CameraConfig) -> None:
         raise SourceError(f"camera fourcc must be 4 characters such as MJPG or YUYV, got {cfg.fourcc!r}")
 
 
-def open_usb(device: str, cfg: CameraConfig) -> tuple[Capture, str]:
+def open_usb(device: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
     """Open the camera with the configured pixel format, size and rate; what the driver gave, in words."""
     cap = cv2.VideoCapture(int(device) if device.isdigit() else device, cv2.CAP_V4L2)
     if not cap.isOpened():

@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .capture_store import CaptureStore
+from .face_captures import CaptureStore
 
 log = logging.getLogger(__name__)
 

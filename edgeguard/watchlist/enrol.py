@@ -18,10 +18,10 @@ from ..common.files import private_folder, write_private
 from ..config import Config
 from ..faces.engine import FaceEngine
 from ..faces.photos import is_photo_name
-from ..store.capture_store import capture_to_photo
+from ..store.face_captures import capture_to_photo
+from . import details
 from .build import encode_photo, open_cache
 from .cache import EncodingCache, photo_digest
-from . import details
 from .details import VALID_ID, read_details, upsert_person
 from .negatives import NegativesError, folder_of, remove_all
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
 
-from . import auth, links, pages, records, streams, upload
+from ..common.ratelimit import EveryMinute
+from . import auth, image_links, pages, records, streams, upload
 from .context import Dashboard
 from .request import SESSION_COOKIE, client_address, dashboard
-from ..common.ratelimit import EveryMinute
 from .security import HEADERS, LoginThrottle, Throttle, same
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def create_app(dashboard: Dashboard) -> Flask:
     app.extensions["edgeguard.push_throttle"] = Throttle()  # wrong push tokens, per client address
     app.extensions["edgeguard.push_reported"] = EveryMinute()  # addresses whose wrong tokens were just logged
 
-    for blueprint in (auth.bp, links.bp, pages.bp, records.bp, streams.bp, upload.bp):
+    for blueprint in (auth.bp, image_links.bp, pages.bp, records.bp, streams.bp, upload.bp):
         app.register_blueprint(blueprint)
     app.before_request(_load_session)
     app.after_request(_headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ..alerts.links import LinkSigner
+from ..alerts.link_signer import LinkSigner
 from ..alerts.outbox import Outbox
 from ..config import Config
 from ..faces.engine import FaceEngine
@@ -13,8 +13,8 @@ from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .events import EventHub
-from .live import LiveHub
 from .users import UserStore
+from .video import LiveHub
 
 
 @dataclass(frozen=True)

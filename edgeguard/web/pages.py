@@ -18,8 +18,8 @@ from ..events.event import EVENT_TYPES
 from ..store.event_log import EventFilter
 from ..watchlist.enrol import EnrolError, enrol_from_capture
 from ..watchlist.feedback import FeedbackError, is_person, not_person
-from .request import admin_only, dashboard
 from .events import event_json
+from .request import admin_only, dashboard
 from .streams import by_location
 from .users import ROLES, UserError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..alerts.links import LinkSigner
+from ..alerts.link_signer import LinkSigner
 from ..alerts.outbox import Outbox
 from ..config import Config
 from ..faces.engine import FaceEngine
@@ -15,10 +15,10 @@ from ..watchlist.build import Watchlist
 from .app import create_app
 from .context import Dashboard, SiteStatus
 from .events import EventHub
-from .live import LiveHub
 from .security import load_secret
 from .server import WebServer
 from .users import open_users
+from .video import LiveHub
 
 
 def build_dashboard(

@@ -16,9 +16,9 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ..common.ratelimit import EveryMinute
 from ..sources.push import PushFeed
 from .request import client_address, dashboard
-from ..common.ratelimit import EveryMinute
 from .security import Throttle
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import numpy as np
 from ..faces.box import Box
 from ..live.track import Track
 from ..live.vote import Verdict
-from ..store.capture_store import encode_jpeg
+from ..store.face_captures import encode_jpeg
 from ..watchlist.details import Person
 
 SNAPSHOT_EVERY = 2.0  # seconds between the overview's still frames when nobody watches live

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ..capture import Frame, FrameSource
 from ..config import CameraConfig
-from ..events.cameras import CameraWatch
+from ..events.camera_watch import CameraWatch
 from ..events.recorder import EventRecorder
 from ..live.pipeline import FrameProcessor
 

@@ -1,4 +1,4 @@
-"""The signed, expiring image links of alerts (edgeguard.alerts.links), served by the dashboard's server.
+"""The signed, expiring image links of alerts (edgeguard.alerts.link_signer), served by the dashboard's server.
 
 Same rules as ever: a token that is expired, tampered with or names anything
 but a plain file name is 403; a good token whose file is gone, is not a
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, request
 
-from ..alerts.links import LinkError
+from ..alerts.link_signer import LinkError
 from ..common.files import open_regular
 from .request import dashboard
 

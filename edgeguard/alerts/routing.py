@@ -24,7 +24,7 @@ from typing import Callable
 from ..common.timeofday import in_hours
 from ..config import Config, RouteConfig
 from ..events.event import CAMERA_EVENTS, Event
-from .links import ImageLinks
+from .link_signer import ImageLinks
 from .outbox import Outbox
 from .wording import alert_body
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import MAX_BAD_READS, BadFrames, Capture, OpenFailed, usable
+from .base import MAX_BAD_READS, BadFrames, OpenFailed, VideoInput, usable
 
 
 class Connection:
@@ -28,7 +28,7 @@ class Connection:
     """
 
     def __init__(
-        self, open_capture: Callable[[], Capture], deliver: Callable[[np.ndarray], None], name: str
+        self, open_capture: Callable[[], VideoInput], deliver: Callable[[np.ndarray], None], name: str
     ) -> None:
         self._open_capture = open_capture
         self._deliver = deliver
@@ -73,7 +73,7 @@ class Connection:
             cap.release()
             self.done.set()
 
-    def _read_until_abandoned(self, cap: Capture) -> None:
+    def _read_until_abandoned(self, cap: VideoInput) -> None:
         shape: tuple[int, ...] | None = None
         failures = 0
         while not self.abandoned:

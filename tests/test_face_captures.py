@@ -1,4 +1,4 @@
-"""Tests for edgeguard.store.capture_store: unknown-face captures on disk (CaptureStore, capture_to_photo),
+"""Tests for edgeguard.store.face_captures: unknown-face captures on disk (CaptureStore, capture_to_photo),
 and the unknown-visitor memory of edgeguard.events.visitors."""
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import lfw_photos
-from edgeguard.store.capture_store import CaptureStore, SavedCapture, capture_to_photo
-from edgeguard.config import RecognitionConfig
-from edgeguard.faces.photos import load_photo
-from edgeguard.faces.engine import FaceEngine
-from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
 
-LOGGER = "edgeguard.store.capture_store"
+from edgeguard.config import RecognitionConfig
+from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
+from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.photos import load_photo
+from edgeguard.store.face_captures import CaptureStore, SavedCapture, capture_to_photo
+
+LOGGER = "edgeguard.store.face_captures"
 DAY = 86400.0
 MB = 1024 * 1024
 

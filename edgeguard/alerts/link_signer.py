@@ -15,7 +15,7 @@ payload is only decoded once it is known to be ours.
 
 `ImageLinks` is the seam for putting images somewhere else (an upload to an
 existing image host, as older set-ups did); `SignedLinks` is the built-in one,
-served by the dashboard's server (edgeguard.web.links).
+served by the dashboard's server (edgeguard.web.image_links).
 """
 
 from __future__ import annotations
