@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +25,13 @@ from typing import get_type_hints
 from .common.files import read_credential
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
-
-LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
-LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
 from .configfile.reading import ConfigError, find_config_file, read_toml
 from .events.event import EVENT_TYPES
+
+LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
+LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class CameraConfig:
 class LocationConfig:
     name: str = option(
         "Site",
-        "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of their location",
+        "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of "
+        "their location",
     )
     latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given", min=-90.0, max=90.0)
     longitude: float = option(0.0, "for a maps link in alerts", min=-180.0, max=180.0)
@@ -144,13 +147,15 @@ class RecognitionConfig:
     )
     detector: str = option(
         "yunet",
-        "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal faces only) "
+        "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal "
+        "faces only) "
         "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
         choices=("yunet", "hog", "cnn"),
     )
     detector_score: float = option(
         0.6,
-        "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the mask model's face test)",
+        "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the "
+        "mask model's face test)",
         min=0.05,
         max=0.99,
     )
@@ -183,7 +188,8 @@ class RecognitionConfig:
     )
     encoder_processes: int = option(
         0,
-        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL while it encodes); "
+        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL "
+        "while it encodes); "
         "0: one per camera, at most one per core; each costs about 80 MB",
         min=0,
         max=64,
@@ -203,7 +209,8 @@ class MaskConfig:
     )
     find_masked: str = option(
         "always",
-        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live frames)",
+        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also "
+        "live frames)",
         choices=("off", "stills", "always"),
     )
     events: bool = option(True, "emit a no_mask event for each face whose vote says it wears no mask")
@@ -220,25 +227,29 @@ class PipelineConfig:
     detect_width: int = option(
         640,
         "frames wider than this are shrunk to it for detection; the smallest face found is about "
-        "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras wider than 1024 px",
+        "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras "
+        "wider than 1024 px",
         min=160,
         max=3840,
     )
     upsample: int = option(
         1,
-        "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)",
+        "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the "
+        "cost)",
         min=0,
         max=2,
     )
     detect_every: float = option(
         1.0,
-        "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)",
+        "seconds between full-frame detections: a new face is found within this time (sooner after a scene "
+        "cut)",
         min=0.0,
         max=60.0,
     )
     track_every: float = option(
         0.1,
-        "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)",
+        "seconds between searches for each tracked face near its last position (cheap; also paces the "
+        "identity vote)",
         min=0.0,
         max=10.0,
     )
@@ -247,7 +258,8 @@ class PipelineConfig:
     )
     unknown_margin: float = option(
         0.08,
-        "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib trained same-person pairs under 0.56, others over 0.64)",
+        "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib "
+        "trained same-person pairs under 0.56, others over 0.64)",
         min=0.0,
         max=0.5,
     )
@@ -269,7 +281,8 @@ class EventsConfig:
     crowd_min_seconds: float = option(3.0, "for at least this many seconds", min=0.0, max=3600.0)
     revisit_minutes: float = option(
         30.0,
-        "an unknown visitor seen again within this time is the same visitor (no new capture at the same location)",
+        "an unknown visitor seen again within this time is the same visitor (no new capture at the same "
+        "location)",
         min=0.0,
         max=10080.0,
     )
@@ -315,7 +328,8 @@ class RouteConfig:
     )
     events: tuple[str, ...] = option(
         DEFAULT_ROUTE_EVENTS,
-        'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and "camera_up" about cameras without frames',
+        'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and '
+        '"camera_up" about cameras without frames',
         choices=EVENT_TYPES,
     )
     categories: tuple[str, ...] = option(
@@ -351,7 +365,8 @@ class AlertsConfig:
     mms: bool = option(False, "attach the capture image as MMS (US and Canada numbers only)")
     public_url: str = option(
         "",
-        "address recipients reach the dashboard's server at, for image links, e.g. https://gate.example.net:8780 (empty: no image links)",
+        "address recipients reach the dashboard's server at, for image links, e.g. "
+        "https://gate.example.net:8780 (empty: no image links)",
         pattern=r"|https?://[^\s/]+(/\S*)?",
         pattern_help="must be an http:// or https:// address",
     )
@@ -421,6 +436,67 @@ class WebConfig:
     )
 
 
+# MQTT topics we publish to: no wildcards ('+', '#'), no NUL, not empty at either end, not $SYS-like.
+TOPIC = r"|[^/$+#\x00]([^+#\x00]*[^/+#\x00])?"
+TOPIC_HELP = "must not contain '+', '#' (MQTT wildcards) or NUL, nor start with '/' or '$' or end with '/'"
+# Home Assistant's discovery ids take [a-zA-Z0-9_-]; the device id is also one topic level.
+DEVICE_ID = r"|[A-Za-z0-9_-]{1,64}"
+DEVICE_ID_HELP = "must be 1-64 letters, digits, '_' or '-'"
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = option(
+        False, "publish every event to an MQTT broker, and announce the device to Home Assistant"
+    )
+    host: str = option("", "the broker's host name or address, e.g. broker.example.net")
+    port: int = option(0, "the broker's port; 0: 8883 with tls, else 1883", min=0, max=65535)
+    tls: bool = option(False, "connect with TLS, the broker's certificate checked against tls_ca")
+    tls_ca: str = option(
+        "",
+        "PEM file of the CA that signed the broker's certificate; relative to base_dir (empty: the system's)",
+    )
+    tls_cert: str = option("", "client certificate (PEM), when the broker asks for one")
+    tls_key: str = option("", "the client certificate's private key (PEM)")
+    username: str = option("", "user name at the broker (empty: none)")
+    password: str = option("", "better: $EDGEGUARD_MQTT_PASSWORD or credential mqtt_password")
+    device_id: str = option(
+        "",
+        "this device on the broker: in topics, the client id and Home Assistant's ids (empty: the host name)",
+        pattern=DEVICE_ID,
+        pattern_help=DEVICE_ID_HELP,
+    )
+    topic_prefix: str = option(
+        "",
+        "where this device's topics start (empty: edgeguard/<device_id>)",
+        pattern=TOPIC,
+        pattern_help=TOPIC_HELP,
+    )
+    keepalive: int = option(
+        60,
+        "seconds between keep-alive pings (the broker declares the device offline after 1.5 times this)",
+        min=5,
+        max=3600,
+    )
+    discovery: bool = option(True, "announce the device and its entities to Home Assistant (MQTT discovery)")
+    discovery_prefix: str = option(
+        "homeassistant", "Home Assistant's discovery prefix", pattern=TOPIC[1:], pattern_help=TOPIC_HELP
+    )
+    person_categories: tuple[str, ...] = option(
+        ("missing", "wanted"), 'watchlist categories whose people get a "last seen" sensor in Home Assistant'
+    )
+    face_images: bool = option(
+        False,
+        "also publish the last unknown face's image (biometric data on the broker); "
+        "off: only its signed link, when [alerts] public_url is set",
+    )
+
+    @property
+    def broker(self) -> str:
+        """host:port, for messages."""
+        return f"{self.host}:{self.port}"
+
+
 @dataclass(frozen=True)
 class PushConfig:
     max_frame_kb: int = option(
@@ -455,6 +531,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     push: PushConfig = field(default_factory=PushConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file this came from, None for built-in defaults
@@ -508,6 +585,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         sections[name] = build_section(cls, table, where, name)
     sections["paths"] = _resolve_paths(sections["paths"])
     sections["twilio"] = _resolve_secrets(sections["twilio"], source)
+    sections["mqtt"] = _mqtt(sections["mqtt"], sections["paths"].base_dir, source, where)
     sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
     sections["recognition"], moved = _recognition(sections["recognition"], raw, where)
     cameras = _cameras(raw.get("camera", {}), sections, where)
@@ -529,6 +607,44 @@ def _web(
         )
     tls = {key: str(base / value) for key in ("tls_cert", "tls_key") if (value := getattr(web, key))}
     return dataclasses.replace(web, **tls), notes
+
+
+def _mqtt(mqtt: MqttConfig, base: Path, source: Path | None, where: str) -> MqttConfig:
+    """[mqtt] with its defaults filled in (device id from the host name, prefix, port), its TLS files resolved
+    and checked, and the password from the credential, the environment or the file."""
+    if mqtt.password and source is not None:
+        _refuse_readable_secret(source, "[mqtt] password", "$EDGEGUARD_MQTT_PASSWORD or a systemd credential")
+    device_id = mqtt.device_id or topic_safe(socket.gethostname())
+    tls = {
+        key: str(base / value) for key in ("tls_ca", "tls_cert", "tls_key") if (value := getattr(mqtt, key))
+    }
+    mqtt = dataclasses.replace(
+        mqtt,
+        device_id=device_id,
+        topic_prefix=mqtt.topic_prefix or f"edgeguard/{device_id}",
+        port=mqtt.port or (8883 if mqtt.tls else 1883),
+        password=_secret("mqtt_password", "EDGEGUARD_MQTT_PASSWORD", mqtt.password),
+        **tls,
+    )
+    if not mqtt.enabled:
+        return mqtt
+    if not mqtt.host:
+        raise ConfigError(f"{where}: [mqtt] enabled is true but host is empty: name the broker")
+    if bool(mqtt.tls_cert) != bool(mqtt.tls_key):
+        raise ConfigError(f"{where}: [mqtt] tls_cert and tls_key go together: set both, or neither")
+    for key in ("tls_ca", "tls_cert", "tls_key"):
+        value = getattr(mqtt, key)
+        if value and not mqtt.tls:
+            raise ConfigError(f"{where}: [mqtt] {key} is set but tls is false: set tls = true to use it")
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{where}: [mqtt] {key}: {value} does not exist or is not a file")
+    return mqtt
+
+
+def topic_safe(name: str) -> str:
+    """A host name as a device id: letters, digits, '_' and '-' only (at most 64), "edgeguard" if none is "
+    "left."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:64] or "edgeguard"
 
 
 def _recognition(
@@ -587,7 +703,8 @@ def _check_together(config: Config, where: str) -> None:
     """Rules that span keys: settings that only make sense with another one."""
     if config.alerts.public_url and not config.web.enabled:
         raise ConfigError(
-            f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links"
+            f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image "
+            f"links"
         )
     if bool(config.web.tls_cert) != bool(config.web.tls_key):
         raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
@@ -624,17 +741,20 @@ def _resolve_paths(paths: PathsConfig) -> PathsConfig:
 def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
     """Fill secrets from $CREDENTIALS_DIRECTORY, then the environment, then the file."""
     if twilio.auth_token and source is not None:
-        _refuse_readable_secret(source)
-    values = {}
-    for key, (env_name, cred_name) in SECRETS.items():
-        credential = _credential_text(cred_name)
-        if credential:
-            values[key] = credential
-        elif os.environ.get(env_name, "").strip():
-            values[key] = os.environ[env_name].strip()
-        else:
-            values[key] = getattr(twilio, key)
+        _refuse_readable_secret(source, "[twilio] auth_token", "$TWILIO_AUTH_TOKEN or a systemd credential")
+    values = {
+        key: _secret(cred_name, env_name, getattr(twilio, key))
+        for key, (env_name, cred_name) in SECRETS.items()
+    }
     return dataclasses.replace(twilio, **values)
+
+
+def _secret(credential_name: str, env_name: str, from_file: str) -> str:
+    """A secret from $CREDENTIALS_DIRECTORY, else the environment, else the config file."""
+    credential = _credential_text(credential_name)
+    if credential:
+        return credential
+    return os.environ.get(env_name, "").strip() or from_file
 
 
 def _credential_text(name: str) -> str:
@@ -648,11 +768,11 @@ def _credential_text(name: str) -> str:
         ) from None
 
 
-def _refuse_readable_secret(source: Path) -> None:
-    """A token in a file others can read is a leak waiting to happen: stop."""
+def _refuse_readable_secret(source: Path, key: str, better: str) -> None:
+    """A secret in a file others can read is a leak waiting to happen: stop."""
     mode = source.stat().st_mode
     if mode & (stat.S_IRWXO):
         raise ConfigError(
-            f"{source}: [twilio] auth_token: the file is readable by other users; "
-            f"run 'chmod o-rwx {source}' or move the token to $TWILIO_AUTH_TOKEN or a systemd credential"
+            f"{source}: {key}: the file is readable by other users; "
+            f"run 'chmod o-rwx {source}' or move the secret to {better}"
         )

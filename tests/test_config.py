@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import re
+import socket
 from pathlib import Path
 from typing import get_type_hints
 
@@ -28,7 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
     """Every test starts in an empty folder with no config or secret coming from outside."""
-    for name in ("EDGEGUARD_CONFIG", "CREDENTIALS_DIRECTORY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+    for name in (
+        "EDGEGUARD_CONFIG",
+        "CREDENTIALS_DIRECTORY",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "EDGEGUARD_MQTT_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -51,6 +58,15 @@ def resolved_defaults(base):
         base_dir=base,
         **{f.name: base / getattr(d, f.name) for f in dataclasses.fields(d) if f.name != "base_dir"},
     )
+
+
+def resolved_config(base):
+    """Config() as load_config resolves it: paths against `base`, [mqtt]'s device id from the host name."""
+    device = cfgmod.topic_safe(socket.gethostname())
+    mqtt = dataclasses.replace(
+        cfgmod.MqttConfig(), device_id=device, topic_prefix=f"edgeguard/{device}", port=1883
+    )
+    return dataclasses.replace(Config(), paths=resolved_defaults(base), mqtt=mqtt)
 
 
 def assert_same_config(actual, expected):
@@ -78,8 +94,7 @@ def test_no_config_file_uses_site_folders_in_current_directory(clean_env):
 
 def test_no_config_file_equals_defaults_field_by_field(clean_env):
     cfg = load_config()
-    expected = dataclasses.replace(Config(), paths=resolved_defaults(clean_env))
-    assert_same_config(cfg, expected)
+    assert_same_config(cfg, resolved_config(clean_env))
 
 
 def test_find_config_file_returns_none_without_any_file():
@@ -102,7 +117,7 @@ def test_example_config_is_valid_toml_and_loads_to_exactly_the_defaults(tmp_path
     path = write_config(tmp_path / "example.toml", text, mode=0o644)
     cfg = load_config(path)
     assert cfg.source == path
-    assert_same_config(cfg, dataclasses.replace(Config(), paths=resolved_defaults(clean_env)))
+    assert_same_config(cfg, resolved_config(clean_env))
 
 
 def test_example_config_lists_every_key_of_every_section_with_a_comment():
@@ -598,7 +613,8 @@ def test_camera_tables_each_with_location_and_overrides(tmp_path):
             "cameras: no camera has 'b'",
         ),
         (
-            '[[camera]]\nname = "a"\nlocation = "Gate"\n[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
+            '[[camera]]\nname = "a"\nlocation = "Gate"\n'
+            '[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
             "locations: no camera has 'gate'",
         ),
     ],
@@ -608,3 +624,86 @@ def test_bad_cameras_stop_with_file_and_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(path) in str(info.value) and expected in str(info.value)
+
+
+# --- [mqtt] ---------------------------------------------------------------------------
+
+
+def mqtt_config(tmp_path, body, mode=0o600):
+    text = f'[paths]\nbase_dir = "{tmp_path}"\n[mqtt]\n{body}'
+    return load_config(write_config(tmp_path / "c.toml", text, mode=mode))
+
+
+def test_mqtt_defaults_follow_the_device_id(tmp_path, clean_env):
+    cfg = mqtt_config(tmp_path, 'enabled = true\nhost = "broker"\ndevice_id = "gate-1"\n')
+    assert (cfg.mqtt.topic_prefix, cfg.mqtt.port, cfg.mqtt.broker) == (
+        "edgeguard/gate-1",
+        1883,
+        "broker:1883",
+    )
+    tls = mqtt_config(tmp_path, 'enabled = true\nhost = "broker"\ntls = true\n')
+    assert tls.mqtt.port == 8883
+    assert tls.mqtt.device_id == cfgmod.topic_safe(socket.gethostname())
+
+
+def test_host_name_is_made_topic_safe():
+    assert cfgmod.topic_safe("pi.local") == "pi-local"
+    assert cfgmod.topic_safe("a/b+c#d e") == "a-b-c-d-e"
+    assert cfgmod.topic_safe("...") == "edgeguard"
+
+
+@pytest.mark.parametrize(
+    "prefix", ["site/+/gate", "site/#", "site/\\u0000x", "/site", "site/", "$SYS/x", "+", "#"]
+)
+def test_topic_prefix_with_wildcards_nul_or_edge_slashes_is_refused(tmp_path, clean_env, prefix):
+    with pytest.raises(ConfigError) as info:
+        mqtt_config(tmp_path, f'topic_prefix = "{prefix}"\n')
+    message = str(info.value)
+    assert "[mqtt] topic_prefix" in message and "'+', '#'" in message and "NUL" in message
+    assert "\n" not in message
+
+
+def test_discovery_prefix_and_device_id_are_checked(tmp_path, clean_env):
+    with pytest.raises(ConfigError, match=r"\[mqtt\] discovery_prefix"):
+        mqtt_config(tmp_path, 'discovery_prefix = "home/#"\n')
+    with pytest.raises(ConfigError, match=r"\[mqtt\] device_id: must be 1-64 letters"):
+        mqtt_config(tmp_path, 'device_id = "gate/1"\n')
+
+
+def test_enabled_without_host_is_refused(tmp_path, clean_env):
+    with pytest.raises(ConfigError, match=r"\[mqtt\] enabled is true but host is empty"):
+        mqtt_config(tmp_path, "enabled = true\n")
+
+
+def test_mqtt_tls_files_that_do_not_exist_are_named(tmp_path, clean_env):
+    with pytest.raises(ConfigError) as info:
+        mqtt_config(tmp_path, 'enabled = true\nhost = "b"\ntls = true\ntls_ca = "certs/ca.pem"\n')
+    assert f"[mqtt] tls_ca: {tmp_path / 'certs' / 'ca.pem'} does not exist" in str(info.value)
+    (tmp_path / "ca.pem").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        mqtt_config(
+            tmp_path, 'enabled = true\nhost = "b"\ntls = true\ntls_ca = "ca.pem"\ntls_cert = "ca.pem"\n'
+        )
+    with pytest.raises(ConfigError, match="tls_ca is set but tls is false"):
+        mqtt_config(tmp_path, 'enabled = true\nhost = "b"\ntls_ca = "ca.pem"\n')
+    cfg = mqtt_config(tmp_path, 'enabled = true\nhost = "b"\ntls = true\ntls_ca = "ca.pem"\n')
+    assert cfg.mqtt.tls_ca == str(tmp_path / "ca.pem")
+
+
+def test_mqtt_password_from_credential_then_environment_then_file(tmp_path, clean_env, monkeypatch):
+    body = 'password = "from-file"\n'
+    assert mqtt_config(tmp_path, body).mqtt.password == "from-file"
+    monkeypatch.setenv("EDGEGUARD_MQTT_PASSWORD", "from-env")
+    assert mqtt_config(tmp_path, body).mqtt.password == "from-env"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt_password").write_text("from-credential\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert mqtt_config(tmp_path, body).mqtt.password == "from-credential"
+
+
+def test_mqtt_password_in_a_world_readable_file_is_refused(tmp_path, clean_env):
+    with pytest.raises(ConfigError) as info:
+        mqtt_config(tmp_path, 'password = "hunter2-xyz"\n', mode=0o644)
+    assert "[mqtt] password" in str(info.value) and "chmod" in str(info.value)
+    assert "hunter2-xyz" not in str(info.value)
