@@ -1,0 +1,170 @@
+"""Events over MQTT against real Mosquitto brokers (tests/brokers.py): the schema, nothing lost through a
+broker outage or `kill -9`, passwords, TLS, Home Assistant's discovery, the last will, and bad brokers."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+from brokers import Broker, Listener, needs_mosquitto
+from helpers import wait_for
+
+import edgeguard.outputs.mqtt as mqtt_package
+from edgeguard.config import load_config
+from edgeguard.events.event import Event
+from edgeguard.outputs.mqtt.output import MqttOutput
+from edgeguard.store.event_log import EventLog
+
+pytestmark = needs_mosquitto
+
+SCHEMA = json.loads((Path(mqtt_package.__file__).parent / "event.schema.json").read_text(encoding="utf-8"))
+HARNESS = Path(__file__).with_name("mqtt_harness.py")
+PREFIX = "edgeguard/gate-1"
+
+
+def write_config(base: Path, port: int, extra: str = "", device: str = "gate-1") -> Path:
+    path = base / "edgeguard.toml"
+    path.write_text(
+        f'[paths]\nbase_dir = "{base}"\n'
+        '[[camera]]\nname = "gate"\nlocation = "Front Gate"\n'
+        "latitude = 51.5\nlongitude = -0.12\nmax_people = 2\n"
+        '[[camera]]\nname = "till"\nlocation = "Counter"\n'
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
+        f'device_id = "{device}"\nkeepalive = 5\n{extra}',
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+def sample_events(start: float = 1_700_000_000.0) -> list[Event]:
+    """One event of each type."""
+    where = {"camera": "gate", "location": "Front Gate", "latitude": 51.5, "longitude": -0.12}
+    return [
+        Event(
+            "unknown_face",
+            start,
+            **where,
+            distance=0.71,
+            capture="/nonexistent/u-face.jpg",
+            extra={"visitor": 3},
+        ),
+        Event(
+            "known_face",
+            start + 1,
+            **where,
+            person_id="7",
+            name="Ana Lima",
+            category="wanted",
+            distance=0.41,
+            extra={"match": "strong"},
+        ),
+        Event("no_mask", start + 2, **where, person_id="7", name="Ana Lima", category="wanted"),
+        Event("crowd", start + 3, **where, extra={"count": 4}),
+        Event("camera_down", start + 4, camera="till", location="Counter", extra={"seconds": 120.0}),
+        Event("camera_up", start + 5, camera="till", location="Counter", extra={"seconds": 130.0}),
+    ]
+
+
+def numbered(n: int, start: float = 1_700_000_000.0) -> list[Event]:
+    return [Event("crowd", start + i, "gate", "Front Gate", extra={"count": 3 + i % 5}) for i in range(n)]
+
+
+class Cursor:
+    """What the bus would keep: every seq `delivered` was called with."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, seq: int) -> None:
+        self.calls.append(seq)
+
+    @property
+    def last(self) -> int:
+        return self.calls[-1] if self.calls else 0
+
+
+def store(log: EventLog, events: list[Event]) -> list[Event]:
+    return [log.append(e) for e in events]
+
+
+def received(listener: Listener, topic: str = f"{PREFIX}/events") -> list[dict]:
+    return [json.loads(p) for p in listener.on(topic)]
+
+
+def deduplicated(payloads: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for p in payloads:
+        if p["event_id"] not in seen:
+            seen.add(p["event_id"])
+            out.append(p)
+    return out
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def output_for(tmp_path):
+    """MqttOutput(s) on a config for a broker port, stopped at the end."""
+    made = []
+
+    def make(port: int, extra: str = "", **kwargs) -> tuple[MqttOutput, Cursor, EventLog]:
+        config = load_config(write_config(tmp_path, port, extra))
+        cursor = Cursor()
+        output = MqttOutput(config, cursor, **kwargs)
+        log = EventLog(config.paths.events_db)
+        made.append((output, log))
+        return output, cursor, log
+
+    yield make
+    for output, log in made:
+        output.stop()
+        log.close()
+
+
+def test_every_event_type_arrives_with_the_schema_on_both_topics(broker, output_for):
+    listener = Listener(broker.port, f"{PREFIX}/#")
+    output, cursor, log = output_for(broker.port, "discovery = false\n")
+    output.start()
+    events = store(log, sample_events())
+    for event in events:
+        output.handle(event)
+    wait_for(lambda: cursor.last == events[-1].seq, 10, "every event acknowledged")
+    payloads = wait_for(lambda: len(received(listener)) == 6 and received(listener), 5, "six events")
+    for payload in payloads:
+        jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert [p["type"] for p in payloads] == [e.type for e in events]
+    assert [p["seq"] for p in payloads] == [e.seq for e in events]
+    assert received(listener, f"{PREFIX}/gate/events") == payloads[:4]
+    assert received(listener, f"{PREFIX}/till/events") == payloads[4:]
+    known = payloads[1]
+    assert known["person"] == {"id": "7", "name": "Ana Lima", "category": "wanted"}
+    assert known["location"] == {"name": "Front Gate", "latitude": 51.5, "longitude": -0.12}
+    assert known["match"] == "strong" and known["distance"] == 0.41
+    assert payloads[0]["person"] is None and payloads[0]["visitor"] == 3
+    assert payloads[2]["mask"] is False and payloads[3]["count"] == 4
+    assert payloads[4]["location"]["latitude"] is None
+    assert known["time"] == datetime.fromtimestamp(events[1].time).astimezone().isoformat(
+        timespec="milliseconds"
+    )
+    assert len({p["event_id"] for p in payloads}) == 6
+    # retained state: last unknown and known face per camera, crowd, the wanted person's last seen
+    assert json.loads(listener.on(f"{PREFIX}/gate/last_unknown")[-1])["seq"] == events[0].seq
+    assert json.loads(listener.on(f"{PREFIX}/gate/last_known")[-1])["seq"] == events[1].seq
+    assert listener.on(f"{PREFIX}/gate/crowd") == [b"ON"]
+    seen = json.loads(listener.on(f"{PREFIX}/watchlist/7/last_seen")[-1])
+    assert (seen["location"], seen["camera"]) == ("Front Gate", "gate")
+    assert listener.on(f"{PREFIX}/availability") == [b"online"]
+    assert (
+        listener.on(f"{PREFIX}/gate/last_unknown/image") == []
+    )  # face images stay off the broker by default
+    assert cursor.calls == sorted(cursor.calls)
+    listener.close()
