@@ -4,6 +4,11 @@ broker outage or `kill -9`, passwords, TLS, Home Assistant's discovery, the last
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -167,4 +172,96 @@ def test_every_event_type_arrives_with_the_schema_on_both_topics(broker, output_
         listener.on(f"{PREFIX}/gate/last_unknown/image") == []
     )  # face images stay off the broker by default
     assert cursor.calls == sorted(cursor.calls)
+    listener.close()
+
+
+def test_broker_outage_loses_nothing_and_keeps_the_order(broker, output_for):
+    listener = Listener(broker.port, f"{PREFIX}/events")
+    output, cursor, log = output_for(broker.port, "discovery = false\n")
+    output.start()
+    events = store(log, numbered(60))
+    for event in events[:20]:
+        output.handle(event)
+    wait_for(lambda: cursor.last == events[19].seq, 10, "the first 20 acknowledged")
+    broker.stop()
+    wait_for(lambda: not output.status().connected, 10, "the output sees the broker gone")
+    for event in events[20:]:
+        output.handle(event)  # the frame loop's events keep coming while the broker is away
+    time.sleep(0.5)
+    assert cursor.last == events[19].seq  # nothing counts as delivered without the broker's word
+    assert output.status().backlog == 40
+    broker.start()
+    wait_for(
+        lambda: cursor.last == events[-1].seq, 20, lambda: f"all acknowledged after the outage: {cursor.last}"
+    )
+    payloads = wait_for(
+        lambda: len(deduplicated(received(listener))) >= 60 and received(listener), 10, "60 events"
+    )
+    unique = deduplicated(payloads)
+    assert [p["seq"] for p in unique] == [e.seq for e in events]  # in order, each once after de-duplication
+    assert cursor.calls == sorted(cursor.calls) and output.status().backlog == 0
+    listener.close()
+
+
+def harness(config: Path, cursor: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(HARNESS), str(config), str(cursor)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def cursor_of(path: Path) -> int:
+    return int(path.read_text() or 0) if path.exists() else 0
+
+
+def test_kill_9_with_events_pending_then_restart_delivers_all(broker, tmp_path):
+    listener = Listener(broker.port, f"{PREFIX}/events")
+    config = write_config(tmp_path, broker.port, "discovery = false\n")
+    cursor = tmp_path / "cursor"
+    log = EventLog(load_config(config).paths.events_db)
+    events = store(log, numbered(10))
+    daemon = harness(config, cursor)
+    wait_for(lambda: cursor_of(cursor) == events[-1].seq, 20, "the first 10 delivered")
+    broker.stop()
+    events += store(log, numbered(25, start=1_700_001_000.0))  # recorded while the broker is away
+    time.sleep(1.0)  # handed to the output, waiting for the broker
+    daemon.kill()  # kill -9: paho's queue dies with it
+    daemon.wait(10)
+    assert cursor_of(cursor) == events[9].seq
+    broker.start()
+    daemon = harness(config, cursor)
+    try:
+        wait_for(lambda: cursor_of(cursor) == events[-1].seq, 30, "all delivered after the restart")
+        unique = wait_for(
+            lambda: len(deduplicated(received(listener))) == 35 and deduplicated(received(listener)),
+            10,
+            "35 events",
+        )
+        assert [p["seq"] for p in unique] == [e.seq for e in events]
+    finally:
+        daemon.terminate()
+        daemon.wait(15)
+        log.close()
+        listener.close()
+
+
+def test_availability_goes_offline_by_the_last_will_when_killed_and_on_a_clean_stop(broker, tmp_path):
+    listener = Listener(broker.port, f"{PREFIX}/availability")
+    config = write_config(tmp_path, broker.port, "discovery = false\n")
+    daemon = harness(config, tmp_path / "cursor")
+    wait_for(lambda: listener.on(f"{PREFIX}/availability") == [b"online"], 10, "online")
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(10)
+    wait_for(
+        lambda: listener.on(f"{PREFIX}/availability")[-1:] == [b"offline"],
+        15,
+        "the last will (keepalive 5 s)",
+    )
+    daemon = harness(config, tmp_path / "cursor")
+    wait_for(lambda: listener.on(f"{PREFIX}/availability")[-1:] == [b"online"], 10, "online again")
+    daemon.terminate()
+    assert daemon.wait(15) == 0
+    wait_for(lambda: listener.on(f"{PREFIX}/availability")[-1:] == [b"offline"], 5, "offline on a clean stop")
     listener.close()
