@@ -4,6 +4,7 @@ broker outage or `kill -9`, passwords, TLS, Home Assistant's discovery, the last
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from brokers import Broker, Listener, needs_mosquitto
+from brokers import Broker, Listener, make_tls, needs_mosquitto
 from helpers import wait_for
 
 import edgeguard.outputs.mqtt as mqtt_package
@@ -265,3 +266,113 @@ def test_availability_goes_offline_by_the_last_will_when_killed_and_on_a_clean_s
     assert daemon.wait(15) == 0
     wait_for(lambda: listener.on(f"{PREFIX}/availability")[-1:] == [b"offline"], 5, "offline on a clean stop")
     listener.close()
+
+
+def test_wrong_password_is_one_clear_line_and_nothing_counts_as_delivered(tmp_path, output_for, caplog):
+    broker = Broker(tmp_path / "auth", users={"gate": "right-password"}).start()
+    try:
+        output, cursor, log = output_for(broker.port, 'username = "gate"\npassword = "wrong-password"\n')
+        with caplog.at_level(logging.ERROR):
+            output.start()
+            output.handle(store(log, numbered(1))[0])
+            state = wait_for(
+                lambda: output.status().state.startswith("refused") and output.status().state, 10
+            )
+            time.sleep(1.5)  # paho retries meanwhile: still one line
+        assert state in (
+            "refused: Bad user name or password",
+            "refused: Not authorized",
+        )  # mosquitto 2.0: the latter
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("edgeguard.outputs.mqtt")]
+        assert len(lines) == 1 and "check [mqtt] username and the password" in lines[0]
+        assert "wrong-password" not in caplog.text
+        assert cursor.calls == [] and output.status().backlog == 1
+    finally:
+        broker.stop()
+
+
+def test_password_and_tls_with_a_test_ca(tmp_path, output_for):
+    tls = make_tls(tmp_path / "certs")
+    broker = Broker(tmp_path / "tls", users={"gate": "pw"}, tls=tls).start()
+    try:
+        output, cursor, log = output_for(
+            broker.port,
+            f'username = "gate"\npassword = "pw"\ntls = true\ntls_ca = "{tls.ca}"\ndiscovery = false\n',
+        )
+        output.start()
+        event = store(log, numbered(1))[0]
+        output.handle(event)
+        wait_for(lambda: cursor.last == event.seq, 15, lambda: f"delivered over TLS: {output.status()}")
+        assert output.status().state == f"connected to 127.0.0.1:{broker.port}"
+    finally:
+        broker.stop()
+
+
+def test_a_broker_certificate_from_another_ca_is_named(tmp_path, output_for, caplog):
+    broker = Broker(tmp_path / "tls", tls=make_tls(tmp_path / "certs")).start()
+    other = make_tls(tmp_path / "other", name="other")
+    try:
+        output, cursor, _ = output_for(broker.port, f'tls = true\ntls_ca = "{other.ca}"\n')
+        with caplog.at_level(logging.ERROR):
+            output.start()
+            state = wait_for(lambda: output.status().state.startswith("cannot") and output.status().state, 10)
+        assert "certificate is not trusted" in state and "tls_ca" in state
+        assert sum("not trusted" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        broker.stop()
+
+
+def test_home_assistant_discovery_announces_the_device_and_again_when_it_comes_online(broker, tmp_path):
+    config_topic = "homeassistant/device/gate-1/config"
+    listener = Listener(broker.port, config_topic)
+    config = load_config(write_config(tmp_path, broker.port))
+    output = MqttOutput(config, Cursor(), links=lambda path: f"https://gate.example.net/c/{path.name}")
+    output.start()
+    try:
+        first = json.loads(wait_for(lambda: listener.on(config_topic), 10, "the discovery message")[0])
+        assert first["dev"]["ids"] == ["edgeguard_gate-1"] and first["o"]["name"] == "EdgeGuard"
+        assert first["availability_topic"] == f"{PREFIX}/availability"
+        cmps = first["cmps"]
+        assert set(cmps) == {
+            f"{c}_{what}" for c in ("gate", "till") for what in ("crowd", "alert", "last_unknown")
+        }
+        assert all(c["unique_id"].startswith("edgeguard_gate-1_") and "p" in c for c in cmps.values())
+        assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
+        assert (
+            cmps["gate_alert"]["p"] == "event"
+            and cmps["gate_alert"]["state_topic"] == f"{PREFIX}/gate/events"
+        )
+        assert {"unknown_face", "known_face", "no_mask", "crowd", "camera_down"} <= set(
+            cmps["gate_alert"]["event_types"]
+        )
+        assert cmps["gate_last_unknown"] == {
+            "p": "image",
+            "name": "gate last unknown face",
+            "unique_id": "edgeguard_gate-1_gate_last_unknown",
+            "url_topic": f"{PREFIX}/gate/last_unknown/url",
+        }
+        # Home Assistant restarts and publishes its birth message: the device is announced again
+        ha = Listener(broker.port, "unused/#", client_id="home-assistant")
+        ha.client.publish("homeassistant/status", "online", qos=1)
+        wait_for(lambda: len(listener.on(config_topic)) == 2, 10, "announced again")
+        ha.close()
+    finally:
+        output.stop()
+    # the next run has one camera fewer: its entities are announced with their platform only (removed)
+    path = tmp_path / "edgeguard.toml"
+    text = path.read_text(encoding="utf-8").replace('[[camera]]\nname = "till"\nlocation = "Counter"\n', "")
+    path.write_text(text, encoding="utf-8")
+    output = MqttOutput(load_config(path), Cursor())
+    output.start()
+    try:
+        last = wait_for(
+            lambda: len(listener.on(config_topic)) == 3 and json.loads(listener.on(config_topic)[-1]), 10
+        )
+        assert last["cmps"]["till_alert"] == {"p": "event"} and last["cmps"]["till_crowd"] == {
+            "p": "binary_sensor"
+        }
+        assert last["cmps"]["gate_alert"]["p"] == "event"
+        assert last["cmps"]["gate_last_unknown"] == {"p": "image"}  # no links in this run: no image entity
+    finally:
+        output.stop()
+        listener.close()

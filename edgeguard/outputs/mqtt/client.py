@@ -123,7 +123,7 @@ class Connection:
             self.state = f"refused: {reason.getName()}"
             if self._logged.due(f"refused {reason}"):
                 log.error(
-                    "mqtt: broker %s refused client id %s: %s%s",
+                    "mqtt: broker %s refused the connection of client id %s: %s%s",
                     self.config.broker,
                     self.client_id,
                     reason.getName(),
