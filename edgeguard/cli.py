@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from .config import Config, ConfigError, example_config, load_config
 from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
+from .outputs.mqtt.consumer import DEFAULT_FILTER, event_line, follow
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
@@ -131,6 +134,22 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--type", action="append", choices=EVENT_TYPES, help="only this type (repeatable)")
     events.add_argument("--limit", type=int, help="at most this many")
     events.add_argument("--json", action="store_true", help="one JSON object per event and line")
+    events.add_argument(
+        "--follow",
+        action="store_true",
+        help="with --mqtt: keep printing events as they arrive, until stopped",
+    )
+    events.add_argument(
+        "--mqtt",
+        action="store_true",
+        help="read the events of every device from the [mqtt] broker instead of this device's event log",
+    )
+    events.add_argument(
+        "--topic", default=DEFAULT_FILTER, help=f"--mqtt: the topic filter (default {DEFAULT_FILTER})"
+    )
+    events.add_argument(
+        "--group", help="--mqtt: share the events with the other consumers of this group ($share/GROUP/...)"
+    )
     events.set_defaults(handler=cmd_events)
 
     test_alert = sub.add_parser("test-alert", help="send one message end to end and report what happened")
@@ -310,6 +329,8 @@ def cmd_push(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_events(config: Config, args: argparse.Namespace) -> int:
+    if args.mqtt or args.follow:
+        return _follow_mqtt(config, args)
     try:
         since = parse_since(args.since) if args.since else None
     except ValueError as exc:
@@ -323,6 +344,30 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
             print(json.dumps(event.to_json()), flush=True)
         else:
             print(f"{event.seq:>5} {event.to_json()['time_iso']} {event.camera} {event.summary()}")
+    return 0
+
+
+def _follow_mqtt(config: Config, args: argparse.Namespace) -> int:
+    """`events --follow --mqtt`: every device's events from the broker, each once, until SIGINT/SIGTERM."""
+    if not (args.mqtt and args.follow):
+        print("edgeguard events: --follow and --mqtt go together (events from the broker)", file=sys.stderr)
+        return 2
+    if not config.mqtt.host:
+        print(
+            "edgeguard events: set [mqtt] host (and port, user, TLS) to read from the broker", file=sys.stderr
+        )
+        return EX_CONFIG
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def emit(event: dict) -> None:
+        print(json.dumps(event, ensure_ascii=False) if args.json else event_line(event), flush=True)
+
+    def gap(device: str, first: int, last: int) -> None:
+        print(f"edgeguard events: {device}: events {first}-{last} not received", file=sys.stderr, flush=True)
+
+    follow(config.mqtt, emit, stop, args.topic, args.group, gap)
     return 0
 
 
