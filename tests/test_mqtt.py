@@ -22,6 +22,7 @@ import edgeguard.outputs.mqtt as mqtt_package
 from edgeguard.config import load_config
 from edgeguard.events.event import Event
 from edgeguard.outputs.mqtt.output import MqttOutput
+from edgeguard.service.doctor import Finding, check_mqtt
 from edgeguard.store.event_log import EventLog
 
 pytestmark = needs_mosquitto
@@ -376,3 +377,23 @@ def test_home_assistant_discovery_announces_the_device_and_again_when_it_comes_o
     finally:
         output.stop()
         listener.close()
+
+
+def test_check_reports_the_broker_and_a_wrong_password(tmp_path):
+    broker = Broker(tmp_path / "auth", users={"gate": "pw"}).start()
+    try:
+        good = load_config(write_config(tmp_path, broker.port, 'username = "gate"\npassword = "pw"\n'))
+        assert check_mqtt(good) == [
+            Finding(
+                "ok",
+                "mqtt",
+                f"connected to 127.0.0.1:{broker.port} as gate-1; a message to {PREFIX}/check acknowledged",
+            )
+        ]
+        bad = load_config(write_config(tmp_path, broker.port, 'username = "gate"\npassword = "nope"\n'))
+        [finding] = check_mqtt(bad)
+        assert finding.level == "FAIL" and "refused" in finding.detail and "nope" not in finding.detail
+    finally:
+        broker.stop()
+    [finding] = check_mqtt(good)  # the broker is gone
+    assert finding.level == "FAIL" and "cannot connect: Connection refused" in finding.detail

@@ -16,10 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ..detect.detection import DetectorError
 from ..faces.box import Box
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
+from ..outputs.mqtt.probe import probe
 from ..sources.push import push_token_location
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
@@ -61,6 +62,7 @@ def run_checks(config: Config, source: str | None, live: bool, out: Callable[[st
         lambda c: check_twilio(c, live),
         check_web,
         check_public_url,
+        check_mqtt,
     ):
         for finding in check(config):
             findings.append(finding)
@@ -92,7 +94,7 @@ def check_folders(config: Config) -> list[Finding]:
 
 
 def check_privacy(config: Config) -> list[Finding]:
-    """Photos, captures and Details.csv are biometric and personal data: nobody but the service may read them."""
+    """Photos, captures and Details.csv are biometric and personal data: only the service may read them."""
     p = config.paths
     out = []
     for name, path, fix in (
@@ -162,7 +164,8 @@ def _writable(folder: Path) -> str:
 
 
 def check_camera(config: Config, source: str | None) -> list[Finding]:
-    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera with it."""
+    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera
+    with it."""
     cameras = config.cameras if source is None else (dataclasses.replace(config.cameras[0], source=source),)
     return [_check_one_camera(config, camera) for camera in cameras]
 
@@ -198,7 +201,7 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
 
 @dataclass(frozen=True)
 class DlibBuild:
-    """The dlib module that runs: its version, the pip distribution(s) that installed it, what it was built with."""
+    """The dlib module that runs: its version, the pip distribution(s) that installed it, its build."""
 
     version: str
     distributions: tuple[str, ...]
@@ -237,7 +240,8 @@ def dlib_build() -> DlibBuild:
 
 
 def _dlib_distributions() -> tuple[str, ...]:
-    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)", "dlib 20.0.1 (built from source)".
+    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)",
+    "dlib 20.0.1 (built from source)".
 
     PyPI has only dlib's source, and refuses local versions: a dlib-bin with one
     ("20.0.1+blas") is tools/build-dlib-blas.sh's source build.
@@ -271,7 +275,7 @@ def check_dlib(config: Config) -> list[Finding]:
 
 
 def check_detector(config: Config) -> list[Finding]:
-    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame here."""
+    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame."""
     cfg = config.recognition
     if cfg.detector == "cnn" and not dlib_build().cuda:
         return [
@@ -394,8 +398,16 @@ def _verify_twilio(config: Config) -> Finding:
     return Finding("ok", "twilio --live", f"credentials accepted; account status {account.status}")
 
 
+def check_mqtt(config: Config) -> list[Finding]:
+    """The broker: connects, authenticates, takes a message under the device's prefix."""
+    if not config.mqtt.enabled:
+        return [Finding("ok", "mqtt", "off ([mqtt] enabled = false)")]
+    ok, detail = probe(config.mqtt)
+    return [Finding("ok" if ok else "FAIL", "mqtt", detail)]
+
+
 def check_web(config: Config) -> list[Finding]:
-    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP beyond loopback."""
+    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP off loopback."""
     web = config.web
     if not web.enabled:
         return [Finding("ok", "dashboard", "off ([web] enabled = false)")]
