@@ -111,10 +111,10 @@ class Connection:
                 info.wait_for_publish(timeout)
             except (RuntimeError, ValueError):  # the connection went away meanwhile: the will says it
                 pass
+        self.state = "stopped"
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
-        self.state = "stopped"
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
