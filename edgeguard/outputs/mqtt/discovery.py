@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ... import __version__
+import edgeguard
+
 from ...config import CameraConfig
 from ...watchlist.details import Person
 from .schema import Topics, slug
 
+VERSION = edgeguard.__version__
 # The event entity's types: the alerts (camera_up is listed too, so that Home Assistant takes every event).
 EVENT_TYPES = ["unknown_face", "known_face", "no_mask", "crowd", "camera_down", "camera_up"]
 PERSON_OFF_DELAY = 30  # seconds: "person in view" turns off unless the count is published again (every 10 s)
@@ -66,9 +68,9 @@ def device_config(what: Announcement, previous: Mapping[str, Any] | None = None)
             "name": f"EdgeGuard {what.device_id}",
             "mf": "EdgeGuard",
             "mdl": "face alert daemon",
-            "sw": __version__,
+            "sw": VERSION,
         },
-        "o": {"name": "EdgeGuard", "sw": __version__},
+        "o": {"name": "EdgeGuard", "sw": VERSION},
         "availability_topic": what.topics.availability,
         "qos": 1,
         "cmps": components,
