@@ -211,6 +211,15 @@ class Outbox:
     def list(self, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
         return self._db.read(lambda db: _list(db, statuses, limit))
 
+    def has_event(self, event_seq: int) -> bool:
+        """Whether any message was queued for this event."""
+        return self._db.read(
+            lambda db: (
+                db.execute("SELECT 1 FROM messages WHERE event_seq = ? LIMIT 1", (event_seq,)).fetchone()
+                is not None
+            )
+        )
+
     def count(self, status: str) -> int:
         """How many messages have this status (without reading them)."""
         row = self._db.read(
@@ -237,7 +246,8 @@ class Outbox:
 
 
 def read_messages(path: Path, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
-    """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
+    """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it
+    is not one."""
     db = connect_readonly(path)
     try:
         return _list(db, statuses, limit)

@@ -2,7 +2,7 @@
 with captures of the faces.
 
 One `SiteEvents` serves every camera of the device: the event log, the
-captures, the listeners and the memory of visitors and sightings are shared,
+captures, the event bus and the memory of visitors and sightings are shared,
 so an unknown visitor who walks from one camera to the next is the same
 visitor.  Each camera has its own `EventRecorder` (`SiteEvents.recorder`) with
 its own rules (crowd timing, bare faces reported) and tracks; recorders run on
@@ -22,8 +22,9 @@ photo.  The sidecar keeps the encodings of the samples that voted for the
 decision (rounded to 6 places): feedback on the event ("not this person",
 edgeguard.watchlist.feedback) reads them from there.  A no_mask event points
 at the capture of the same face.  Every event is written to the event log and
-logged as one line without personal details beyond the name; then the
-listeners (alerts) get it.
+logged as one line without personal details beyond the name; then it is
+published on the event bus (edgeguard.outputs.bus), which hands it to the
+outputs (alerts, the dashboard's live updates) on their own threads.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
 when the best distance is at least `unknown_margin` inside the tolerance (the
@@ -37,7 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -57,20 +58,29 @@ log = logging.getLogger(__name__)
 RECENT_TRACKS = 64
 
 
+class Publisher(Protocol):
+    """Where a logged event goes next: the event bus (edgeguard.outputs.bus.EventBus)."""
+
+    def publish(self, event: Event) -> None: ...
+
+
 class SiteEvents:
-    """What every camera's events share: the event log, captures, listeners, visitors and sightings."""
+    """What every camera's events share: the event log, captures, the bus, visitors and sightings; it counts
+    the events recorded (for the daemon's status)."""
 
     def __init__(
         self,
         config: Config,
         event_log: EventLog,
         captures: CaptureStore,
-        listeners: list[Callable[[Event], None]] | None = None,
+        bus: Publisher | None = None,
     ) -> None:
         self.config = config
         self.event_log = event_log
         self.captures = captures
-        self.listeners = listeners if listeners is not None else []
+        self.bus = bus
+        self.recorded = 0  # events recorded since the start
+        self.last_event: Event | None = None
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
         self.sightings: dict[
             tuple[str, str], tuple[float, str | None]
@@ -82,16 +92,14 @@ class SiteEvents:
         return EventRecorder(self, camera)
 
     def append(self, event: Event) -> Event:
-        """Write an event to the log, log it in one line and hand it to the listeners (with the lock held)."""
+        """Write an event to the log, log it in one line and publish it on the bus (with the lock held: the
+        bus gets the events in the event log's order, and publishing never waits)."""
         event = self.event_log.append(event)
         log.info("event %s", event.summary())
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:  # a bug in one listener must not stop the camera
-                log.exception(
-                    "event %s (%s) is in the event log, but handling it failed", event.seq, event.type
-                )
+        self.recorded += 1
+        self.last_event = event
+        if self.bus is not None:
+            self.bus.publish(event)
         return event
 
     def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
@@ -124,7 +132,7 @@ class EventRecorder:
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def record(self, report: FrameReport) -> list[Event]:
-        """The events of one frame, recorded and handed to the listeners."""
+        """The events of one frame, recorded and published."""
         due = self.rules.due(report)
         if not due:
             return []
@@ -166,7 +174,8 @@ class EventRecorder:
             self._track_captures.pop(next(iter(self._track_captures)))
 
     def _known(self, obs: Observation) -> dict[str, Any]:
-        """A watchlist person: who, how close a match, and the capture of this sighting if their category is captured."""
+        """A watchlist person: who, how close a match, and the capture of this sighting if their category is
+        captured."""
         track, person = obs.track, obs.person
         assert track is not None and person is not None
         best = track.take_view()  # captured or not, the track no longer needs the frame
@@ -279,7 +288,8 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
 
 
 def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
-    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the module docstring)."""
+    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the
+    module docstring)."""
     others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
     strong = distance is not None and distance <= tolerance - margin and not others
     return "strong" if strong else "possible"

@@ -1,6 +1,6 @@
 """Live updates: each new event pushed to the browsers that have the overview or the detection log open
-(server-sent events; the browser reconnects by itself).  An event listener, like the alerter: the frame
-loop only appends to each client's small queue."""
+(server-sent events; the browser reconnects by itself).  An output of the event bus, like the alerter, and not
+a durable one (a page that reloads shows what it missed): its worker appends to each client's small queue."""
 
 from __future__ import annotations
 
@@ -10,20 +10,23 @@ from collections import deque
 from collections.abc import Iterator
 
 from ..events.event import Event
+from ..outputs.base import Output
 
 MAX_CLIENTS = 16
 QUEUE = 100  # events kept per client between two reads; older ones are dropped (the page reloads them)
 HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies and browsers keep the stream open
 
 
-class EventHub:
+class EventHub(Output):
+    name = "dashboard"
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queues: list[deque[dict]] = []
         self._closed = False
 
-    def __call__(self, event: Event) -> None:
-        """The event listener: hand the event to every open stream."""
+    def handle(self, event: Event) -> None:
+        """Hand the event to every open stream."""
         data = event_json(event)
         with self._cond:
             for queue in self._queues:
@@ -56,6 +59,9 @@ class EventHub:
         finally:
             with self._cond:
                 self._queues.remove(queue)
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        self.close()
 
     def close(self) -> None:
         """End every stream now (the daemon is stopping): their worker threads are free at once."""

@@ -32,8 +32,10 @@ def build_dashboard(
     signer: LinkSigner | None,
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
+    events: EventHub | None = None,
 ) -> tuple[Dashboard, WebServer]:
-    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by name."""
+    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
+    name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
@@ -41,7 +43,7 @@ def build_dashboard(
         users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
         secret=load_secret(config.paths.events_db.parent),
         live=LiveHub(web.live_fps, web.max_live_viewers),
-        events=EventHub(),
+        events=EventHub() if events is None else events,
         status=status,
         watchlist=watchlist,
         event_log=event_log,
