@@ -15,7 +15,8 @@ from edgeguard.events.event import Event
 from edgeguard.events.recorder import SiteEvents
 from edgeguard.outputs.base import Output, OutputStatus
 from edgeguard.outputs.bus import EventBus
-from edgeguard.store.event_log import EventLog
+from edgeguard.service import doctor
+from edgeguard.store.event_log import EventLog, output_positions
 from edgeguard.store.face_captures import CaptureStore
 
 
@@ -242,3 +243,12 @@ def test_outputs_start_in_order_and_stop_in_reverse(event_log):
 def test_two_outputs_with_one_name_are_refused(event_log):
     with pytest.raises(ValueError, match="two outputs share a name"):
         EventBus(event_log, [Recording("sms"), Recording("sms")])
+
+
+def test_check_reads_where_the_durable_outputs_are_in_the_event_log(event_log):
+    bus = EventBus(event_log, [Recording("sms", durable=True)])
+    bus.start()
+    bus.stop()
+    logged(event_log, 3)  # logged while the output was not running
+    assert output_positions(event_log.path) == (3, {"sms": 0})
+    assert doctor._outputs(event_log.path) == "; sms has 3 event(s) to go"

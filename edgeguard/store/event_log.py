@@ -201,6 +201,21 @@ def read_events(
         db.close()
 
 
+def output_positions(path: Path) -> tuple[int, dict[str, int]]:
+    """The newest event's seq and each durable output's cursor, read without changing the file (for
+    `edgeguard check`); DamagedDatabase if it is not a sound database."""
+    db = connect_readonly(path)
+    try:
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        try:
+            cursors = dict(db.execute("SELECT name, seq FROM output_cursors ORDER BY name").fetchall())
+        except sqlite3.OperationalError:  # written by a version without outputs' cursors
+            cursors = {}
+        return int(last), cursors
+    finally:
+        db.close()
+
+
 class EventReader:
     """The event log opened read-only beside a running daemon (for commands): `get` and `search` as in
     EventLog; DamagedDatabase if the file is not a sound database."""
