@@ -66,7 +66,6 @@ class Parts:
     """Everything one configuration builds, in build order; torn down and rebuilt on a reload.  The named
     fields are what the supervisor and the status read."""
 
-    config: Config
     service: WatchlistService
     event_log: EventLog
     captures: CaptureStore
@@ -167,7 +166,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     bus = EventBus(event_log, build_outputs(cfg, alerts, live_updates))
     order.append(Part("outputs", bus.stop, bus.start))
     site = SiteEvents(cfg, event_log, captures, bus)
-    parts = Parts(cfg, service, event_log, captures, space, alerts, bus, site, order=order)
+    parts = Parts(service, event_log, captures, space, alerts, bus, site, order=order)
     for camera, engine in zip(cfg.cameras, engines, strict=True):
         feed = _push_feed(cfg, camera)
         if feed is not None:
