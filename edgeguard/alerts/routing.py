@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from ..common.timeofday import in_hours
 from ..config import Config, RouteConfig
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class Alerter:
-    """An event listener that queues alert messages in the outbox (called from every camera's thread)."""
+    """Queues the alert messages of an event in the outbox (called by AlertService, the event bus's "sms"
+    output, on its worker thread)."""
 
     def __init__(
         self, config: Config, outbox: Outbox, links: ImageLinks | None, clock: Callable[[], float] = time.time
