@@ -191,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
+    user = sub.add_parser(
+        "user", help="manage the dashboard's users: add one, list them, change a password, remove one"
+    )
     user_sub = user.add_subparsers(dest="action", required=True)
     add = user_sub.add_parser("add", help="add a user; the password is read from standard input")
     add.add_argument("name")
@@ -204,7 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     user.set_defaults(handler=cmd_user)
 
-    sub.add_parser("example-config", help="print an example config with every key and its default")
+    sub.add_parser(
+        "example-config", help="print an example config with every key, its default and its meaning"
+    )
     return parser
 
 
@@ -371,7 +375,11 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    for m in read_messages(config.paths.outbox_db, statuses or None, args.limit):
+    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit)
+    if not messages and not args.json:
+        kinds = " or ".join(statuses)
+        print(f"no {kinds + ' ' if kinds else ''}messages in the outbox ({config.paths.outbox_db})")
+    for m in messages:
         if args.json:
             print(
                 json.dumps(
