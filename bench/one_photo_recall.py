@@ -56,7 +56,8 @@ def main(splits: int) -> int:
             for pooling in (False, True):
                 label = "after (vote + pooling)" if pooling else "before (vote alone)  "
                 print(
-                    f"  tracks of {k} samples, {label}: {tracks(encodings, splits, k, pooling, tolerance, margin)}"
+                    f"  tracks of {k} samples, {label}: "
+                    f"{tracks(encodings, splits, k, pooling, tolerance, margin)}"
                 )
     return 0
 
@@ -159,7 +160,8 @@ def decide(samples: list[np.ndarray], watchlist: Watchlist, pooling: bool, margi
 
 def figures(named: int, wrong: int, known: int, rejected: int, stranger: int) -> str:
     return (
-        f"enrolled named {100 * named / known:5.1f}%, wrongly named {100 * wrong / known:4.2f}% (of {known}); "
+        f"enrolled named {100 * named / known:5.1f}%, "
+        f"wrongly named {100 * wrong / known:4.2f}% (of {known}); "
         f"strangers rejected {100 * rejected / stranger:6.2f}% (of {stranger})"
     )
 

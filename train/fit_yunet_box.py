@@ -79,7 +79,8 @@ def main() -> int:
     across = np.median((hog[:, 0] - yunet[:, 0]) / yunet[:, 2])
     print(f"{len(found)} faces found by both")
     print(
-        f"fit: side = {side:.3f} x sqrt(w h), centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)"
+        f"fit: side = {side:.3f} x sqrt(w h), "
+        f"centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)"
     )
     print(f"shipped: BOX_SIDE = {BOX_SIDE}, BOX_DROP = {BOX_DROP} (across: 0)")
     left = (hog[:, :2] - (yunet[:, :2] + np.array([0, BOX_DROP]) * yunet[:, 2:3])) / hog[:, 2:3]
@@ -93,7 +94,8 @@ def main() -> int:
         for rgb, box, row in found[::4]
     ]
     print(
-        f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): median {np.median(distances):.3f}, "
+        f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): "
+        f"median {np.median(distances):.3f}, "
         f"p90 {np.percentile(distances, 90):.3f}, max {max(distances):.3f}"
     )
     return 0

@@ -90,7 +90,8 @@ def virtual_box(height: int, width: int) -> Box:
 def negatives(
     rgb: np.ndarray, face: Box, found: list[tuple[Box, float]], rng: np.random.Generator
 ) -> list[Box]:
-    """False candidates and BACKGROUND_PATCHES patches of background, from a photo whose only face is `face`."""
+    """False candidates and BACKGROUND_PATCHES patches of background, from a photo whose only face is
+    `face`."""
     height, width = rgb.shape[:2]
     boxes = [b for b, s in found if not overlaps(b, face) and b.size >= 12]
     patches = 0
