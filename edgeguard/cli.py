@@ -36,7 +36,7 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     if args.command == "example-config":
         sys.stdout.write(example_config())
         return 0
@@ -62,6 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:  # a file that cannot be read or written: say which, not a traceback
         print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; `enroll ID --name N PHOTO` too (argparse alone takes no photo after an option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "enroll" and not any(e.startswith("-") for e in extra):
+        args.photos += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:

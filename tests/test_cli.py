@@ -564,3 +564,12 @@ def test_example_config_matches_the_committed_file(tmp_path):
     assert events.returncode == 0, events.stderr
     # And it needs no config itself.
     assert run(tmp_path / "missing.toml", "example-config", cwd=tmp_path).stdout == committed
+
+
+def test_enroll_takes_photos_after_its_options():
+    from edgeguard.cli import _parse, _parser
+
+    args = _parse(_parser(), ["enroll", "7", "--name", "Jane", "a.jpg", "--category", "staff", "b.jpg"])
+    assert (args.id, args.name, args.category, args.photos) == ("7", "Jane", "staff", ["a.jpg", "b.jpg"])
+    with pytest.raises(SystemExit):
+        _parse(_parser(), ["events", "stray"])

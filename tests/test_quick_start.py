@@ -1,4 +1,4 @@
-"""The README's quick start, run as a newcomer would: its blocks as they are, in a fresh clone of this checkout.
+"""The README's quick start as a newcomer runs it: its blocks as they are, in a fresh clone of the checkout.
 
 Block 1 (the install) is not repeated: the clone's `.venv` is this test run's virtual environment (the
 README's test command made it with the same `pip install -e`).  The other blocks run in bash with PHOTO and
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import CLIP, PEOPLE
 from helpers import clean_env, free_port, wait_for
 
