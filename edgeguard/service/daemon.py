@@ -36,7 +36,7 @@ import cv2
 from ..alerts.service import AlertService
 from ..capture import Frame, FrameSource, SourceError
 from ..config import CameraConfig, Config, ConfigError, load_config
-from ..detect.detection import DetectorError
+from ..detect import DetectorError
 from ..events.camera_watch import CameraWatch
 from ..events.event import Event
 from ..events.recorder import SiteEvents

@@ -16,17 +16,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..capture import SourceError, open_source
 from ..config import CameraConfig, Config
-from ..detect.detection import DetectorError
-from ..faces.box import Box
+from ..detect import Box, DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
 from ..sources.push import push_token_location

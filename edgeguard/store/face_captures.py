@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..common.files import write_private
-from ..faces.box import Box
+from ..detect import Box
 
 log = logging.getLogger(__name__)
 
