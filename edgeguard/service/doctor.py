@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capture import SourceError, open_source
+from ..capture import SourceError, open_source, push_token_location
 from ..config import CameraConfig, Config
 from ..detect import Box, DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
-from ..sources.push import push_token_location
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache
