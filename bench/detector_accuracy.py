@@ -6,7 +6,7 @@ photo by sorted name): the share of photos with at least one face box, and
 with two or more (these are one-person photos mostly, so a second box is
 usually a false one or a face boxed twice), for
 - "raw": the detector alone as still photos are searched
-  (edgeguard.detect.detection.detect_in_photo: shrunk to 1024 px, the
+  (edgeguard.detect.detect_in_photo: shrunk to 1024 px, the
   replicated PHOTO_MARGIN around it; HOG at upsample 1);
 - "analyze": what `edgeguard analyze` finds, FaceEngine.find_in_photo(rgb,
   masked=True): HOG with its sub-threshold masked-face search, or YuNet with
@@ -64,10 +64,9 @@ import cv2
 import numpy as np
 
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect.detection import Detection, FaceDetector, detect_in_photo
-from edgeguard.detect.dlib_detector import DlibDetector
-from edgeguard.detect.yunet import YuNetDetector
-from edgeguard.faces.box import Box
+from edgeguard.detect import Box, Detection, FaceDetector, detect_in_photo
+from edgeguard.detectors.dlib_detector import DlibDetector
+from edgeguard.detectors.yunet import YuNetDetector
 from edgeguard.faces.engine import NOT_FACE_STILL, SURE_SCORE, FaceEngine
 from edgeguard.mask import NOT_FACE
 

@@ -37,8 +37,8 @@ import dlib
 import numpy as np
 from PIL import Image
 
-from edgeguard.faces.box import Box
-from edgeguard.faces.dlib_models import model_path
+from edgeguard.common.dlib_models import model_path
+from edgeguard.detect import Box
 from edgeguard.faces.encode import FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool
 

@@ -61,9 +61,8 @@ sys.path.insert(0, str(ROOT / "train"))
 from prepare_mask import split_of, virtual_box  # noqa: E402
 
 from edgeguard.config import MaskConfig, RecognitionConfig  # noqa: E402
-from edgeguard.detect.detection import detect_in_photo  # noqa: E402
-from edgeguard.detect.dlib_detector import DlibDetector  # noqa: E402
-from edgeguard.faces.box import Box  # noqa: E402
+from edgeguard.detect import Box, detect_in_photo  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
 from edgeguard.faces.engine import SURE_SCORE, FaceEngine  # noqa: E402
 from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces, split_faces  # noqa: E402
 

@@ -21,13 +21,14 @@ from .config import Config, ConfigError, example_config, load_config
 from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
+from .review.capture_enrol import enrol_from_capture
+from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
-from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
-from .watchlist.feedback import FeedbackError, FeedbackResult, is_person, not_person
+from .watchlist.enrol import EnrolError, EnrolResult, enrol
 from .web.users import UserError, open_users
 
 log = logging.getLogger("edgeguard")

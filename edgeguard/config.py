@@ -26,10 +26,10 @@ from .common.timeofday import HOURS, HOURS_HELP
 
 LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
 LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
+from .common.event_types import EVENT_TYPES
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
 from .configfile.reading import ConfigError, find_config_file, read_toml
-from .events.event import EVENT_TYPES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from helpers import clean_env, edgeguard
 from PIL import Image
 
 from edgeguard.config import RecognitionConfig
-from edgeguard.detect.dlib_detector import DlibDetector
+from edgeguard.detectors.dlib_detector import DlibDetector
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.details import read_details
 

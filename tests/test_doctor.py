@@ -11,7 +11,7 @@ import pytest
 from conftest import CLIP, PEOPLE, TESTDATA, Site
 from helpers import edgeguard
 
-from edgeguard import mask
+from edgeguard.masks import classifier as mask_model
 from edgeguard.service import doctor
 from edgeguard.service.doctor import check_dlib, check_masks, run_checks
 
@@ -91,7 +91,7 @@ def test_every_camera_is_checked_and_a_push_camera_says_where_its_token_is(site,
 
 
 def test_a_damaged_detector_model_fails_the_check_and_the_watchlist_says_why(site, tmp_path, monkeypatch):
-    from edgeguard.detect import yunet
+    from edgeguard.detectors import yunet
     from edgeguard.service.doctor import check_detector, check_watchlist
 
     damaged = tmp_path / "yunet.onnx"
@@ -122,7 +122,7 @@ def test_a_missing_or_damaged_mask_model_fails_the_check(site, tmp_path, monkeyp
     model = tmp_path / "mask_classifier.onnx"
     if content is not None:
         model.write_bytes(content)
-    monkeypatch.setattr(mask, "MODEL_PATH", model)
+    monkeypatch.setattr(mask_model, "MODEL_PATH", model)
     [finding] = check_masks(site.config())
     assert finding.level == "FAIL"
     assert (

@@ -17,8 +17,8 @@ from conftest import CLIP, PEOPLE, make_site
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 
 from edgeguard.config import RecognitionConfig
+from edgeguard.detect import Box
 from edgeguard.events.recorder import match_words
-from edgeguard.faces.box import Box
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.live.track import Sample, Track

@@ -15,10 +15,9 @@ from conftest import CLIP, CLIP_FRAMES, LFW, held_apart, make_site, split_of
 
 from edgeguard.capture import Frame
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect.detection import Detection
+from edgeguard.detect import Box, Detection
 from edgeguard.events.recorder import SiteEvents
 from edgeguard.events.rules import EventRules
-from edgeguard.faces.box import Box
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import (
     FrameProcessor,

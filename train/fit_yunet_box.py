@@ -1,4 +1,4 @@
-"""Fit YuNet's boxes to the shape of dlib HOG's (edgeguard.detect.yunet: BOX_SIDE, BOX_DROP).
+"""Fit YuNet's boxes to the shape of dlib HOG's (edgeguard.detectors.yunet: BOX_SIDE, BOX_DROP).
 
 dlib's 5-point landmark model, and so every encoding, was trained on HOG's
 boxes.  On photos where both detectors find the same face (HOG's box centre
@@ -21,10 +21,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edgeguard.detect.detection import PHOTO_MARGIN  # noqa: E402
-from edgeguard.detect.dlib_detector import DlibDetector  # noqa: E402
-from edgeguard.detect.yunet import BOX_DROP, BOX_SIDE, MODEL_PATH, to_detection  # noqa: E402
-from edgeguard.faces.box import Box  # noqa: E402
+from edgeguard.detect import PHOTO_MARGIN, Box  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
+from edgeguard.detectors.yunet import BOX_DROP, BOX_SIDE, MODEL_PATH, to_detection  # noqa: E402
 from edgeguard.faces.encode import FaceEncoder  # noqa: E402
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"

@@ -40,8 +40,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from edgeguard.faces.box import Box  # noqa: E402
-from edgeguard.mask import INPUT_SIZE, MODEL_PATH, NOT_FACE, crop_face, to_blob  # noqa: E402
+from edgeguard.detect import Box  # noqa: E402
+from edgeguard.masks.classifier import INPUT_SIZE, MODEL_PATH, NOT_FACE, crop_face, to_blob  # noqa: E402
 
 log = logging.getLogger("train_mask")
 

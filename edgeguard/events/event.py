@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask", "camera_down", "camera_up")
-CAMERA_EVENTS = ("camera_down", "camera_up")
+from ..common.event_types import CAMERA_EVENTS, EVENT_TYPES
+
+__all__ = ["CAMERA_EVENTS", "EVENT_TYPES", "Event"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ the earlier capture is referenced.  The face crop of such a capture is
 captioned as the camera's picture, so that nobody mistakes it for the enrolled
 photo.  The sidecar keeps the encodings of the samples that voted for the
 decision (rounded to 6 places): feedback on the event ("not this person",
-edgeguard.watchlist.feedback) reads them from there.  A no_mask event points
+edgeguard.review.feedback) reads them from there.  A no_mask event points
 at the capture of the same face.  Every event is written to the event log and
 logged as one line without personal details beyond the name; then the
 listeners (alerts) get it.
@@ -45,10 +45,10 @@ from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
-from ..store.event_log import EventLog
-from ..store.face_captures import CaptureStore, SavedCapture, captioned
+from .caption import captioned
 from .event import Event
 from .rules import EventRules
+from .storage import CaptureWriter, EventWriter
 from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class SiteEvents:
     def __init__(
         self,
         config: Config,
-        event_log: EventLog,
-        captures: CaptureStore,
+        event_log: EventWriter,
+        captures: CaptureWriter,
         listeners: list[Callable[[Event], None]] | None = None,
     ) -> None:
         self.config = config
@@ -207,7 +207,7 @@ class EventRecorder:
     ) -> str | None:
         """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
         saved = self.captures.save(best.frame.time, self.camera.name, crop, best.frame.image, sidecar)
-        if not isinstance(saved, SavedCapture):
+        if isinstance(saved, str):
             extra["capture_error"] = saved
             return None
         extra["frame_image"] = str(saved.frame)

@@ -19,7 +19,7 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
   vote is open, its samples are also pooled (pooled_identity): their mean
   encoding can name a person the single samples only came close to.  Faces
   below `min_face_size`, blurrier than `min_sharpness`, turned too far from
-  the camera when last seen (YuNet's pose gate, edgeguard.detect.yunet) or cut
+  the camera when last seen (YuNet's pose gate, edgeguard.detectors.yunet) or cut
   off by the frame's edge (less than WHOLE_IN_VIEW of the box inside) are never
   encoded: dlib's encoder cannot judge a profile or half a face, and a sample it
   gets wrong could name the wrong person or call an enrolled one unknown.
@@ -42,16 +42,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from ..capture import Frame
 from ..config import CameraConfig, Config
-from ..detect.detection import Detection
-from ..faces.box import Box
+from ..detect import Box, Detection
 from ..faces.engine import FaceEngine
 from ..mask import CANDIDATE_FLOOR, split_faces, vote_label
 from ..watchlist.build import Identity, Watchlist

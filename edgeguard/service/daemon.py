@@ -34,16 +34,15 @@ from dataclasses import dataclass, field
 import cv2
 
 from ..alerts.service import AlertService
-from ..capture import Frame, FrameSource, SourceError
+from ..capture import Frame, FrameSource, PushFeed, SourceError, push_token
 from ..config import CameraConfig, Config, ConfigError, load_config
-from ..detect.detection import DetectorError
+from ..detect import DetectorError
 from ..events.camera_watch import CameraWatch
 from ..events.event import Event
 from ..events.recorder import SiteEvents
 from ..faces.encoder_pool import EncoderPool, EncoderPoolError
 from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
-from ..sources.push import PushFeed, push_token
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
 from ..store.space import DiskSpace

@@ -16,20 +16,18 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..capture import SourceError, open_source
+from ..capture import SourceError, open_source, push_token_location
 from ..config import CameraConfig, Config
-from ..detect.detection import DetectorError
-from ..faces.box import Box
+from ..detect import Box, DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
-from ..sources.push import push_token_location
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache

@@ -5,7 +5,7 @@ samples that voted for the name, saved in the capture's sidecar by
 edgeguard.events.recorder) as negatives of the person it named
 (edgeguard.watchlist.negatives): a later face nearer to one of them than to
 that person's photos is no longer named as them.  "This is X" adds the
-event's capture as a photo of X (edgeguard.watchlist.enrol, as `edgeguard
+event's capture as a photo of X (edgeguard.review.capture_enrol, as `edgeguard
 enroll --from-capture` does) and, on a known_face event that named someone
 else, also keeps the negative for the wrongly named person.
 
@@ -32,9 +32,17 @@ from ..events.event import Event
 from ..faces.encode import ENCODING_SIZE
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventFilter
-from .details import VALID_ID, read_details
-from .enrol import EnrolError, enrol_from_capture
-from .negatives import Negative, NegativesError, add_negative, folder_of, read_negatives, remove_negative
+from ..watchlist.details import VALID_ID, read_details
+from ..watchlist.enrol import EnrolError
+from ..watchlist.negatives import (
+    Negative,
+    NegativesError,
+    add_negative,
+    folder_of,
+    read_negatives,
+    remove_negative,
+)
+from .capture_enrol import enrol_from_capture
 
 DECISIONS = ("known_face", "unknown_face")
 FACE_SUFFIX = "-face.jpg"
