@@ -112,7 +112,8 @@ def by_id(faces: list[dict]) -> dict[str | None, dict]:
 
 
 def stderr_levels(result: subprocess.CompletedProcess) -> set[str]:
-    return {line.split(" ", 1)[0] for line in result.stderr.splitlines() if line.strip()}
+    """The level of each log line ("date time LEVEL name: message")."""
+    return {line.split(" ", 3)[2] for line in result.stderr.splitlines() if line.strip()}
 
 
 # --- a watchlist with Obama and Biden, built once for the analyze tests ----------------------

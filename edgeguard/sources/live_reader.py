@@ -34,7 +34,7 @@ from .slot import FrameSlot
 from .spec import SourceSpec
 from .status import SourceStatus
 from .stream import open_stream
-from .usb import open_usb
+from .usb import open_usb, ways_forward
 
 log = logging.getLogger("edgeguard.capture")
 
@@ -62,6 +62,7 @@ class LiveReader(ThreadReader):
         super().__init__(cfg, spec, slot, stop, status)
         self.backoff = backoff
         self.public_source = public_source  # the source as it may be shown: without credentials
+        self.advised = False  # first-run advice: given once, and only if the camera never opened
 
     def start(self) -> None:
         self.start_thread()
@@ -87,6 +88,7 @@ class LiveReader(ThreadReader):
     def _open(self) -> VideoInput:
         """Open the live source (on a connection thread) and record what the driver gave."""
         capture, description = OPENERS[self.spec.kind](self.spec.target, self.cfg)
+        self.advised = True
         self.status.opened(description)
         return capture
 
@@ -121,6 +123,9 @@ class LiveReader(ThreadReader):
                 f"{self.public_source} {what} ({reason}); retrying with backoff up to {self.backoff[1]:g} s"
             )
             self.status.set_state("reconnecting", message, logging.WARNING)
+            if self.spec.kind == "usb" and not self.advised:
+                self.advised = True
+                log.warning("camera %s: %s", self.cfg.name, ways_forward(self.spec.target))
 
     def _release_on_stop(self, connection: Connection) -> None:
         if not connection.done.wait(STOP_TIMEOUT * 0.75):
