@@ -48,6 +48,7 @@ from .sources.slot import FrameSlot
 from .sources.spec import check_source, parse_source
 from .sources.status import SourceStatus
 from .sources.stream import redact
+from .sources.usb import ways_forward
 
 __all__ = [
     "Frame",
@@ -59,6 +60,7 @@ __all__ = [
     "push_token",
     "push_token_location",
     "redact",
+    "ways_forward",
 ]
 
 DEFAULT_BACKOFF = (1.0, 30.0)  # first and longest wait between reconnect attempts, seconds

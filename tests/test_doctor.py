@@ -177,3 +177,50 @@ def test_two_distributions_of_dlib_in_one_venv_warn(monkeypatch):
     [finding] = check_dlib(None)
     assert finding.level == "WARN"
     assert "dlib 20.0.1 (built from source) and dlib-bin 20.0.1.post1 (prebuilt wheel)" in finding.detail
+
+
+def test_each_line_comes_as_its_check_finishes_and_a_slow_one_says_what_it_waits_for(site):
+    """A stream that never answers: the lines before it are out while the check still waits on it."""
+    import sys
+    import time
+
+    from helpers import clean_env, free_port
+
+    site.write_config(
+        f'[[camera]]\nname = "gate"\nsource = "http://127.0.0.1:{free_port()}/x.mjpg"\n'
+        "open_timeout = 3.0\nread_timeout = 1.0\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "check"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    arrived = [(time.monotonic() - started, line.rstrip("\n")) for line in proc.stdout]
+    assert proc.wait(timeout=60) == 1
+    when = {line.split(":", 1)[0]: t for t, line in arrived}
+    waiting = next(t for t, line in arrived if line.startswith("  ... camera gate: waiting up to 4 s"))
+    camera = when["[FAIL] camera gate at Site"]
+    assert when["[  ok] storage"] <= waiting < camera - 2.0  # said before the wait, not all at the end
+    assert "check the URL" in next(line for _, line in arrived if line.startswith("[FAIL] camera gate"))
+
+
+def test_alerts_without_a_route_say_nothing_will_be_sent_and_the_line_to_add(site):
+    [route, twilio] = doctor.check_twilio(site.config(), live=False)
+    assert route.level == "WARN" and route.what == "alerts"
+    assert "nothing will be sent" in route.detail and '[[alerts.route]] to = ["+' in route.detail
+    assert twilio.level == "WARN" and "dry run" in twilio.detail
+    site.write_config('[[alerts.route]]\nto = ["+15551230000"]\n')
+    assert [f.what for f in doctor.check_twilio(site.config(), live=False)] == ["twilio"]
+
+
+def test_privacy_advice_fits_a_checkout(site):
+    site.training.chmod(0o755)
+    (site.base / ".git").mkdir()
+    [training, *_] = doctor.check_privacy(site.config())
+    assert training.level == "WARN" and "chmod -R go-rwx" in training.detail
+    assert "install.sh" not in training.detail
+    (site.base / ".git").rmdir()
+    assert "systemd/install.sh" in doctor.check_privacy(site.config())[0].detail
