@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from ..live.track import BestView, Track
 from ..live.vote import Verdict
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore, SavedCapture, captioned
-from .event import Event
+from .event import DECISIONS, Event, EventType
 from .rules import EventRules
 from .visitors import UnknownVisitors
 
@@ -94,7 +95,9 @@ class SiteEvents:
                 )
         return event
 
-    def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
+    def camera_event(
+        self, camera: CameraConfig, kind: EventType, when: float, extra: dict[str, Any]
+    ) -> Event:
         """A camera_down or camera_up event (edgeguard.events.camera_watch)."""
         event = Event(
             type=kind,
@@ -133,16 +136,16 @@ class EventRecorder:
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
-        if obs.kind == "unknown_face":
+        if obs.kind == EventType.UNKNOWN_FACE:
             fields = self._unknown(obs)
-        elif obs.kind == "known_face" and obs.person is not None:
+        elif obs.kind == EventType.KNOWN_FACE and obs.person is not None:
             fields = self._known(obs)
-        elif obs.kind == "no_mask":
+        elif obs.kind == EventType.NO_MASK:
             fields = self._no_mask(obs)
-        elif obs.kind == "crowd":
+        elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
         event = self.site.append(self._event(obs, **fields))
-        if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
+        if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
         return event
 
@@ -166,7 +169,8 @@ class EventRecorder:
             self._track_captures.pop(next(iter(self._track_captures)))
 
     def _known(self, obs: Observation) -> dict[str, Any]:
-        """A watchlist person: who, how close a match, and the capture of this sighting if their category is captured."""
+        """A watchlist person: who, how close a match, and the capture of this sighting if their category is
+        captured."""
         track, person = obs.track, obs.person
         assert track is not None and person is not None
         best = track.take_view()  # captured or not, the track no longer needs the frame

@@ -1,4 +1,5 @@
-"""The per-frame path: frames in, facts out (whose identity was decided, which faces are bare, how many people).
+"""The per-frame path: frames in, facts out (whose identity was decided, which faces are bare, how many
+people).
 
 Detection and encoding are the expensive steps, so neither runs on every frame:
 
@@ -42,13 +43,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from ..capture import Frame
+from ..common.event_types import EventType
 from ..config import CameraConfig, Config
 from ..detect.detection import Detection
 from ..faces.box import Box
@@ -89,7 +91,7 @@ class Observation:
     """Something that may become an event: an identity decided here, or (from the events rules) a bare
     face or a crowd."""
 
-    kind: str  # "known_face", "unknown_face", "no_mask" or "crowd"
+    kind: EventType  # KNOWN_FACE or UNKNOWN_FACE from here; NO_MASK or CROWD from the events rules
     frame: Frame
     track: Track | None = None
     person: Person | None = None
@@ -220,7 +222,8 @@ class FrameProcessor:
         for d in self.engine.detector.find(image, 0, CANDIDATE_FLOOR if search else 0.0):
             box = to_frame(d.box)
             seen = box.clipped(height, width)
-            # a face cut off by the frame's edge cannot be judged either (YuNet boxes half faces; HOG does not)
+            # a face cut off by the frame's edge cannot be judged either (YuNet boxes half faces, HOG
+            # does not)
             found.append(Detection(seen, d.score, d.frontal and seen.area >= WHOLE_IN_VIEW * box.area))
         if search is None:
             return found
@@ -229,7 +232,8 @@ class FrameProcessor:
         return [Detection(box, 0.0) for box in faces] + [Detection(box, score) for box, score in masked]
 
     def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
-        """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
+        """Identity samples for the usable faces (with their sharpness) whose vote is open or due a
+        re-check."""
         due = [
             (t, s)
             for t, s in usable
@@ -242,7 +246,9 @@ class FrameProcessor:
         encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in due])
         self.encodings += len(due)
         decisions = []
-        for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
+        for (track, sharpness), encoding, identity in zip(
+            due, encodings, watchlist.identify(encodings), strict=True
+        ):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
             if identity.vetoed is not None:
@@ -274,7 +280,7 @@ class FrameProcessor:
         ]
         unverified = [t for t in due if t.box not in self._verified]
         results = self.engine.masks.classify(frame.image, [t.box for t in unverified], rgb=False)
-        scores = {t.id: r.score for t, r in zip(unverified, results)}
+        scores = {t.id: r.score for t, r in zip(unverified, results, strict=True)}
         for track in due:
             score = self._verified[track.box] if track.box in self._verified else scores[track.id]
             track.add_mask_sample(vote_label(score), now)
@@ -297,9 +303,11 @@ class FrameProcessor:
 
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
         if track.decided is Verdict.UNKNOWN:
-            return Observation("unknown_face", frame, track, None, track.best_distance(Verdict.UNKNOWN))
+            return Observation(
+                EventType.UNKNOWN_FACE, frame, track, None, track.best_distance(Verdict.UNKNOWN)
+            )
         person = watchlist.people.get(track.decided)
-        return Observation("known_face", frame, track, person, track.best_distance(track.decided))
+        return Observation(EventType.KNOWN_FACE, frame, track, person, track.best_distance(track.decided))
 
 
 def _padded(patch: np.ndarray, side: int) -> np.ndarray:
