@@ -17,11 +17,13 @@ import dataclasses
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import get_type_hints
 
 from .common.event_types import EVENT_TYPES, EventType
 from .common.files import read_credential
+from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
 from .configfile.example import example_text
@@ -470,6 +472,12 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
+
+    @cached_property
+    def match_thresholds(self) -> MatchThresholds:
+        """The one set of thresholds that decides face against watchlist (edgeguard.common.match_rule); the
+        same object for every part built from this configuration."""
+        return MatchThresholds(self.recognition.tolerance, self.pipeline.unknown_margin)
 
     @property
     def twilio_ready(self) -> bool:

@@ -26,10 +26,7 @@ logged as one line without personal details beyond the name; then the
 listeners (alerts) get it.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
-when the best distance is at least `unknown_margin` inside the tolerance (the
-uncertain band mirrored: dlib's training put same-person pairs below 0.56 and
-others above 0.64, so 0.48 is as far inside as 0.64 is outside) and no sample
-of the vote named anyone else; "possible" otherwise.
+or "possible", by the one match rule (edgeguard.common.match_rule).
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..common.match_rule import MatchThresholds
 from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
@@ -72,7 +70,7 @@ class SiteEvents:
         self.event_log = event_log
         self.captures = captures
         self.listeners = listeners if listeners is not None else []
-        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
+        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.match_thresholds)
         self.sightings: dict[
             tuple[str, str], tuple[float, str | None]
         ] = {}  # (person Id, location) -> last capture
@@ -123,7 +121,7 @@ class EventRecorder:
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
-        self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
+        self.thresholds = config.match_thresholds
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def record(self, report: FrameReport) -> list[Event]:
@@ -176,7 +174,7 @@ class EventRecorder:
         best = track.take_view()  # captured or not, the track no longer needs the frame
         extra: dict[str, Any] = {
             "box": track.box.as_list(),
-            "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin),
+            "match": match_words(obs.distance, track, person.id, self.thresholds),
         }
         fields: dict[str, Any] = {
             "person_id": person.id,
@@ -282,8 +280,8 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
     return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
-def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
-    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the module docstring)."""
-    others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
-    strong = distance is not None and distance <= tolerance - margin and not others
-    return "strong" if strong else "possible"
+def match_words(distance: float | None, track: Track, person_id: str, thresholds: MatchThresholds) -> str:
+    """ "strong" or "possible" (`MatchThresholds.words`): whether any sample of the track's vote named
+    someone other than `person_id` is this stage's to say."""
+    others = any(isinstance(s.label, str) and s.label != person_id for s in track.samples)
+    return thresholds.words(distance, others)

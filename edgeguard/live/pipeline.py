@@ -42,7 +42,6 @@ it would live.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,6 +50,7 @@ import numpy as np
 
 from ..capture import Frame
 from ..common.event_types import EventType
+from ..common.match_rule import MatchDecision
 from ..config import CameraConfig, Config
 from ..detect.detection import Detection
 from ..faces.box import Box
@@ -258,12 +258,8 @@ class FrameProcessor:
                     identity.vetoed.name,
                     identity.vetoed.id,
                 )
-            sample = Sample(
-                sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin),
-                identity.distance,
-                encoding,
-            )
-            if add_identity_sample(track, sample, watchlist, self.cfg.unknown_margin, now):
+            sample = Sample(sample_label(identity), identity.distance, encoding)
+            if add_identity_sample(track, sample, watchlist, now):
                 decisions.append(self._decision(track, frame, watchlist))
         return decisions
 
@@ -318,38 +314,37 @@ def _padded(patch: np.ndarray, side: int) -> np.ndarray:
     return cv2.copyMakeBorder(patch, 0, max(side - height, 0), 0, max(side - width, 0), cv2.BORDER_CONSTANT)
 
 
-def sample_label(identity: Identity, tolerance: float, margin: float) -> str | Verdict:
-    """An identity sample's ballot: the person within the tolerance, unknown beyond it by more than
-    `margin`, an abstention in between."""
+def sample_label(identity: Identity) -> str | Verdict:
+    """An identity sample's ballot, from the watchlist's decision (edgeguard.common.match_rule): the person
+    on a match, unknown when unknown, an abstention when uncertain."""
     if identity.person is not None:
         return identity.person.id
-    if identity.distance is not None and identity.distance <= tolerance + margin:
+    if identity.match is MatchDecision.UNCERTAIN:
         return Verdict.ABSTAIN
     return Verdict.UNKNOWN
 
 
-def add_identity_sample(
-    track: Track, sample: Sample, watchlist: Watchlist, margin: float, now: float
-) -> bool:
+def add_identity_sample(track: Track, sample: Sample, watchlist: Watchlist, now: float) -> bool:
     """Give a track one identity sample; True if that decided it, by the vote's majority or by pooling."""
     if track.add_sample(sample, now):
         return True
     if track.decided is not None:
         return False
-    pooled = pooled_identity(track.samples, watchlist, margin)
+    pooled = pooled_identity(track.samples, watchlist)
     if pooled is not None:
         track.decide_pooled(*pooled)
     return pooled is not None
 
 
-def pooled_identity(samples: list[Sample], watchlist: Watchlist, margin: float) -> tuple[str, float] | None:
+def pooled_identity(samples: list[Sample], watchlist: Watchlist) -> tuple[str, float] | None:
     """The person the mean of a track's samples names, with its distance, or None.
 
     The samples pooled are those not voting unknown; they must name nobody
     but that person (abstentions are typically just beyond the tolerance), and
     there must be two or more.  The mean of k encodings is less noisy than each,
-    so it is held to `tolerance - margin / sqrt(k)`: a single sample within
-    `margin` beyond the tolerance abstains, and the mean must clear the
+    so it is held to `tolerance - unknown_margin / sqrt(k)` (the watchlist's
+    thresholds, `MatchThresholds.pooled_limit`): a single sample within the
+    margin beyond the tolerance abstains, and the mean must clear the
     tolerance by its own, narrower band.  This names people enrolled from one
     photo, whose live samples often land just beyond the tolerance, without
     lowering the bar for any single sample (bench/recognition_accuracy.py).
@@ -361,6 +356,6 @@ def pooled_identity(samples: list[Sample], watchlist: Watchlist, margin: float) 
     [identity] = watchlist.identify(np.mean([s.encoding for s in pool], axis=0)[None])
     if identity.person is None or (named and identity.person.id not in named):
         return None
-    if identity.distance is None or identity.distance > watchlist.tolerance - margin / math.sqrt(len(pool)):
+    if identity.distance is None or identity.distance > watchlist.thresholds.pooled_limit(len(pool)):
         return None
     return identity.person.id, identity.distance
