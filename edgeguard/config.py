@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import get_type_hints
 
+from .common.credentials import SecretError, open_to_others, read_secret
 from .common.event_types import EVENT_TYPES, EventType
-from .common.files import read_credential
 from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
@@ -59,6 +58,13 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+
+    @property
+    def state_dir(self) -> Path:
+        """The state folder: where the daemon keeps what it makes for itself (the dashboard's `web.secret`,
+        the push cameras' `push_tokens/`), and what every part asks for it.  It is `base_dir` (systemd's
+        StateDirectory, /var/lib/edgeguard), wherever the event log or the outbox are put."""
+        return self.base_dir
 
 
 # A camera's name is in URLs (/video_feed/<name>, /upload_frame/<name>) and file names (its push token).
@@ -647,31 +653,28 @@ def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
         _refuse_readable_secret(source)
     values = {}
     for key, (env_name, cred_name) in SECRETS.items():
-        credential = _credential_text(cred_name)
-        if credential:
-            values[key] = credential
-        elif os.environ.get(env_name, "").strip():
-            values[key] = os.environ[env_name].strip()
-        else:
-            values[key] = getattr(twilio, key)
+        values[key] = _secret_text(key, cred_name, env_name) or getattr(twilio, key)
     return dataclasses.replace(twilio, **values)
 
 
-def _credential_text(name: str) -> str:
-    """A systemd credential as text without surrounding white space, or "" when there is none."""
+def _secret_text(key: str, credential: str, env: str) -> str:
+    """A Twilio secret from its credential or environment variable (edgeguard.common.credentials), as text
+    without surrounding white space; "" when neither has it."""
     try:
-        data = read_credential(name)
-        return data.decode("utf-8").strip() if data else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{name}: cannot read credential: {exc}"
-        ) from None
+        secret = read_secret(f"Twilio {key}", credential=credential, env=env)
+    except SecretError as exc:
+        raise ConfigError(str(exc)) from None
+    if secret is None:
+        return ""
+    try:
+        return secret.value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{secret.where}: the Twilio {key} must be UTF-8 text") from None
 
 
 def _refuse_readable_secret(source: Path) -> None:
     """A token in a file others can read is a leak waiting to happen: stop."""
-    mode = source.stat().st_mode
-    if mode & (stat.S_IRWXO):
+    if open_to_others(source):
         raise ConfigError(
             f"{source}: [twilio] auth_token: the file is readable by other users; "
             f"run 'chmod o-rwx {source}' or move the token to $TWILIO_AUTH_TOKEN or a systemd credential"

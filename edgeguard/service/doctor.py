@@ -16,10 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -92,7 +92,8 @@ def check_folders(config: Config) -> list[Finding]:
 
 
 def check_privacy(config: Config) -> list[Finding]:
-    """Photos, captures and Details.csv are biometric and personal data: nobody but the service may read them."""
+    """Photos, captures and Details.csv are biometric and personal data: nobody but the service may read
+    them."""
     p = config.paths
     out = []
     for name, path, fix in (
@@ -162,7 +163,8 @@ def _writable(folder: Path) -> str:
 
 
 def check_camera(config: Config, source: str | None) -> list[Finding]:
-    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera with it."""
+    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera
+    with it."""
     cameras = config.cameras if source is None else (dataclasses.replace(config.cameras[0], source=source),)
     return [_check_one_camera(config, camera) for camera in cameras]
 
@@ -174,7 +176,7 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
             "ok",
             what,
             f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
-            f"token from {push_token_location(camera.name, config.paths.base_dir)} "
+            f"token from {push_token_location(camera.name, config.paths.state_dir)} "
             f"(edgeguard push --token-file ...)",
         )
     try:
@@ -198,7 +200,8 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
 
 @dataclass(frozen=True)
 class DlibBuild:
-    """The dlib module that runs: its version, the pip distribution(s) that installed it, what it was built with."""
+    """The dlib module that runs: its version, the pip distribution(s) that installed it, what it was built
+    with."""
 
     version: str
     distributions: tuple[str, ...]
@@ -237,7 +240,8 @@ def dlib_build() -> DlibBuild:
 
 
 def _dlib_distributions() -> tuple[str, ...]:
-    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)", "dlib 20.0.1 (built from source)".
+    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)", "dlib 20.0.1 (built from
+    source)".
 
     PyPI has only dlib's source, and refuses local versions: a dlib-bin with one
     ("20.0.1+blas") is tools/build-dlib-blas.sh's source build.
@@ -271,7 +275,8 @@ def check_dlib(config: Config) -> list[Finding]:
 
 
 def check_detector(config: Config) -> list[Finding]:
-    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame here."""
+    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame
+    here."""
     cfg = config.recognition
     if cfg.detector == "cnn" and not dlib_build().cuda:
         return [
@@ -395,7 +400,8 @@ def _verify_twilio(config: Config) -> Finding:
 
 
 def check_web(config: Config) -> list[Finding]:
-    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP beyond loopback."""
+    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP beyond
+    loopback."""
     web = config.web
     if not web.enabled:
         return [Finding("ok", "dashboard", "off ([web] enabled = false)")]
