@@ -75,4 +75,3 @@ def create_private(path: Path, data: bytes) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
     return True
-
