@@ -26,27 +26,26 @@ logged as one line without personal details beyond the name; then the
 listeners (alerts) get it.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
-when the best distance is at least `unknown_margin` inside the tolerance (the
-uncertain band mirrored: dlib's training put same-person pairs below 0.56 and
-others above 0.64, so 0.48 is as far inside as 0.64 is outside) and no sample
-of the vote named anyone else; "possible" otherwise.
+or "possible", by the one match rule (edgeguard.common.match_rule).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from ..common.match_rule import MatchThresholds
 from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
 from .caption import captioned
-from .event import Event
+from .event import DECISIONS, Event, EventType
 from .rules import EventRules
 from .storage import CaptureWriter, EventWriter
 from .visitors import UnknownVisitors
@@ -71,7 +70,7 @@ class SiteEvents:
         self.event_log = event_log
         self.captures = captures
         self.listeners = listeners if listeners is not None else []
-        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
+        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.match_thresholds)
         self.sightings: dict[
             tuple[str, str], tuple[float, str | None]
         ] = {}  # (person Id, location) -> last capture
@@ -94,7 +93,9 @@ class SiteEvents:
                 )
         return event
 
-    def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
+    def camera_event(
+        self, camera: CameraConfig, kind: EventType, when: float, extra: dict[str, Any]
+    ) -> Event:
         """A camera_down or camera_up event (edgeguard.events.camera_watch)."""
         event = Event(
             type=kind,
@@ -120,7 +121,7 @@ class EventRecorder:
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
-        self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
+        self.thresholds = config.match_thresholds
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def record(self, report: FrameReport) -> list[Event]:
@@ -133,16 +134,16 @@ class EventRecorder:
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
-        if obs.kind == "unknown_face":
+        if obs.kind == EventType.UNKNOWN_FACE:
             fields = self._unknown(obs)
-        elif obs.kind == "known_face" and obs.person is not None:
+        elif obs.kind == EventType.KNOWN_FACE and obs.person is not None:
             fields = self._known(obs)
-        elif obs.kind == "no_mask":
+        elif obs.kind == EventType.NO_MASK:
             fields = self._no_mask(obs)
-        elif obs.kind == "crowd":
+        elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
         event = self.site.append(self._event(obs, **fields))
-        if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
+        if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
         return event
 
@@ -166,13 +167,14 @@ class EventRecorder:
             self._track_captures.pop(next(iter(self._track_captures)))
 
     def _known(self, obs: Observation) -> dict[str, Any]:
-        """A watchlist person: who, how close a match, and the capture of this sighting if their category is captured."""
+        """A watchlist person: who, how close a match, and the capture of this sighting if their category is
+        captured."""
         track, person = obs.track, obs.person
         assert track is not None and person is not None
         best = track.take_view()  # captured or not, the track no longer needs the frame
         extra: dict[str, Any] = {
             "box": track.box.as_list(),
-            "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin),
+            "match": match_words(obs.distance, track, person.id, self.thresholds),
         }
         fields: dict[str, Any] = {
             "person_id": person.id,
@@ -278,8 +280,8 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
     return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
-def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
-    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the module docstring)."""
-    others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
-    strong = distance is not None and distance <= tolerance - margin and not others
-    return "strong" if strong else "possible"
+def match_words(distance: float | None, track: Track, person_id: str, thresholds: MatchThresholds) -> str:
+    """ "strong" or "possible" (`MatchThresholds.words`): whether any sample of the track's vote named
+    someone other than `person_id` is this stage's to say."""
+    others = any(isinstance(s.label, str) and s.label != person_id for s in track.samples)
+    return thresholds.words(distance, others)

@@ -255,7 +255,7 @@ class Daemon:
         """The hand-over from the web server for a push camera, with its token; None for other sources."""
         if not camera.pushed:
             return None
-        return PushFeed(camera, cfg.push, push_token(camera.name, cfg.paths.base_dir))
+        return PushFeed(camera, cfg.push, push_token(camera.name, cfg.paths.state_dir))
 
     @staticmethod
     def _teardown(parts: Parts, drain: float) -> None:

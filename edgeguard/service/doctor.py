@@ -204,7 +204,7 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
             "ok",
             what,
             f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
-            f"token from {push_token_location(camera.name, config.paths.base_dir)} "
+            f"token from {push_token_location(camera.name, config.paths.state_dir)} "
             f"(edgeguard push --token-file ...)",
         )
     try:

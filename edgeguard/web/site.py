@@ -33,13 +33,14 @@ def build_dashboard(
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
 ) -> tuple[Dashboard, WebServer]:
-    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by name."""
+    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
+    name."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
         config=config,
         users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
-        secret=load_secret(config.paths.events_db.parent),
+        secret=load_secret(config.paths.state_dir),
         live=LiveHub(web.live_fps, web.max_live_viewers),
         events=EventHub(),
         status=status,
