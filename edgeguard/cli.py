@@ -21,13 +21,14 @@ from .config import Config, ConfigError, example_config, load_config
 from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
+from .review.capture_enrol import enrol_from_capture
+from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
-from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
-from .watchlist.feedback import FeedbackError, FeedbackResult, is_person, not_person
+from .watchlist.enrol import EnrolError, EnrolResult, enrol
 from .web.users import UserError, open_users
 
 log = logging.getLogger("edgeguard")
@@ -36,7 +37,7 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     if args.command == "example-config":
         sys.stdout.write(example_config())
         return 0
@@ -62,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:  # a file that cannot be read or written: say which, not a traceback
         print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; `enroll ID --name N PHOTO` too (argparse alone takes no photo after an option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "enroll" and not any(e.startswith("-") for e in extra):
+        args.photos += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -191,7 +202,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
+    user = sub.add_parser(
+        "user", help="manage the dashboard's users: add one, list them, change a password, remove one"
+    )
     user_sub = user.add_subparsers(dest="action", required=True)
     add = user_sub.add_parser("add", help="add a user; the password is read from standard input")
     add.add_argument("name")
@@ -204,7 +217,9 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     user.set_defaults(handler=cmd_user)
 
-    sub.add_parser("example-config", help="print an example config with every key and its default")
+    sub.add_parser(
+        "example-config", help="print an example config with every key, its default and its meaning"
+    )
     return parser
 
 
@@ -371,7 +386,11 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    for m in read_messages(config.paths.outbox_db, statuses or None, args.limit):
+    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit)
+    if not messages and not args.json:
+        kinds = " or ".join(statuses)
+        print(f"no {kinds + ' ' if kinds else ''}messages in the outbox ({config.paths.outbox_db})")
+    for m in messages:
         if args.json:
             print(
                 json.dumps(

@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import get_type_hints
 
-from .common.files import read_credential
+from .common.credentials import SecretError, open_to_others, read_secret
+from .common.event_types import EVENT_TYPES, EventType
+from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
-
-LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
-LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
 from .configfile.reading import ConfigError, find_config_file, read_toml
-from .events.event import EVENT_TYPES
+
+LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
+LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+
+    @property
+    def state_dir(self) -> Path:
+        """The state folder: where the daemon keeps what it makes for itself (the dashboard's `web.secret`,
+        the push cameras' `push_tokens/`), and what every part asks for it.  It is `base_dir` (systemd's
+        StateDirectory, /var/lib/edgeguard), wherever the event log or the outbox are put."""
+        return self.base_dir
 
 
 # A camera's name is in URLs (/video_feed/<name>, /upload_frame/<name>) and file names (its push token).
@@ -128,7 +136,8 @@ class CameraConfig:
 class LocationConfig:
     name: str = option(
         "Site",
-        "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of their location",
+        "where the camera is, as guards know it (e.g. Front Gate); with [[camera]] tables, the default of "
+        "their location",
     )
     latitude: float = option(0.0, "for a maps link in alerts; 0 and 0 mean not given", min=-90.0, max=90.0)
     longitude: float = option(0.0, "for a maps link in alerts", min=-180.0, max=180.0)
@@ -144,13 +153,14 @@ class RecognitionConfig:
     )
     detector: str = option(
         "yunet",
-        "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal faces only) "
-        "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
+        "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal "
+        "faces only) or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
         choices=("yunet", "hog", "cnn"),
     )
     detector_score: float = option(
         0.6,
-        "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the mask model's face test)",
+        "yunet: faces scoring below this are ignored (lower finds more; every box is then checked by the "
+        "mask model's face test)",
         min=0.05,
         max=0.99,
     )
@@ -183,8 +193,8 @@ class RecognitionConfig:
     )
     encoder_processes: int = option(
         0,
-        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL while it encodes); "
-        "0: one per camera, at most one per core; each costs about 80 MB",
+        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL "
+        "while it encodes); 0: one per camera, at most one per core; each costs about 80 MB",
         min=0,
         max=64,
     )
@@ -203,7 +213,8 @@ class MaskConfig:
     )
     find_masked: str = option(
         "always",
-        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live frames)",
+        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live "
+        "frames)",
         choices=("off", "stills", "always"),
     )
     events: bool = option(True, "emit a no_mask event for each face whose vote says it wears no mask")
@@ -220,25 +231,29 @@ class PipelineConfig:
     detect_width: int = option(
         640,
         "frames wider than this are shrunk to it for detection; the smallest face found is about "
-        "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras wider than 1024 px",
+        "20 x frame width / detect_width px with yunet (40 with hog at upsample 1): raise it for cameras "
+        "wider than 1024 px",
         min=160,
         max=3840,
     )
     upsample: int = option(
         1,
-        "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the cost)",
+        "hog/cnn: detector upsampling on live frames (each step finds faces half as big, at about 4x the "
+        "cost)",
         min=0,
         max=2,
     )
     detect_every: float = option(
         1.0,
-        "seconds between full-frame detections: a new face is found within this time (sooner after a scene cut)",
+        "seconds between full-frame detections: a new face is found within this time (sooner after a scene "
+        "cut)",
         min=0.0,
         max=60.0,
     )
     track_every: float = option(
         0.1,
-        "seconds between searches for each tracked face near its last position (cheap; also paces the identity vote)",
+        "seconds between searches for each tracked face near its last position (cheap; also paces the "
+        "identity vote)",
         min=0.0,
         max=10.0,
     )
@@ -247,7 +262,8 @@ class PipelineConfig:
     )
     unknown_margin: float = option(
         0.08,
-        "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib trained same-person pairs under 0.56, others over 0.64)",
+        "a face must be this far beyond the tolerance to vote 'unknown'; closer it is uncertain (dlib "
+        "trained same-person pairs under 0.56, others over 0.64)",
         min=0.0,
         max=0.5,
     )
@@ -269,7 +285,8 @@ class EventsConfig:
     crowd_min_seconds: float = option(3.0, "for at least this many seconds", min=0.0, max=3600.0)
     revisit_minutes: float = option(
         30.0,
-        "an unknown visitor seen again within this time is the same visitor (no new capture at the same location)",
+        "an unknown visitor seen again within this time is the same visitor (no new capture at the same "
+        "location)",
         min=0.0,
         max=10080.0,
     )
@@ -305,7 +322,7 @@ class WatchlistConfig:
 
 
 # Not every site requires masks: a route texts about bare faces only when it asks for no_mask.
-DEFAULT_ROUTE_EVENTS = ("unknown_face", "known_face", "crowd")
+DEFAULT_ROUTE_EVENTS = (EventType.UNKNOWN_FACE, EventType.KNOWN_FACE, EventType.CROWD)
 
 
 @dataclass(frozen=True)
@@ -315,7 +332,8 @@ class RouteConfig:
     )
     events: tuple[str, ...] = option(
         DEFAULT_ROUTE_EVENTS,
-        'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and "camera_up" about cameras without frames',
+        'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and '
+        '"camera_up" about cameras without frames',
         choices=EVENT_TYPES,
     )
     categories: tuple[str, ...] = option(
@@ -351,7 +369,8 @@ class AlertsConfig:
     mms: bool = option(False, "attach the capture image as MMS (US and Canada numbers only)")
     public_url: str = option(
         "",
-        "address recipients reach the dashboard's server at, for image links, e.g. https://gate.example.net:8780 (empty: no image links)",
+        "address recipients reach the dashboard's server at, for image links, e.g. "
+        "https://gate.example.net:8780 (empty: no image links)",
         pattern=r"|https?://[^\s/]+(/\S*)?",
         pattern_help="must be an http:// or https:// address",
     )
@@ -460,6 +479,12 @@ class Config:
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
+    @cached_property
+    def match_thresholds(self) -> MatchThresholds:
+        """The one set of thresholds that decides face against watchlist (edgeguard.common.match_rule); the
+        same object for every part built from this configuration."""
+        return MatchThresholds(self.recognition.tolerance, self.pipeline.unknown_margin)
+
     @property
     def twilio_ready(self) -> bool:
         """Whether messages can really be sent (otherwise alerts run dry)."""
@@ -559,7 +584,7 @@ def _cameras(value: object, sections: dict[str, object], where: str) -> tuple[Ca
     else:
         raise ConfigError(f"{where}: 'camera' must be one [camera] table or one or more [[camera]] tables")
     cameras = []
-    for table, label in zip(tables, labels):
+    for table, label in zip(tables, labels, strict=True):
         camera = build_section(CameraConfig, table, where, label)
         inherited = {
             key: getattr(sections[section], name)
@@ -587,7 +612,8 @@ def _check_together(config: Config, where: str) -> None:
     """Rules that span keys: settings that only make sense with another one."""
     if config.alerts.public_url and not config.web.enabled:
         raise ConfigError(
-            f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image links"
+            f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image "
+            "links"
         )
     if bool(config.web.tls_cert) != bool(config.web.tls_key):
         raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
@@ -627,31 +653,28 @@ def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
         _refuse_readable_secret(source)
     values = {}
     for key, (env_name, cred_name) in SECRETS.items():
-        credential = _credential_text(cred_name)
-        if credential:
-            values[key] = credential
-        elif os.environ.get(env_name, "").strip():
-            values[key] = os.environ[env_name].strip()
-        else:
-            values[key] = getattr(twilio, key)
+        values[key] = _secret_text(key, cred_name, env_name) or getattr(twilio, key)
     return dataclasses.replace(twilio, **values)
 
 
-def _credential_text(name: str) -> str:
-    """A systemd credential as text without surrounding white space, or "" when there is none."""
+def _secret_text(key: str, credential: str, env: str) -> str:
+    """A Twilio secret from its credential or environment variable (edgeguard.common.credentials), as text
+    without surrounding white space; "" when neither has it."""
     try:
-        data = read_credential(name)
-        return data.decode("utf-8").strip() if data else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{name}: cannot read credential: {exc}"
-        ) from None
+        secret = read_secret(f"Twilio {key}", credential=credential, env=env)
+    except SecretError as exc:
+        raise ConfigError(str(exc)) from None
+    if secret is None:
+        return ""
+    try:
+        return secret.value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{secret.where}: the Twilio {key} must be UTF-8 text") from None
 
 
 def _refuse_readable_secret(source: Path) -> None:
     """A token in a file others can read is a leak waiting to happen: stop."""
-    mode = source.stat().st_mode
-    if mode & (stat.S_IRWXO):
+    if open_to_others(source):
         raise ConfigError(
             f"{source}: [twilio] auth_token: the file is readable by other users; "
             f"run 'chmod o-rwx {source}' or move the token to $TWILIO_AUTH_TOKEN or a systemd credential"

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import lfw_photos
 
+from edgeguard.common.match_rule import MatchThresholds
 from edgeguard.config import RecognitionConfig
 from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
 from edgeguard.faces.engine import FaceEngine
@@ -61,7 +62,7 @@ def fake_capture(folder: Path, stem: str, mtime: float, size: int) -> list[Path]
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / f"{stem}-face.jpg", folder / f"{stem}-frame.jpg", folder / f"{stem}.json"]
     sizes = [size // 4, size - size // 4 - 10, 10]
-    for path, n in zip(files, sizes):
+    for path, n in zip(files, sizes, strict=True):
         path.write_bytes(b"\0" * n)
         os.utime(path, (mtime, mtime))
     return files
@@ -271,7 +272,7 @@ def encodings() -> dict[str, np.ndarray]:
 
 def test_visitor_is_recalled_within_the_window(encodings):
     blair, powell = encodings["Tony_Blair"], encodings["Colin_Powell"]
-    visitors = UnknownVisitors(window=1800, tolerance=0.56)
+    visitors = UnknownVisitors(window=1800, thresholds=MatchThresholds(tolerance=0.56))
     first = visitors.remember(blair[:1], now=1000.0)
     first.captures["Front Gate"] = "/caps/blair-face.jpg"
     recalled = visitors.recall(blair[1:], now=1000.0 + 1700)  # another photo of the same man
@@ -282,7 +283,7 @@ def test_visitor_is_recalled_within_the_window(encodings):
 
 
 def test_a_different_person_is_not_recalled(encodings):
-    visitors = UnknownVisitors(window=1800, tolerance=0.56)
+    visitors = UnknownVisitors(window=1800, thresholds=MatchThresholds(tolerance=0.56))
     visitors.remember(encodings["Colin_Powell"], now=0.0)
     assert visitors.recall(encodings["Tony_Blair"][:1], now=10.0) is None
     second = visitors.remember(encodings["Tony_Blair"][:1], now=10.0)
@@ -292,7 +293,7 @@ def test_a_different_person_is_not_recalled(encodings):
 
 def test_visitor_is_forgotten_after_the_window(encodings):
     blair = encodings["Tony_Blair"]
-    visitors = UnknownVisitors(window=600, tolerance=0.56)
+    visitors = UnknownVisitors(window=600, thresholds=MatchThresholds(tolerance=0.56))
     visitors.remember(blair[:1], now=1000.0)
     assert visitors.recall(blair[1:], now=1500.0) is not None  # seen again: the window starts again
     assert visitors.recall(blair[1:], now=2050.0) is not None  # 1050 s after the first, 550 after the last
@@ -301,7 +302,7 @@ def test_visitor_is_forgotten_after_the_window(encodings):
 
 def test_visitor_keeps_at_most_a_few_encodings(encodings):
     blair = encodings["Tony_Blair"]
-    visitors = UnknownVisitors(window=600, tolerance=0.56)
+    visitors = UnknownVisitors(window=600, thresholds=MatchThresholds(tolerance=0.56))
     visitor = visitors.remember(np.repeat(blair[:1], 8, axis=0), now=0.0)
     assert len(visitor.encodings) == MAX_ENCODINGS
     for i in range(4):

@@ -1,4 +1,4 @@
-"""Wrong names, corrected (edgeguard.watchlist.feedback, .negatives, build's veto, `edgeguard feedback`): real photos,
+"""Wrong names, corrected (edgeguard.review.feedback, watchlist.negatives, build's veto, `edgeguard feedback`): real photos,
 real encodings, events and captures written by the real events stage (EventRecorder, EventLog, CaptureStore)."""
 
 from __future__ import annotations

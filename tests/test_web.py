@@ -109,6 +109,7 @@ def test_no_user_shows_only_how_to_make_one(tmp_path):
     try:
         page = requests.get(f"http://127.0.0.1:{port}/login")
         assert page.status_code == 200 and "edgeguard" in page.text and "user add" in page.text
+        assert ".venv/bin/edgeguard user add alice --role admin" in page.text  # the checkout form too
         assert 'name="password"' not in page.text
         assert requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False).status_code == 302
     finally:

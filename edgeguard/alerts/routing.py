@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..common.timeofday import in_hours
 from ..config import Config, RouteConfig
-from ..events.event import CAMERA_EVENTS, Event
+from ..events.event import CAMERA_EVENTS, Event, EventType
 from .link_signer import ImageLinks
 from .outbox import Outbox
 from .wording import alert_body
@@ -78,7 +78,7 @@ class Alerter:
         ):
             return False
         if route.categories:
-            return event.type != "crowd" and event.category in route.categories
+            return event.type != EventType.CROWD and event.category in route.categories
         return True
 
     def _cooled_down(self, event: Event) -> bool:

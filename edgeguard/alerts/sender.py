@@ -24,7 +24,8 @@ import logging
 import random
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..common.phone import mask_number, mask_numbers

@@ -34,12 +34,10 @@ from urllib.parse import quote, urlsplit
 import cv2
 import numpy as np
 
-from ..capture import FrameSource, SourceError
+from ..capture import FrameSource, SourceError, parse_source, redact
 from ..common.files import open_regular
 from ..common.text import printable
 from ..config import CameraConfig
-from ..sources.spec import parse_source
-from ..sources.stream import redact
 
 log = logging.getLogger(__name__)
 

@@ -20,17 +20,14 @@ the earlier capture is referenced.  The face crop of such a capture is
 captioned as the camera's picture, so that nobody mistakes it for the enrolled
 photo.  The sidecar keeps the encodings of the samples that voted for the
 decision (rounded to 6 places): feedback on the event ("not this person",
-edgeguard.watchlist.feedback) reads them from there.  A no_mask event points
+edgeguard.review.feedback) reads them from there.  A no_mask event points
 at the capture of the same face.  Every event is written to the event log and
 logged as one line without personal details beyond the name; then it is
 published on the event bus (edgeguard.outputs.bus), which hands it to the
 outputs (alerts, the dashboard's live updates) on their own threads.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
-when the best distance is at least `unknown_margin` inside the tolerance (the
-uncertain band mirrored: dlib's training put same-person pairs below 0.56 and
-others above 0.64, so 0.48 is as far inside as 0.64 is outside) and no sample
-of the vote named anyone else; "possible" otherwise.
+or "possible", by the one match rule (edgeguard.common.match_rule).
 """
 
 from __future__ import annotations
@@ -42,14 +39,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..common.match_rule import MatchThresholds
 from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
-from ..store.event_log import EventLog
-from ..store.face_captures import CaptureStore, SavedCapture, captioned
-from .event import Event
+from .caption import captioned
+from .event import DECISIONS, Event, EventType
 from .rules import EventRules
+from .storage import CaptureWriter, EventWriter
 from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
@@ -71,8 +69,8 @@ class SiteEvents:
     def __init__(
         self,
         config: Config,
-        event_log: EventLog,
-        captures: CaptureStore,
+        event_log: EventWriter,
+        captures: CaptureWriter,
         bus: Publisher | None = None,
     ) -> None:
         self.config = config
@@ -81,7 +79,7 @@ class SiteEvents:
         self.bus = bus
         self.recorded = 0  # events recorded since the start
         self.last_event: Event | None = None
-        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
+        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.match_thresholds)
         self.sightings: dict[
             tuple[str, str], tuple[float, str | None]
         ] = {}  # (person Id, location) -> last capture
@@ -102,7 +100,9 @@ class SiteEvents:
             self.bus.publish(event)
         return event
 
-    def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
+    def camera_event(
+        self, camera: CameraConfig, kind: EventType, when: float, extra: dict[str, Any]
+    ) -> Event:
         """A camera_down or camera_up event (edgeguard.events.camera_watch)."""
         event = Event(
             type=kind,
@@ -128,7 +128,7 @@ class EventRecorder:
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
-        self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
+        self.thresholds = config.match_thresholds
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def record(self, report: FrameReport) -> list[Event]:
@@ -141,16 +141,16 @@ class EventRecorder:
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
-        if obs.kind == "unknown_face":
+        if obs.kind == EventType.UNKNOWN_FACE:
             fields = self._unknown(obs)
-        elif obs.kind == "known_face" and obs.person is not None:
+        elif obs.kind == EventType.KNOWN_FACE and obs.person is not None:
             fields = self._known(obs)
-        elif obs.kind == "no_mask":
+        elif obs.kind == EventType.NO_MASK:
             fields = self._no_mask(obs)
-        elif obs.kind == "crowd":
+        elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
         event = self.site.append(self._event(obs, **fields))
-        if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
+        if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
         return event
 
@@ -181,7 +181,7 @@ class EventRecorder:
         best = track.take_view()  # captured or not, the track no longer needs the frame
         extra: dict[str, Any] = {
             "box": track.box.as_list(),
-            "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin),
+            "match": match_words(obs.distance, track, person.id, self.thresholds),
         }
         fields: dict[str, Any] = {
             "person_id": person.id,
@@ -216,7 +216,7 @@ class EventRecorder:
     ) -> str | None:
         """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
         saved = self.captures.save(best.frame.time, self.camera.name, crop, best.frame.image, sidecar)
-        if not isinstance(saved, SavedCapture):
+        if isinstance(saved, str):
             extra["capture_error"] = saved
             return None
         extra["frame_image"] = str(saved.frame)
@@ -287,9 +287,8 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
     return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
-def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
-    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the
-    module docstring)."""
-    others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
-    strong = distance is not None and distance <= tolerance - margin and not others
-    return "strong" if strong else "possible"
+def match_words(distance: float | None, track: Track, person_id: str, thresholds: MatchThresholds) -> str:
+    """ "strong" or "possible" (`MatchThresholds.words`): whether any sample of the track's vote named
+    someone other than `person_id` is this stage's to say."""
+    others = any(isinstance(s.label, str) and s.label != person_id for s in track.samples)
+    return thresholds.words(distance, others)

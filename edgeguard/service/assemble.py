@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 
 from ..alerts.service import AlertService
-from ..capture import Frame, FrameSource
+from ..capture import Frame, FrameSource, PushFeed, push_token
 from ..config import CameraConfig, Config, ConfigError
 from ..events.camera_watch import CameraWatch
 from ..events.recorder import SiteEvents
@@ -33,7 +33,6 @@ from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..outputs.base import Output
 from ..outputs.bus import EventBus
-from ..sources.push import PushFeed, push_token
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
 from ..store.space import DiskSpace
@@ -199,7 +198,7 @@ def _push_feed(cfg: Config, camera: CameraConfig) -> PushFeed | None:
     """The hand-over from the web server for a push camera, with its token; None for other sources."""
     if not camera.pushed:
         return None
-    return PushFeed(camera, cfg.push, push_token(camera.name, cfg.paths.base_dir))
+    return PushFeed(camera, cfg.push, push_token(camera.name, cfg.paths.state_dir))
 
 
 def _start_web(parts: Parts) -> None:

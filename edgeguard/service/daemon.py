@@ -33,7 +33,7 @@ import time
 
 from ..capture import SourceError
 from ..config import Config, ConfigError, load_config
-from ..detect.detection import DetectorError
+from ..detect import DetectorError
 from .assemble import Parts, assemble, overridden
 from .status import site_status, status_line
 from .systemd import Systemd

@@ -15,9 +15,10 @@ from ..alerts.wording import trial_body
 from ..common.files import open_regular
 from ..common.phone import mask_number
 from ..events.event import EVENT_TYPES
+from ..review.capture_enrol import enrol_from_capture
+from ..review.feedback import FeedbackError, is_person, not_person
 from ..store.event_log import EventFilter
-from ..watchlist.enrol import EnrolError, enrol_from_capture
-from ..watchlist.feedback import FeedbackError, is_person, not_person
+from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
 from .streams import by_location

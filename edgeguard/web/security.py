@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..common.files import create_private, read_credential
+from ..common.credentials import SecretError, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -112,25 +112,27 @@ class LoginThrottle:
 
 
 def load_secret(state_folder: Path) -> bytes:
-    """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder.
+    """The dashboard's signing secret: the systemd credential `web_secret`, else `web.secret` made once in
+    the state folder (edgeguard.common.credentials).
 
-    If it cannot be saved (a full disk), one for this run only: it signs login
-    forms and notices, which a restart may invalidate without harm.
+    If the file cannot be made or read (a full disk), one for this run only: it
+    signs login forms and notices, which a restart may invalidate without harm.
+    A credential that cannot be read is an error: the installer set it up.
     """
-    credential = read_credential(SECRET_CREDENTIAL)
-    if credential is not None:
-        return credential
-    path = state_folder / "web.secret"
     try:
-        if not path.exists():
-            state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            create_private(
-                path, secrets.token_bytes(SECRET_BYTES)
-            )  # a second process racing keeps the first's
-        return path.read_bytes()
-    except OSError as exc:
-        log.error("dashboard secret %s cannot be saved (%s); using one for this run only", path, exc)
+        secret = read_secret(
+            "dashboard secret",
+            credential=SECRET_CREDENTIAL,
+            file=state_folder / "web.secret",
+            make=lambda: secrets.token_bytes(SECRET_BYTES),
+        )
+    except SecretError as exc:
+        if exc.credential:
+            raise
+        log.error("%s; using a dashboard secret for this run only", exc)
         return secrets.token_bytes(SECRET_BYTES)
+    assert secret is not None  # a file is given, and made when missing
+    return secret.value
 
 
 def form_token(secret: bytes, prelogin: str) -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..alerts.link_signer import LinkSigner
 from ..alerts.outbox import Outbox
+from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
-from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .app import create_app
@@ -41,7 +41,7 @@ def build_dashboard(
     dashboard = Dashboard(
         config=config,
         users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
-        secret=load_secret(config.paths.events_db.parent),
+        secret=load_secret(config.paths.state_dir),
         live=LiveHub(web.live_fps, web.max_live_viewers),
         events=EventHub() if events is None else events,
         status=status,

@@ -16,8 +16,8 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ..capture import PushFeed
 from ..common.ratelimit import EveryMinute
-from ..sources.push import PushFeed
 from .request import client_address, dashboard
 from .security import Throttle
 

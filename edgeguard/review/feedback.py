@@ -5,7 +5,7 @@ samples that voted for the name, saved in the capture's sidecar by
 edgeguard.events.recorder) as negatives of the person it named
 (edgeguard.watchlist.negatives): a later face nearer to one of them than to
 that person's photos is no longer named as them.  "This is X" adds the
-event's capture as a photo of X (edgeguard.watchlist.enrol, as `edgeguard
+event's capture as a photo of X (edgeguard.review.capture_enrol, as `edgeguard
 enroll --from-capture` does) and, on a known_face event that named someone
 else, also keeps the negative for the wrongly named person.
 
@@ -28,15 +28,22 @@ import numpy as np
 
 from ..common.files import UnsafeFile, read_regular
 from ..config import Config
-from ..events.event import Event
+from ..events.event import DECISIONS, Event, EventType
 from ..faces.encode import ENCODING_SIZE
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventFilter
-from .details import VALID_ID, read_details
-from .enrol import EnrolError, enrol_from_capture
-from .negatives import Negative, NegativesError, add_negative, folder_of, read_negatives, remove_negative
+from ..watchlist.details import VALID_ID, read_details
+from ..watchlist.enrol import EnrolError
+from ..watchlist.negatives import (
+    Negative,
+    NegativesError,
+    add_negative,
+    folder_of,
+    read_negatives,
+    remove_negative,
+)
+from .capture_enrol import enrol_from_capture
 
-DECISIONS = ("known_face", "unknown_face")
 FACE_SUFFIX = "-face.jpg"
 
 
@@ -64,7 +71,7 @@ def not_person(config: Config, events: Events, seq: int, by: str = "command line
     """The known_face event `seq` named the wrong person: keep its face as a negative of that person."""
     notes: list[str] = []
     event = _decision(events, seq, notes)
-    if event.type != "known_face" or not event.person_id:
+    if event.type != EventType.KNOWN_FACE or not event.person_id:
         raise FeedbackError(
             f"event {event.seq} is an {event.type} event: it names nobody; to say who it is, use --is ID"
         )
@@ -86,16 +93,17 @@ def is_person(
         config,
         person_id,
         "Id " + person_id,
-        f"; add them first: edgeguard enroll {person_id} --name NAME --from-capture {_capture_hint(config, event)}",
+        f"; add them first: edgeguard enroll {person_id} --name NAME "
+        f"--from-capture {_capture_hint(config, event)}",
     )
-    if event.type == "known_face" and event.person_id == person_id:
+    if event.type == EventType.KNOWN_FACE and event.person_id == person_id:
         raise FeedbackError(
             f"event {event.seq} names Id {person_id} already; to add its capture as a further "
             f"photo, use edgeguard enroll {person_id} --from-capture {_capture_hint(config, event)}"
         )
     capture = _capture(config, event)
     negative = None
-    if event.type == "known_face" and event.person_id:
+    if event.type == EventType.KNOWN_FACE and event.person_id:
         negative = _negative(config, events, event, by, notes)
         try:
             read_negatives(
@@ -135,7 +143,7 @@ def _decision(events: Events, seq: int, notes: list[str]) -> Event:
         raise FeedbackError(f"there is no event {seq} in the event log")
     if event.type in DECISIONS:
         return event
-    if event.type != "no_mask":
+    if event.type != EventType.NO_MASK:
         raise FeedbackError(
             f"event {seq} is a {event.type} event: only a known_face or unknown_face event "
             "(or a no_mask event, through its face) names a face"
@@ -187,7 +195,7 @@ def _capture(config: Config, event: Event) -> Path:
         why = event.extra.get("capture_error")
         if why:
             reason = f"its capture could not be saved ({why})"
-        elif event.type == "known_face":
+        elif event.type == EventType.KNOWN_FACE:
             reason = (
                 f"sightings of category {event.category or '(none)'!r} are not captured ([captures] "
                 "known_categories; quiet categories never are)"
