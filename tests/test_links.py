@@ -169,11 +169,12 @@ def test_head_sends_the_same_headers_and_no_body(server, signer, jpeg):
     assert head.startswith(b"HTTP/1.0 200") and rest == b""
 
 
-def test_png_is_served_as_png_and_a_query_string_is_ignored(server, signer, folder, jpeg):
+def test_a_query_string_is_ignored_and_only_capture_images_are_served(server, signer, folder, jpeg):
+    status, headers, body = fetch(server, "GET", path_of(signer.token_for(FACE)) + "?utm=1")
+    assert (status, headers["Content-Type"], body) == (200, "image/jpeg", jpeg[0])
     ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
-    (folder / "x-face.png").write_bytes(png.tobytes())
-    status, headers, body = fetch(server, "GET", path_of(signer.token_for("x-face.png")) + "?utm=1")
-    assert (status, headers["Content-Type"], body) == (200, "image/png", png.tobytes())
+    (folder / "x-face.png").write_bytes(png.tobytes())  # captures are JPEG: a PNG is not one of their files
+    assert fetch(server, "GET", path_of(signer.token_for("x-face.png")))[0] == 404
 
 
 def test_url_for_trims_the_slash_and_verifies_back_to_the_name(signer):
