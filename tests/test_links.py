@@ -37,7 +37,7 @@ SECRET = b"TOP-SECRET-NOT-A-CAPTURE"
 
 
 class ImageServer:
-    """The daemon's web server (edgeguard.web) for a captures folder, seen from the side of the image links."""
+    """The daemon's web server (edgeguard.web) for a captures folder, seen from the image links' side."""
 
     def __init__(
         self, listen: str, folder: Path, signer: LinkSigner, request_timeout: float = REQUEST_TIMEOUT

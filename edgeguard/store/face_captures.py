@@ -126,12 +126,27 @@ class Capture:
     def image(self, which: Image) -> Path:
         return self.face if which == "face" else self.frame
 
+    def check(self) -> None:
+        """CaptureGone unless its face image is there; CaptureError if it is a symlink or not a regular
+        file."""
+        try:
+            mode = os.lstat(self.face).st_mode
+        except FileNotFoundError:
+            raise CaptureGone(f"{self.face.name} is missing") from None
+        except OSError as exc:
+            raise CaptureError(f"{self.face.name}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(mode):
+            raise CaptureError(f"{self.face.name}: a symbolic link, not followed")
+        if not stat.S_ISREG(mode):
+            raise CaptureError(f"{self.face.name}: not a regular file")
+
     def exists(self) -> bool:
         """Whether its face image is there as a regular file (a symlink is not)."""
         try:
-            return stat.S_ISREG(os.lstat(self.face).st_mode)
-        except OSError:
+            self.check()
+        except CaptureError:
             return False
+        return True
 
     def read(self, which: Image) -> bytes:
         """The bytes of its face or frame image; CaptureGone, or CaptureError for a symlink or a non-file."""

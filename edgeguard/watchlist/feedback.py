@@ -191,11 +191,15 @@ def _capture(config: Config, event: Event) -> Capture:
     capture = CaptureFolder(config.paths.captures).of(event.capture)
     if capture is None:
         raise FeedbackError(f"event {event.seq}: {event.capture} is not the face image of a capture")
-    if not capture.exists():
+    try:
+        capture.check()
+    except CaptureGone:
         raise FeedbackError(
             f"event {event.seq}: its capture {capture.face.name} is gone from {config.paths.captures} "
             "(captures are deleted after [captures] retention_days or beyond max_mb)"
-        )
+        ) from None
+    except CaptureError as exc:
+        raise FeedbackError(f"event {event.seq}: its capture cannot be used: {exc}") from None
     return capture
 
 
