@@ -191,6 +191,10 @@ def test_signed_links_only_for_files_in_the_folder(signer, folder, tmp_path):
     assert url is not None and signer_name(signer, url.rsplit("/", 1)[1]) == FACE
     assert links.link_for(tmp_path / "secret.txt") is None
     assert links.link_for(folder / "sub" / FACE) is None
+    assert links.link_for(folder / "20261122-140211-000-gate.json") is None  # a sidecar is never linked
+    assert links.link_for(folder / "notes.jpg") is None  # nor a file that is not a capture's image
+    frame = links.link_for(folder / "20261122-140211-000-gate-frame.jpg")
+    assert frame is not None and signer_name(signer, frame.rsplit("/", 1)[1]).endswith("-frame.jpg")
 
 
 # --- expiry and tampering -----------------------------------------------------------------
