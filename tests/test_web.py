@@ -498,3 +498,12 @@ def test_https_with_a_certificate_marks_the_cookie_secure(tmp_path):
             requests.get(f"http://127.0.0.1:{board.port}/login", timeout=5)  # no plain HTTP beside it
     finally:
         board.stop()
+
+
+def test_a_server_sent_event_carries_every_line_of_its_text():
+    from edgeguard.web.events import server_sent
+
+    sent = server_sent("row", "<tr>\n<td>a\r\nb\rc\u2028d</td>\n</tr>\n")
+    assert sent.startswith("event: row\n") and sent.endswith("\n\n")
+    data = [line.removeprefix("data: ") for line in sent.split("\n")[1:-2]]
+    assert "\n".join(data) == "<tr>\n<td>a\nb\nc\u2028d</td>\n</tr>\n"  # as the browser joins them

@@ -5,6 +5,7 @@ loop only appends to each client's small queue; each stream renders what it send
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from ..store.face_captures import capture_id
 
 MAX_CLIENTS = 16
 QUEUE = 100  # events kept per client between two reads; older ones are dropped (the page reloads them)
+LINE_END = re.compile(r"\r\n|\r|\n")
 HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies and browsers keep the stream open
 
 
@@ -67,8 +69,9 @@ class EventHub:
 
 
 def server_sent(name: str, text: str) -> str:
-    """One server-sent event: its name and its text, every line of it a data line (the browser joins them)."""
-    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in text.splitlines() or [""]) + "\n"
+    """One server-sent event: its name and its text, every line of it a data line (the browser joins them
+    with newlines; only CR and LF end a line in the protocol, so other line separators stay as they are)."""
+    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in LINE_END.split(text)) + "\n"
 
 
 def event_json(event: Event) -> dict:
