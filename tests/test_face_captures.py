@@ -23,7 +23,20 @@ from edgeguard.config import RecognitionConfig
 from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
-from edgeguard.store.face_captures import CaptureStore, SavedCapture, capture_to_photo
+from edgeguard.store.face_captures import (
+    MAX_ID,
+    BadCaptureId,
+    CaptureError,
+    CaptureFolder,
+    CaptureGone,
+    CaptureStore,
+    SavedCapture,
+    SidecarDamaged,
+    capture_id,
+    capture_to_photo,
+    check_id,
+    parse_name,
+)
 
 LOGGER = "edgeguard.store.face_captures"
 DAY = 86400.0
@@ -225,6 +238,112 @@ def test_retention_by_size_never_deletes_the_newest_capture(tmp_path):
 
 def test_retention_on_a_missing_folder(tmp_path):
     assert CaptureStore(tmp_path / "none", retention_days=1, max_mb=1).enforce_retention() == 0
+
+
+# ---------------------------------------------------------------- names, ids and reading
+
+
+def test_names_round_trip_through_the_store(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=30, max_mb=100)
+    crop, frame = images()
+    saved = store.save(time.time(), "Gate 2/east", crop, frame, SIDECAR)
+    assert isinstance(saved, SavedCapture)
+    found = store.of(saved.face)
+    assert found is not None and found.id == saved.face.name.removesuffix("-face.jpg")
+    assert (found.face, found.frame, found.sidecar) == (saved.face, saved.frame, saved.sidecar)
+    for path in (saved.face, saved.frame, saved.sidecar, str(saved.face), saved.face.name):
+        assert capture_id(path) == found.id  # an event's stored path, a negative's file name: the same id
+    assert parse_name(saved.frame.name) == (found.id, "frame")
+    assert store.get(found.id) == found
+    assert found.sidecar_data() == SIDECAR
+    assert found.read("face") == saved.face.read_bytes() and found.read("frame") == saved.frame.read_bytes()
+    assert found.exists() and found.frame_image().shape == frame.shape
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "",
+        "..",
+        "../x",
+        "a/b",
+        "a\\b",
+        "/etc/passwd",
+        "a\0b",
+        ".hidden",
+        "-x",
+        "x" * (MAX_ID + 1),
+        "a b",
+        "x.y",
+    ],
+)
+def test_hostile_ids_are_refused_before_any_path_is_made(tmp_path, hostile):
+    with pytest.raises(BadCaptureId):
+        check_id(hostile)
+    with pytest.raises(BadCaptureId):
+        CaptureFolder(tmp_path).get(hostile)
+    with pytest.raises(BadCaptureId):
+        CaptureFolder(tmp_path).image_named(hostile + "-face.jpg")
+    if "/" not in hostile:  # with a slash it is a path, and only its last part is a file name
+        assert capture_id(hostile + "-face.jpg") is None
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x-face.png", "x-thumb.jpg", "x", "x.json.bak"])
+def test_other_names_are_not_captures(name):
+    assert capture_id(name) is None
+    with pytest.raises(BadCaptureId):
+        parse_name(name)
+
+
+def test_only_face_and_frame_images_are_served_by_name(tmp_path):
+    fake_capture(tmp_path, "20261122-140211-000-gate", time.time(), 1000)
+    folder = CaptureFolder(tmp_path)
+    assert folder.image_named("20261122-140211-000-gate-face.jpg") == b"\0" * 250
+    with pytest.raises(BadCaptureId):
+        folder.image_named("20261122-140211-000-gate.json")  # the sidecar is never an image
+    with pytest.raises(CaptureGone):
+        folder.image_named("20261122-140211-000-other-face.jpg")
+    assert (
+        folder.image_name(tmp_path / "20261122-140211-000-gate-face.jpg")
+        == "20261122-140211-000-gate-face.jpg"
+    )
+    assert folder.image_name(tmp_path / "20261122-140211-000-gate.json") is None
+    assert folder.image_name(tmp_path / "sub" / "20261122-140211-000-gate-face.jpg") is None
+
+
+def test_a_face_or_sidecar_that_is_a_symlink_is_refused(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=30, max_mb=100)
+    crop, frame = images()
+    saved = store.save(time.time(), "cam", crop, frame, SIDECAR)
+    capture = store.of(saved.face)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for path in (saved.face, saved.frame, saved.sidecar):
+        (elsewhere / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(elsewhere / path.name)
+    assert not capture.exists()
+    for read in (lambda: capture.read("face"), lambda: capture.read("frame"), capture.sidecar_data):
+        with pytest.raises(CaptureError, match="symbolic link"):
+            read()
+    with pytest.raises(CaptureError, match="symbolic link"):
+        store.image_named(saved.face.name)
+    with pytest.raises(ValueError, match="sidecar"):
+        capture_to_photo(saved.face, tmp_path)
+
+
+def test_a_missing_or_damaged_sidecar_says_which(tmp_path):
+    fake_capture(tmp_path, "20261122-140211-000-gate", time.time(), 1000)
+    capture = CaptureFolder(tmp_path).get("20261122-140211-000-gate")
+    capture.sidecar.write_text("[1, 2]")
+    with pytest.raises(SidecarDamaged, match="not an object"):
+        capture.sidecar_data()
+    capture.sidecar.write_text('{"time": 17')
+    with pytest.raises(SidecarDamaged):
+        capture.sidecar_data()
+    capture.sidecar.unlink()
+    with pytest.raises(CaptureGone):
+        capture.sidecar_data()
 
 
 # ---------------------------------------------------------------- capture_to_photo

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..common.credentials import read_secret
+from ..store.face_captures import CaptureFolder, name_problem
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class LinkSigner:
 
     def token_for(self, name: str) -> str:
         """A token for the file `name` in the captures folder, valid for ttl_seconds from now."""
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem:
             raise ValueError(f"cannot sign a link to {name!r}: {problem}")
         expires = int(self._clock() + self._ttl)
@@ -130,7 +131,7 @@ class LinkSigner:
             raise LinkError("malformed payload") from None
         if not EXPIRES.fullmatch(expires):
             raise LinkError("malformed expiry")
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem:
             raise LinkError(f"refused name: {problem}")
         if int(expires) <= self._clock():
@@ -145,17 +146,6 @@ class LinkSigner:
         return _b64(digest[:SIG_BYTES])
 
 
-def _name_problem(name: str) -> str:
-    """Why `name` is not a plain file name of the captures folder, or "" if it is one."""
-    if not name:
-        return "empty name"
-    if any(bad in name for bad in ("/", "\\", "\0")):
-        return "not a plain file name"
-    if name.startswith("."):
-        return "starts with a dot"
-    return ""
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -165,13 +155,12 @@ def _unb64(text: str) -> bytes:
 
 
 class SignedLinks:
-    """`ImageLinks` through the built-in image server: signed URLs for files in `folder`."""
+    """`ImageLinks` through the built-in image server: signed URLs for the capture images in `folder`."""
 
     def __init__(self, signer: LinkSigner, folder: Path) -> None:
         self._signer = signer
-        self._folder = folder.resolve()
+        self._captures = CaptureFolder(folder)
 
     def link_for(self, path: Path) -> str | None:
-        if path.parent.resolve() != self._folder:
-            return None
-        return self._signer.url_for(path.name)
+        name = self._captures.image_name(path)
+        return None if name is None else self._signer.url_for(name)

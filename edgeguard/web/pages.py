@@ -1,4 +1,4 @@
-"""The overview, the detection log (with its captures, review marks and CSV export), the alerts and the users."""
+"""The overview, the detection log (with its captures, review marks and CSV export), the alerts, the users."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from ..alerts.wording import trial_body
-from ..common.files import open_regular
 from ..common.phone import mask_number
 from ..events.event import EVENT_TYPES
 from ..review.capture_enrol import enrol_from_capture
 from ..review.feedback import FeedbackError, is_person, not_person
 from ..store.event_log import EventFilter
+from ..store.face_captures import BadCaptureId, CaptureError, CaptureFolder
 from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
+from .rows import people_choices
 from .streams import by_location
 from .users import ROLES, UserError
 
@@ -29,7 +30,6 @@ bp = Blueprint("pages", __name__)
 
 PAGE = 50
 CSV_LIMIT = 10_000
-CAPTURE_SUFFIXES = ("-face.jpg", "-frame.jpg")
 
 
 @bp.get("/")
@@ -100,7 +100,8 @@ def detection_logs() -> str:
         types=EVENT_TYPES,
         args=request.args,
         query=query,
-        people=_people_choices(),
+        people=people_choices(),
+        review=True,
         cameras=_choices((c.name for c in cameras), request.args.get("camera")),
         locations=_choices((c.location for c in cameras), request.args.get("location")),
         several_cameras=len(cameras) > 1,
@@ -108,8 +109,8 @@ def detection_logs() -> str:
 
 
 def _choices(configured: Iterable[str], chosen: str | None) -> list[str]:
-    """A select box's choices: the configured ones in their order, and the one asked for if it is not among them
-    (a camera no longer configured still has its events; a name never used just finds none)."""
+    """A select box's choices: the configured ones in their order, and the one asked for if it is not among
+    them (a camera no longer configured still has its events; a name never used just finds none)."""
     choices = list(dict.fromkeys(configured))
     return [*choices, chosen] if chosen and chosen not in choices else choices
 
@@ -137,7 +138,7 @@ def detection_logs_csv() -> Response:
                     e.name,
                     e.category,
                     e.distance,
-                    _capture_name(e.capture),
+                    _face_name(e.capture),
                 )
             ]
         )
@@ -156,8 +157,10 @@ def _cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _capture_name(capture: str | None) -> str:
-    return capture.rsplit("/", 1)[-1] if capture else ""
+def _face_name(capture: str | None) -> str:
+    """The file name of an event's face image, as the CSV has always shown it."""
+    found = captures().of(capture)
+    return found.face.name if found else ""
 
 
 @bp.post("/detection_logs/<int:seq>/reviewed")
@@ -177,7 +180,8 @@ def enrol_capture(seq: int) -> Response:
     """Turn an event's capture into a watchlist photo: of an existing Id, or of a new person."""
     board = dashboard()
     event = board.event_log.get(seq) if board.event_log else None
-    if event is None or not event.capture:
+    capture = captures().of(event.capture) if event else None
+    if capture is None:
         abort(404, f"event {seq} has no capture")
     person_id = request.form.get("id", "").strip()
     name = request.form.get("name", "").strip() or None
@@ -187,7 +191,7 @@ def enrol_capture(seq: int) -> Response:
             board.config,
             board.engine(),
             person_id,
-            _capture_path(_capture_name(event.capture)),
+            capture.face,
             name,
             category,
         )
@@ -242,31 +246,21 @@ def feedback(seq: int) -> Response:
     return redirect(url_for("pages.detection_logs"))
 
 
-@bp.get("/captures/<name>")
-def capture_image(name: str) -> Response:
+@bp.get("/captures/<capture_id>/<any(face, frame):image>.jpg")
+def capture_image(capture_id: str, image: str) -> Response:
     """A capture's face or frame image, for a logged-in user."""
-    path = _capture_path(name)
-    if not name.endswith(CAPTURE_SUFFIXES):
-        abort(404, "not a capture image")
     try:
-        with open_regular(path) as fh:
-            data = fh.read()
-    except OSError:
+        data = captures().get(capture_id).read(image)  # type: ignore[arg-type]
+    except BadCaptureId:
+        abort(404, "not a capture")
+    except CaptureError:
         abort(404, "no such capture (retention may have deleted it)")
     return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _capture_path(name: str):
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-        abort(404, "not a capture")
-    return dashboard().config.paths.captures / name
-
-
-def _people_choices() -> list[tuple[str, str]]:
-    watchlist = dashboard().watchlist()
-    return (
-        sorted(((p.id, p.name) for p in watchlist.people.values()), key=lambda p: p[1]) if watchlist else []
-    )
+def captures() -> CaptureFolder:
+    """The site's captures, read by id (edgeguard.store.face_captures)."""
+    return CaptureFolder(dashboard().config.paths.captures)
 
 
 # ---------------------------------------------------------------- alerts

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from ..common.files import open_regular, write_private
 from ..common.phone import E164, mask_number
 from ..faces.photos import PHOTO_SUFFIXES
+from ..store.face_captures import CaptureFolder
 from ..watchlist.details import VALID_ID, read_details
 from ..watchlist.enrol import (
     EnrolError,
@@ -113,7 +114,8 @@ def record(person_id: str) -> str:
         negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
     except NegativesError as exc:
         negatives, negatives_error = [], str(exc)
-    captures = board.config.paths.captures
+    folder = CaptureFolder(board.config.paths.captures)
+    found = {n.event: folder.of(n.capture) for n in negatives}
     return render_template(
         "record.html",
         pid=person_id,
@@ -122,7 +124,7 @@ def record(person_id: str) -> str:
         phone=phone if g.user.admin else mask_number(phone) if phone else "",
         negatives=negatives,
         negatives_error=negatives_error,
-        shown={n.event for n in negatives if n.capture and (captures / n.capture).is_file()},
+        shown={event: capture.id for event, capture in found.items() if capture and capture.exists()},
     )
 
 
@@ -226,7 +228,8 @@ def photo(person_id: str, name: str) -> Response:
 def _enrol_uploads(
     person_id: str, name: str | None, category: str | None, phone: str | None
 ) -> EnrolResult | str:
-    """The uploaded photos, checked and enrolled through the same code as `edgeguard enroll`; or what is wrong."""
+    """The uploaded photos, checked and enrolled through the same code as `edgeguard enroll`; or what is
+    wrong."""
     uploads = [f for f in request.files.getlist("photos") if f and f.filename]
     if not uploads:
         return "Choose at least one photo."
