@@ -80,3 +80,103 @@ def test_a_tls_handshake_that_never_finishes_is_closed_after_the_timeout(sites):
         except ConnectionResetError:
             answer = b""
         assert not answer.startswith(b"HTTP/")
+
+
+# ---------------------------------------------------------------- 6. bodies judged by their headers
+
+
+def raw(site: Site, head: str, body: bytes = b"", timeout: float = 5) -> socket.socket:
+    """A connection that has sent `head` (request line and headers) and `body`, nothing more."""
+    sock = socket.create_connection(("127.0.0.1", site.port), timeout=timeout)
+    sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return sock
+
+
+def answer_of(sock: socket.socket) -> bytes:
+    """What the server answered before it closed the connection."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def status_line(answer: bytes) -> bytes:
+    return answer.split(b"\r\n")[0]
+
+
+def test_a_hundred_slow_uploads_without_a_token_are_refused_from_their_headers(sites):
+    site = sites()
+    # a camera that does not exist is answered like a wrong token (names cannot be probed)
+    upload = "POST /upload_frame/{} HTTP/1.1\nHost: x\nContent-Length: 1000000\n"
+    known, unknown = (answer_of(raw(site, upload.format(name))) for name in ("till", "nope"))
+    assert status_line(known) == status_line(unknown) == b"HTTP/1.1 401 UNAUTHORIZED"
+    # a right token with a chunked body is asked for a length, also before the body is read
+    chunked = raw(
+        site,
+        f"POST /upload_frame/till HTTP/1.1\nHost: x\nAuthorization: Bearer {PUSH_TOKEN}\n"
+        "Transfer-Encoding: chunked\n",
+        b"10\r\n",
+    )
+    assert answer_of(chunked).startswith(b"HTTP/1.1 411")
+    before = site.memory()["VmRSS"]
+    socks = [raw(site, upload.format("till"), bytes(1000)) for _ in range(100)]
+    started = time.monotonic()
+    answers = [answer_of(sock) for sock in socks]  # each closed after its answer: no body is waited for
+    assert time.monotonic() - started < 10
+    assert {status_line(a) for a in answers} <= {
+        b"HTTP/1.1 401 UNAUTHORIZED",
+        b"HTTP/1.1 429 TOO MANY REQUESTS",
+    }
+    assert site.held_files() == 0 and site.memory()["VmRSS"] - before < 30
+    for sock in socks:
+        sock.close()
+
+
+def test_a_large_body_without_a_session_is_refused_before_it_is_read(sites):
+    site = sites(people=1)
+    for head, status in (
+        (
+            "POST /records/1/photos HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=b\n"
+            "Content-Length: 20000000\n",
+            b"403",
+        ),
+        (
+            "POST /login HTTP/1.1\nHost: x\nContent-Type: application/x-www-form-urlencoded\n"
+            "Content-Length: 9000000\n",
+            b"413",
+        ),
+        ("GET / HTTP/1.1\nHost: x\nContent-Length: 5000000\n", b"400"),
+    ):
+        started = time.monotonic()
+        assert answer_of(raw(site, head, bytes(100))).split(b" ")[1] == status, head
+        assert time.monotonic() - started < 3
+    # a viewer's session does not carry a photo upload either; an admin's does
+    victor = site.login("victor")
+    cookie = "; ".join(f"{c.name}={c.value}" for c in victor.cookies)
+    head = (
+        "POST /records/1/photos HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=b\n"
+        f"Cookie: {cookie}\nContent-Length: 5000000\n"
+    )
+    assert answer_of(raw(site, head, bytes(100))).split(b" ")[1] == b"403"
+    assert site.held_files() == 0
+
+
+def test_bodies_without_a_session_share_one_megabyte(sites):
+    site = sites()
+    head = (
+        "POST /login HTTP/1.1\nHost: x\nContent-Type: application/x-www-form-urlencoded\n"
+        "Content-Length: 8192\n"
+    )
+    slow = [raw(site, head, b"username=a&") for _ in range(128)]  # 128 x 8 KB announced: the whole 1 MB
+    time.sleep(0.5)
+    refused = raw(site, head, b"username=a&")
+    assert answer_of(refused).startswith(b"HTTP/1.1 503")
+    slow.pop().close()  # one gives up: its share is free again
+    time.sleep(0.5)
+    login = site.login("alice")
+    assert login.status == 302
+    for sock in slow:
+        sock.close()

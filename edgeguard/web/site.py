@@ -12,6 +12,7 @@ from ..faces.engine import FaceEngine
 from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
+from .admission import body_judge
 from .app import create_app
 from .context import Dashboard, SiteStatus
 from .events import EventHub
@@ -33,7 +34,7 @@ def build_dashboard(
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
 ) -> tuple[Dashboard, WebServer]:
-    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by name."""
+    """The dashboard and the server that will serve it (not started yet); `push`: the push cameras' feeds."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
@@ -52,5 +53,6 @@ def build_dashboard(
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
     )
-    server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
+    app = create_app(dashboard)
+    server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
     return dashboard, server
