@@ -4,6 +4,7 @@ bounded in count and time."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import socket
 import sys
 import time
@@ -180,3 +181,27 @@ def test_bodies_without_a_session_share_one_megabyte(sites):
     assert login.status == 302
     for sock in slow:
         sock.close()
+
+
+# ---------------------------------------------------------------- 2. the login throttle
+
+
+def test_a_parallel_burst_after_the_throttle_engages_gets_one_password_checked(sites):
+    site = sites()
+    for n in range(5):
+        assert site.login("alice", f"wrong {n}").status == 401
+    time.sleep(1.2)  # the 1 s wait after the fifth failure is over: one try may come
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(lambda n: site.login("alice", f"guess {n}", timeout=20).status, range(30)))
+    assert sum(status != 429 for status in statuses) <= 1, statuses
+
+
+def test_logging_in_to_ones_own_account_does_not_reset_the_guesses_at_others(sites):
+    site = sites()
+    checked = 0
+    for n in range(20):
+        checked += site.login(f"user{n}", "a guess").status != 429
+        if n % 4 == 3:  # between guesses, the right password of one's own account
+            own = site.login("victor").status
+            assert own == 302 or n > 3  # (later the address itself waits, whatever the password)
+    assert checked <= 6
