@@ -14,7 +14,9 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from web_attacks import PUSH_TOKEN, Client, Site, jpeg  # noqa: E402  (the bench's rig: a site and its daemon)
+from web_attacks import CAMERA_SECRET, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg  # noqa: E402  (the bench's rig)
+
+from edgeguard.sources.stream import redact  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -205,3 +207,33 @@ def test_logging_in_to_ones_own_account_does_not_reset_the_guesses_at_others(sit
             own = site.login("victor").status
             assert own == 302 or n > 3  # (later the address itself waits, whatever the password)
     assert checked <= 6
+
+
+# ---------------------------------------------------------------- 3. camera passwords
+
+
+@pytest.mark.parametrize(("url", "secret"), URL_TABLE)
+def test_one_rule_hides_the_secret_of_every_camera_url_shape(url, secret):
+    shown = redact(url)
+    assert secret not in shown and secret.lower() not in shown.lower()
+    assert shown.startswith(url.split("://")[0] + "://")
+    assert ("10.0.0.20" in shown) == ("10.0.0.20" in url)  # the host is still shown
+
+
+def test_a_viewer_sees_no_camera_source_and_the_log_has_no_password(sites):
+    source = f"rtsp://admin:{CAMERA_SECRET}@127.0.0.1:9/live?user=admin&pwd={CAMERA_SECRET}#x"
+    site = sites(
+        extra=f'[[camera]]\nname = "gate"\nsource = "{source}"\nlocation = "Front Gate"\nopen_timeout = 1.0\n'
+    )
+    deadline = time.monotonic() + 15
+    while "127.0.0.1:9" not in site.stderr():  # the camera has been tried and logged
+        assert time.monotonic() < deadline, site.stderr()
+        time.sleep(0.2)
+    victor, alice = site.login("victor"), site.login("alice")
+    for path in ("/", "/live_feed", "/cameras.json", "/view_records", "/detection_logs"):
+        page = victor.get(f"{site.url}{path}").text
+        assert "127.0.0.1:9" not in page and CAMERA_SECRET not in page, path
+        assert "Front Gate" in page or path in ("/view_records", "/detection_logs"), path
+    admin_page = alice.get(f"{site.url}/").text
+    assert "rtsp://***@127.0.0.1:9/live?user=***&amp;pwd=***" in admin_page  # an admin sees it, redacted
+    assert CAMERA_SECRET not in admin_page and CAMERA_SECRET not in site.stderr()
