@@ -40,9 +40,9 @@ def open_stream(url: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
 def redact(source: str) -> str:
     """The source as it may be shown or logged: the one rule for every place a camera's source appears.
 
-    Hidden: the user information before the host (everything up to the last
-    "@" before the first "/", so a password with "#" or "@" goes with it), and
-    the value of every name=value pair, in the query or the path, whose name
+    Dropped: the user information before the host (everything up to the last
+    "@" before the first "/", so a password with "#" or "@" goes with it).
+    Hidden: the value of every name=value pair, in the query or the path, whose name
     looks like a user, password, token, key or signature (up to the next "&"
     or ";": a value with "#" or "@", or path forms joined by "_", go whole).
     Anything that is not a URL (a device, a file) is shown as it is.
@@ -51,6 +51,5 @@ def redact(source: str) -> str:
     if not sep:
         return source
     authority, slash, tail = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
+    authority = authority.rpartition("@")[2]
     return _SECRET_PAIR.sub(r"\g<key>=***", f"{scheme}://{authority}{slash}{tail}")
