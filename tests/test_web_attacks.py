@@ -5,6 +5,7 @@ bounded in count and time."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import socket
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from web_attacks import CAMERA_SECRET, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg  # noqa: E402  (the bench's rig)
+from web_attacks import CAMERA_SECRET, PHONE, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg  # noqa: E402  (the bench's rig)
 
 from edgeguard.sources.stream import redact  # noqa: E402
 
@@ -237,3 +238,24 @@ def test_a_viewer_sees_no_camera_source_and_the_log_has_no_password(sites):
     admin_page = alice.get(f"{site.url}/").text
     assert "rtsp://127.0.0.1:9/live?user=***&amp;pwd=***" in admin_page  # an admin sees it, redacted
     assert CAMERA_SECRET not in admin_page and CAMERA_SECRET not in site.stderr()
+
+
+# ---------------------------------------------------------------- 4. login codes
+
+
+def test_an_admin_cannot_read_another_admins_login_code(sites):
+    site = Site()
+    site.config.write_text(site.config.read_text().replace("[web]\n", '[web]\notp = "admin"\n'))
+    site.add_user("bob", "admin", PHONE)
+    site.start()
+    try:
+        alice = site.login("alice")  # no phone: no code
+        assert site.login("bob").status == 302  # a code is sent to bob's phone
+        time.sleep(1)  # the sender has taken it (a dry run: no Twilio here)
+        page = alice.get(f"{site.url}/alerts").text
+        assert "login code sent to user bob" in page
+        assert not re.search(r"\d{6}", page.replace(PHONE[-3:], "")), "no code on the page"
+        assert not re.search(r"login code: \d{6}", site.stderr())
+        assert "login code sent to user bob" in site.stderr()
+    finally:
+        site.stop()
