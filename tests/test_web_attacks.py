@@ -15,7 +15,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from web_attacks import CAMERA_SECRET, PHONE, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg  # noqa: E402  (the bench's rig)
+from web_attacks import CAMERA_SECRET, PHONE, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg, png_bomb  # noqa: E402  (the bench's rig)
 
 from edgeguard.sources.stream import redact  # noqa: E402
 
@@ -259,3 +259,28 @@ def test_an_admin_cannot_read_another_admins_login_code(sites):
         assert "login code sent to user bob" in site.stderr()
     finally:
         site.stop()
+
+
+# ---------------------------------------------------------------- 5. memory bombs through photos
+
+RSS_BOUND_MB = 150  # what a burst of photo bombs may add to the daemon's peak memory (VmHWM)
+
+
+def test_16_bit_png_bombs_keep_the_daemons_memory_under_the_bound(sites):
+    site = sites(people=1)
+    http = site.login("alice")
+    bomb = png_bomb()
+    start = site.memory()
+
+    def upload(n: int) -> str:
+        token = site.csrf(http, "/records/1")
+        files = {"photos": (f"bomb{n}.png", bomb, "image/png")}
+        return http.post(f"{site.url}/records/1/photos", data={"csrf": token}, files=files).text
+
+    assert "too large to decode" in upload(0)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(upload, range(1, 4)))
+    (site.base / "TrainingImage" / "1").mkdir(exist_ok=True)
+    (site.base / "TrainingImage" / "1" / "dropped.png").write_bytes(bomb)
+    time.sleep(5)  # the watchlist reloads and refuses it
+    assert site.memory()["VmHWM"] - start["VmRSS"] < RSS_BOUND_MB
