@@ -284,3 +284,25 @@ def test_16_bit_png_bombs_keep_the_daemons_memory_under_the_bound(sites):
     (site.base / "TrainingImage" / "1" / "dropped.png").write_bytes(bomb)
     time.sleep(5)  # the watchlist reloads and refuses it
     assert site.memory()["VmHWM"] - start["VmRSS"] < RSS_BOUND_MB
+
+
+# ---------------------------------------------------------------- 7. smaller ones
+
+
+def test_faces_are_not_cached_and_huge_numbers_are_not_server_errors():
+    site = Site(people=1)
+    folder = site.base / "TrainingImage" / "1"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(
+        (Path(__file__).resolve().parents[1] / "docs" / "overview.png").read_bytes()
+    )
+    site.start()
+    try:
+        http = site.login("victor")
+        photo = http.get(f"{site.url}/records/1/photos/a.png")
+        assert photo.status_code == 200 and photo.headers["Cache-Control"] == "no-store"
+        assert http.get(f"{site.url}/detection_logs", params={"page": "9" * 30}).status_code == 200
+        assert http.get(f"{site.url}/detection_logs", params={"event": "9" * 30}).status_code == 404
+        assert http.get(f"{site.url}/records/{'7' * 5000}").status_code == 404
+    finally:
+        site.stop()

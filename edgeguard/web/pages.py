@@ -1,4 +1,4 @@
-"""The overview, the detection log (with its captures, review marks and CSV export), the alerts and the users."""
+"""The overview, the detection log (its captures, review marks and CSV export), the alerts and the users."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 PAGE = 50
+MAX_PAGE = 10**9  # a page number beyond any log: answered as an empty page, not an overflow
 CSV_LIMIT = 10_000
 CAPTURE_SUFFIXES = ("-face.jpg", "-frame.jpg")
 
@@ -65,8 +66,17 @@ def _filters() -> EventFilter:
         location=args.get("location") or None,
         since=_time(args.get("since")),
         until=_time(args.get("until")),
-        seq=args.get("event", type=int),
+        seq=_event_seq(args.get("event")),
     )
+
+
+def _event_seq(text: str | None) -> int | None:
+    """The event number asked for; 404 for one that cannot exist (SQLite's integers end at 2^63)."""
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        abort(404, "no such event")
+    return int(text)
 
 
 def _time(text: str | None) -> float | None:
@@ -81,7 +91,7 @@ def _time(text: str | None) -> float | None:
 @bp.get("/detection_logs")
 def detection_logs() -> str:
     board = dashboard()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     events, total = (
         board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
     )
@@ -107,7 +117,7 @@ def detection_logs() -> str:
 
 
 def _choices(configured: Iterable[str], chosen: str | None) -> list[str]:
-    """A select box's choices: the configured ones in their order, and the one asked for if it is not among them
+    """A select box's choices: the configured ones in their order, and the one asked for if not among them
     (a camera no longer configured still has its events; a name never used just finds none)."""
     choices = list(dict.fromkeys(configured))
     return [*choices, chosen] if chosen and chosen not in choices else choices
@@ -252,7 +262,7 @@ def capture_image(name: str) -> Response:
             data = fh.read()
     except OSError:
         abort(404, "no such capture (retention may have deleted it)")
-    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 def _capture_path(name: str):
