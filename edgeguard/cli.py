@@ -398,7 +398,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
                         "id": m.id,
                         "created": m.created,
                         "to": mask_number(m.to_number),
-                        "body": m.body,
+                        "body": m.listed,
                         "media_url": m.media_url,
                         "status": m.status,
                         "attempts": m.attempts,
@@ -412,7 +412,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         else:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
             print(
-                f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
+                f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.listed}"
                 + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else "")
             )
     return 0

@@ -1,4 +1,4 @@
-"""The dashboard over real HTTP (cheroot on loopback, the real Flask app, a real users.db and event log):
+"""The dashboard over real HTTP (waitress on loopback, the real Flask app, a real users.db and event log):
 logins and their throttle, CSRF, roles, sessions, cookies, uploads, capture routes, idle connections."""
 
 from __future__ import annotations

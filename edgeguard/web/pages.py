@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 PAGE = 50
+MAX_PAGE = 10**9  # a page number beyond any log: answered as an empty page, not an overflow
 CSV_LIMIT = 10_000
 
 
@@ -66,8 +67,17 @@ def _filters() -> EventFilter:
         location=args.get("location") or None,
         since=_time(args.get("since")),
         until=_time(args.get("until")),
-        seq=args.get("event", type=int),
+        seq=_event_seq(args.get("event")),
     )
+
+
+def _event_seq(text: str | None) -> int | None:
+    """The event number asked for; 404 for one that cannot exist (SQLite's integers end at 2^63)."""
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        abort(404, "no such event")
+    return int(text)
 
 
 def _time(text: str | None) -> float | None:
@@ -82,7 +92,7 @@ def _time(text: str | None) -> float | None:
 @bp.get("/detection_logs")
 def detection_logs() -> str:
     board = dashboard()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     events, total = (
         board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
     )
@@ -255,7 +265,7 @@ def capture_image(capture_id: str, image: str) -> Response:
         abort(404, "not a capture")
     except CaptureError:
         abort(404, "no such capture (retention may have deleted it)")
-    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 def captures() -> CaptureFolder:

@@ -42,6 +42,17 @@ bp = Blueprint("records", __name__)
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
+MAX_ID_LENGTH = 64
+
+
+@bp.url_value_preprocessor
+def _id_of_a_record(endpoint: str | None, values: dict | None) -> None:
+    """404 for an Id no record can have (a 5000-character one would otherwise reach the file system)."""
+    person_id = (values or {}).get("person_id")
+    if person_id is not None and (len(person_id) > MAX_ID_LENGTH or not VALID_ID.fullmatch(person_id)):
+        abort(404, "no such record")
+
+
 @bp.get("/view_records")
 def view_records() -> str:
     board = dashboard()
@@ -221,7 +232,7 @@ def photo(person_id: str, name: str) -> Response:
     return Response(
         data,
         mimetype=CONTENT_TYPES.get(match[0].suffix.lower(), "application/octet-stream"),
-        headers={"Cache-Control": "private, max-age=600"},
+        headers={"Cache-Control": "no-store"},  # a face must not stay in the browser after logout
     )
 
 

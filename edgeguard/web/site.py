@@ -12,6 +12,7 @@ from ..config import Config
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
+from .admission import body_judge
 from .app import create_app
 from .context import Dashboard, SiteStatus
 from .events import EventHub
@@ -54,5 +55,6 @@ def build_dashboard(
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
     )
-    server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
+    app = create_app(dashboard)
+    server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
     return dashboard, server
