@@ -1,4 +1,5 @@
-"""Benchmark: what the dashboard costs: one login hash, and the daemon's frame loop with the dashboard off, on, watched.
+"""Benchmark: what the dashboard costs: one login hash, and the daemon's frame loop with the dashboard
+off, on, watched.
 
 1. Login hash: `edgeguard.web.users.HASHER` (argon2-cffi Argon2id, t=3,
    m=64 MiB, p=1) hashes and verifies a password HASH_RUNS times in this
@@ -361,7 +362,8 @@ class Daemon:
 
 
 class Clients:
-    """Setting (c): log in, then read `viewers` live views and one live-update stream, each on its own thread."""
+    """Setting (c): log in, then read `viewers` live views and one live-update stream, each on its own
+    thread."""
 
     def __init__(self, port: int, viewers: int) -> None:
         self.base = f"http://127.0.0.1:{port}"
@@ -480,7 +482,8 @@ def write_config(base: Path, web: bool, port: int) -> Path:
         f'[paths]\nbase_dir = "{base}"\n'
         "[watchlist]\nwatch = false\n"
         "[camera]\nloop = true\n"
-        f'[web]\nenabled = {"true" if web else "false"}\nlisten = "127.0.0.1:{port}"\nmax_live_viewers = {VIEWERS}\n'
+        f'[web]\nenabled = {"true" if web else "false"}\nlisten = "127.0.0.1:{port}"\n'
+        f"max_live_viewers = {VIEWERS}\n"
     )
     return config
 
@@ -517,7 +520,8 @@ def report(
 ) -> None:
     low, high = PI4_SLOWER
     print(
-        f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end"
+        f"machine: {os.cpu_count()} cores, load average {load_start[0]:.2f} at the start, "
+        f"{load_end[0]:.2f} at the end"
     )
     print()
     print(f"1. login hash ({hasher_parameters()}), median of {HASH_RUNS}:")
@@ -548,8 +552,8 @@ def report(
         own = _fmt([r.daemon_fps for r in runs], 1)
         teardown = _fmt([r.teardown for r in runs], 1) + " s"
         print(
-            f"   ({setting.key}) {setting.label:<48}{_fmt([r.fps for r in runs], 1):<16}{fps:>7.1f}  {versus:>7}  "
-            f"{target:<12}{own:<16}{teardown}"
+            f"   ({setting.key}) {setting.label:<48}{_fmt([r.fps for r in runs], 1):<16}"
+            f"{fps:>7.1f}  {versus:>7}  {target:<12}{own:<16}{teardown}"
         )
     print("   (fps = frames in the daemon's final log line / the window timed here; + means slower than (a);")
     print("    'daemon own fps' is that line's figure, which also counts the teardown)")

@@ -1,11 +1,12 @@
-"""Benchmark: dlib's HOG against OpenCV's YuNet, side by side: faces found, false boxes, YuNet's scores, speed.
+"""Benchmark: dlib's HOG against OpenCV's YuNet, side by side: faces found, false boxes, YuNet's scores,
+speed.
 
 Photos (mask/real and mask/synthetic, with and without masks; every STEP-th
 photo by sorted name): the share of photos with at least one face box, and
 with two or more (these are one-person photos mostly, so a second box is
 usually a false one or a face boxed twice), for
 - "raw": the detector alone as still photos are searched
-  (edgeguard.detect.detection.detect_in_photo: shrunk to 1024 px, the
+  (edgeguard.detect.detect_in_photo: shrunk to 1024 px, the
   replicated PHOTO_MARGIN around it; HOG at upsample 1);
 - "analyze": what `edgeguard analyze` finds, FaceEngine.find_in_photo(rgb,
   masked=True): HOG with its sub-threshold masked-face search, or YuNet with
@@ -44,7 +45,8 @@ since other work on the machine makes single timings noisy.
 
 No targets: it prints figures only.
 
-Run: python bench/detector_accuracy.py            (everything; 12-20 minutes on 2 cores shared with other work)
+Run: python bench/detector_accuracy.py            (everything; 12-20 minutes on 2 cores shared with
+                                                   other work)
      python bench/detector_accuracy.py --speed    (the speed table only)
 """
 
@@ -62,10 +64,9 @@ import cv2
 import numpy as np
 
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect.detection import Detection, FaceDetector, detect_in_photo
-from edgeguard.detect.dlib_detector import DlibDetector
-from edgeguard.detect.yunet import YuNetDetector
-from edgeguard.faces.box import Box
+from edgeguard.detect import Box, Detection, FaceDetector, detect_in_photo
+from edgeguard.detectors.dlib_detector import DlibDetector
+from edgeguard.detectors.yunet import YuNetDetector
 from edgeguard.faces.engine import NOT_FACE_STILL, SURE_SCORE, FaceEngine
 from edgeguard.mask import NOT_FACE
 
@@ -132,7 +133,8 @@ COLUMNS = (
 
 
 def photos(engines: dict[str, FaceEngine]) -> None:
-    """Faces found and photos with 2+ boxes, per set and column; YuNet's losses to the check and best scores."""
+    """Faces found and photos with 2+ boxes, per set and column; YuNet's losses to the check and best
+    scores."""
     counts: dict[str, dict[str, list[list[Detection]]]] = {}
     started = time.perf_counter()
     for name in SETS:
@@ -143,17 +145,22 @@ def photos(engines: dict[str, FaceEngine]) -> None:
                 counts[name][column].append(found)
     total = sum(len(c[COLUMNS[0]]) for c in counts.values())
     print(
-        f"\nphotos: {every(STEP)} of each set (sorted by name), {total} photos, {time.perf_counter() - started:.0f} s"
+        f"\nphotos: {every(STEP)} of each set (sorted by name), {total} photos, "
+        f"{time.perf_counter() - started:.0f} s"
     )
     print(
-        "  raw: detect_in_photo (1024 px, 15% replicated margin; HOG upsample 1); analyze: FaceEngine.find_in_photo(rgb, "
-        "masked=True);\n  640+25%: shrunk to <= 640 px, black 25% margin, detector alone; checked: YuNet 640+25% after the engine's check"
+        "  raw: detect_in_photo (1024 px, 15% replicated margin; HOG upsample 1); "
+        "analyze: FaceEngine.find_in_photo(rgb, masked=True);\n"
+        "  640+25%: shrunk to <= 640 px, black 25% margin, detector alone; "
+        "checked: YuNet 640+25% after the engine's check"
     )
     share_table("a face found (at least one box)", counts, lambda boxes: len(boxes) >= 1)
     share_table("two or more boxes", counts, lambda boxes: len(boxes) >= 2)
     print(
-        "\nYuNet and the check: boxes it removed, photos left without a box by it (these are one-person photos: "
-        f"mostly a real face lost),\nand the best raw score per photo with a box (the check only looks at boxes scoring < {SURE_SCORE})"
+        "\nYuNet and the check: boxes it removed, photos left without a box by it "
+        "(these are one-person photos: mostly a real face lost),\n"
+        "and the best raw score per photo with a box "
+        f"(the check only looks at boxes scoring < {SURE_SCORE})"
     )
     heads = ("removed", "emptied", "removed", "emptied", "min", "10%", "25%", "median", f"< {SURE_SCORE}")
     print(f"  {'':<28} {'raw (1024 px)':>17} {'640+25%':>17}   {'best raw score':>30}")
@@ -193,7 +200,8 @@ def photo_columns(engines: dict[str, FaceEngine], rgb: np.ndarray) -> dict[str, 
 
 
 def issue_variant(detector: FaceDetector, rgb: np.ndarray) -> tuple[np.ndarray, list[Detection]]:
-    """The issue's way: the photo shrunk to at most ISSUE_SIDE, a black ISSUE_MARGIN border; the image and its detections."""
+    """The issue's way: the photo shrunk to at most ISSUE_SIDE, a black ISSUE_MARGIN border; the image and
+    its detections."""
     scale = min(1.0, ISSUE_SIDE / max(rgb.shape[:2]))
     small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     margin = int(ISSUE_MARGIN * max(small.shape[:2]))
@@ -242,10 +250,12 @@ def crowd_boxes(engines: dict[str, FaceEngine], rgb: np.ndarray) -> dict[str, li
 
 
 def crowds(engines: dict[str, FaceEngine]) -> None:
-    """Labelled faces found / boxes matching no label, per image and in total; boxes on dogs.jpg and bald_guys.jpg."""
+    """Labelled faces found / boxes matching no label, per image and in total; boxes on dogs.jpg and
+    bald_guys.jpg."""
     columns = [f"{d} {k}" for d in DETECTORS for k in ("raw", "analyze")]
     print(
-        "\ncrowd: labelled faces found / boxes matching no label (match: IoU >= 0.3 or the box's centre in the label)"
+        "\ncrowd: labelled faces found / boxes matching no label "
+        "(match: IoU >= 0.3 or the box's centre in the label)"
     )
     print(f"  {'image':<22} {'labels':>6} " + " ".join(f"{c:>13}" for c in columns))
     totals = {c: [0, 0] for c in columns}
@@ -270,13 +280,14 @@ def yunet_scores(engine: FaceEngine) -> None:
     """Every raw YuNet box on dogs.jpg and bald_guys.jpg and every crowd box matching no label:
     score, P(not a face), kept by the check; the matched crowd boxes' scores."""
     print(
-        f"\nYuNet raw boxes: score, P(not a face) by the mask model, and whether the engine's check kept them "
-        f"(it looks at boxes scoring < {SURE_SCORE} only): as analyze\n  (FaceEngine.find_in_photo) and with "
-        f"its rule for live frames (FaceEngine.checked's default), here on the photo"
+        f"\nYuNet raw boxes: score, P(not a face) by the mask model, and whether the engine's check "
+        f"kept them (it looks at boxes scoring < {SURE_SCORE} only): as analyze\n"
+        f"  (FaceEngine.find_in_photo) and with its rule for live frames (FaceEngine.checked's default), "
+        f"here on the photo"
     )
     print(
-        f"  {'image':<18} {'box (top, right, bottom, left)':<30} {'side':>5} {'score':>6} {'P(not face)':>11}  "
-        f"{'analyze':<8} {'live rule':<9}"
+        f"  {'image':<18} {'box (top, right, bottom, left)':<30} {'side':>5} {'score':>6} "
+        f"{'P(not face)':>11}  {'analyze':<8} {'live rule':<9}"
     )
     matched = []
     for name, truth in [("dogs.jpg", None), ("bald_guys.jpg", None)] + list(labels().items()):
@@ -296,7 +307,8 @@ def yunet_scores(engine: FaceEngine) -> None:
                 )
         if name == "bald_guys.jpg":
             print(
-                f"  {name:<18} ({len(found)} boxes, {len(kept)} kept; above: those scoring < {SURE_SCORE}) scores "
+                f"  {name:<18} ({len(found)} boxes, {len(kept)} kept; "
+                f"above: those scoring < {SURE_SCORE}) scores "
                 f"{', '.join(f'{d.score:.2f}' for d in sorted(found, key=lambda d: d.score))}"
             )
     matched.sort()
@@ -358,7 +370,8 @@ def make(name: str) -> FaceDetector:
 
 
 def one_thread(detector: FaceDetector, image: np.ndarray) -> tuple[list[float], float]:
-    """Milliseconds of each of RUNS calls after WARMUP, and the process's CPU seconds per wall second meanwhile."""
+    """Milliseconds of each of RUNS calls after WARMUP, and the process's CPU seconds per wall second
+    meanwhile."""
     for _ in range(WARMUP):
         detector.find(image)
     times = []
@@ -436,7 +449,8 @@ def speed() -> None:
         cells = [" / ".join(f"{r[i]:.{2 if i in (2, 5) else 1}f}" for r in rounds) for i in range(6)]
         print(f"  {frame_name:<16} {label:<53} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
     print(
-        f"  (each cell: round {' / round '.join(str(i + 1) for i in range(ROUNDS))}; load average now {os.getloadavg()[0]:.2f})"
+        f"  (each cell: round {' / round '.join(str(i + 1) for i in range(ROUNDS))}; "
+        f"load average now {os.getloadavg()[0]:.2f})"
     )
 
 

@@ -30,15 +30,15 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import dlib
 import numpy as np
 from PIL import Image
 
-from edgeguard.faces.box import Box
-from edgeguard.faces.dlib_models import model_path
+from edgeguard.common.dlib_models import model_path
+from edgeguard.detect import Box
 from edgeguard.faces.encode import FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool
 
@@ -88,7 +88,8 @@ def report(what: str, times: list[float]) -> None:
 
 
 def compare_threads(rgb: np.ndarray, box: Box) -> None:
-    """Encodings/s in process with 1 and 2 threads and with 2 threads on an EncoderPool(2); the pool's cost."""
+    """Encodings/s in process with 1 and 2 threads and with 2 threads on an EncoderPool(2); the pool's
+    cost."""
     started = time.perf_counter()
     with EncoderPool(2) as pool:
         startup = time.perf_counter() - started
@@ -106,7 +107,8 @@ def compare_threads(rgb: np.ndarray, box: Box) -> None:
         shared.encode(rgb, [box] * BATCH)  # one call to one worker
         after_batch = max(worker_memory(pid) for pid in pool.pids)  # by RSS: the one that ran it
     print(
-        f"\nencodings/s, jitters 1, one face per call, {THREAD_CALLS} calls per thread, median of {ROUNDS} rounds:"
+        f"\nencodings/s, jitters 1, one face per call, {THREAD_CALLS} calls per thread, "
+        f"median of {ROUNDS} rounds:"
     )
     single = statistics.median(rates["1 thread, in process"])
     for way, rate in rates.items():

@@ -61,9 +61,8 @@ sys.path.insert(0, str(ROOT / "train"))
 from prepare_mask import split_of, virtual_box  # noqa: E402
 
 from edgeguard.config import MaskConfig, RecognitionConfig  # noqa: E402
-from edgeguard.detect.detection import detect_in_photo  # noqa: E402
-from edgeguard.detect.dlib_detector import DlibDetector  # noqa: E402
-from edgeguard.faces.box import Box  # noqa: E402
+from edgeguard.detect import Box, detect_in_photo  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
 from edgeguard.faces.engine import SURE_SCORE, FaceEngine  # noqa: E402
 from edgeguard.mask import CANDIDATE_FLOOR, MaskClassifier, find_masked_faces, split_faces  # noqa: E402
 
@@ -82,7 +81,8 @@ def main() -> int:
     detector, classifier = DlibDetector("hog"), MaskClassifier()
     yunet = FaceEngine(RecognitionConfig(detector="yunet"), MaskConfig())  # its detector and its check
     print(
-        f"model: {classifier.model_path.name}, {classifier.model_path.stat().st_size / 1e6:.2f} MB, threshold {classifier.threshold}"
+        f"model: {classifier.model_path.name}, {classifier.model_path.stat().st_size / 1e6:.2f} MB, "
+        f"threshold {classifier.threshold}"
     )
     for dataset in ("real", "synthetic"):
         classification(detector, classifier, yunet, dataset)
@@ -148,7 +148,8 @@ def classification(
             )
     for name in every:
         print(
-            f"mask/{dataset} test split, {name}: balanced accuracy {100 * statistics.mean(every[name]):.1f}% on all photos, "
+            f"mask/{dataset} test split, {name}: "
+            f"balanced accuracy {100 * statistics.mean(every[name]):.1f}% on all photos, "
             f"{100 * statistics.mean(found[name]):.1f}% on the faces found"
         )
 
@@ -177,13 +178,14 @@ def finding(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngin
         print(
             f"mask/synthetic/{cls}: a face in {hog_found}/{n} ({100 * hog_found / n:.1f}%) by HOG, "
             f"{both_found}/{n} ({100 * both_found / n:.1f}%) with find_masked_faces "
-            f"(test split {test_found}/{test_total} = {100 * test_found / test_total:.1f}%); {extra} masked faces added"
+            f"(test split {test_found}/{test_total} = {100 * test_found / test_total:.1f}%); "
+            f"{extra} masked faces added"
         )
         print(
             f"mask/synthetic/{cls}: a face in {yunet_found}/{n} ({100 * yunet_found / n:.1f}%) by YuNet, "
             f"{checked_found}/{n} ({100 * checked_found / n:.1f}%) after the check "
-            f"(test split {test_checked}/{test_total} = {100 * test_checked / test_total:.1f}%); {dropped} boxes dropped "
-            f"by the check; 2 or more faces in {two_or_more}"
+            f"(test split {test_checked}/{test_total} = {100 * test_checked / test_total:.1f}%); "
+            f"{dropped} boxes dropped by the check; 2 or more faces in {two_or_more}"
         )
 
 
@@ -239,7 +241,7 @@ def cost(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) 
     classifier.classify(rgb, boxes)  # load the model
     for batch in (1, 8):
         group = (boxes * 8)[:batch]
-        ms = timed(lambda: classifier.classify(rgb, group), 50) / batch
+        ms = timed(lambda g=group: classifier.classify(rgb, g), 50) / batch
         print(f"classifier: {ms:.2f} ms per face in batches of {batch}")
     frames = [
         letterbox(read_rgb(p))
@@ -268,12 +270,15 @@ def cost(detector: DlibDetector, classifier: MaskClassifier, yunet: FaceEngine) 
         check_ms.append(timed(lambda b=bgr, f=found: yunet.checked(b, f, rgb=False), 5))
     print(
         f"live 640x480 frame, HOG at detect_width {LIVE_WIDTH} and upsample {UPSAMPLE}: "
-        f"{statistics.mean(hog_ms):.0f} ms at cut-off 0, {statistics.mean(floor_ms):.0f} ms at floor {CANDIDATE_FLOOR}; "
-        f"verifying its {statistics.mean(candidates):.1f} candidates: {statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)"
+        f"{statistics.mean(hog_ms):.0f} ms at cut-off 0, "
+        f"{statistics.mean(floor_ms):.0f} ms at floor {CANDIDATE_FLOOR}; "
+        f"verifying its {statistics.mean(candidates):.1f} candidates: "
+        f"{statistics.mean(verify_ms):.1f} ms (mean of {len(frames)} frames)"
     )
     print(
         f"live 640x480 frame, YuNet at detect_width 640: {statistics.mean(yunet_ms):.1f} ms; "
-        f"checking its {statistics.mean(unsure):.1f} boxes scoring < {SURE_SCORE}: {statistics.mean(check_ms):.1f} ms (mean of {len(frames)} frames)"
+        f"checking its {statistics.mean(unsure):.1f} boxes scoring < {SURE_SCORE}: "
+        f"{statistics.mean(check_ms):.1f} ms (mean of {len(frames)} frames)"
     )
 
 
@@ -386,9 +391,10 @@ def live_vote() -> None:
                 delays += [n - 90 for n in events if n >= 90][:1]
         spread = f"median {statistics.median(delays):.0f}, max {max(delays)}" if delays else "none"
         print(
-            f"live mask vote, {'YuNet' if detector == 'yunet' else 'HOG'}, {len(pairs)} held-apart people masked 3 s "
-            f"then bare 5 s: exactly one no_mask after the mask came off for {right}/{len(pairs)}; no_mask while "
-            f"masked: {early}, after: {late}; frames (30/s) from mask off to event: {spread}; "
+            f"live mask vote, {'YuNet' if detector == 'yunet' else 'HOG'}, "
+            f"{len(pairs)} held-apart people masked 3 s then bare 5 s: "
+            f"exactly one no_mask after the mask came off for {right}/{len(pairs)}; "
+            f"no_mask while masked: {early}, after: {late}; frames (30/s) from mask off to event: {spread}; "
             f"no_mask for the stage frame's own faces: {others}"
         )
 

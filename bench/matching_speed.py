@@ -45,7 +45,8 @@ def bench_matching() -> None:
     )
     print(f"match 1 face vs {GALLERY_SIZE:,} encodings: median {ours:.2f} ms  (target < 5 ms)")
     print(
-        f"  simple np.linalg.norm(gallery - face): median {simple:.2f} ms  ({simple / ours:.1f}x slower); same answers: {agree}"
+        f"  simple np.linalg.norm(gallery - face): median {simple:.2f} ms  ({simple / ours:.1f}x slower); "
+        f"same answers: {agree}"
     )
 
 
@@ -92,7 +93,8 @@ def bench_restart() -> None:
     best = min(warm, key=lambda r: r[2])
     print(
         f"restart with warm cache of {best[1]} photos: process start to watchlist ready "
-        f"{statistics.median(r[2] for r in warm):.2f} s median of 3 (build alone {best[3]:.3f} s)  (target < 2 s)"
+        f"{statistics.median(r[2] for r in warm):.2f} s median of 3 "
+        f"(build alone {best[3]:.3f} s)  (target < 2 s)"
     )
 
 

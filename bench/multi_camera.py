@@ -108,7 +108,8 @@ def cameras_benchmark(rounds: int) -> None:
             )
         late = [name for name, (_, first) in median.items() if first is None or first > 15]
         print(
-            f"  Lin-Manuel Miranda decided within 15 frames on {len(median) - len(late)} of {len(median)} cameras"
+            f"  Lin-Manuel Miranda decided within 15 frames on {len(median) - len(late)} "
+            f"of {len(median)} cameras"
         )
 
 
@@ -145,8 +146,9 @@ def push_benchmark() -> None:
             for label, pace in ((f"paced at {PACED:.0f}/s", PACED), ("as fast as answered", None)):
                 taken, refused, trips, cpu = _push_for(port, token, jpeg, daemon.pid, pace)
                 print(
-                    f"  {label}: {taken / PUSH_SECONDS:.1f} frames/s taken, {refused} refused; round trip median "
-                    f"{statistics.median(trips) * 1000:.1f} ms, p95 {sorted(trips)[int(0.95 * (len(trips) - 1))] * 1000:.1f} ms; "
+                    f"  {label}: {taken / PUSH_SECONDS:.1f} frames/s taken, {refused} refused; "
+                    f"round trip median {statistics.median(trips) * 1000:.1f} ms, "
+                    f"p95 {sorted(trips)[int(0.95 * (len(trips) - 1))] * 1000:.1f} ms; "
                     f"daemon CPU {cpu / len(trips) * 1000:.2f} ms per posted frame, "
                     f"{cpu / max(taken, 1) * 1000:.1f} ms per taken frame (upload, decode, pipeline)"
                 )

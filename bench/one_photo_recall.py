@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeguard.common.match_rule import MatchThresholds
 from edgeguard.config import MaskConfig, PipelineConfig, RecognitionConfig
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
@@ -55,9 +56,7 @@ def main(splits: int) -> int:
         for k in (2, 3, 5):
             for pooling in (False, True):
                 label = "after (vote + pooling)" if pooling else "before (vote alone)  "
-                print(
-                    f"  tracks of {k} samples, {label}: {tracks(encodings, splits, k, pooling, tolerance, margin)}"
-                )
+                print(f"  tracks of {k} samples, {label}: {tracks(encodings, splits, k, pooling, tolerance)}")
     return 0
 
 
@@ -89,7 +88,7 @@ def split(encodings: dict[str, list[np.ndarray]], rng: random.Random, tolerance:
         people,
         {str(i): [encodings[name][chosen[name]]] for i, name in enumerate(enrolled, start=1)},
         [],
-        tolerance,
+        MatchThresholds(tolerance, PipelineConfig().unknown_margin),
     )
     rest = {
         str(i): [e for j, e in enumerate(encodings[name]) if j != chosen[name]]
@@ -122,7 +121,6 @@ def tracks(
     k: int,
     pooling: bool,
     tolerance: float,
-    margin: float,
 ) -> str:
     rng = random.Random(2)
     named = wrong = known = rejected = stranger = 0
@@ -130,27 +128,27 @@ def tracks(
         watchlist, rest, strangers = split(encodings, rng, tolerance)
         for pid, samples in rest.items():
             for _ in range(TRACKS_PER_PERSON):
-                outcome = decide(rng.sample(samples, k), watchlist, pooling, margin)
+                outcome = decide(rng.sample(samples, k), watchlist, pooling)
                 known += 1
                 named += outcome == pid
                 wrong += isinstance(outcome, str) and outcome != pid
         for samples in strangers:
             for _ in range(TRACKS_PER_PERSON):
-                outcome = decide(rng.sample(samples, k), watchlist, pooling, margin)
+                outcome = decide(rng.sample(samples, k), watchlist, pooling)
                 stranger += 1
                 rejected += not isinstance(outcome, str)
     return figures(named, wrong, known, rejected, stranger)
 
 
-def decide(samples: list[np.ndarray], watchlist: Watchlist, pooling: bool, margin: float):
+def decide(samples: list[np.ndarray], watchlist: Watchlist, pooling: bool):
     """What a track's vote says after these samples: a person's Id, Verdict.UNKNOWN, or None (still open)."""
     track = Track(1, None, 0.0, PipelineConfig().vote_frames)  # type: ignore[arg-type]  # no box needed here
-    for now, (encoding, identity) in enumerate(zip(samples, watchlist.identify(np.array(samples)))):
-        sample = Sample(sample_label(identity, watchlist.tolerance, margin), identity.distance, encoding)
+    for now, (encoding, identity) in enumerate(
+        zip(samples, watchlist.identify(np.array(samples)), strict=True)
+    ):
+        sample = Sample(sample_label(identity), identity.distance, encoding)
         decided = (
-            add_identity_sample(track, sample, watchlist, margin, now)
-            if pooling
-            else track.add_sample(sample, now)
+            add_identity_sample(track, sample, watchlist, now) if pooling else track.add_sample(sample, now)
         )
         if decided:
             break
@@ -159,7 +157,8 @@ def decide(samples: list[np.ndarray], watchlist: Watchlist, pooling: bool, margi
 
 def figures(named: int, wrong: int, known: int, rejected: int, stranger: int) -> str:
     return (
-        f"enrolled named {100 * named / known:5.1f}%, wrongly named {100 * wrong / known:4.2f}% (of {known}); "
+        f"enrolled named {100 * named / known:5.1f}%, "
+        f"wrongly named {100 * wrong / known:4.2f}% (of {known}); "
         f"strangers rejected {100 * rejected / stranger:6.2f}% (of {stranger})"
     )
 

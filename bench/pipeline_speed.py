@@ -87,7 +87,8 @@ def main() -> int:
     print(f"reference (every frame, full size): first clear appearance {_names(first_clear)}")
     simple = statistics.median(simple_runs)
     print(
-        f"simple approach:      {simple:.1f} frames/s (rounds: {_fmt(simple_runs)}); first named {_names(simple_first)}"
+        f"simple approach:      {simple:.1f} frames/s (rounds: {_fmt(simple_runs)}); "
+        f"first named {_names(simple_first)}"
     )
     for detector in DETECTORS:
         print(f"--- detector = {detector}")
@@ -104,7 +105,8 @@ def report(
         f"{inproc / simple:.1f}x the simple approach on the same frames (target >= 10x)"
     )
     print(
-        f"edgeguard run (own process, decoding included): {ours['fps']:.1f} frames/s, peak RSS {ours['rss_mb']:.0f} MB "
+        f"edgeguard run (own process, decoding included): {ours['fps']:.1f} frames/s, "
+        f"peak RSS {ours['rss_mb']:.0f} MB "
         f"(target < 300 MB), {ours['detections']} detections, {ours['encodings']} encodings"
     )
     decided: dict[str, int] = {}
@@ -266,8 +268,10 @@ def check_name(event: dict, reference, known) -> str:
     top, right, bottom, left = event["extra"]["box"]
     nearest = None
     for number in range(max(0, event["frame"] - WINDOW), event["frame"] + 1):
-        for (t, r, b, l), pid, distances in reference[number]:
-            overlap = max(0, min(r, right) - max(l, left)) * max(0, min(b, bottom) - max(t, top))
+        for (ref_top, ref_right, ref_bottom, ref_left), pid, distances in reference[number]:
+            overlap = max(0, min(ref_right, right) - max(ref_left, left)) * max(
+                0, min(ref_bottom, bottom) - max(ref_top, top)
+            )
             if overlap < 0.3 * (right - left) * (bottom - top):
                 continue
             if pid is not None and pid != event["id"]:

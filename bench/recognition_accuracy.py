@@ -60,10 +60,12 @@ def measure(detector: str) -> None:
     n_unknown = len(tests) - n_known
     print(f"watchlist: {len(enrolled)} people x {ENROLLED_PHOTOS} photos ({', '.join(enrolled)})")
     print(
-        f"enrolled people named correctly: {known_ok}/{n_known} = {100 * known_ok / n_known:.1f}%  (target >= 98%)"
+        f"enrolled people named correctly: {known_ok}/{n_known} = {100 * known_ok / n_known:.1f}%  "
+        f"(target >= 98%)"
     )
     print(
-        f"people not enrolled reported unknown: {unknown_ok}/{n_unknown} = {100 * unknown_ok / n_unknown:.1f}%  (target >= 98%)"
+        f"people not enrolled reported unknown: {unknown_ok}/{n_unknown} = "
+        f"{100 * unknown_ok / n_unknown:.1f}%  (target >= 98%)"
     )
     print(f"edgeguard analyze on {len(tests)} photos: {elapsed:.1f} s including start-up and enrolment")
 

@@ -24,13 +24,14 @@ from .events.event import EVENT_TYPES
 from .faces.engine import FaceEngine
 from .faces.photos import PhotoError, load_photo
 from .outputs.mqtt.consumer import DEFAULT_FILTER, event_line, follow
+from .review.capture_enrol import enrol_from_capture
+from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
-from .watchlist.enrol import EnrolError, EnrolResult, enrol, enrol_from_capture
-from .watchlist.feedback import FeedbackError, FeedbackResult, is_person, not_person
+from .watchlist.enrol import EnrolError, EnrolResult, enrol
 from .web.users import UserError, open_users
 
 log = logging.getLogger("edgeguard")
@@ -39,7 +40,7 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(_parser(), argv)
     if args.command == "example-config":
         sys.stdout.write(example_config())
         return 0
@@ -65,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     ) as exc:  # a file that cannot be read or written: say which, not a traceback
         print(f"edgeguard {args.command}: {exc}", file=sys.stderr)
         return 1
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; `enroll ID --name N PHOTO` too (argparse alone takes no photo after an option)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "enroll" and not any(e.startswith("-") for e in extra):
+        args.photos += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -210,7 +221,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=cmd_check)
 
-    user = sub.add_parser("user", help="dashboard users: add, list, passwd, remove")
+    user = sub.add_parser(
+        "user", help="manage the dashboard's users: add one, list them, change a password, remove one"
+    )
     user_sub = user.add_subparsers(dest="action", required=True)
     add = user_sub.add_parser("add", help="add a user; the password is read from standard input")
     add.add_argument("name")
@@ -223,7 +236,9 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     user.set_defaults(handler=cmd_user)
 
-    sub.add_parser("example-config", help="print an example config with every key and its default")
+    sub.add_parser(
+        "example-config", help="print an example config with every key, its default and its meaning"
+    )
     return parser
 
 
@@ -416,7 +431,11 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    for m in read_messages(config.paths.outbox_db, statuses or None, args.limit):
+    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit)
+    if not messages and not args.json:
+        kinds = " or ".join(statuses)
+        print(f"no {kinds + ' ' if kinds else ''}messages in the outbox ({config.paths.outbox_db})")
+    for m in messages:
         if args.json:
             print(
                 json.dumps(
@@ -424,7 +443,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
                         "id": m.id,
                         "created": m.created,
                         "to": mask_number(m.to_number),
-                        "body": m.body,
+                        "body": m.listed,
                         "media_url": m.media_url,
                         "status": m.status,
                         "attempts": m.attempts,
@@ -438,7 +457,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         else:
             created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.created))
             print(
-                f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.body}"
+                f"{m.id:>5} {created} {m.status:<8} {mask_number(m.to_number)} {m.listed}"
                 + (f"  [{m.last_error}]" if m.last_error and m.status != "sent" else "")
             )
     return 0

@@ -17,18 +17,22 @@ import dataclasses
 import os
 import re
 import socket
-import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import get_type_hints
 
-from .common.files import read_credential
+from .common.credentials import SecretError, open_to_others, read_secret
+from .common.event_types import EVENT_TYPES, EventType
+from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
 from .common.timeofday import HOURS, HOURS_HELP
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
 from .configfile.reading import ConfigError, find_config_file, read_toml
-from .events.event import EVENT_TYPES
+
+LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
+LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
 
 LISTEN = r"|[^\s:]*:\d{1,5}"  # empty, or host:port (an IPv6 host in brackets)
 LISTEN_HELP = "must be host:port, e.g. 127.0.0.1:8780"
@@ -59,6 +63,13 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+
+    @property
+    def state_dir(self) -> Path:
+        """The state folder: where the daemon keeps what it makes for itself (the dashboard's `web.secret`,
+        the push cameras' `push_tokens/`), and what every part asks for it.  It is `base_dir` (systemd's
+        StateDirectory, /var/lib/edgeguard), wherever the event log or the outbox are put."""
+        return self.base_dir
 
 
 # A camera's name is in URLs (/video_feed/<name>, /upload_frame/<name>) and file names (its push token).
@@ -148,8 +159,7 @@ class RecognitionConfig:
     detector: str = option(
         "yunet",
         "face detector: yunet (finds masked, turned and small faces; fast on a CPU), hog (dlib's, frontal "
-        "faces only) "
-        "or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
+        "faces only) or cnn (dlib's, needs dlib built with CUDA, e.g. on a Jetson)",
         choices=("yunet", "hog", "cnn"),
     )
     detector_score: float = option(
@@ -189,8 +199,7 @@ class RecognitionConfig:
     encoder_processes: int = option(
         0,
         "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL "
-        "while it encodes); "
-        "0: one per camera, at most one per core; each costs about 80 MB",
+        "while it encodes); 0: one per camera, at most one per core; each costs about 80 MB",
         min=0,
         max=64,
     )
@@ -209,8 +218,8 @@ class MaskConfig:
     )
     find_masked: str = option(
         "always",
-        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also "
-        "live frames)",
+        "look for masked faces HOG scores just below its cut-off: off, stills (analyze) or always (also live "
+        "frames)",
         choices=("off", "stills", "always"),
     )
     events: bool = option(True, "emit a no_mask event for each face whose vote says it wears no mask")
@@ -318,7 +327,7 @@ class WatchlistConfig:
 
 
 # Not every site requires masks: a route texts about bare faces only when it asks for no_mask.
-DEFAULT_ROUTE_EVENTS = ("unknown_face", "known_face", "crowd")
+DEFAULT_ROUTE_EVENTS = (EventType.UNKNOWN_FACE, EventType.KNOWN_FACE, EventType.CROWD)
 
 
 @dataclass(frozen=True)
@@ -537,6 +546,12 @@ class Config:
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
+    @cached_property
+    def match_thresholds(self) -> MatchThresholds:
+        """The one set of thresholds that decides face against watchlist (edgeguard.common.match_rule); the
+        same object for every part built from this configuration."""
+        return MatchThresholds(self.recognition.tolerance, self.pipeline.unknown_margin)
+
     @property
     def twilio_ready(self) -> bool:
         """Whether messages can really be sent (otherwise alerts run dry)."""
@@ -623,7 +638,7 @@ def _mqtt(mqtt: MqttConfig, base: Path, source: Path | None, where: str) -> Mqtt
         device_id=device_id,
         topic_prefix=mqtt.topic_prefix or f"edgeguard/{device_id}",
         port=mqtt.port or (8883 if mqtt.tls else 1883),
-        password=_secret("mqtt_password", "EDGEGUARD_MQTT_PASSWORD", mqtt.password),
+        password=_secret_text("MQTT password", "mqtt_password", "EDGEGUARD_MQTT_PASSWORD") or mqtt.password,
         **tls,
     )
     if not mqtt.enabled:
@@ -675,7 +690,7 @@ def _cameras(value: object, sections: dict[str, object], where: str) -> tuple[Ca
     else:
         raise ConfigError(f"{where}: 'camera' must be one [camera] table or one or more [[camera]] tables")
     cameras = []
-    for table, label in zip(tables, labels):
+    for table, label in zip(tables, labels, strict=True):
         camera = build_section(CameraConfig, table, where, label)
         inherited = {
             key: getattr(sections[section], name)
@@ -704,7 +719,7 @@ def _check_together(config: Config, where: str) -> None:
     if config.alerts.public_url and not config.web.enabled:
         raise ConfigError(
             f"{where}: [alerts] public_url is set but [web] enabled is false: nothing would serve the image "
-            f"links"
+            "links"
         )
     if bool(config.web.tls_cert) != bool(config.web.tls_key):
         raise ConfigError(f"{where}: [web] tls_cert and tls_key go together: set both for HTTPS, or neither")
@@ -742,36 +757,30 @@ def _resolve_secrets(twilio: TwilioConfig, source: Path | None) -> TwilioConfig:
     """Fill secrets from $CREDENTIALS_DIRECTORY, then the environment, then the file."""
     if twilio.auth_token and source is not None:
         _refuse_readable_secret(source, "[twilio] auth_token", "$TWILIO_AUTH_TOKEN or a systemd credential")
-    values = {
-        key: _secret(cred_name, env_name, getattr(twilio, key))
-        for key, (env_name, cred_name) in SECRETS.items()
-    }
+    values = {}
+    for key, (env_name, cred_name) in SECRETS.items():
+        values[key] = _secret_text(f"Twilio {key}", cred_name, env_name) or getattr(twilio, key)
     return dataclasses.replace(twilio, **values)
 
 
-def _secret(credential_name: str, env_name: str, from_file: str) -> str:
-    """A secret from $CREDENTIALS_DIRECTORY, else the environment, else the config file."""
-    credential = _credential_text(credential_name)
-    if credential:
-        return credential
-    return os.environ.get(env_name, "").strip() or from_file
-
-
-def _credential_text(name: str) -> str:
-    """A systemd credential as text without surrounding white space, or "" when there is none."""
+def _secret_text(what: str, credential: str, env: str) -> str:
+    """A secret from its credential or environment variable (edgeguard.common.credentials), as text
+    without surrounding white space; "" when neither has it."""
     try:
-        data = read_credential(name)
-        return data.decode("utf-8").strip() if data else ""
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{name}: cannot read credential: {exc}"
-        ) from None
+        secret = read_secret(what, credential=credential, env=env)
+    except SecretError as exc:
+        raise ConfigError(str(exc)) from None
+    if secret is None:
+        return ""
+    try:
+        return secret.value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{secret.where}: the {what} must be UTF-8 text") from None
 
 
 def _refuse_readable_secret(source: Path, key: str, better: str) -> None:
     """A secret in a file others can read is a leak waiting to happen: stop."""
-    mode = source.stat().st_mode
-    if mode & (stat.S_IRWXO):
+    if open_to_others(source):
         raise ConfigError(
             f"{source}: {key}: the file is readable by other users; "
             f"run 'chmod o-rwx {source}' or move the secret to {better}"

@@ -51,7 +51,7 @@ class FakeTwilio:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeTwilio":
+    def start(self) -> FakeTwilio:
         handler = _handler(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True

@@ -149,6 +149,22 @@ def test_a_guard_logs_in_watches_reviews_enrols_and_logs_out(tmp_path, browser, 
     shots.take("overview-phone")
     browser.set_window_size(1280, 1000)
 
+    # on the detection log, a row that arrives live is the row a reload shows: event number, review buttons
+    browser.get(f"{url}/detection_logs")
+    WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#events tr.fresh"))
+    fresh = browser.find_element(By.CSS_SELECTOR, "#events tr.fresh")
+    seq = fresh.get_attribute("data-seq")
+    assert f"event {seq}" in fresh.text and "Mark reviewed" in fresh.text
+    live = browser.execute_script(
+        "const row = arguments[0].cloneNode(true); row.classList.remove('fresh'); return row.outerHTML;",
+        fresh,
+    )
+    browser.refresh()
+    reloaded = browser.execute_script(
+        "return document.querySelector('#events tr[data-seq=\"' + arguments[0] + '\"]').outerHTML;", seq
+    )
+    assert live == reloaded
+
     # the live view shows JPEG frames of the camera
     browser.get(f"{url}/live_feed")
     wait.until(

@@ -431,3 +431,23 @@ def test_start_twice_is_a_bug(sources, clip):
     src.start()
     with pytest.raises(RuntimeError):
         src.start()
+
+
+def test_a_camera_that_never_opened_gets_the_first_run_advice_once(sources, caplog):
+    src = sources("/dev/video97")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        src.start()
+        wait_for(lambda: attempts(caplog) >= 3, 10, "several attempts")  # with FAST_BACKOFF
+    advice = [r.getMessage() for r in caplog.records if "Three ways on" in r.getMessage()]
+    assert len(advice) == 1, caplog.text  # once, then the retries are quiet
+    assert "no camera at /dev/video97" in advice[0]
+    assert "edgeguard run --source VIDEO --loop" in advice[0] and "edgeguard.toml" in advice[0]
+
+
+def test_the_advice_says_what_video_devices_there_are(tmp_path):
+    from edgeguard.sources.usb import missing_camera
+
+    assert missing_camera("0", tmp_path) == "this machine has no video device at all (no /dev/video*)"
+    for name in ("video10", "video2", "video0"):
+        (tmp_path / name).touch()
+    assert missing_camera("1", tmp_path).endswith(f"{tmp_path}/video0, {tmp_path}/video2, {tmp_path}/video10")

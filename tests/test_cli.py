@@ -19,7 +19,7 @@ from helpers import clean_env, edgeguard
 from PIL import Image
 
 from edgeguard.config import RecognitionConfig
-from edgeguard.detect.dlib_detector import DlibDetector
+from edgeguard.detectors.dlib_detector import DlibDetector
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.details import read_details
 
@@ -112,7 +112,8 @@ def by_id(faces: list[dict]) -> dict[str | None, dict]:
 
 
 def stderr_levels(result: subprocess.CompletedProcess) -> set[str]:
-    return {line.split(" ", 1)[0] for line in result.stderr.splitlines() if line.strip()}
+    """The level of each log line ("date time LEVEL name: message")."""
+    return {line.split(" ", 3)[2] for line in result.stderr.splitlines() if line.strip()}
 
 
 # --- a watchlist with Obama and Biden, built once for the analyze tests ----------------------
@@ -564,3 +565,12 @@ def test_example_config_matches_the_committed_file(tmp_path):
     assert events.returncode == 0, events.stderr
     # And it needs no config itself.
     assert run(tmp_path / "missing.toml", "example-config", cwd=tmp_path).stdout == committed
+
+
+def test_enroll_takes_photos_after_its_options():
+    from edgeguard.cli import _parse, _parser
+
+    args = _parse(_parser(), ["enroll", "7", "--name", "Jane", "a.jpg", "--category", "staff", "b.jpg"])
+    assert (args.id, args.name, args.category, args.photos) == ("7", "Jane", "staff", ["a.jpg", "b.jpg"])
+    with pytest.raises(SystemExit):
+        _parse(_parser(), ["events", "stray"])

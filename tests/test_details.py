@@ -78,9 +78,7 @@ def test_capitalised_category_header_is_read(tmp_path):
 
 
 def test_utf8_bom_is_ignored(tmp_path):
-    path = write(
-        tmp_path, b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Jos\u00e9 \u00c1lvarez,555,10\n".encode("utf-8")
-    )
+    path = write(tmp_path, b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Jos\u00e9 \u00c1lvarez,555,10\n".encode())
     people, problems = read_details(path)
     assert problems == []
     assert people["1"].name == "Jos\u00e9 \u00c1lvarez"
@@ -174,7 +172,7 @@ def test_extra_fields_beyond_header_are_reported(tmp_path):
 
 def test_cp1252_line_is_read_and_reported(tmp_path):
     data = (
-        f"{SEED_HEADER}\n1,Ann,555,10\n".encode("utf-8")
+        f"{SEED_HEADER}\n1,Ann,555,10\n".encode()
         + "2,Jos\u00e9 Pe\u00f1a,556,20\n".encode("cp1252")
         + "3,Zo\u00eb,557,30\n".encode("utf-8")
     )
@@ -328,7 +326,7 @@ def test_upsert_adds_row_and_keeps_other_rows_byte_identical(tmp_path):
         '1,"Obama, Barack",555-0100,100\n'
         "2,Jos\u00e9 \u00c1lvarez,555-0101,250\n"
         "3,Lin-Manuel Miranda,,\n"
-    ).encode("utf-8")
+    ).encode()
     path = write(tmp_path, original)
     upsert_person(path, "4", "Joe Biden", None)
     after = path.read_bytes()
@@ -341,14 +339,14 @@ def test_upsert_adds_row_and_keeps_other_rows_byte_identical(tmp_path):
 
 
 def test_upsert_keeps_crlf_line_endings(tmp_path):
-    original = f"{SEED_HEADER}\r\n1,Ann,555,10\r\n".encode("utf-8")
+    original = f"{SEED_HEADER}\r\n1,Ann,555,10\r\n".encode()
     path = write(tmp_path, original)
     upsert_person(path, "2", "Bob", None)
     assert path.read_bytes() == original + b"2,Bob,,\r\n"
 
 
 def test_upsert_keeps_utf8_bom(tmp_path):
-    original = b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Ann,555,10\n".encode("utf-8")
+    original = b"\xef\xbb\xbf" + f"{SEED_HEADER}\n1,Ann,555,10\n".encode()
     path = write(tmp_path, original)
     upsert_person(path, "2", "Zo\u00eb", None)
     after = path.read_bytes()

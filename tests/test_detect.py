@@ -12,10 +12,9 @@ import pytest
 from conftest import CLIP, LFW, PEOPLE, TESTDATA, held_apart
 
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect.detection import Detection, DetectorError, detect_in_photo
-from edgeguard.detect.dlib_detector import DlibDetector
-from edgeguard.detect.yunet import MODEL_PATH, YuNetDetector, distinct, nose_offset, to_detection
-from edgeguard.faces.box import Box
+from edgeguard.detect import Box, Detection, DetectorError, detect_in_photo
+from edgeguard.detectors.dlib_detector import DlibDetector
+from edgeguard.detectors.yunet import MODEL_PATH, YuNetDetector, distinct, nose_offset, to_detection
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import PhotoError, load_photo
 
@@ -65,7 +64,7 @@ def test_a_damaged_or_missing_model_is_refused_naming_the_file(tmp_path, damage)
 
 
 def test_a_daemon_with_a_damaged_model_says_so_at_warm_up(tmp_path, monkeypatch):
-    from edgeguard.detect import yunet
+    from edgeguard.detectors import yunet
 
     broken = tmp_path / "yunet.onnx"
     shutil.copyfile(MODEL_PATH, broken)

@@ -11,7 +11,7 @@ import pytest
 from conftest import CLIP, PEOPLE, TESTDATA, Site
 from helpers import edgeguard
 
-from edgeguard import mask
+from edgeguard.masks import classifier as mask_model
 from edgeguard.service import doctor
 from edgeguard.service.doctor import check_dlib, check_masks, run_checks
 
@@ -91,7 +91,7 @@ def test_every_camera_is_checked_and_a_push_camera_says_where_its_token_is(site,
 
 
 def test_a_damaged_detector_model_fails_the_check_and_the_watchlist_says_why(site, tmp_path, monkeypatch):
-    from edgeguard.detect import yunet
+    from edgeguard.detectors import yunet
     from edgeguard.service.doctor import check_detector, check_watchlist
 
     damaged = tmp_path / "yunet.onnx"
@@ -122,7 +122,7 @@ def test_a_missing_or_damaged_mask_model_fails_the_check(site, tmp_path, monkeyp
     model = tmp_path / "mask_classifier.onnx"
     if content is not None:
         model.write_bytes(content)
-    monkeypatch.setattr(mask, "MODEL_PATH", model)
+    monkeypatch.setattr(mask_model, "MODEL_PATH", model)
     [finding] = check_masks(site.config())
     assert finding.level == "FAIL"
     assert (
@@ -177,3 +177,50 @@ def test_two_distributions_of_dlib_in_one_venv_warn(monkeypatch):
     [finding] = check_dlib(None)
     assert finding.level == "WARN"
     assert "dlib 20.0.1 (built from source) and dlib-bin 20.0.1.post1 (prebuilt wheel)" in finding.detail
+
+
+def test_each_line_comes_as_its_check_finishes_and_a_slow_one_says_what_it_waits_for(site):
+    """A stream that never answers: the lines before it are out while the check still waits on it."""
+    import sys
+    import time
+
+    from helpers import clean_env, free_port
+
+    site.write_config(
+        f'[[camera]]\nname = "gate"\nsource = "http://127.0.0.1:{free_port()}/x.mjpg"\n'
+        "open_timeout = 3.0\nread_timeout = 1.0\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "check"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    arrived = [(time.monotonic() - started, line.rstrip("\n")) for line in proc.stdout]
+    assert proc.wait(timeout=60) == 1
+    when = {line.split(":", 1)[0]: t for t, line in arrived}
+    waiting = next(t for t, line in arrived if line.startswith("  ... camera gate: waiting up to 4 s"))
+    camera = when["[FAIL] camera gate at Site"]
+    assert when["[  ok] storage"] <= waiting < camera - 2.0  # said before the wait, not all at the end
+    assert "check the URL" in next(line for _, line in arrived if line.startswith("[FAIL] camera gate"))
+
+
+def test_alerts_without_a_route_say_nothing_will_be_sent_and_the_line_to_add(site):
+    [route, twilio] = doctor.check_twilio(site.config(), live=False)
+    assert route.level == "WARN" and route.what == "alerts"
+    assert "nothing will be sent" in route.detail and '[[alerts.route]] to = ["+' in route.detail
+    assert twilio.level == "WARN" and "dry run" in twilio.detail
+    site.write_config('[[alerts.route]]\nto = ["+15551230000"]\n')
+    assert [f.what for f in doctor.check_twilio(site.config(), live=False)] == ["twilio"]
+
+
+def test_privacy_advice_fits_a_checkout(site):
+    site.training.chmod(0o755)
+    (site.base / ".git").mkdir()
+    [training, *_] = doctor.check_privacy(site.config())
+    assert training.level == "WARN" and "chmod -R go-rwx" in training.detail
+    assert "install.sh" not in training.detail
+    (site.base / ".git").rmdir()
+    assert "systemd/install.sh" in doctor.check_privacy(site.config())[0].detail

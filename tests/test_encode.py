@@ -18,10 +18,9 @@ import pytest
 from conftest import LFW, PEOPLE, TESTDATA
 
 from edgeguard.config import RecognitionConfig
-from edgeguard.detect.detection import PHOTO_MARGIN, detect_in_photo
-from edgeguard.detect.dlib_detector import DlibDetector
+from edgeguard.detect import PHOTO_MARGIN, Box, detect_in_photo
+from edgeguard.detectors.dlib_detector import DlibDetector
 from edgeguard.faces import encode, encoder_pool
-from edgeguard.faces.box import Box
 from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool, EncoderPoolError
 from edgeguard.faces.engine import FaceEngine

@@ -8,8 +8,8 @@ import numpy as np
 
 from edgeguard.capture import Frame
 from edgeguard.config import EventsConfig, MaskConfig
+from edgeguard.detect import Box
 from edgeguard.events.rules import EventRules
-from edgeguard.faces.box import Box
 from edgeguard.live.pipeline import BareFace, FrameReport
 from edgeguard.live.track import Track
 

@@ -18,11 +18,25 @@ import numpy as np
 import pytest
 from conftest import lfw_photos
 
+from edgeguard.common.match_rule import MatchThresholds
 from edgeguard.config import RecognitionConfig
 from edgeguard.events.visitors import MAX_ENCODINGS, UnknownVisitors
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
-from edgeguard.store.face_captures import CaptureStore, SavedCapture, capture_to_photo
+from edgeguard.store.face_captures import (
+    MAX_ID,
+    BadCaptureId,
+    CaptureError,
+    CaptureFolder,
+    CaptureGone,
+    CaptureStore,
+    SavedCapture,
+    SidecarDamaged,
+    capture_id,
+    capture_to_photo,
+    check_id,
+    parse_name,
+)
 
 LOGGER = "edgeguard.store.face_captures"
 DAY = 86400.0
@@ -61,7 +75,7 @@ def fake_capture(folder: Path, stem: str, mtime: float, size: int) -> list[Path]
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / f"{stem}-face.jpg", folder / f"{stem}-frame.jpg", folder / f"{stem}.json"]
     sizes = [size // 4, size - size // 4 - 10, 10]
-    for path, n in zip(files, sizes):
+    for path, n in zip(files, sizes, strict=True):
         path.write_bytes(b"\0" * n)
         os.utime(path, (mtime, mtime))
     return files
@@ -226,6 +240,112 @@ def test_retention_on_a_missing_folder(tmp_path):
     assert CaptureStore(tmp_path / "none", retention_days=1, max_mb=1).enforce_retention() == 0
 
 
+# ---------------------------------------------------------------- names, ids and reading
+
+
+def test_names_round_trip_through_the_store(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=30, max_mb=100)
+    crop, frame = images()
+    saved = store.save(time.time(), "Gate 2/east", crop, frame, SIDECAR)
+    assert isinstance(saved, SavedCapture)
+    found = store.of(saved.face)
+    assert found is not None and found.id == saved.face.name.removesuffix("-face.jpg")
+    assert (found.face, found.frame, found.sidecar) == (saved.face, saved.frame, saved.sidecar)
+    for path in (saved.face, saved.frame, saved.sidecar, str(saved.face), saved.face.name):
+        assert capture_id(path) == found.id  # an event's stored path, a negative's file name: the same id
+    assert parse_name(saved.frame.name) == (found.id, "frame")
+    assert store.get(found.id) == found
+    assert found.sidecar_data() == SIDECAR
+    assert found.read("face") == saved.face.read_bytes() and found.read("frame") == saved.frame.read_bytes()
+    assert found.exists() and found.frame_image().shape == frame.shape
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "",
+        "..",
+        "../x",
+        "a/b",
+        "a\\b",
+        "/etc/passwd",
+        "a\0b",
+        ".hidden",
+        "-x",
+        "x" * (MAX_ID + 1),
+        "a b",
+        "x.y",
+    ],
+)
+def test_hostile_ids_are_refused_before_any_path_is_made(tmp_path, hostile):
+    with pytest.raises(BadCaptureId):
+        check_id(hostile)
+    with pytest.raises(BadCaptureId):
+        CaptureFolder(tmp_path).get(hostile)
+    with pytest.raises(BadCaptureId):
+        CaptureFolder(tmp_path).image_named(hostile + "-face.jpg")
+    if "/" not in hostile:  # with a slash it is a path, and only its last part is a file name
+        assert capture_id(hostile + "-face.jpg") is None
+
+
+@pytest.mark.parametrize("name", ["x.jpg", "x-face.png", "x-thumb.jpg", "x", "x.json.bak"])
+def test_other_names_are_not_captures(name):
+    assert capture_id(name) is None
+    with pytest.raises(BadCaptureId):
+        parse_name(name)
+
+
+def test_only_face_and_frame_images_are_served_by_name(tmp_path):
+    fake_capture(tmp_path, "20261122-140211-000-gate", time.time(), 1000)
+    folder = CaptureFolder(tmp_path)
+    assert folder.image_named("20261122-140211-000-gate-face.jpg") == b"\0" * 250
+    with pytest.raises(BadCaptureId):
+        folder.image_named("20261122-140211-000-gate.json")  # the sidecar is never an image
+    with pytest.raises(CaptureGone):
+        folder.image_named("20261122-140211-000-other-face.jpg")
+    assert (
+        folder.image_name(tmp_path / "20261122-140211-000-gate-face.jpg")
+        == "20261122-140211-000-gate-face.jpg"
+    )
+    assert folder.image_name(tmp_path / "20261122-140211-000-gate.json") is None
+    assert folder.image_name(tmp_path / "sub" / "20261122-140211-000-gate-face.jpg") is None
+
+
+def test_a_face_or_sidecar_that_is_a_symlink_is_refused(tmp_path):
+    store = CaptureStore(tmp_path / "caps", retention_days=30, max_mb=100)
+    crop, frame = images()
+    saved = store.save(time.time(), "cam", crop, frame, SIDECAR)
+    capture = store.of(saved.face)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for path in (saved.face, saved.frame, saved.sidecar):
+        (elsewhere / path.name).write_bytes(path.read_bytes())
+        path.unlink()
+        path.symlink_to(elsewhere / path.name)
+    assert not capture.exists()
+    for read in (lambda: capture.read("face"), lambda: capture.read("frame"), capture.sidecar_data):
+        with pytest.raises(CaptureError, match="symbolic link"):
+            read()
+    with pytest.raises(CaptureError, match="symbolic link"):
+        store.image_named(saved.face.name)
+    with pytest.raises(ValueError, match="sidecar"):
+        capture_to_photo(saved.face, tmp_path)
+
+
+def test_a_missing_or_damaged_sidecar_says_which(tmp_path):
+    fake_capture(tmp_path, "20261122-140211-000-gate", time.time(), 1000)
+    capture = CaptureFolder(tmp_path).get("20261122-140211-000-gate")
+    capture.sidecar.write_text("[1, 2]")
+    with pytest.raises(SidecarDamaged, match="not an object"):
+        capture.sidecar_data()
+    capture.sidecar.write_text('{"time": 17')
+    with pytest.raises(SidecarDamaged):
+        capture.sidecar_data()
+    capture.sidecar.unlink()
+    with pytest.raises(CaptureGone):
+        capture.sidecar_data()
+
+
 # ---------------------------------------------------------------- capture_to_photo
 
 
@@ -271,7 +391,7 @@ def encodings() -> dict[str, np.ndarray]:
 
 def test_visitor_is_recalled_within_the_window(encodings):
     blair, powell = encodings["Tony_Blair"], encodings["Colin_Powell"]
-    visitors = UnknownVisitors(window=1800, tolerance=0.56)
+    visitors = UnknownVisitors(window=1800, thresholds=MatchThresholds(tolerance=0.56))
     first = visitors.remember(blair[:1], now=1000.0)
     first.captures["Front Gate"] = "/caps/blair-face.jpg"
     recalled = visitors.recall(blair[1:], now=1000.0 + 1700)  # another photo of the same man
@@ -282,7 +402,7 @@ def test_visitor_is_recalled_within_the_window(encodings):
 
 
 def test_a_different_person_is_not_recalled(encodings):
-    visitors = UnknownVisitors(window=1800, tolerance=0.56)
+    visitors = UnknownVisitors(window=1800, thresholds=MatchThresholds(tolerance=0.56))
     visitors.remember(encodings["Colin_Powell"], now=0.0)
     assert visitors.recall(encodings["Tony_Blair"][:1], now=10.0) is None
     second = visitors.remember(encodings["Tony_Blair"][:1], now=10.0)
@@ -292,7 +412,7 @@ def test_a_different_person_is_not_recalled(encodings):
 
 def test_visitor_is_forgotten_after_the_window(encodings):
     blair = encodings["Tony_Blair"]
-    visitors = UnknownVisitors(window=600, tolerance=0.56)
+    visitors = UnknownVisitors(window=600, thresholds=MatchThresholds(tolerance=0.56))
     visitors.remember(blair[:1], now=1000.0)
     assert visitors.recall(blair[1:], now=1500.0) is not None  # seen again: the window starts again
     assert visitors.recall(blair[1:], now=2050.0) is not None  # 1050 s after the first, 550 after the last
@@ -301,7 +421,7 @@ def test_visitor_is_forgotten_after_the_window(encodings):
 
 def test_visitor_keeps_at_most_a_few_encodings(encodings):
     blair = encodings["Tony_Blair"]
-    visitors = UnknownVisitors(window=600, tolerance=0.56)
+    visitors = UnknownVisitors(window=600, thresholds=MatchThresholds(tolerance=0.56))
     visitor = visitors.remember(np.repeat(blair[:1], 8, axis=0), now=0.0)
     assert len(visitor.encodings) == MAX_ENCODINGS
     for i in range(4):

@@ -1,5 +1,6 @@
-"""Wrong names, corrected (edgeguard.watchlist.feedback, .negatives, build's veto, `edgeguard feedback`): real photos,
-real encodings, events and captures written by the real events stage (EventRecorder, EventLog, CaptureStore)."""
+"""Wrong names, corrected (edgeguard.review.feedback, watchlist.negatives, build's veto, `edgeguard feedback`):
+real photos, real encodings, events and captures written by the real events stage (EventRecorder, EventLog,
+CaptureStore)."""
 
 from __future__ import annotations
 
@@ -232,7 +233,8 @@ OBAMA_SITE = [OBAMA, ("5", "Tony Blair", BLAIR[1]), ("6", "Ann Staff", BLAIR[3],
 
 @pytest.fixture(scope="module")
 def obama_template(tmp_path_factory, engine) -> Site:
-    """A site whose encoding cache the tests' sites borrow (saves encoding the same photos in every command)."""
+    """A site whose encoding cache the tests' sites borrow (saves encoding the same photos in every
+    command)."""
     site = make_site(tmp_path_factory.mktemp("template") / "site", people=OBAMA_SITE)
     build(site, engine)
     return site
@@ -421,7 +423,20 @@ def test_refusals_for_an_event_without_a_usable_capture(obama_site):
     )
     sidecar.write_text(json.dumps({**meta, "person": {"id": "5"}}))
     assert "shows a sighting of Id 5, not Id 1" in refusal(obama_site, str(event.seq), "--not-person")
+    planted = face.parent.parent / "planted.json"  # a good sidecar, but reached through a symlink
+    planted.write_text(json.dumps(meta))
     sidecar.unlink()
+    sidecar.symlink_to(planted)
+    assert f"the sidecar {sidecar} of its capture: " in refusal(obama_site, str(event.seq), "--not-person")
+    assert "symbolic link" in refusal(obama_site, str(event.seq), "--not-person")
+    sidecar.unlink()
+    face.rename(planted.with_name("planted.jpg"))
+    face.symlink_to(planted.with_name("planted.jpg"))
+    assert f"its capture cannot be used: {face.name}: a symbolic link" in refusal(
+        obama_site, str(event.seq), "--is", "5"
+    )
+    face.unlink()
+    planted.with_name("planted.jpg").rename(face)
     assert f"its capture {face.name} has no sidecar" in refusal(obama_site, str(event.seq), "--not-person")
     face.unlink()
     assert f"its capture {face.name} is gone" in refusal(obama_site, str(event.seq), "--not-person")

@@ -12,7 +12,7 @@ import pytest
 from conftest import CLIP, PEOPLE, WATCHLIST, lfw_photos, make_site
 
 from edgeguard.config import RecognitionConfig
-from edgeguard.faces.box import Box
+from edgeguard.detect import Box
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.negatives import folder_of, read_negatives

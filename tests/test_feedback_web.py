@@ -1,5 +1,6 @@
-"""Wrong names corrected from the dashboard (real HTTP, the real Flask app, a real event log and captures written by
-the events stage): the detection log's "Not <name>" and "This is…" buttons, and the negatives on the records pages."""
+"""Wrong names corrected from the dashboard (real HTTP, the real Flask app, a real event log and captures
+written by the events stage): the detection log's "Not <name>" and "This is…" buttons, the same row pushed
+live, and the negatives on the records pages."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def engine() -> FaceEngine:
 
 
 class FeedbackBoard(Board):
-    """The test dashboard with the site's watchlist (for the "This is…" chooser) and a reload hook that counts."""
+    """The test dashboard with the site's watchlist (for the "This is…" chooser) and a reload hook that
+    counts."""
 
     def __init__(self, site, engine: FaceEngine) -> None:
         super().__init__(site)
@@ -212,3 +214,33 @@ def test_the_detection_log_opens_at_one_event(board):
     http, _ = board.login("victor")
     page = http.get(f"{board.url}/detection_logs", params={"event": first.seq}).text
     assert "1 in all" in page and f'data-seq="{first.seq}"' in page
+
+
+def next_row(lines) -> str:
+    """The next row pushed on an event stream (the data lines of its next `row` event, joined)."""
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif line == "" and data:
+            return "\n".join(data)
+    raise AssertionError("the stream ended without a row")
+
+
+@pytest.mark.parametrize("who", ["alice", "victor"])
+def test_a_live_row_is_the_row_a_reload_shows(board, who):
+    http, _ = board.login(who)
+    for page, path in (("logs", "/detection_logs"), ("overview", "/")):
+        with http.get(f"{board.url}/events/stream", params={"page": page}, stream=True, timeout=20) as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            lines = stream.iter_lines(decode_unicode=True)
+            assert next(lines) == "retry: 1000"
+            event = board.recorded.event("known_face", PEOPLE / "obama2.jpg", "1")
+            board.dashboard.events.handle(event)  # the event bus hands the recorded event to the hub
+            live = next_row(lines)
+        reloaded = row(http.get(board.url + path).text, event.seq)
+        assert live.strip() == reloaded, (who, page)
+        assert f"event {event.seq}" in live and f"/captures/{event.capture.rsplit('/', 1)[-1]}" not in live
+        assert re.search(rf'src="/captures/[^"/]+/face\.jpg" alt="face of event {event.seq}"', live)
+        review_buttons = "Mark reviewed" in live and "Not Barack Obama" in live and "This is…" in live
+        assert review_buttons == (who == "alice" and page == "logs"), (who, page)

@@ -16,9 +16,10 @@ import pytest
 from conftest import CLIP, PEOPLE, make_site
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
 
+from edgeguard.common.match_rule import MatchThresholds
 from edgeguard.config import RecognitionConfig
+from edgeguard.detect import Box
 from edgeguard.events.recorder import match_words
-from edgeguard.faces.box import Box
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.live.track import Sample, Track
@@ -31,6 +32,7 @@ FROM = "+15551230000"
 POLICE = "+15551230911"
 LIN = ("1", "Lin-Manuel Miranda", "lin-manuel-miranda.png")
 TOLERANCE = RecognitionConfig().tolerance
+THRESHOLDS = MatchThresholds(tolerance=0.56, unknown_margin=0.08)
 
 
 def env() -> dict[str, str]:
@@ -190,16 +192,16 @@ def track_voted(labels: list[str]) -> Track:
 
 def test_match_words_strong_for_a_close_unanimous_match_possible_near_the_tolerance():
     unanimous = track_voted(["7", "7"])
-    assert match_words(0.40, unanimous, "7", 0.56, 0.08) == "strong"
-    assert match_words(0.48, unanimous, "7", 0.56, 0.08) == "strong"  # the uncertain band mirrored inside
-    assert match_words(0.50, unanimous, "7", 0.56, 0.08) == "possible"
-    assert match_words(0.555, unanimous, "7", 0.56, 0.08) == "possible"
-    assert match_words(None, unanimous, "7", 0.56, 0.08) == "possible"
+    assert match_words(0.40, unanimous, "7", THRESHOLDS) == "strong"
+    assert match_words(0.48, unanimous, "7", THRESHOLDS) == "strong"  # the uncertain band mirrored inside
+    assert match_words(0.50, unanimous, "7", THRESHOLDS) == "possible"
+    assert match_words(0.555, unanimous, "7", THRESHOLDS) == "possible"
+    assert match_words(None, unanimous, "7", THRESHOLDS) == "possible"
     split = track_voted(["7", "8", "7"])
     assert split.decided == "7"
-    assert match_words(0.40, split, "7", 0.56, 0.08) == "possible"  # someone else was named on the way
+    assert match_words(0.40, split, "7", THRESHOLDS) == "possible"  # someone else was named on the way
     abstaining = track_voted([Verdict.ABSTAIN, "7", "7"])
-    assert match_words(0.40, abstaining, "7", 0.56, 0.08) == "strong"
+    assert match_words(0.40, abstaining, "7", THRESHOLDS) == "strong"
 
 
 def test_retention_removes_known_captures_like_unknown_ones(tmp_path):

@@ -37,7 +37,7 @@ SECRET = b"TOP-SECRET-NOT-A-CAPTURE"
 
 
 class ImageServer:
-    """The daemon's web server (edgeguard.web) for a captures folder, seen from the side of the image links."""
+    """The daemon's web server (edgeguard.web) for a captures folder, seen from the image links' side."""
 
     def __init__(
         self, listen: str, folder: Path, signer: LinkSigner, request_timeout: float = REQUEST_TIMEOUT
@@ -169,11 +169,12 @@ def test_head_sends_the_same_headers_and_no_body(server, signer, jpeg):
     assert head.startswith(b"HTTP/1.0 200") and rest == b""
 
 
-def test_png_is_served_as_png_and_a_query_string_is_ignored(server, signer, folder, jpeg):
+def test_a_query_string_is_ignored_and_only_capture_images_are_served(server, signer, folder, jpeg):
+    status, headers, body = fetch(server, "GET", path_of(signer.token_for(FACE)) + "?utm=1")
+    assert (status, headers["Content-Type"], body) == (200, "image/jpeg", jpeg[0])
     ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
-    (folder / "x-face.png").write_bytes(png.tobytes())
-    status, headers, body = fetch(server, "GET", path_of(signer.token_for("x-face.png")) + "?utm=1")
-    assert (status, headers["Content-Type"], body) == (200, "image/png", png.tobytes())
+    (folder / "x-face.png").write_bytes(png.tobytes())  # captures are JPEG: a PNG is not one of their files
+    assert fetch(server, "GET", path_of(signer.token_for("x-face.png")))[0] == 404
 
 
 def test_url_for_trims_the_slash_and_verifies_back_to_the_name(signer):
@@ -190,6 +191,10 @@ def test_signed_links_only_for_files_in_the_folder(signer, folder, tmp_path):
     assert url is not None and signer_name(signer, url.rsplit("/", 1)[1]) == FACE
     assert links.link_for(tmp_path / "secret.txt") is None
     assert links.link_for(folder / "sub" / FACE) is None
+    assert links.link_for(folder / "20261122-140211-000-gate.json") is None  # a sidecar is never linked
+    assert links.link_for(folder / "notes.jpg") is None  # nor a file that is not a capture's image
+    frame = links.link_for(folder / "20261122-140211-000-gate-frame.jpg")
+    assert frame is not None and signer_name(signer, frame.rsplit("/", 1)[1]).endswith("-frame.jpg")
 
 
 # --- expiry and tampering -----------------------------------------------------------------

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from conftest import TESTDATA, held_apart
 
-from edgeguard.detect.detection import detect_in_photo
-from edgeguard.detect.dlib_detector import DlibDetector
-from edgeguard.faces.box import Box, same_face
+from edgeguard.detect import Box, detect_in_photo, same_face
+from edgeguard.detectors.dlib_detector import DlibDetector
 from edgeguard.mask import (
     CANDIDATE_FLOOR,
     MODEL_PATH,
@@ -193,13 +192,13 @@ def test_same_face() -> None:
 
 
 def test_without_a_usable_model_faces_are_still_recognised(tmp_path, monkeypatch, caplog) -> None:
-    from edgeguard import mask
     from edgeguard.config import MaskConfig, RecognitionConfig
     from edgeguard.faces.engine import FaceEngine
+    from edgeguard.masks import classifier as mask_model
 
     broken = tmp_path / "mask_classifier.onnx"
     broken.write_bytes(b"\0" * 100)
-    monkeypatch.setattr(mask, "MODEL_PATH", broken)
+    monkeypatch.setattr(mask_model, "MODEL_PATH", broken)
     engine = FaceEngine(RecognitionConfig(), MaskConfig())
     assert engine.masks is None and not engine.find_masked and not engine.find_masked_live
     assert any(

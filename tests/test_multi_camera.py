@@ -97,12 +97,17 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
                 "[events]\ncamera_down_seconds = 5\n"
                 f'[twilio]\napi_url = "{fake.url}"\nfrom_number = "+15550000000"\n'
                 "[alerts]\ncooldown_minutes = 0\n"
-                f'[[alerts.route]]\nto = ["{GATE_GUARD}"]\nevents = ["known_face"]\nlocations = ["Front Gate"]\n'
-                f'[[alerts.route]]\nto = ["{COUNTER_CLERK}"]\nevents = ["known_face"]\nlocations = ["Counter"]\n'
+                f'[[alerts.route]]\nto = ["{GATE_GUARD}"]\nevents = ["known_face"]\n'
+                'locations = ["Front Gate"]\n'
+                f'[[alerts.route]]\nto = ["{COUNTER_CLERK}"]\nevents = ["known_face"]\n'
+                'locations = ["Counter"]\n'
                 f'[[alerts.route]]\nto = ["{NIGHT_WATCH}"]\nevents = ["camera_down", "camera_up"]\n'
-                f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\nloop = true\nrealtime = true\n'
-                f'[[camera]]\nname = "door"\nsource = "{stream.url}"\nlocation = "Back Door"\nread_timeout = 1.0\n'
-                '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\nfps = 10\nread_timeout = 2.0\n'
+                f'[[camera]]\nname = "gate"\nsource = "{CLIP}"\nlocation = "Front Gate"\n'
+                "loop = true\nrealtime = true\n"
+                f'[[camera]]\nname = "door"\nsource = "{stream.url}"\nlocation = "Back Door"\n'
+                "read_timeout = 1.0\n"
+                '[[camera]]\nname = "till"\nsource = "push"\nlocation = "Counter"\nfps = 10\n'
+                "read_timeout = 2.0\n"
             ),
             people=[LIN],
         )
@@ -126,16 +131,16 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
 
             for camera in ("gate", "door", "till"):
                 wait_for(
-                    lambda: known_from(camera),
+                    lambda camera=camera: known_from(camera),
                     90,
-                    lambda: f"a known_face from {camera}:\n{daemon.stderr}",
+                    lambda camera=camera: f"a known_face from {camera}:\n{daemon.stderr}",
                     poll=0.5,
                 )
             # Refusals of the push endpoint, while the client keeps pushing.
             good = frames[10]
             assert post_frame(port, good, "wrong-token")[0] == 401
             assert post_frame(port, b"GIF89a not a jpeg", PUSH_TOKEN)[0] == 400
-            assert post_frame(port, good, PUSH_TOKEN, camera="gate")[0] == 404
+            assert post_frame(port, good, PUSH_TOKEN, camera="gate")[0] == 401
             noise = np.random.default_rng(1).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
             big = cv2.imencode(".jpg", noise, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()  # over 1 MB
             assert post_frame(port, big, PUSH_TOKEN)[0] == 413
@@ -153,9 +158,11 @@ def test_three_cameras_one_daemon(tmp_path, fake, daemons):
             mark = down[0]["seq"]
             for camera in ("gate", "till"):
                 wait_for(
-                    lambda: known_from(camera, after=mark),
+                    lambda camera=camera: known_from(camera, after=mark),
                     60,
-                    lambda: f"{camera} still producing events while door is down:\n{daemon.stderr}",
+                    lambda camera=camera: (
+                        f"{camera} still producing events while door is down:\n{daemon.stderr}"
+                    ),
                     poll=0.5,
                 )
             stream.resume()

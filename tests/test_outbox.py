@@ -265,3 +265,17 @@ def test_a_second_connection_sees_commits_at_once(path, outbox):
         assert outbox.get(mid).status == "sent"
     finally:
         other.close()
+
+
+def test_the_alerts_command_says_when_the_outbox_is_empty(tmp_path, capsys):
+    from edgeguard.cli import main
+
+    config = tmp_path / "edgeguard.toml"
+    config.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n', encoding="utf-8")
+    Outbox(tmp_path / "outbox.db").close()
+    assert main(["--config", str(config), "alerts"]) == 0
+    assert capsys.readouterr().out.startswith("no messages in the outbox")
+    assert main(["--config", str(config), "alerts", "--failed"]) == 0
+    assert capsys.readouterr().out.startswith("no failed messages in the outbox")
+    assert main(["--config", str(config), "alerts", "--json"]) == 0
+    assert capsys.readouterr().out == ""  # machines get no prose

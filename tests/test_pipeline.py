@@ -14,11 +14,11 @@ import pytest
 from conftest import CLIP, CLIP_FRAMES, LFW, held_apart, make_site, split_of
 
 from edgeguard.capture import Frame
+from edgeguard.common.match_rule import MatchThresholds
 from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect.detection import Detection
+from edgeguard.detect import Box, Detection
 from edgeguard.events.recorder import SiteEvents
 from edgeguard.events.rules import EventRules
-from edgeguard.faces.box import Box
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import (
     FrameProcessor,
@@ -165,7 +165,8 @@ def test_detection_and_encoding_stay_far_below_the_frame_count(replay):
 
 
 def test_crowd_fires_once_per_stay_and_again_after_the_view_empties(tmp_path, engine):
-    """The stage shot (30 frames), an empty view (1.5 s of black: past forget_seconds), the stage shot again."""
+    """The stage shot (30 frames), an empty view (1.5 s of black: past forget_seconds), the stage shot
+    again."""
     site = make_site(tmp_path / "site", "[events]\nmax_people = 0\ncrowd_min_seconds = 0.2\n")
     config = site.config()
     watchlist = build_watchlist(config, engine, open_cache(config))
@@ -562,7 +563,7 @@ def test_no_mask_events_switched_off_or_outside_opening_hours(tmp_path, mask_pai
         site = make_site(tmp_path / f"site{expected}{len(extra)}", extra, people=[])
         config = site.config()
         watchlist = build_watchlist(config, engine, open_cache(config))
-        processor = FrameProcessor(config, engine, lambda: watchlist)
+        processor = FrameProcessor(config, engine, lambda watchlist=watchlist: watchlist)
         kinds = [kind for _, kind, _ in run_frames(processor, EventRules(config.events, config.mask), images)]
         assert kinds.count("no_mask") == expected, (extra, kinds)
         assert kinds.count("unknown_face") == 1
@@ -576,7 +577,9 @@ def pooling_watchlist() -> Watchlist:
     other = np.zeros(128, dtype=np.float32)
     other[127] = 1.5  # someone far from everyone here
     people = {"1": Person("1", "One Photo"), "2": Person("2", "Someone Else")}
-    return Watchlist(people, {"1": [photo], "2": [other]}, [], tolerance=0.56)
+    return Watchlist(
+        people, {"1": [photo], "2": [other]}, [], MatchThresholds(tolerance=0.56, unknown_margin=0.08)
+    )
 
 
 def near_miss(axis: int, distance: float = 0.58) -> np.ndarray:
@@ -588,7 +591,7 @@ def near_miss(axis: int, distance: float = 0.58) -> np.ndarray:
 
 def sample_of(watchlist: Watchlist, encoding: np.ndarray) -> Sample:
     [identity] = watchlist.identify(encoding[None])
-    return Sample(sample_label(identity, watchlist.tolerance, 0.08), identity.distance, encoding)
+    return Sample(sample_label(identity), identity.distance, encoding)
 
 
 def test_samples_just_beyond_the_tolerance_abstain_but_their_mean_names_the_person():
@@ -596,12 +599,12 @@ def test_samples_just_beyond_the_tolerance_abstain_but_their_mean_names_the_pers
     track = Track(1, Box(0, 100, 100, 0), 0.0)
     first, second = sample_of(watchlist, near_miss(0)), sample_of(watchlist, near_miss(1))
     assert first.label is Verdict.ABSTAIN and second.label is Verdict.ABSTAIN
-    assert not add_identity_sample(track, first, watchlist, 0.08, 0.0)  # one sample is never pooled
-    assert add_identity_sample(track, second, watchlist, 0.08, 0.1)
+    assert not add_identity_sample(track, first, watchlist, 0.0)  # one sample is never pooled
+    assert add_identity_sample(track, second, watchlist, 0.1)
     assert track.decided == "1"
     # the mean lies 0.58 / sqrt(2) = 0.41 from the photo, within 0.56 - 0.08 / sqrt(2) = 0.503
     assert track.best_distance("1") == pytest.approx(0.58 / np.sqrt(2), abs=1e-4)
-    assert pooled_identity([first], watchlist, 0.08) is None
+    assert pooled_identity([first], watchlist) is None
 
 
 def test_pooling_never_overrides_a_sample_naming_someone_else_nor_counts_unknown_ones():
@@ -609,11 +612,11 @@ def test_pooling_never_overrides_a_sample_naming_someone_else_nor_counts_unknown
     someone_else = sample_of(watchlist, np.eye(128, dtype=np.float32)[127] * 1.5)
     assert someone_else.label == "2"
     near = [sample_of(watchlist, near_miss(axis)) for axis in range(3)]
-    assert pooled_identity(near + [someone_else], watchlist, 0.08) is None
+    assert pooled_identity(near + [someone_else], watchlist) is None
     far = sample_of(watchlist, near_miss(5, 0.9))
     assert far.label is Verdict.UNKNOWN
-    assert pooled_identity([near[0], far], watchlist, 0.08) is None  # only one sample left to pool
-    assert pooled_identity(near[:2] + [far], watchlist, 0.08)[0] == "1"
+    assert pooled_identity([near[0], far], watchlist) is None  # only one sample left to pool
+    assert pooled_identity(near[:2] + [far], watchlist)[0] == "1"
 
 
 def test_a_lookalike_consistently_beyond_the_tolerance_is_not_pooled_into_a_name():
@@ -623,5 +626,5 @@ def test_a_lookalike_consistently_beyond_the_tolerance_is_not_pooled_into_a_name
     spread = [sample_of(watchlist, near_miss(axis, 0.63)) for axis in range(2)]
     alike = [sample_of(watchlist, near_miss(0, 0.63)), sample_of(watchlist, near_miss(0, 0.61))]
     assert all(s.label is Verdict.ABSTAIN for s in spread + alike)
-    assert pooled_identity(spread, watchlist, 0.08) is not None
-    assert pooled_identity(alike, watchlist, 0.08) is None
+    assert pooled_identity(spread, watchlist) is not None
+    assert pooled_identity(alike, watchlist) is None

@@ -251,10 +251,11 @@ def test_repeated_wrong_tokens_from_an_address_are_throttled(rig, jpeg):
     assert refused.get_json()["taken"] is False
 
 
-def test_unknown_and_not_push_cameras_are_404(rig, jpeg):
+def test_unknown_and_not_push_cameras_are_answered_like_a_wrong_token(rig, jpeg):
+    wrong = rig.post(jpeg, token="not-the-token")
     for url in ("/upload_frame/nowhere", "/upload_frame/usb"):
         answer = rig.post(jpeg, url=url)
-        assert answer.status_code == 404 and answer.get_json()["taken"] is False
+        assert answer.status_code == wrong.status_code == 401 and answer.get_json() == wrong.get_json()
 
 
 def test_not_a_jpeg_is_400_with_the_reason(rig, frame):

@@ -191,7 +191,7 @@ def test_a_wrong_camera_stops_it_with_exit_code_2(tmp_path, started, short_clip)
         Client(tmp_path, server.url, server.token_file, "--source", str(short_clip), camera="Back Gate")
     )
     assert client.wait(15) == 2
-    assert "has no push camera 'Back Gate' (404" in client.text()
+    assert "refused the token for camera 'Back Gate' (401" in client.text()  # alike: no enumeration
 
 
 def test_a_token_file_others_can_read_is_refused(tmp_path, started, short_clip):

@@ -36,7 +36,7 @@ class NotifySocket:
             self.sock.settimeout(max(0.01, until - time.monotonic()))
             try:
                 data = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 return
             self.messages.append((time.monotonic(), data.decode()))
 

@@ -1,5 +1,5 @@
-"""Tests for edgeguard.watchlist.build (with watchlist.cache, faces.engine, faces.photos): enrolment from real photos,
-identification, problems with unusable files, CSV/folder consistency and the encoding cache."""
+"""Tests for edgeguard.watchlist.build (with watchlist.cache, faces.engine, faces.photos): enrolment from real
+photos, identification, problems with unusable files, CSV/folder consistency and the encoding cache."""
 
 from __future__ import annotations
 
@@ -157,11 +157,11 @@ def test_identify_reports_distance_and_tolerance(engine, lfw_site):
     query = engine.enrolment_encoding(rgb)
     [identity] = watchlist.identify(query[None, :])
     assert identity.person is not None and identity.person.id == "5"
-    assert 0 <= identity.distance <= watchlist.tolerance
+    assert 0 <= identity.distance <= watchlist.thresholds.tolerance
     assert watchlist.identify(np.empty((0, 128), dtype=np.float32)) == []
     # A vector far from every face is unknown but still has its distance.
     [far] = watchlist.identify(np.full((1, 128), 0.5, dtype=np.float32))
-    assert far.person is None and far.distance > watchlist.tolerance
+    assert far.person is None and far.distance > watchlist.thresholds.tolerance
 
 
 # --- enrolment from people/ -----------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_stranger_from_people_folder_is_unknown(engine, people_site):
     assert len(results) == 1
     assert results[0].identity is not None
     assert results[0].identity.person is None
-    assert results[0].identity.distance > watchlist.tolerance
+    assert results[0].identity.distance > watchlist.thresholds.tolerance
 
 
 # --- tight passport-style crops ---------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The dashboard over real HTTP (cheroot on loopback, the real Flask app, a real users.db and event log):
+"""The dashboard over real HTTP (waitress on loopback, the real Flask app, a real users.db and event log):
 logins and their throttle, CSRF, roles, sessions, cookies, uploads, capture routes, idle connections."""
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def test_no_user_shows_only_how_to_make_one(tmp_path):
     try:
         page = requests.get(f"http://127.0.0.1:{port}/login")
         assert page.status_code == 200 and "edgeguard" in page.text and "user add" in page.text
+        assert ".venv/bin/edgeguard user add alice --role admin" in page.text  # the checkout form too
         assert 'name="password"' not in page.text
         assert requests.get(f"http://127.0.0.1:{port}/", allow_redirects=False).status_code == 302
     finally:
@@ -288,6 +289,12 @@ def test_an_admin_adds_edits_and_deletes_a_person(board):
         "/captures/../edgeguard.toml",
         "/captures/.hidden-face.jpg",
         "/captures/x.json",
+        "/captures/..%2Fedgeguard/face.jpg",
+        "/captures/..%2F..%2Fedgeguard.toml%00/face.jpg",
+        "/captures/.hidden/face.jpg",
+        "/captures/x/sidecar.jpg",
+        "/captures/x/face.json",
+        f"/captures/{'x' * 300}/face.jpg",
         "/records/1/photos/..%2F..%2Fedgeguard.toml",
         "/c/..%2F..%2Fetc%2Fpasswd",
     ],
@@ -303,12 +310,25 @@ def test_a_capture_is_served_to_a_logged_in_user_only(board):
     captures = board.config.paths.captures
     captures.mkdir(parents=True, exist_ok=True)
     (captures / "20261122-140211-000-gate-face.jpg").write_bytes(b"\xff\xd8jpeg")
+    (captures / "20261122-140211-000-gate-frame.jpg").write_bytes(b"\xff\xd8frame")
     assert requests.get(
-        f"{board.url}/captures/20261122-140211-000-gate-face.jpg", allow_redirects=False
+        f"{board.url}/captures/20261122-140211-000-gate/face.jpg", allow_redirects=False
     ).status_code in (302, 403)
     http, _ = board.login("victor")
-    answer = http.get(f"{board.url}/captures/20261122-140211-000-gate-face.jpg")
+    answer = http.get(f"{board.url}/captures/20261122-140211-000-gate/face.jpg")
     assert answer.status_code == 200 and answer.content == b"\xff\xd8jpeg"
+    answer = http.get(f"{board.url}/captures/20261122-140211-000-gate/frame.jpg")
+    assert answer.status_code == 200 and answer.content == b"\xff\xd8frame"
+
+
+def test_a_capture_image_that_is_a_symlink_is_not_served(board, tmp_path):
+    captures = board.config.paths.captures
+    captures.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "secret.jpg").write_bytes(b"\xff\xd8secret")
+    (captures / "20261122-140211-000-gate-face.jpg").symlink_to(tmp_path / "secret.jpg")
+    http, _ = board.login("victor")
+    answer = http.get(f"{board.url}/captures/20261122-140211-000-gate/face.jpg")
+    assert answer.status_code == 404 and b"secret" not in answer.content
 
 
 def test_the_detection_log_filters_pages_and_exports_safely(board):
@@ -479,3 +499,12 @@ def test_https_with_a_certificate_marks_the_cookie_secure(tmp_path):
             requests.get(f"http://127.0.0.1:{board.port}/login", timeout=5)  # no plain HTTP beside it
     finally:
         board.stop()
+
+
+def test_a_server_sent_event_carries_every_line_of_its_text():
+    from edgeguard.web.events import server_sent
+
+    sent = server_sent("row", "<tr>\n<td>a\r\nb\rc\u2028d</td>\n</tr>\n")
+    assert sent.startswith("event: row\n") and sent.endswith("\n\n")
+    data = [line.removeprefix("data: ") for line in sent.split("\n")[1:-2]]
+    assert "\n".join(data) == "<tr>\n<td>a\nb\nc\u2028d</td>\n</tr>\n"  # as the browser joins them

@@ -1,4 +1,4 @@
-"""Fit YuNet's boxes to the shape of dlib HOG's (edgeguard.detect.yunet: BOX_SIDE, BOX_DROP).
+"""Fit YuNet's boxes to the shape of dlib HOG's (edgeguard.detectors.yunet: BOX_SIDE, BOX_DROP).
 
 dlib's 5-point landmark model, and so every encoding, was trained on HOG's
 boxes.  On photos where both detectors find the same face (HOG's box centre
@@ -21,10 +21,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edgeguard.detect.detection import PHOTO_MARGIN  # noqa: E402
-from edgeguard.detect.dlib_detector import DlibDetector  # noqa: E402
-from edgeguard.detect.yunet import BOX_DROP, BOX_SIDE, MODEL_PATH, to_detection  # noqa: E402
-from edgeguard.faces.box import Box  # noqa: E402
+from edgeguard.detect import PHOTO_MARGIN, Box  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
+from edgeguard.detectors.yunet import BOX_DROP, BOX_SIDE, MODEL_PATH, to_detection  # noqa: E402
 from edgeguard.faces.encode import FaceEncoder  # noqa: E402
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
@@ -79,7 +78,8 @@ def main() -> int:
     across = np.median((hog[:, 0] - yunet[:, 0]) / yunet[:, 2])
     print(f"{len(found)} faces found by both")
     print(
-        f"fit: side = {side:.3f} x sqrt(w h), centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)"
+        f"fit: side = {side:.3f} x sqrt(w h), "
+        f"centre moved down {drop:.3f} and across {across:.3f} x sqrt(w h)"
     )
     print(f"shipped: BOX_SIDE = {BOX_SIDE}, BOX_DROP = {BOX_DROP} (across: 0)")
     left = (hog[:, :2] - (yunet[:, :2] + np.array([0, BOX_DROP]) * yunet[:, 2:3])) / hog[:, 2:3]
@@ -93,7 +93,8 @@ def main() -> int:
         for rgb, box, row in found[::4]
     ]
     print(
-        f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): median {np.median(distances):.3f}, "
+        f"encodings of mapped boxes vs HOG's boxes ({len(distances)} faces): "
+        f"median {np.median(distances):.3f}, "
         f"p90 {np.percentile(distances, 90):.3f}, max {max(distances):.3f}"
     )
     return 0

@@ -4,7 +4,7 @@ Runs in the project's environment (it needs dlib); train_mask.py calls it.
 
 Each photo gets one face box, found the way edgeguard finds faces at run time
 (dlib HOG at upsample 1 on the photo shrunk to 1024 px with a 15% margin, as
-edgeguard.detect.detection.detect_in_photo does) so that the crops the network learns
+edgeguard.detect.detect_in_photo does) so that the crops the network learns
 from look like the crops MaskClassifier.classify cuts from detector boxes:
 
 - "hog": the largest face HOG scores 0 or more;
@@ -39,10 +39,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edgeguard.detect.detection import detect_in_photo  # noqa: E402
-from edgeguard.detect.dlib_detector import DlibDetector  # noqa: E402
-from edgeguard.faces.box import Box  # noqa: E402
-from edgeguard.mask import CANDIDATE_FLOOR, crop_face, same_face  # noqa: E402
+from edgeguard.detect import Box, detect_in_photo, same_face  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
+from edgeguard.mask import CANDIDATE_FLOOR, crop_face  # noqa: E402
 
 log = logging.getLogger("prepare_mask")
 DETECTOR = DlibDetector("hog")  # one per worker process: each loads its own
@@ -90,7 +89,8 @@ def virtual_box(height: int, width: int) -> Box:
 def negatives(
     rgb: np.ndarray, face: Box, found: list[tuple[Box, float]], rng: np.random.Generator
 ) -> list[Box]:
-    """False candidates and BACKGROUND_PATCHES patches of background, from a photo whose only face is `face`."""
+    """False candidates and BACKGROUND_PATCHES patches of background, from a photo whose only face is
+    `face`."""
     height, width = rgb.shape[:2]
     boxes = [b for b, s in found if not overlaps(b, face) and b.size >= 12]
     patches = 0

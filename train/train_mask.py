@@ -40,8 +40,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from edgeguard.faces.box import Box  # noqa: E402
-from edgeguard.mask import INPUT_SIZE, MODEL_PATH, NOT_FACE, crop_face, to_blob  # noqa: E402
+from edgeguard.detect import Box  # noqa: E402
+from edgeguard.masks.classifier import INPUT_SIZE, MODEL_PATH, NOT_FACE, crop_face, to_blob  # noqa: E402
 
 log = logging.getLogger("train_mask")
 
@@ -82,12 +82,17 @@ def augment(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A crop as a detector might have framed the face in another photo, in other light."""
     size = region.shape[0]
     if rng.random() < 0.3:  # a tight crop: what lies outside it repeats its edge
-        t, r, b, l = (
+        top, right, bottom, left = (
             int(v + s * size / 2 * rng.uniform(-0.05, 0.25)) for v, s in zip((32, 96, 96, 32), (-1, 1, 1, -1))
         )
-        inner = region[max(t, 0) : min(b, size), max(l, 0) : min(r, size)]
+        inner = region[max(top, 0) : min(bottom, size), max(left, 0) : min(right, size)]
         region = cv2.copyMakeBorder(
-            inner, max(t, 0), size - min(b, size), max(l, 0), size - min(r, size), cv2.BORDER_REPLICATE
+            inner,
+            max(top, 0),
+            size - min(bottom, size),
+            max(left, 0),
+            size - min(right, size),
+            cv2.BORDER_REPLICATE,
         )
     angle = rng.uniform(-15, 15)
     rotation = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
@@ -147,7 +152,8 @@ def predict(model: nn.Module, regions: np.ndarray) -> np.ndarray:
 
 
 def evaluate(probs: np.ndarray, labels: np.ndarray, datasets: np.ndarray) -> dict[str, float]:
-    """Balanced accuracy of the mask decision on faces (P(mask | face) >= 0.5) per data set; face/not-face accuracy."""
+    """Balanced accuracy of the mask decision on faces (P(mask | face) >= 0.5) per data set; face/not-face
+    accuracy."""
     result = {}
     faces = labels != NOT_FACE
     mask_pred = (probs[:, 1] >= probs[:, 0]).astype(int)

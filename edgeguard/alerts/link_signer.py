@@ -28,10 +28,12 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
-from ..common.files import create_private, read_credential
+from ..common.credentials import read_secret
+from ..store.face_captures import CaptureFolder, name_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +63,18 @@ def load_link_key(path: Path) -> bytes:
 
     The systemd credential `edgeguard_link_key` wins when it exists and is not
     empty; otherwise the file at `path`, made on first use with 32 random bytes
-    (0600, its folder 0700).  Both are used byte for byte (a trailing newline
-    is part of the key).  A key that is too short or cannot be read raises an
-    error naming the file instead of being replaced: a new key would break
-    every link already sent.
+    (edgeguard.common.credentials: 0600, its folder 0700).  Both are used byte
+    for byte (a trailing newline is part of the key).  A key that is too short
+    or cannot be read raises an error naming the file instead of being
+    replaced: a new key would break every link already sent.
     """
-    try:
-        credential = read_credential(CREDENTIAL_NAME)
-    except OSError as exc:
-        raise OSError(
-            exc.errno, f"cannot read the image link key credential {CREDENTIAL_NAME}: {exc.strerror}"
-        ) from None
-    if credential is not None:
-        return _checked_key(credential, f"credential {CREDENTIAL_NAME}")
-    try:
-        return _checked_key(path.read_bytes(), str(path))
-    except FileNotFoundError:
-        return _make_key(path)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot read the image link key {path}: {exc.strerror}") from None
+    secret = read_secret(
+        "image link key", credential=CREDENTIAL_NAME, file=path, make=lambda: secrets.token_bytes(KEY_BYTES)
+    )
+    assert secret is not None  # a file is given, and made when missing
+    if secret.made:
+        log.info("made a new image link key in %s", path)
+    return _checked_key(secret.value, secret.where)
 
 
 def _checked_key(key: bytes, where: str) -> bytes:
@@ -88,15 +83,6 @@ def _checked_key(key: bytes, where: str) -> bytes:
             f"{where}: the image link key is {len(key)} bytes, it must be at least {MIN_KEY_BYTES}; "
             f"delete the file to have a new one made (links already sent will stop working)"
         )
-    return key
-
-
-def _make_key(path: Path) -> bytes:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = secrets.token_bytes(KEY_BYTES)
-    if not create_private(path, key):  # another process made it just now: use theirs
-        return _checked_key(path.read_bytes(), str(path))
-    log.info("made a new image link key in %s", path)
     return key
 
 
@@ -122,11 +108,11 @@ class LinkSigner:
 
     def token_for(self, name: str) -> str:
         """A token for the file `name` in the captures folder, valid for ttl_seconds from now."""
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem:
             raise ValueError(f"cannot sign a link to {name!r}: {problem}")
         expires = int(self._clock() + self._ttl)
-        payload = _b64(f"{expires}:{name}".encode("utf-8"))
+        payload = _b64(f"{expires}:{name}".encode())
         return f"{payload}.{self._mac(payload)}"
 
     def url_for(self, name: str) -> str:
@@ -145,7 +131,7 @@ class LinkSigner:
             raise LinkError("malformed payload") from None
         if not EXPIRES.fullmatch(expires):
             raise LinkError("malformed expiry")
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem:
             raise LinkError(f"refused name: {problem}")
         if int(expires) <= self._clock():
@@ -160,17 +146,6 @@ class LinkSigner:
         return _b64(digest[:SIG_BYTES])
 
 
-def _name_problem(name: str) -> str:
-    """Why `name` is not a plain file name of the captures folder, or "" if it is one."""
-    if not name:
-        return "empty name"
-    if any(bad in name for bad in ("/", "\\", "\0")):
-        return "not a plain file name"
-    if name.startswith("."):
-        return "starts with a dot"
-    return ""
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -180,13 +155,12 @@ def _unb64(text: str) -> bytes:
 
 
 class SignedLinks:
-    """`ImageLinks` through the built-in image server: signed URLs for files in `folder`."""
+    """`ImageLinks` through the built-in image server: signed URLs for the capture images in `folder`."""
 
     def __init__(self, signer: LinkSigner, folder: Path) -> None:
         self._signer = signer
-        self._folder = folder.resolve()
+        self._captures = CaptureFolder(folder)
 
     def link_for(self, path: Path) -> str | None:
-        if path.parent.resolve() != self._folder:
-            return None
-        return self._signer.url_for(path.name)
+        name = self._captures.image_name(path)
+        return None if name is None else self._signer.url_for(name)

@@ -29,7 +29,7 @@ from pathlib import Path
 from ..store.sqlite import PrivateDB, connect_readonly
 
 # Columns added since the first outbox files: added to an older file when it is opened.
-ADDED_COLUMNS = {"first_attempt": "REAL", "uncertain": "INTEGER NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {"first_attempt": "REAL", "uncertain": "INTEGER NOT NULL DEFAULT 0", "shown": "TEXT"}
 # What a full disk keeps in memory: the pending and last hour's messages (the hourly cap counts them).
 CARRY = {
     "messages": "WHERE status = 'pending' OR created >= CAST(strftime('%s', 'now') AS REAL) - 3600",
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS messages (
     sid          TEXT,
     finished     REAL,
     first_attempt REAL,
-    uncertain    INTEGER NOT NULL DEFAULT 0
+    uncertain    INTEGER NOT NULL DEFAULT 0,
+    shown        TEXT
 );
 CREATE INDEX IF NOT EXISTS messages_pending ON messages(status, id);
 CREATE INDEX IF NOT EXISTS messages_recipient ON messages(to_number, created);
@@ -81,6 +82,14 @@ class Message:
     finished: float | None
     first_attempt: float | None  # when the first attempt began
     uncertain: bool  # an attempt was made whose outcome is unknown (timeout, lost connection, stop)
+    shown: str | None = (
+        None  # what listings and logs show instead of the body (a login code's), if not the body
+    )
+
+    @property
+    def listed(self) -> str:
+        """The message as listings and logs show it: never a secret such as a login code."""
+        return self.shown if self.shown is not None else self.body
 
 
 MESSAGE_COLUMNS = (
@@ -98,6 +107,7 @@ MESSAGE_COLUMNS = (
     "finished",
     "first_attempt",
     "uncertain",
+    "shown",
 )
 
 
@@ -130,12 +140,14 @@ class Outbox:
         media_url: str | None,
         event_seq: int | None,
         now: float | None = None,
+        shown: str | None = None,
     ) -> int:
+        """Queue a message; `shown` is what listings and logs show instead of a body that is a secret."""
         now = time.time() if now is None else now
         cursor = self._write(
-            "INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (now, to_number, body, media_url, event_seq, now),
+            "INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt, shown) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, to_number, body, media_url, event_seq, now, shown),
         )
         self.changed.set()
         return int(cursor.lastrowid)
@@ -211,6 +223,15 @@ class Outbox:
     def list(self, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
         return self._db.read(lambda db: _list(db, statuses, limit))
 
+    def has_event(self, event_seq: int) -> bool:
+        """Whether any message was queued for this event."""
+        return self._db.read(
+            lambda db: (
+                db.execute("SELECT 1 FROM messages WHERE event_seq = ? LIMIT 1", (event_seq,)).fetchone()
+                is not None
+            )
+        )
+
     def count(self, status: str) -> int:
         """How many messages have this status (without reading them)."""
         row = self._db.read(
@@ -237,7 +258,8 @@ class Outbox:
 
 
 def read_messages(path: Path, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
-    """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
+    """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it
+    is not one."""
     db = connect_readonly(path)
     try:
         return _list(db, statuses, limit)
@@ -255,7 +277,7 @@ def _list(db: sqlite3.Connection, statuses: list[str] | None, limit: int | None)
 
 def _messages(db: sqlite3.Connection, clause: str, args: tuple) -> list[Message]:
     cursor = db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages {clause}", args)
-    return [Message(*row[:-1], bool(row[-1])) for row in cursor.fetchall()]
+    return [Message(*row[:-2], bool(row[-2]), row[-1]) for row in cursor.fetchall()]
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

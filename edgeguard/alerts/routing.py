@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from ..common.timeofday import in_hours
 from ..config import Config, RouteConfig
-from ..events.event import CAMERA_EVENTS, Event
+from ..events.event import CAMERA_EVENTS, Event, EventType
 from .link_signer import ImageLinks
 from .outbox import Outbox
 from .wording import alert_body
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class Alerter:
-    """An event listener that queues alert messages in the outbox (called from every camera's thread)."""
+    """Queues the alert messages of an event in the outbox (called by AlertService, the event bus's "sms"
+    output, on its worker thread)."""
 
     def __init__(
         self, config: Config, outbox: Outbox, links: ImageLinks | None, clock: Callable[[], float] = time.time
@@ -77,7 +78,7 @@ class Alerter:
         ):
             return False
         if route.categories:
-            return event.type != "crowd" and event.category in route.categories
+            return event.type != EventType.CROWD and event.category in route.categories
         return True
 
     def _cooled_down(self, event: Event) -> bool:

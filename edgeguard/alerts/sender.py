@@ -24,7 +24,8 @@ import logging
 import random
 import threading
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from ..common.phone import mask_number, mask_numbers
@@ -44,7 +45,9 @@ PERMANENT_ERRORS = {
     21211: "the recipient is not a valid phone number",
     21408: "sending to this country is not enabled on the Twilio account (Geo permissions)",
     21606: "from_number is not a Twilio number of this account that can send messages",
-    21608: "a Twilio trial account can only send to verified numbers: verify this number or upgrade the account",
+    21608: (
+        "a Twilio trial account can only send to verified numbers: verify this number or upgrade the account"
+    ),
     21610: "the recipient replied STOP and is unsubscribed; they must text START to receive alerts again",
     21612: "Twilio cannot route a message from from_number to this recipient",
     21614: "the recipient is not a mobile number and cannot receive text messages",
@@ -63,7 +66,7 @@ class Transport(Protocol):
         """Send one message; return its SID, or raise."""
 
     def find(self, to: str, body: str, since: float) -> str | None:
-        """The SID of a message to `to` with `body` accepted since `since` (epoch seconds), if any; or raise."""
+        """The SID of a message to `to` with `body` accepted since `since` (epoch s), if any; or raise."""
 
 
 class TwilioTransport:
@@ -129,7 +132,7 @@ def classify(exc: BaseException) -> tuple[bool, str]:
             or str(exc)
         )
         return False, f"Twilio error {code or status}: {mask_numbers(_first_line(words))}"
-    # A connection error quotes the request's URL, the recipient's number in it: masked like Twilio's own texts.
+    # A connection error quotes the request's URL, the recipient's number in it: masked like Twilio's texts.
     return True, f"cannot reach Twilio: {type(exc).__name__}: {mask_numbers(_first_line(exc))}"
 
 
@@ -162,7 +165,7 @@ class Sender:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop the thread; a send in flight may still finish (then it is marked sent) or not (it stays pending)."""
+        """Stop the thread; a send in flight may still finish (then marked sent) or not (it stays pending)."""
         self._stop.set()
         self.outbox.changed.set()
         if self._thread is not None:
@@ -206,7 +209,7 @@ class Sender:
         who = mask_number(message.to_number)
         if self.transport is None:
             self.outbox.mark_dry_run(message.id, self.clock())
-            log.info("alert (dry run, not sent) to %s: %s", who, message.body)
+            log.info("alert (dry run, not sent) to %s: %s", who, message.listed)
             return "dry_run"
         if message.uncertain:
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 
-from ..events.event import Event
+from ..events.event import Event, EventType
 
 # The GSM 03.38 basic character set: text made only of these fits 160 per SMS segment.
 GSM7 = set(
@@ -48,15 +48,16 @@ def trial_body(location: str, when: str) -> str:
 
 
 def _what(event: Event) -> str:
-    if event.type == "camera_down":
-        return f"{event.subject()} DOWN ({event.extra.get('state', 'no frames')}), no frames for {_minutes(event)}"
-    if event.type == "camera_up":
+    if event.type == EventType.CAMERA_DOWN:
+        state = event.extra.get("state", "no frames")
+        return f"{event.subject()} DOWN ({state}), no frames for {_minutes(event)}"
+    if event.type == EventType.CAMERA_UP:
         return f"{event.subject()} back up after {_minutes(event)}"
-    if event.type == "crowd":
+    if event.type == EventType.CROWD:
         return f"crowd of {event.subject()}"
-    if event.type == "no_mask":
+    if event.type == EventType.NO_MASK:
         return f"no mask: {event.subject()}"
-    if event.type == "known_face" and "match" in event.extra:
+    if event.type == EventType.KNOWN_FACE and "match" in event.extra:
         return f"{event.subject()}, {event.extra['match']} match"
     return event.subject()
 

@@ -9,10 +9,10 @@ one kept-alive HTTP(S) connection with the camera's bearer token.
 It never gives up on the server: an unreachable server or a 5xx answer is
 retried with an exponential backoff (1 s ... 30 s), a 429 waits as long as
 Retry-After says, and a refused frame (400, 413) is counted and skipped.  Only
-answers that no retry can fix stop it, with exit code 2: 401 (wrong token) and
-404 (no such push camera).  The end of a video file or SIGTERM/SIGINT ends it
-with 0.  The token is read from a file that others may not read, and never
-logged.
+answers that no retry can fix stop it, with exit code 2: 401 (a wrong token,
+or no push camera of that name: the daemon answers both alike) and 404.  The
+end of a video file or SIGTERM/SIGINT ends it with 0.  The token is read
+from a file that others may not read, and never logged.
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ from urllib.parse import quote, urlsplit
 import cv2
 import numpy as np
 
-from ..capture import FrameSource, SourceError
+from ..capture import FrameSource, SourceError, parse_source, redact
 from ..common.files import open_regular
 from ..common.text import printable
 from ..config import CameraConfig
-from ..sources.spec import parse_source
-from ..sources.stream import redact
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +73,7 @@ class Reply:
 
 
 def run_push(options: PushOptions) -> int:
-    """Push frames until the source ends or SIGTERM/SIGINT; the exit code (2: wrong token, camera or option)."""
+    """Push frames until the source ends or SIGTERM/SIGINT; the exit code (2: wrong token, camera, option)."""
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     uploader: Uploader | None = None
@@ -317,7 +315,8 @@ def _fatal(reply: Reply, camera: str, where: str) -> str:
     if reply.status == 401:
         return (
             f"{where} refused the token for camera {camera!r} (401: {reply.reason}): give --token-file the "
-            f"daemon's credential edgeguard_push_<name> or its file push_tokens/{camera}.token"
+            f"daemon's credential edgeguard_push_<name> or its file push_tokens/{camera}.token, and check "
+            '--camera and that the camera has source = "push" in the daemon\'s config'
         )
     return (
         f"{where} has no push camera {camera!r} (404: {reply.reason}): check --camera, --url, and that the "

@@ -75,20 +75,3 @@ def create_private(path: Path, data: bytes) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
     return True
-
-
-def read_credential(name: str) -> bytes | None:
-    """The systemd credential `name` (a file in $CREDENTIALS_DIRECTORY, from `LoadCredential=`).
-
-    None when there is none: no credentials folder, no such file, or an empty one.
-    The bytes are returned as they are (a trailing newline is part of them); a
-    file that exists but cannot be read raises OSError.
-    """
-    folder = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not folder:
-        return None
-    path = Path(folder, name)
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
-    return data or None

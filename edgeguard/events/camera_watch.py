@@ -14,10 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .event import EventType
+
 
 @dataclass(frozen=True)
 class CameraChange:
-    kind: str  # "camera_down" or "camera_up"
+    kind: EventType  # CAMERA_DOWN or CAMERA_UP
     seconds: float  # how long the camera has been (for camera_up: was) without frames
 
 
@@ -41,8 +43,8 @@ class CameraWatch:
         if not self.down and not ended and silent >= self.down_after:
             self.down = True
             self._down_since = self.last_frame
-            return CameraChange("camera_down", silent)
+            return CameraChange(EventType.CAMERA_DOWN, silent)
         if self.down and silent < self.down_after:
             self.down = False
-            return CameraChange("camera_up", self.last_frame - self._down_since)
+            return CameraChange(EventType.CAMERA_UP, self.last_frame - self._down_since)
         return None

@@ -6,13 +6,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-EVENT_TYPES = ("unknown_face", "known_face", "crowd", "no_mask", "camera_down", "camera_up")
-CAMERA_EVENTS = ("camera_down", "camera_up")
+from ..common.event_types import CAMERA_EVENTS, DECISIONS, EVENT_TYPES, EventType
+
+__all__ = ["CAMERA_EVENTS", "DECISIONS", "EVENT_TYPES", "Event", "EventType"]
 
 
 @dataclass(frozen=True)
 class Event:
-    type: str
+    type: str  # an EventType; events read back from the event log hold its plain string
     time: float
     camera: str
     location: str
@@ -42,7 +43,7 @@ class Event:
 
         Never a phone number or a deposit: only the Name, Id and category of the person.
         """
-        if self.type == "crowd":
+        if self.type == EventType.CROWD:
             return f"{self.extra.get('count', '?')} people"
         if self.type in CAMERA_EVENTS:
             return f"camera {self.camera}"

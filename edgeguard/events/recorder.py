@@ -2,7 +2,7 @@
 with captures of the faces.
 
 One `SiteEvents` serves every camera of the device: the event log, the
-captures, the listeners and the memory of visitors and sightings are shared,
+captures, the event bus and the memory of visitors and sightings are shared,
 so an unknown visitor who walks from one camera to the next is the same
 visitor.  Each camera has its own `EventRecorder` (`SiteEvents.recorder`) with
 its own rules (crowd timing, bare faces reported) and tracks; recorders run on
@@ -20,16 +20,14 @@ the earlier capture is referenced.  The face crop of such a capture is
 captioned as the camera's picture, so that nobody mistakes it for the enrolled
 photo.  The sidecar keeps the encodings of the samples that voted for the
 decision (rounded to 6 places): feedback on the event ("not this person",
-edgeguard.watchlist.feedback) reads them from there.  A no_mask event points
+edgeguard.review.feedback) reads them from there.  A no_mask event points
 at the capture of the same face.  Every event is written to the event log and
-logged as one line without personal details beyond the name; then the
-listeners (alerts) get it.
+logged as one line without personal details beyond the name; then it is
+published on the event bus (edgeguard.outputs.bus), which hands it to the
+outputs (alerts, the dashboard's live updates) on their own threads.
 
 How close a match is, in words a guard understands (`match_words`): "strong"
-when the best distance is at least `unknown_margin` inside the tolerance (the
-uncertain band mirrored: dlib's training put same-person pairs below 0.56 and
-others above 0.64, so 0.48 is as far inside as 0.64 is outside) and no sample
-of the vote named anyone else; "possible" otherwise.
+or "possible", by the one match rule (edgeguard.common.match_rule).
 """
 
 from __future__ import annotations
@@ -37,18 +35,19 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import numpy as np
 
+from ..common.match_rule import MatchThresholds
 from ..config import CameraConfig, Config
 from ..live.pipeline import FrameReport, Observation
 from ..live.track import BestView, Track
 from ..live.vote import Verdict
-from ..store.event_log import EventLog
-from ..store.face_captures import CaptureStore, SavedCapture, captioned
-from .event import Event
+from .caption import captioned
+from .event import DECISIONS, Event, EventType
 from .rules import EventRules
+from .storage import CaptureWriter, EventWriter
 from .visitors import UnknownVisitors
 
 log = logging.getLogger(__name__)
@@ -57,21 +56,30 @@ log = logging.getLogger(__name__)
 RECENT_TRACKS = 64
 
 
+class Publisher(Protocol):
+    """Where a logged event goes next: the event bus (edgeguard.outputs.bus.EventBus)."""
+
+    def publish(self, event: Event) -> None: ...
+
+
 class SiteEvents:
-    """What every camera's events share: the event log, captures, listeners, visitors and sightings."""
+    """What every camera's events share: the event log, captures, the bus, visitors and sightings; it counts
+    the events recorded (for the daemon's status)."""
 
     def __init__(
         self,
         config: Config,
-        event_log: EventLog,
-        captures: CaptureStore,
-        listeners: list[Callable[[Event], None]] | None = None,
+        event_log: EventWriter,
+        captures: CaptureWriter,
+        bus: Publisher | None = None,
     ) -> None:
         self.config = config
         self.event_log = event_log
         self.captures = captures
-        self.listeners = listeners if listeners is not None else []
-        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.recognition.tolerance)
+        self.bus = bus
+        self.recorded = 0  # events recorded since the start
+        self.last_event: Event | None = None
+        self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.match_thresholds)
         self.sightings: dict[
             tuple[str, str], tuple[float, str | None]
         ] = {}  # (person Id, location) -> last capture
@@ -82,19 +90,19 @@ class SiteEvents:
         return EventRecorder(self, camera)
 
     def append(self, event: Event) -> Event:
-        """Write an event to the log, log it in one line and hand it to the listeners (with the lock held)."""
+        """Write an event to the log, log it in one line and publish it on the bus (with the lock held: the
+        bus gets the events in the event log's order, and publishing never waits)."""
         event = self.event_log.append(event)
         log.info("event %s", event.summary())
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:  # a bug in one listener must not stop the camera
-                log.exception(
-                    "event %s (%s) is in the event log, but handling it failed", event.seq, event.type
-                )
+        self.recorded += 1
+        self.last_event = event
+        if self.bus is not None:
+            self.bus.publish(event)
         return event
 
-    def camera_event(self, camera: CameraConfig, kind: str, when: float, extra: dict[str, Any]) -> Event:
+    def camera_event(
+        self, camera: CameraConfig, kind: EventType, when: float, extra: dict[str, Any]
+    ) -> Event:
         """A camera_down or camera_up event (edgeguard.events.camera_watch)."""
         event = Event(
             type=kind,
@@ -120,11 +128,11 @@ class EventRecorder:
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
-        self.tolerance, self.margin = config.recognition.tolerance, config.pipeline.unknown_margin
+        self.thresholds = config.match_thresholds
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
 
     def record(self, report: FrameReport) -> list[Event]:
-        """The events of one frame, recorded and handed to the listeners."""
+        """The events of one frame, recorded and published."""
         due = self.rules.due(report)
         if not due:
             return []
@@ -133,16 +141,16 @@ class EventRecorder:
 
     def handle(self, obs: Observation) -> Event:
         fields: dict[str, Any] = {}
-        if obs.kind == "unknown_face":
+        if obs.kind == EventType.UNKNOWN_FACE:
             fields = self._unknown(obs)
-        elif obs.kind == "known_face" and obs.person is not None:
+        elif obs.kind == EventType.KNOWN_FACE and obs.person is not None:
             fields = self._known(obs)
-        elif obs.kind == "no_mask":
+        elif obs.kind == EventType.NO_MASK:
             fields = self._no_mask(obs)
-        elif obs.kind == "crowd":
+        elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
         event = self.site.append(self._event(obs, **fields))
-        if obs.kind in ("unknown_face", "known_face") and obs.track is not None:
+        if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
         return event
 
@@ -166,13 +174,14 @@ class EventRecorder:
             self._track_captures.pop(next(iter(self._track_captures)))
 
     def _known(self, obs: Observation) -> dict[str, Any]:
-        """A watchlist person: who, how close a match, and the capture of this sighting if their category is captured."""
+        """A watchlist person: who, how close a match, and the capture of this sighting if their category is
+        captured."""
         track, person = obs.track, obs.person
         assert track is not None and person is not None
         best = track.take_view()  # captured or not, the track no longer needs the frame
         extra: dict[str, Any] = {
             "box": track.box.as_list(),
-            "match": match_words(obs.distance, track, person.id, self.tolerance, self.margin),
+            "match": match_words(obs.distance, track, person.id, self.thresholds),
         }
         fields: dict[str, Any] = {
             "person_id": person.id,
@@ -207,7 +216,7 @@ class EventRecorder:
     ) -> str | None:
         """Write a capture; its face image's path, or None (the reason goes into `extra`)."""
         saved = self.captures.save(best.frame.time, self.camera.name, crop, best.frame.image, sidecar)
-        if not isinstance(saved, SavedCapture):
+        if isinstance(saved, str):
             extra["capture_error"] = saved
             return None
         extra["frame_image"] = str(saved.frame)
@@ -278,8 +287,8 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
     return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
-def match_words(distance: float | None, track: Track, person_id: str, tolerance: float, margin: float) -> str:
-    """ "strong" or "possible": how close a watchlist match is, for the people who act on it (see the module docstring)."""
-    others = [s for s in track.samples if isinstance(s.label, str) and s.label != person_id]
-    strong = distance is not None and distance <= tolerance - margin and not others
-    return "strong" if strong else "possible"
+def match_words(distance: float | None, track: Track, person_id: str, thresholds: MatchThresholds) -> str:
+    """ "strong" or "possible" (`MatchThresholds.words`): whether any sample of the track's vote named
+    someone other than `person_id` is this stage's to say."""
+    others = any(isinstance(s.label, str) and s.label != person_id for s in track.samples)
+    return thresholds.words(distance, others)

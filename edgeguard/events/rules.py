@@ -17,6 +17,7 @@ from datetime import datetime
 from ..common.timeofday import in_hours
 from ..config import CameraConfig, EventsConfig, MaskConfig
 from ..live.pipeline import FrameReport, Observation
+from .event import EventType
 
 # Bare-face episodes remembered as reported; tracks are short-lived, so the latest few suffice.
 REMEMBERED_EPISODES = 256
@@ -52,7 +53,7 @@ class EventRules:
             self._bare_reported[key] = None
             while len(self._bare_reported) > REMEMBERED_EPISODES:
                 self._bare_reported.popitem(last=False)
-            out.append(Observation("no_mask", report.frame, bare.track, bare.person))
+            out.append(Observation(EventType.NO_MASK, report.frame, bare.track, bare.person))
         return out
 
     def _crowd(self, report: FrameReport) -> Observation | None:
@@ -65,4 +66,4 @@ class EventRules:
         if self._crowd_reported or now - self._crowd_since < self.events.crowd_min_seconds:
             return None
         self._crowd_reported = True
-        return Observation("crowd", report.frame, count=report.people)
+        return Observation(EventType.CROWD, report.frame, count=report.people)

@@ -2,10 +2,10 @@
 
 Unknown faces are remembered (in memory only, as a few encodings each) for
 `window` seconds after they were last seen, by every camera of the device.  A
-new unknown track whose encodings lie within the watchlist tolerance of a
-remembered visitor is that visitor, and the window starts again; the visitor
-keeps one capture per location (edgeguard.events.recorder).  Callers hold the
-site's lock.
+new unknown track whose encodings are a match for a remembered visitor's
+(edgeguard.common.match_rule, the same thresholds as the watchlist) is that
+visitor, and the window starts again; the visitor keeps one capture per
+location (edgeguard.events.recorder).  Callers hold the site's lock.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..common.match_rule import MatchDecision, MatchThresholds
 
 MAX_ENCODINGS = 5  # per visitor: enough to cover pose changes, little memory
 
@@ -27,20 +29,20 @@ class Visitor:
 
 
 class UnknownVisitors:
-    def __init__(self, window: float, tolerance: float) -> None:
+    def __init__(self, window: float, thresholds: MatchThresholds) -> None:
         self.window = window
-        self.tolerance = tolerance
+        self.thresholds = thresholds
         self._visitors: list[Visitor] = []
         self._ids = itertools.count(1)
 
     def recall(self, encodings: np.ndarray, now: float) -> Visitor | None:
         """The remembered visitor these encodings belong to, if any (and refresh them)."""
         self._forget_before(now - self.window)
-        best, best_distance = None, self.tolerance
+        best, best_distance = None, float("inf")
         for visitor in self._visitors:
             distances = np.linalg.norm(visitor.encodings[:, None, :] - encodings[None, :, :], axis=2)
             distance = float(np.median(distances.min(axis=0)))
-            if distance <= best_distance:
+            if self.thresholds.decide(distance) is MatchDecision.MATCH and distance <= best_distance:
                 best, best_distance = visitor, distance
         if best is not None:
             best.last_seen = now

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .box import Box
-from .dlib_models import model_path
+from ..common.dlib_models import model_path
+from ..detect import Box
 from .encoder_pool import CHIP_PADDING, CHIP_SIZE, ENCODING_SIZE, EncoderPool, as_encodings, load_resnet
 
 # Bump when anything that changes an encoding changes (landmark model, chip

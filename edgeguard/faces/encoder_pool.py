@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .dlib_models import model_path
+from ..common.dlib_models import model_path
 
 log = logging.getLogger(__name__)
 

@@ -11,18 +11,15 @@ import cv2
 import numpy as np
 
 from ..config import MaskConfig, RecognitionConfig
-from ..detect.detection import Detection, FaceDetector, detect_in_photo
-from ..detect.dlib_detector import DlibDetector
-from ..detect.yunet import YuNetDetector
+from ..detect import Box, Detection, detect_in_photo, open_detector, same_face
 from ..mask import CANDIDATE_FLOOR, NOT_FACE, MaskClassifier, MaskModelError, split_faces
-from .box import Box, same_face
 from .encode import FaceEncoder
 from .encoder_pool import EncoderPool
 from .photos import PhotoError
 
 log = logging.getLogger(__name__)
 
-# YuNet runs permissively (edgeguard.detect.yunet), so its less sure boxes get a
+# YuNet runs permissively (edgeguard.detectors.yunet), so its less sure boxes get a
 # second opinion: one scoring below SURE_SCORE (OpenCV's own default threshold
 # for YuNet) is doubted when the mask model finds it not a face, and a doubted
 # box is dropped unless dlib's HOG detector, run on the region around it, finds
@@ -49,13 +46,6 @@ BYSTANDER = 0.75
 CONFIRM_FACE = 90  # px: a doubted face is scaled to this for HOG (its window is 80 px)
 
 
-def make_detector(cfg: RecognitionConfig) -> FaceDetector:
-    """The detector `[recognition] detector` names."""
-    if cfg.detector == "yunet":
-        return YuNetDetector(cfg.detector_score)
-    return DlibDetector(cfg.detector)
-
-
 class FaceEngine:
     """Detector and encoder configured once; models load on first use."""
 
@@ -63,9 +53,9 @@ class FaceEngine:
         self, cfg: RecognitionConfig, mask: MaskConfig | None = None, pool: EncoderPool | None = None
     ) -> None:
         self.cfg = cfg
-        self.detector = make_detector(cfg)
+        self.detector = open_detector(cfg.detector, cfg.detector_score)
         self.encoder = FaceEncoder(pool)
-        self._hog = DlibDetector("hog")  # the last word on YuNet's doubted boxes (see checked)
+        self._hog = open_detector("hog")  # the last word on YuNet's doubted boxes (see checked)
         wants_masks = mask is not None and mask.enabled
         # The mask model also checks YuNet's unsure boxes (see checked), masks wanted or not.
         classifier = _mask_classifier() if wants_masks or cfg.detector == "yunet" else None

@@ -9,7 +9,9 @@ with a reason a person can act on.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +39,13 @@ OTHER_IMAGE_SUFFIXES = frozenset(
         ".arw",
     }
 )
+
+# Decoded, a photo may take at most what an 8-bit RGB photo at the pixel limit takes (width x height x
+# bands x bytes per sample, 16 bits counted as 2): a 77 KB 16-bit PNG of 6300x6300 is under the pixel limit
+# but decodes to 238 MB.  And one untrusted photo is decoded at a time in the process (uploads and
+# TrainingImage/ alike), so a burst of them costs what one costs.
+BYTES_PER_PIXEL = 3
+_decoding = threading.Lock()
 
 # Our own limit (recognition.max_image_pixels) is checked from the header,
 # before decoding, with a message that names the setting; Pillow's fixed one
@@ -72,8 +81,11 @@ def load_photo(path: Path, max_pixels: int) -> np.ndarray:
         raise PhotoError(exc.strerror) from None
     except OSError as exc:
         raise PhotoError(f"cannot read file: {exc.strerror or exc}") from None
-    with fh:
-        return _decode(fh, max_pixels)
+    with fh, _decoding:
+        try:
+            return _decode(fh, max_pixels)
+        finally:
+            _give_back_memory()
 
 
 def _decode(fh: BinaryIO, max_pixels: int) -> np.ndarray:
@@ -85,6 +97,7 @@ def _decode(fh: BinaryIO, max_pixels: int) -> np.ndarray:
     try:
         with Image.open(fh) as img:
             _check_pixels(img, max_pixels)
+            _check_decoded_bytes(img, max_pixels * BYTES_PER_PIXEL)
             img.load()
             img = ImageOps.exif_transpose(img)
             return to_rgb(img)
@@ -105,6 +118,27 @@ def _check_pixels(img: Image.Image, max_pixels: int) -> None:
         )
     if min(width, height) < 16:
         raise PhotoError(f"image too small: {width}x{height} pixels")
+
+
+def _check_decoded_bytes(img: Image.Image, most: int) -> None:
+    """Refuse, from the header, a photo whose decoded pixels would take more than `most` bytes."""
+    width, height = img.size
+    sixteen = img.mode.startswith(("I", "F")) or any("16" in str(tile[3]) for tile in img.tile)
+    decoded = width * height * len(img.getbands()) * (2 if sixteen else 1)
+    if decoded > most:
+        raise PhotoError(
+            f"image too large to decode: {width}x{height}{' at 16 bits' if sixteen else ''} takes "
+            f"{decoded / 2**20:.0f} MB, the limit is {most / 2**20:.0f} MB: save it smaller "
+            "or as an 8-bit JPEG"
+        )
+
+
+def _give_back_memory() -> None:
+    """Return the freed decode buffers to the system (glibc keeps them otherwise), where the C library can."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:

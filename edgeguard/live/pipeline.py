@@ -1,4 +1,5 @@
-"""The per-frame path: frames in, facts out (whose identity was decided, which faces are bare, how many people).
+"""The per-frame path: frames in, facts out (whose identity was decided, which faces are bare, how many
+people).
 
 Detection and encoding are the expensive steps, so neither runs on every frame:
 
@@ -19,7 +20,7 @@ Detection and encoding are the expensive steps, so neither runs on every frame:
   vote is open, its samples are also pooled (pooled_identity): their mean
   encoding can name a person the single samples only came close to.  Faces
   below `min_face_size`, blurrier than `min_sharpness`, turned too far from
-  the camera when last seen (YuNet's pose gate, edgeguard.detect.yunet) or cut
+  the camera when last seen (YuNet's pose gate, edgeguard.detectors.yunet) or cut
   off by the frame's edge (less than WHOLE_IN_VIEW of the box inside) are never
   encoded: dlib's encoder cannot judge a profile or half a face, and a sample it
   gets wrong could name the wrong person or call an enrolled one unknown.
@@ -41,17 +42,17 @@ it would live.
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from ..capture import Frame
+from ..common.event_types import EventType
+from ..common.match_rule import MatchDecision
 from ..config import CameraConfig, Config
-from ..detect.detection import Detection
-from ..faces.box import Box
+from ..detect import Box, Detection
 from ..faces.engine import FaceEngine
 from ..mask import CANDIDATE_FLOOR, split_faces, vote_label
 from ..watchlist.build import Identity, Watchlist
@@ -89,7 +90,7 @@ class Observation:
     """Something that may become an event: an identity decided here, or (from the events rules) a bare
     face or a crowd."""
 
-    kind: str  # "known_face", "unknown_face", "no_mask" or "crowd"
+    kind: EventType  # KNOWN_FACE or UNKNOWN_FACE from here; NO_MASK or CROWD from the events rules
     frame: Frame
     track: Track | None = None
     person: Person | None = None
@@ -220,7 +221,8 @@ class FrameProcessor:
         for d in self.engine.detector.find(image, 0, CANDIDATE_FLOOR if search else 0.0):
             box = to_frame(d.box)
             seen = box.clipped(height, width)
-            # a face cut off by the frame's edge cannot be judged either (YuNet boxes half faces; HOG does not)
+            # a face cut off by the frame's edge cannot be judged either (YuNet boxes half faces, HOG
+            # does not)
             found.append(Detection(seen, d.score, d.frontal and seen.area >= WHOLE_IN_VIEW * box.area))
         if search is None:
             return found
@@ -229,7 +231,8 @@ class FrameProcessor:
         return [Detection(box, 0.0) for box in faces] + [Detection(box, score) for box, score in masked]
 
     def _vote(self, frame: Frame, usable: list[tuple[Track, float]], now: float) -> list[Observation]:
-        """Identity samples for the usable faces (with their sharpness) whose vote is open or due a re-check."""
+        """Identity samples for the usable faces (with their sharpness) whose vote is open or due a
+        re-check."""
         due = [
             (t, s)
             for t, s in usable
@@ -242,7 +245,9 @@ class FrameProcessor:
         encodings = self.engine.encoder.encode(rgb, [t.box for t, _ in due])
         self.encodings += len(due)
         decisions = []
-        for (track, sharpness), encoding, identity in zip(due, encodings, watchlist.identify(encodings)):
+        for (track, sharpness), encoding, identity in zip(
+            due, encodings, watchlist.identify(encodings), strict=True
+        ):
             if track.decided is None:
                 track.offer_view(frame, track.box, sharpness)
             if identity.vetoed is not None:
@@ -252,12 +257,8 @@ class FrameProcessor:
                     identity.vetoed.name,
                     identity.vetoed.id,
                 )
-            sample = Sample(
-                sample_label(identity, watchlist.tolerance, self.cfg.unknown_margin),
-                identity.distance,
-                encoding,
-            )
-            if add_identity_sample(track, sample, watchlist, self.cfg.unknown_margin, now):
+            sample = Sample(sample_label(identity), identity.distance, encoding)
+            if add_identity_sample(track, sample, watchlist, now):
                 decisions.append(self._decision(track, frame, watchlist))
         return decisions
 
@@ -274,7 +275,7 @@ class FrameProcessor:
         ]
         unverified = [t for t in due if t.box not in self._verified]
         results = self.engine.masks.classify(frame.image, [t.box for t in unverified], rgb=False)
-        scores = {t.id: r.score for t, r in zip(unverified, results)}
+        scores = {t.id: r.score for t, r in zip(unverified, results, strict=True)}
         for track in due:
             score = self._verified[track.box] if track.box in self._verified else scores[track.id]
             track.add_mask_sample(vote_label(score), now)
@@ -297,9 +298,11 @@ class FrameProcessor:
 
     def _decision(self, track: Track, frame: Frame, watchlist: Watchlist) -> Observation:
         if track.decided is Verdict.UNKNOWN:
-            return Observation("unknown_face", frame, track, None, track.best_distance(Verdict.UNKNOWN))
+            return Observation(
+                EventType.UNKNOWN_FACE, frame, track, None, track.best_distance(Verdict.UNKNOWN)
+            )
         person = watchlist.people.get(track.decided)
-        return Observation("known_face", frame, track, person, track.best_distance(track.decided))
+        return Observation(EventType.KNOWN_FACE, frame, track, person, track.best_distance(track.decided))
 
 
 def _padded(patch: np.ndarray, side: int) -> np.ndarray:
@@ -310,38 +313,37 @@ def _padded(patch: np.ndarray, side: int) -> np.ndarray:
     return cv2.copyMakeBorder(patch, 0, max(side - height, 0), 0, max(side - width, 0), cv2.BORDER_CONSTANT)
 
 
-def sample_label(identity: Identity, tolerance: float, margin: float) -> str | Verdict:
-    """An identity sample's ballot: the person within the tolerance, unknown beyond it by more than
-    `margin`, an abstention in between."""
+def sample_label(identity: Identity) -> str | Verdict:
+    """An identity sample's ballot, from the watchlist's decision (edgeguard.common.match_rule): the person
+    on a match, unknown when unknown, an abstention when uncertain."""
     if identity.person is not None:
         return identity.person.id
-    if identity.distance is not None and identity.distance <= tolerance + margin:
+    if identity.match is MatchDecision.UNCERTAIN:
         return Verdict.ABSTAIN
     return Verdict.UNKNOWN
 
 
-def add_identity_sample(
-    track: Track, sample: Sample, watchlist: Watchlist, margin: float, now: float
-) -> bool:
+def add_identity_sample(track: Track, sample: Sample, watchlist: Watchlist, now: float) -> bool:
     """Give a track one identity sample; True if that decided it, by the vote's majority or by pooling."""
     if track.add_sample(sample, now):
         return True
     if track.decided is not None:
         return False
-    pooled = pooled_identity(track.samples, watchlist, margin)
+    pooled = pooled_identity(track.samples, watchlist)
     if pooled is not None:
         track.decide_pooled(*pooled)
     return pooled is not None
 
 
-def pooled_identity(samples: list[Sample], watchlist: Watchlist, margin: float) -> tuple[str, float] | None:
+def pooled_identity(samples: list[Sample], watchlist: Watchlist) -> tuple[str, float] | None:
     """The person the mean of a track's samples names, with its distance, or None.
 
     The samples pooled are those not voting unknown; they must name nobody
     but that person (abstentions are typically just beyond the tolerance), and
     there must be two or more.  The mean of k encodings is less noisy than each,
-    so it is held to `tolerance - margin / sqrt(k)`: a single sample within
-    `margin` beyond the tolerance abstains, and the mean must clear the
+    so it is held to `tolerance - unknown_margin / sqrt(k)` (the watchlist's
+    thresholds, `MatchThresholds.pooled_limit`): a single sample within the
+    margin beyond the tolerance abstains, and the mean must clear the
     tolerance by its own, narrower band.  This names people enrolled from one
     photo, whose live samples often land just beyond the tolerance, without
     lowering the bar for any single sample (bench/recognition_accuracy.py).
@@ -353,6 +355,6 @@ def pooled_identity(samples: list[Sample], watchlist: Watchlist, margin: float) 
     [identity] = watchlist.identify(np.mean([s.encoding for s in pool], axis=0)[None])
     if identity.person is None or (named and identity.person.id not in named):
         return None
-    if identity.distance is None or identity.distance > watchlist.tolerance - margin / math.sqrt(len(pool)):
+    if identity.distance is None or identity.distance > watchlist.thresholds.pooled_limit(len(pool)):
         return None
     return identity.person.id, identity.distance

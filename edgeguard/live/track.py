@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..capture import Frame
-from ..detect.detection import Detection
-from ..faces.box import Box
+from ..detect import Box, Detection
 from .vote import MajorityVote, Verdict
 
 # A box overlapping a track's last box at least this much (IoU) is that face again.

@@ -21,8 +21,9 @@ says nothing either way, so it does not.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from enum import Enum
-from typing import Generic, Hashable, TypeVar
+from typing import Generic, TypeVar
 
 
 class Verdict(Enum):

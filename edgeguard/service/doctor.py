@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capture import SourceError, open_source
+from ..capture import SourceError, open_source, parse_source, push_token_location, ways_forward
 from ..config import CameraConfig, Config
-from ..detect.detection import DetectorError
-from ..faces.box import Box
+from ..detect import Box, DetectorError
 from ..faces.engine import FaceEngine
 from ..mask import MaskClassifier, MaskModelError
 from ..outputs.mqtt.probe import probe
-from ..sources.push import push_token_location
+from ..store.event_log import output_positions
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..watchlist.build import build_watchlist, open_cache
@@ -45,33 +44,74 @@ class Finding:
     detail: str
 
 
-def run_checks(config: Config, source: str | None, live: bool, out: Callable[[str], None] = print) -> int:
-    """Run every check, print the checklist, return the exit code."""
-    findings: list[Finding] = [
-        Finding("ok", "configuration", str(config.source or "built-in defaults (no file)"))
-    ]
-    for check in (
-        check_folders,
-        check_privacy,
-        check_storage,
-        lambda c: check_camera(c, source),
-        check_dlib,
-        check_detector,
-        check_watchlist,
-        check_masks,
-        lambda c: check_twilio(c, live),
-        check_web,
-        check_public_url,
-        check_mqtt,
-    ):
-        for finding in check(config):
-            findings.append(finding)
-    findings += [Finding("WARN", "configuration", note) for note in config.notes]
-    for f in findings:
-        out(f"[{f.level:>4}] {f.what}: {f.detail}")
+@dataclass(frozen=True)
+class Check:
+    """One check: what it finds, and for a slow one what it waits for (said before it starts)."""
+
+    run: Callable[[Config], list[Finding]]
+    waiting: str | None = None
+
+
+def run_checks(
+    config: Config, source: str | None, live: bool, out: Callable[[str], None] | None = None
+) -> int:
+    """Run every check, printing each line as its check finishes; the exit code."""
+    say = out or (lambda line: print(line, flush=True))
+    findings: list[Finding] = []
+
+    def report(finding: Finding) -> None:
+        findings.append(finding)
+        say(f"[{finding.level:>4}] {finding.what}: {finding.detail}")
+
+    report(Finding("ok", "configuration", str(config.source or "built-in defaults (no file)")))
+    for check in _checks(config, source, live):
+        if check.waiting:
+            say(f"  ... {check.waiting}")
+        for finding in check.run(config):
+            report(finding)
+    for note in config.notes:
+        report(Finding("WARN", "configuration", note))
     failed = sum(f.level == "FAIL" for f in findings)
-    out(f"{len(findings)} checks, {failed} failed, {sum(f.level == 'WARN' for f in findings)} warnings")
+    say(f"{len(findings)} checks, {failed} failed, {sum(f.level == 'WARN' for f in findings)} warnings")
     return 1 if failed else 0
+
+
+def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
+    cameras = config.cameras if source is None else (dataclasses.replace(config.cameras[0], source=source),)
+    return [
+        Check(check_folders),
+        Check(check_privacy),
+        Check(check_storage),
+        *(
+            Check(
+                lambda c, camera=camera: [_check_one_camera(c, camera)],
+                None
+                if camera.pushed
+                else f"camera {camera.name}: waiting up to {camera.open_timeout + camera.read_timeout:g} s "
+                "for a first frame",
+            )
+            for camera in cameras
+        ),
+        Check(check_dlib),
+        Check(check_detector, "face detector: loading and timing it"),
+        Check(check_watchlist, "watchlist: reading the photos (new ones are encoded, a second or so each)"),
+        Check(check_masks, "masks: loading the model"),
+        Check(lambda c: check_twilio(c, live), "twilio: asking Twilio's API (up to 30 s)" if live else None),
+        Check(check_web),
+        Check(
+            check_public_url,
+            "image links: asking the address in public_url" if config.alerts.public_url else None,
+        ),
+        Check(
+            check_mqtt,
+            f"mqtt: connecting to {config.mqtt.host}:{config.mqtt.port}" if config.mqtt.enabled else None,
+        ),
+    ]
+
+
+def from_checkout(config: Config) -> bool:
+    """Whether the site folders are a source checkout (the quick start) rather than an installed service."""
+    return (config.paths.base_dir / ".git").exists()
 
 
 def check_folders(config: Config) -> list[Finding]:
@@ -94,7 +134,7 @@ def check_folders(config: Config) -> list[Finding]:
 
 
 def check_privacy(config: Config) -> list[Finding]:
-    """Photos, captures and Details.csv are biometric and personal data: only the service may read them."""
+    """Photos, captures and Details.csv are biometric and personal: nobody but the service may read them."""
     p = config.paths
     out = []
     for name, path, fix in (
@@ -111,8 +151,8 @@ def check_privacy(config: Config) -> list[Finding]:
                 Finding(
                     "WARN",
                     f"privacy of {name}",
-                    f"{path} is open to other users (mode {stat.filemode(mode)}): "
-                    f"run '{fix} {path}' or systemd/install.sh again",
+                    f"{path} is open to other users (mode {stat.filemode(mode)}): run '{fix} {path}'"
+                    + ("" if from_checkout(config) else " or systemd/install.sh again"),
                 )
             )
         else:
@@ -144,13 +184,24 @@ def check_storage(config: Config) -> list[Finding]:
             continue
         try:
             connect_readonly(path).close()
+            outputs = _outputs(path) if name == "event log" else ""
         except DamagedDatabase as exc:
             out.append(Finding("FAIL", name, str(exc)))
         except sqlite3.Error as exc:
             out.append(Finding("FAIL", name, f"{path} cannot be read: {exc}"))
         else:
-            out.append(Finding("ok", name, f"{path} is sound"))
+            out.append(Finding("ok", name, f"{path} is sound{outputs}"))
     return out
+
+
+def _outputs(path: Path) -> str:
+    """Where the durable outputs of events (the SMS alerter) are in the event log: what waits for them."""
+    last, cursors = output_positions(path)
+    places = [
+        f"{name} has every event" if seq >= last else f"{name} has {last - seq} event(s) to go"
+        for name, seq in cursors.items()
+    ]
+    return f"; {', '.join(places)}" if places else ""
 
 
 def _writable(folder: Path) -> str:
@@ -163,13 +214,6 @@ def _writable(folder: Path) -> str:
     return ""
 
 
-def check_camera(config: Config, source: str | None) -> list[Finding]:
-    """Each camera: a frame arrives (push cameras: where their token is); with `source`, the first camera
-    with it."""
-    cameras = config.cameras if source is None else (dataclasses.replace(config.cameras[0], source=source),)
-    return [_check_one_camera(config, camera) for camera in cameras]
-
-
 def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
     what = f"camera {camera.name} at {camera.location}"
     if camera.pushed:
@@ -177,7 +221,7 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
             "ok",
             what,
             f"push camera: clients POST JPEG frames to /upload_frame/{camera.name} with the "
-            f"token from {push_token_location(camera.name, config.paths.base_dir)} "
+            f"token from {push_token_location(camera.name, config.paths.state_dir)} "
             f"(edgeguard push --token-file ...)",
         )
     try:
@@ -187,21 +231,31 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
     try:
         frame = cam.read(camera.open_timeout + camera.read_timeout)
         if frame is None:
-            return Finding(
-                "FAIL",
-                what,
-                f"no frame from {cam.description} ({cam.state}); "
-                "check the cable or URL, and that no other program holds the camera",
-            )
+            return Finding("FAIL", what, _no_frame(camera, cam.description, cam.state))
         height, width = frame.image.shape[:2]
         return Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")
     finally:
         cam.stop()
 
 
+def _no_frame(camera: CameraConfig, description: str, state: str) -> str:
+    """Why no frame came, in words that fit the kind of source."""
+    spec = parse_source(camera.source)
+    if spec.kind == "usb":
+        return ways_forward(spec.target)
+    if spec.kind == "stream":
+        return (
+            f"no frame from {description} ({state}); check the URL, the camera's user and password, "
+            "and that the device is reachable from here"
+        )
+    return (
+        f"no frame from {description} ({state}); check the cable, and that no other program holds the camera"
+    )
+
+
 @dataclass(frozen=True)
 class DlibBuild:
-    """The dlib module that runs: its version, the pip distribution(s) that installed it, its build."""
+    """The dlib module that runs: its version, the pip distribution(s) that installed it, its build flags."""
 
     version: str
     distributions: tuple[str, ...]
@@ -240,8 +294,8 @@ def dlib_build() -> DlibBuild:
 
 
 def _dlib_distributions() -> tuple[str, ...]:
-    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)",
-    "dlib 20.0.1 (built from source)".
+    """What installed the dlib module: "dlib-bin 20.0.1.post1 (prebuilt wheel)", "dlib 20.0.1 (built from
+    source)".
 
     PyPI has only dlib's source, and refuses local versions: a dlib-bin with one
     ("20.0.1+blas") is tools/build-dlib-blas.sh's source build.
@@ -275,7 +329,7 @@ def check_dlib(config: Config) -> list[Finding]:
 
 
 def check_detector(config: Config) -> list[Finding]:
-    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640 x 480 frame."""
+    """The configured face detector loads (YuNet: its checksum) and runs; its cost per 640x480 frame here."""
     cfg = config.recognition
     if cfg.detector == "cnn" and not dlib_build().cuda:
         return [
@@ -352,10 +406,16 @@ def check_masks(config: Config) -> list[Finding]:
     ]
 
 
+ROUTE_EXAMPLE = '[[alerts.route]] to = ["+15551230000"]'
+
+
 def check_twilio(config: Config, live: bool) -> list[Finding]:
+    """Twilio's credentials, and whether any route would get an alert at all."""
     t = config.twilio
+    routes = sum(len(r.to) for r in config.alerts.route)
+    found = [] if routes else [_no_route()]
     if t.account_sid and t.auth_token and not config.twilio_ready:
-        return [
+        return found + [
             Finding(
                 "FAIL",
                 "twilio",
@@ -364,28 +424,33 @@ def check_twilio(config: Config, live: bool) -> list[Finding]:
             )
         ]
     if not config.twilio_ready:
-        return [
+        return found + [
             Finding(
                 "WARN",
                 "twilio",
-                "no credentials: alerts are logged but not sent (dry run); put them in "
+                "no credentials: alerts are queued and logged but not sent (dry run); put them in "
                 "$CREDENTIALS_DIRECTORY/twilio_auth_token or $TWILIO_AUTH_TOKEN",
             )
         ]
-    routes = sum(len(r.to) for r in config.alerts.route)
-    found = [
+    found.append(
         Finding(
             "ok",
             "twilio",
             f"credentials present (account ...{t.account_sid[-4:]}), "
             f"{len(config.alerts.route)} route(s) to {routes} number(s)",
         )
-    ]
-    if not routes:
-        found.append(Finding("WARN", "alerts", "no [[alerts.route]] with a number: nobody gets alerts"))
+    )
     if live:
         found.append(_verify_twilio(config))
     return found
+
+
+def _no_route() -> Finding:
+    return Finding(
+        "WARN",
+        "alerts",
+        f"no route: nothing will be sent, not even as a dry run; add to edgeguard.toml: {ROUTE_EXAMPLE}",
+    )
 
 
 def _verify_twilio(config: Config) -> Finding:
@@ -407,7 +472,7 @@ def check_mqtt(config: Config) -> list[Finding]:
 
 
 def check_web(config: Config) -> list[Finding]:
-    """The dashboard: where it listens, TLS or not, how many users; a warning for plain HTTP off loopback."""
+    """The dashboard: where it listens, TLS or not, how many users; plain HTTP beyond loopback warns."""
     web = config.web
     if not web.enabled:
         return [Finding("ok", "dashboard", "off ([web] enabled = false)")]

@@ -1,8 +1,13 @@
-"""Logging to stderr, one line per record, for journald or a terminal."""
+"""Logging to stderr, one line per record, for journald or a terminal.
+
+journald stamps each line itself; anywhere else (a terminal, a file, a pipe)
+each line starts with the local time, so a reader can tell when it happened.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import cv2
@@ -20,9 +25,22 @@ class OneLine(logging.Filter):
         return True
 
 
+def to_journal(stream=None) -> bool:
+    """Whether `stream` (default stderr) goes to journald, as $JOURNAL_STREAM ("dev:inode") says."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return os.environ.get("JOURNAL_STREAM", "") == f"{info.st_dev}:{info.st_ino}"
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stamp = "" if to_journal() else "%(asctime)s "
+    handler.setFormatter(
+        logging.Formatter(stamp + "%(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
     handler.addFilter(OneLine())
     root = logging.getLogger()
     root.handlers[:] = [handler]

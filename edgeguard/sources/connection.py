@@ -4,7 +4,7 @@ A blocking `read()` of a capture can hang for a long time (a wedged stream, an
 unplugged camera), and a capture must not be released from another thread
 while it is inside `read()`.  So each attempt is a `Connection`: a thread that
 opens the capture and reads it in a loop, handing over each good frame.  The
-supervisor (edgeguard.capture.FrameSource) watches it and abandons it when it
+supervisor (edgeguard.sources.live_reader) watches it and abandons it when it
 fails or stalls; an abandoned connection delivers nothing more and releases its
 capture itself as soon as its blocking call returns.
 """

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import os
 import secrets
 import threading
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..common.files import create_private, private_folder, read_credential, read_regular
+from ..common.credentials import credential_path, read_secret
 from ..common.ratelimit import EveryMinute
 from ..config import CameraConfig, PushConfig
 
@@ -78,34 +77,32 @@ class PushStats:
 
 
 def push_token(camera_name: str, state_dir: Path) -> str:
-    """The camera's bearer token: credential `edgeguard_push_<name>`, else `<state_dir>/push_tokens/<name>.token`,
-    made on first use (0600 in a 0700 folder); PushTokenError naming the file if it is unreadable or empty."""
+    """The camera's bearer token: credential `edgeguard_push_<name>`, else
+    `<state_dir>/push_tokens/<name>.token`, made on first use (edgeguard.common.credentials: 0600 in a
+    0700 folder); PushTokenError naming the file if it is unreadable or empty."""
     credential = _credential_name(camera_name)
-    where = f"{os.environ.get('CREDENTIALS_DIRECTORY')}/{credential}"
-    try:
-        data = read_credential(credential)
-    except OSError as exc:
-        raise PushTokenError(
-            f"{where}: cannot read the push token credential: {exc.strerror or exc}"
-        ) from None
-    if data is not None:
-        return _token_text(data, where)
     path = _token_path(camera_name, state_dir)
     try:
-        private_folder(path.parent)
-        if create_private(path, secrets.token_urlsafe(32).encode() + b"\n"):
-            log.info("camera %s: new push token written to %s (copy it to the camera)", camera_name, path)
-        data = read_regular(path)
+        secret = read_secret(
+            "push token",
+            credential=credential,
+            file=path,
+            make=lambda: secrets.token_urlsafe(32).encode() + b"\n",
+        )
     except OSError as exc:
-        raise PushTokenError(f"{path}: cannot make or read the push token: {exc.strerror or exc}") from None
-    return _token_text(data, str(path))
+        raise PushTokenError(str(exc)) from None
+    assert secret is not None  # a file is given, and made when missing
+    if secret.made:
+        log.info("camera %s: new push token written to %s (copy it to the camera)", camera_name, path)
+    where = str(path) if secret.where == str(path) else str(credential_path(credential))
+    return _token_text(secret.value, where)
 
 
 def push_token_location(camera_name: str, state_dir: Path) -> str:
     """Where the camera's token is, in words (for `edgeguard check`); nothing is read or made."""
     credential = _credential_name(camera_name)
-    folder = os.environ.get("CREDENTIALS_DIRECTORY")
-    if folder and Path(folder, credential).is_file():
+    found = credential_path(credential)
+    if found is not None and found.is_file():
         return f"credential {credential}"
     path = _token_path(camera_name, state_dir)
     return str(path) if path.exists() else f"{path} (made when the daemon starts)"
@@ -190,7 +187,8 @@ class _Bucket:
 
 
 class PushFeed:
-    """Frames pushed for one camera: checked and decoded on the web worker, handed to the attached FrameSource."""
+    """Frames pushed for one camera: checked and decoded on the web worker, handed to the attached
+    FrameSource."""
 
     def __init__(self, camera: CameraConfig, limits: PushConfig, token: str) -> None:
         self.camera = camera.name
@@ -227,7 +225,8 @@ class PushFeed:
                 self._sink = None
 
     def offer(self, body: bytes) -> PushAnswer:
-        """Check, decode and deliver one pushed JPEG; what became of it (see the module docstring for the order)."""
+        """Check, decode and deliver one pushed JPEG; what became of it (see the module docstring for the
+        order)."""
         arrived = time.time()
         with self._lock:
             running = self._sink is not None
@@ -264,7 +263,8 @@ class PushFeed:
 
     @staticmethod
     def _decode(body: bytes) -> np.ndarray | None:
-        """The BGR image, or None for a damaged JPEG (libjpeg shows a cut-off file grey at the bottom: refuse it)."""
+        """The BGR image, or None for a damaged JPEG (libjpeg shows a cut-off file grey at the bottom: refuse
+        it)."""
         if not body.rstrip(b"\x00").endswith(_EOI):
             return None
         image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)

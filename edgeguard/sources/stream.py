@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 
@@ -12,7 +11,13 @@ from ..config import CameraConfig
 from .base import BACKEND_TIMEOUT_GRACE, OpenFailed, VideoInput
 
 URL_SCHEMES = ("rtsp", "rtsps", "http", "https")
-_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
+# name=value pairs whose value is hidden: user names, passwords (pass, pwd, psw, passwd, loginpas ...),
+# tokens, keys, auth, signatures, secrets; at the start of the query or path, or after ?, &, ;, / or _.
+_SECRET_PAIR = re.compile(
+    r"(?<![A-Za-z0-9])(?P<key>[A-Za-z_]*(?:pass|pwd|psw|secret|token|key|auth|sig|user|usr|login)[A-Za-z_]*)"
+    r"=(?P<value>[^&;]*)",
+    re.IGNORECASE,
+)
 
 
 def open_stream(url: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
@@ -33,19 +38,18 @@ def open_stream(url: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
 
 
 def redact(source: str) -> str:
-    """The source without credentials: no user:password@, no password or token query values."""
-    if "://" not in source:
+    """The source as it may be shown or logged: the one rule for every place a camera's source appears.
+
+    Dropped: the user information before the host (everything up to the last
+    "@" before the first "/", so a password with "#" or "@" goes with it).
+    Hidden: the value of every name=value pair, in the query or the path, whose name
+    looks like a user, password, token, key or signature (up to the next "&"
+    or ";": a value with "#" or "@", or path forms joined by "_", go whole).
+    Anything that is not a URL (a device, a file) is shown as it is.
+    """
+    scheme, sep, rest = source.partition("://")
+    if not sep:
         return source
-    try:
-        parts = urlsplit(source)
-    except ValueError:  # e.g. a broken [IPv6] host: show nothing that could be a secret
-        return source.partition("://")[0] + "://***"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = urlencode(
-        [
-            (k, "***" if _SECRET_QUERY_KEYS.search(k) else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    authority, slash, tail = rest.partition("/")
+    authority = authority.rpartition("@")[2]
+    return _SECRET_PAIR.sub(r"\g<key>=***", f"{scheme}://{authority}{slash}{tail}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 
 from ..config import CameraConfig
@@ -36,3 +38,27 @@ def open_usb(device: str, cfg: CameraConfig) -> tuple[VideoInput, str]:
 def _fourcc_text(code: float) -> str:
     value = int(code)
     return "".join(chr((value >> (8 * i)) & 0xFF) for i in range(4)).strip("\0 ")
+
+
+def video_devices(dev: Path = Path("/dev")) -> list[str]:
+    """The V4L2 device nodes on this machine, in order (/dev/video0, /dev/video2 ...)."""
+    found = sorted(dev.glob("video*"), key=lambda p: (len(p.name), p.name))
+    return [str(p) for p in found]
+
+
+def missing_camera(device: str, dev: Path = Path("/dev")) -> str:
+    """What is there instead of camera `device`, in words, for someone setting up a device."""
+    devices = video_devices(dev)
+    if not devices:
+        return "this machine has no video device at all (no /dev/video*)"
+    return f"the video devices here are {', '.join(devices)}"
+
+
+def ways_forward(device: str, dev: Path = Path("/dev")) -> str:
+    """The first-run advice when camera `device` cannot be opened: what was tried and three ways on."""
+    return (
+        f"no camera at {device}: {missing_camera(device, dev)}. Three ways on: plug a USB camera in "
+        "(it is retried by itself); or set source in edgeguard.toml (a device, an rtsp:// URL, a video "
+        "file; 'edgeguard example-config > edgeguard.toml' writes one with every key); or try it on a "
+        "video file: 'edgeguard run --source VIDEO --loop'. 'edgeguard check' says what else is missing."
+    )

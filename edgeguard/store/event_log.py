@@ -37,16 +37,29 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_type ON events(type, time);
+CREATE TABLE IF NOT EXISTS output_cursors (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
 """
+
+# What a full disk carries into memory: no events (only their numbering, so that seq goes on from the file's)
+# and the outputs' cursors (edgeguard.outputs.bus).
+CARRY = {"events": "WHERE 0", "output_cursors": ""}
 
 
 class EventLog:
     """Append-only event store; safe to use from several threads.  A damaged file is moved aside and a
-    full disk keeps new events in memory until they can be written (edgeguard.store.sqlite)."""
+    full disk keeps new events in memory until they can be written (edgeguard.store.sqlite).
+
+    Beside the events it keeps each durable output's cursor: the seq of the last event that output handled
+    (edgeguard.outputs.bus), so that what an output had not handled at a crash is handed to it again."""
 
     def __init__(self, path: Path, make_room: Callable[[], bool] | None = None) -> None:
         self.path = path
-        self._db = PrivateDB(path, SCHEMA, "event log", make_room=make_room, memory_rows=MEMORY_EVENTS)
+        self._db = PrivateDB(
+            path, SCHEMA, "event log", carry=CARRY, make_room=make_room, memory_rows=MEMORY_EVENTS
+        )
 
     @property
     def fault(self) -> str:
@@ -77,6 +90,34 @@ class EventLog:
     def get(self, seq: int) -> Event | None:
         found = self._db.read(lambda db: _search(db, EventFilter(seq=seq), 0, 1))[0]
         return found[0] if found else None
+
+    def after(self, seq: int, limit: int) -> list[Event]:
+        """At most `limit` events logged after `seq`, in the order they were logged."""
+        return self._db.read(
+            lambda db: _rows(
+                db.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+            )
+        )
+
+    def last_seq(self) -> int:
+        """The seq of the newest event; 0 for an empty log."""
+        return self._db.read(lambda db: db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def cursor(self, output: str) -> int | None:
+        """The seq of the last event `output` handled; None if it never ran against this log."""
+        row = self._db.read(
+            lambda db: db.execute("SELECT seq FROM output_cursors WHERE name = ?", (output,)).fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, output: str, seq: int) -> None:
+        self._db.transaction(
+            lambda db: db.execute(
+                "INSERT INTO output_cursors (name, seq) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+                (output, seq),
+            )
+        )
 
     def recover(self) -> bool:
         """Write events kept in memory to the file if it takes writes again."""
@@ -151,10 +192,26 @@ def _select(
 def read_events(
     path: Path, since: float | None = None, types: list[str] | None = None, limit: int | None = None
 ) -> list[Event]:
-    """Events from the log file without changing it (beside a running daemon); DamagedDatabase if it is not one."""
+    """Events from the log file without changing it (beside a running daemon); DamagedDatabase if it is
+    not one."""
     db = connect_readonly(path)
     try:
         return _select(db, since, types, limit)
+    finally:
+        db.close()
+
+
+def output_positions(path: Path) -> tuple[int, dict[str, int]]:
+    """The newest event's seq and each durable output's cursor, read without changing the file (for
+    `edgeguard check`); DamagedDatabase if it is not a sound database."""
+    db = connect_readonly(path)
+    try:
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        try:
+            cursors = dict(db.execute("SELECT name, seq FROM output_cursors ORDER BY name").fetchall())
+        except sqlite3.OperationalError:  # written by a version without outputs' cursors
+            cursors = {}
+        return int(last), cursors
     finally:
         db.close()
 
@@ -182,7 +239,7 @@ def _rows(cursor: sqlite3.Cursor) -> list[Event]:
     names = [d[0] for d in cursor.description]
     events = []
     for values in cursor.fetchall():
-        row = dict(zip(names, values))
+        row = dict(zip(names, values, strict=True))
         row["extra"] = json.loads(row["extra"] or "{}")
         events.append(Event(**row))
     return events

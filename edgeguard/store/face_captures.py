@@ -1,11 +1,18 @@
-"""Saving captured faces (unknown visitors, sightings of watchlist people) to `Unknown_Face_Captures/`,
-and keeping that folder within limits.
+"""A capture's files, owned here: saving captured faces (unknown visitors, sightings of watchlist people) to
+`Unknown_Face_Captures/`, reading them back by id, and keeping that folder within limits.
 
-Each capture is three files sharing one stem: `<stem>-face.jpg` (the best
-crop of the track), `<stem>-frame.jpg` (the whole frame it came from) and
-`<stem>.json` (time, camera, location, box, best distance).  They are
-biometric data: files 0600 in a 0700 folder.  Retention deletes whole
-captures older than `retention_days`, then the oldest until the folder is
+Each capture is three files sharing one stem, its id: `<id>-face.jpg` (the
+best crop of the track), `<id>-frame.jpg` (the whole frame it came from) and
+`<id>.json`, the sidecar (time, camera, location, box, best distance, the
+encodings that voted).  Only this module builds or parses those names; the web,
+the image links and feedback ask for a `Capture` by id (`CaptureFolder.get`),
+or by what an event or a negative stored (`CaptureFolder.of`: the face image's
+path or file name, as event logs have always kept it).  An id from a URL or a
+link is checked (`check_id`) before any path is made of it, and a capture is
+read only from its folder and never through a symlink.
+
+They are biometric data: files 0600 in a 0700 folder.  Retention deletes
+whole captures older than `retention_days`, then the oldest until the folder is
 under `max_mb`.  A failed write (disk full, read-only card) is logged once,
 reported to the caller, and never stops the pipeline.
 """
@@ -14,24 +21,197 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
-from ..common.files import write_private
-from ..faces.box import Box
+from ..common.files import read_regular, write_private
+from ..detect import Box
 
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90
 SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+FACE, FRAME, SIDECAR = "-face.jpg", "-frame.jpg", ".json"
+IMAGES = {"face": FACE, "frame": FRAME}
+MAX_ID = 160  # a stem is about 30 characters plus the camera's name and a track number
+CAPTURE_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_ID - 1}}}")
+
+Image = Literal["face", "frame"]
+
+
+class CaptureError(Exception):
+    """A capture cannot be read; str() says why (for the error page, the refusal or the log line)."""
+
+
+class BadCaptureId(CaptureError, ValueError):
+    """Not the id or file name of a capture (empty, too long, a path, a dot, a NUL...): nothing was opened."""
+
+
+class CaptureGone(CaptureError):
+    """A file of the capture does not exist (retention may have deleted it)."""
+
+
+class SidecarDamaged(CaptureError):
+    """The sidecar is there but is not the JSON object a capture is saved with."""
+
+
+def check_id(capture_id: str) -> str:
+    """`capture_id` if it is a capture's id (letters, digits, _ and -, not first, at most MAX_ID); else
+    BadCaptureId.  Every id from a URL, a link or a stored event goes through here before a path is made."""
+    if not isinstance(capture_id, str) or not CAPTURE_ID.fullmatch(capture_id):
+        raise BadCaptureId(f"{str(capture_id)[:MAX_ID]!r} is not a capture id")
+    return capture_id
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    """A capture file's name as (id, part): part "face", "frame" or "sidecar"; BadCaptureId otherwise."""
+    for part, suffix in (*IMAGES.items(), ("sidecar", SIDECAR)):
+        if isinstance(name, str) and name.endswith(suffix):
+            return check_id(name.removesuffix(suffix)), part
+    raise BadCaptureId(f"{str(name)[:MAX_ID]!r} is not the name of a capture's file")
+
+
+def capture_id(stored: str | Path | None) -> str | None:
+    """The id of the capture that `stored` names (a path or file name of any of its files, as an event or a
+    negative keeps it), or None when it names none."""
+    if not stored:
+        return None
+    try:
+        return parse_name(Path(stored).name)[0]
+    except BadCaptureId:
+        return None
+
+
+def name_problem(name: str) -> str:
+    """Why `name` is not a plain file name of the captures folder, or "" if it is one (signed links carry one;
+    whether it is a capture's image is decided when it is served, by `CaptureFolder.image_named`)."""
+    if not name:
+        return "empty name"
+    if any(bad in name for bad in ("/", "\\", "\0")):
+        return "not a plain file name"
+    if name.startswith("."):
+        return "starts with a dot"
+    return ""
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One capture in its folder, by id; its files are read only through `read` and `sidecar_data`."""
+
+    id: str
+    folder: Path
+
+    @property
+    def face(self) -> Path:
+        return self.folder / f"{self.id}{FACE}"
+
+    @property
+    def frame(self) -> Path:
+        return self.folder / f"{self.id}{FRAME}"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.folder / f"{self.id}{SIDECAR}"
+
+    def image(self, which: Image) -> Path:
+        return self.face if which == "face" else self.frame
+
+    def check(self) -> None:
+        """CaptureGone unless its face image is there; CaptureError if it is a symlink or not a regular
+        file."""
+        try:
+            mode = os.lstat(self.face).st_mode
+        except FileNotFoundError:
+            raise CaptureGone(f"{self.face.name} is missing") from None
+        except OSError as exc:
+            raise CaptureError(f"{self.face.name}: {exc.strerror or exc}") from None
+        if stat.S_ISLNK(mode):
+            raise CaptureError(f"{self.face.name}: a symbolic link, not followed")
+        if not stat.S_ISREG(mode):
+            raise CaptureError(f"{self.face.name}: not a regular file")
+
+    def exists(self) -> bool:
+        """Whether its face image is there as a regular file (a symlink is not)."""
+        try:
+            self.check()
+        except CaptureError:
+            return False
+        return True
+
+    def read(self, which: Image) -> bytes:
+        """The bytes of its face or frame image; CaptureGone, or CaptureError for a symlink or a non-file."""
+        return self._bytes(self.image(which))
+
+    def sidecar_data(self) -> dict[str, Any]:
+        """Its sidecar, parsed: CaptureGone if missing, CaptureError if unsafe or unreadable, else
+        SidecarDamaged if it is not a JSON object."""
+        data = self._bytes(self.sidecar)
+        try:
+            meta = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SidecarDamaged(str(exc)) from None
+        if not isinstance(meta, dict):
+            raise SidecarDamaged("not an object")
+        return meta
+
+    def frame_image(self) -> np.ndarray:
+        """Its frame, decoded (BGR); CaptureError if it is missing, unsafe or not an image."""
+        image = cv2.imdecode(np.frombuffer(self.read("frame"), np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise CaptureError(f"its frame image {self.frame.name} is not a readable image")
+        return image
+
+    @staticmethod
+    def _bytes(path: Path) -> bytes:
+        try:
+            return read_regular(path)
+        except FileNotFoundError:
+            raise CaptureGone(f"{path.name} is missing") from None
+        except OSError as exc:
+            raise CaptureError(f"{path.name}: {exc.strerror or exc}") from None
+
+
+class CaptureFolder:
+    """The captures of one folder, read by id; nothing outside this folder is ever opened."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, capture_id: str) -> Capture:
+        """The capture `capture_id` (BadCaptureId for anything but a capture's id); its files may be gone."""
+        return Capture(check_id(capture_id), self.folder)
+
+    def of(self, stored: str | Path | None) -> Capture | None:
+        """The capture an event or a negative names (the path or file name it stored), or None."""
+        found = capture_id(stored)
+        return None if found is None else Capture(found, self.folder)
+
+    def image_named(self, name: str) -> bytes:
+        """The bytes of the capture image file `name` (`<id>-face.jpg` or `<id>-frame.jpg`) in this folder:
+        BadCaptureId for any other name, CaptureGone or CaptureError when it cannot be read."""
+        found, part = parse_name(name)
+        if part not in IMAGES:
+            raise BadCaptureId(f"{name} is not a capture's image")
+        return Capture(found, self.folder).read(part)  # type: ignore[arg-type]
+
+    def image_name(self, path: Path) -> str | None:
+        """The file name of `path` if it is a capture's face or frame image in this folder, else None."""
+        try:
+            part = parse_name(path.name)[1]
+        except BadCaptureId:
+            return None
+        same_folder = path.parent.resolve() == self.folder.resolve()
+        return path.name if same_folder and part in IMAGES else None
 
 
 @dataclass(frozen=True)
@@ -41,9 +221,11 @@ class SavedCapture:
     sidecar: Path
 
 
-class CaptureStore:
+class CaptureStore(CaptureFolder):
+    """The captures folder of the daemon: saving, and retention."""
+
     def __init__(self, folder: Path, retention_days: float, max_mb: float) -> None:
-        self.folder = folder
+        super().__init__(folder)
         self.retention_seconds = retention_days * 86400
         self.max_bytes = int(max_mb * 1024 * 1024)
         self._failing = False
@@ -53,12 +235,11 @@ class CaptureStore:
     ) -> SavedCapture | str:
         """Write a capture; returns its files, or the reason it could not be written."""
         stamp = datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
-        stem = f"{stamp}-{int(when * 1000) % 1000:03d}-{SAFE.sub('_', camera)}"
-        if (self.folder / f"{stem}.json").exists():  # two faces decided on one frame: never overwrite
-            stem = f"{stem}-{sidecar.get('track', 'x')}"
-        saved = SavedCapture(
-            self.folder / f"{stem}-face.jpg", self.folder / f"{stem}-frame.jpg", self.folder / f"{stem}.json"
-        )
+        stem = f"{stamp}-{int(when * 1000) % 1000:03d}-{SAFE.sub('_', camera)}"[:MAX_ID]
+        capture = Capture(stem, self.folder)
+        if os.path.lexists(capture.sidecar):  # two faces decided on one frame: never overwrite
+            capture = Capture(f"{stem}-{SAFE.sub('_', str(sidecar.get('track', 'x')))}"[:MAX_ID], self.folder)
+        saved = SavedCapture(capture.face, capture.frame, capture.sidecar)
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_private(saved.face, encode_jpeg(crop))
@@ -123,38 +304,14 @@ class CaptureStore:
         if not self.folder.is_dir():
             return []
         for path in self.folder.iterdir():
-            if path.is_file() and path.suffix in (".jpg", ".json"):
-                stem = path.name.removesuffix(".json").removesuffix("-face.jpg").removesuffix("-frame.jpg")
-                by_stem.setdefault(stem, []).append(path)
+            found = capture_id(path.name)
+            if found is not None and not path.is_dir():
+                by_stem.setdefault(found, []).append(path)
         groups = []
         for files in by_stem.values():
-            stats = [p.stat() for p in files]
+            stats = [p.lstat() for p in files]
             groups.append((min(s.st_mtime for s in stats), sum(s.st_size for s in stats), files))
         return sorted(groups, key=lambda g: g[0])
-
-
-CAPTION_WIDTH = 240  # a captioned face is scaled to at least this width, so that its caption can be read
-CAPTION_HEIGHT = 44
-
-
-def captioned(face: np.ndarray, where_and_when: str) -> np.ndarray:
-    """A face crop with a caption bar under it: "CAMERA PICTURE" and where and when it was taken.
-
-    For the sighting of a watchlist person: whoever opens the link must see at
-    once that this is what the camera saw, not the photo the person was enrolled with.
-    """
-    height, width = face.shape[:2]
-    scale = max(1.0, CAPTION_WIDTH / max(width, 1))
-    image = (
-        cv2.resize(face, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_CUBIC)
-        if scale > 1
-        else face
-    )
-    bar = np.zeros((CAPTION_HEIGHT, image.shape[1], 3), np.uint8)
-    text = where_and_when.encode("ascii", "replace").decode()
-    for line, y in (("CAMERA PICTURE", 18), (text, 38)):
-        cv2.putText(bar, line, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return np.vstack([image, bar])
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
@@ -165,25 +322,28 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
-def capture_to_photo(capture: Path, folder: Path) -> Path:
-    """The full frame of a capture, cut to the face with a generous margin, as a photo in `folder`.
+def capture_to_photo(path: Path, folder: Path) -> Path:
+    """The full frame of the capture `path` names (any of its files), cut to the face with a generous margin,
+    as a photo in `folder`.
 
     The saved face crop is tight and small; enrolment gets a better encoding from
     the frame, cut around the box recorded in the sidecar.
     """
-    stem = capture.name.removesuffix(".json").removesuffix("-face.jpg").removesuffix("-frame.jpg")
-    sidecar = capture.parent / f"{stem}.json"
-    frame_path = capture.parent / f"{stem}-frame.jpg"
+    capture = CaptureFolder(path.parent).of(path)
+    if capture is None:
+        raise ValueError(f"{path}: not a capture's file (<id>-face.jpg, <id>-frame.jpg or <id>.json)")
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        top, right, bottom, left = meta["box"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{capture}: not a capture with a readable sidecar {sidecar.name} ({exc})") from None
-    frame = cv2.imread(str(frame_path))
-    if frame is None:
-        raise ValueError(f"{capture}: its frame image {frame_path.name} is missing or unreadable")
+        top, right, bottom, left = capture.sidecar_data()["box"]
+    except (CaptureError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{path}: not a capture with a readable sidecar {capture.sidecar.name} ({exc})"
+        ) from None
+    try:
+        frame = capture.frame_image()
+    except CaptureError as exc:
+        raise ValueError(f"{path}: its frame image {capture.frame.name} cannot be used ({exc})") from None
     box = Box(top, right, bottom, left)
     cut = box.grown(max(box.width, box.height)).crop(frame)
-    target = folder / f"{stem}.jpg"
+    target = folder / f"{capture.id}.jpg"
     write_private(target, encode_jpeg(cut))
     return target

@@ -1,8 +1,9 @@
 """Room on the disk for what matters most: events and alerts before pictures.
 
 An SD card fills up (a log, a neighbour's files, captures beyond their limit).
-The state folder keeps a reserve file of RESERVE_BYTES; when a write to the
-event log or the outbox fails, `make_room()` deletes it, so that SQLite has
+The event log's folder (on the disk the event log is written to, so that
+deleting the reserve frees room there) keeps a reserve file of RESERVE_BYTES;
+when a write to the event log or the outbox fails, `make_room()` deletes it, so that SQLite has
 room at once, and deletes the oldest captures (never the newest) until
 PRUNE_TARGET bytes are free.  Only if that still does not help do the event
 log and the outbox carry on in memory (edgeguard.store.sqlite).  Once the disk
@@ -66,7 +67,8 @@ class DiskSpace:
             self.short = False
 
     def make_room(self) -> bool:
-        """Free space for the event log and outbox: the reserve first, then old captures; True if any was freed."""
+        """Free space for the event log and outbox: the reserve first, then old captures; True if any was
+        freed."""
         released = False
         try:
             self.reserve.unlink()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..faces.box import Box
+from ..detect import Box
 from ..faces.engine import FaceEngine
 from .build import Identity, Watchlist
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common.files import UnsafeFile, read_regular
+from ..common.match_rule import MatchDecision, MatchThresholds
 from ..config import Config
 from ..faces.encode import ENCODER_SIGNATURE
 from ..faces.engine import FaceEngine
@@ -31,32 +32,35 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a face is: a watchlist person, or None for unknown, with the nearest distance.
+    """Who a face is: a watchlist person, or None for unknown, with the nearest distance and the decision
+    (edgeguard.common.match_rule: MATCH when `person` is named, else UNCERTAIN or UNKNOWN).
 
     `vetoed`: the nearest person, within the tolerance, whom feedback ruled out
     (the face is nearer to one of their negatives than to their photos); then
-    `person` is None and `distance` the distance to that person's photos.
+    `person` is None, `distance` the distance to that person's photos, and the
+    decision UNCERTAIN.
     """
 
     person: Person | None
     distance: float | None
     vetoed: Person | None = None
+    match: MatchDecision = MatchDecision.UNKNOWN
 
 
 class Watchlist:
-    """People, their photo encodings and the match tolerance; never changed once built."""
+    """People, their photo encodings and the match thresholds; never changed once built."""
 
     def __init__(
         self,
         people: dict[str, Person],
         encodings: dict[str, list[np.ndarray]],
         problems: list[Problem],
-        tolerance: float,
+        thresholds: MatchThresholds,
         negatives: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.people = people
         self.problems = problems
-        self.tolerance = tolerance
+        self.thresholds = thresholds
         self.photo_counts = {pid: len(encs) for pid, encs in encodings.items() if encs}
         self._owners = [pid for pid in self.photo_counts]
         rows = [e for pid in self._owners for e in encodings[pid]]
@@ -79,19 +83,22 @@ class Watchlist:
         return len(self._owners)
 
     def identify(self, encodings: np.ndarray) -> list[Identity]:
-        """Nearest person for each encoding; unknown beyond the tolerance."""
+        """Nearest person for each encoding, named when the thresholds call it a match."""
         out = []
         matches = self.gallery.nearest(encodings) if len(encodings) else []
         vetoes = self.negatives.nearest_of(encodings, [m.owner for m in matches]) if len(matches) else []
-        for match, veto in zip(matches, vetoes):
-            if match.owner < 0:
+        for match, veto in zip(matches, vetoes, strict=True):
+            if match.owner < 0:  # nobody to compare with
                 out.append(Identity(None, None))
-            elif match.distance <= self.tolerance and veto < match.distance:  # feedback: not this person
-                out.append(Identity(None, match.distance, self.people[self._owners[match.owner]]))
-            elif match.distance <= self.tolerance:
-                out.append(Identity(self.people[self._owners[match.owner]], match.distance))
+                continue
+            decision = self.thresholds.decide(match.distance)
+            nearest = self.people[self._owners[match.owner]]
+            if decision is MatchDecision.MATCH and veto < match.distance:  # feedback: not this person
+                out.append(Identity(None, match.distance, nearest, MatchDecision.UNCERTAIN))
+            elif decision is MatchDecision.MATCH:
+                out.append(Identity(nearest, match.distance, match=MatchDecision.MATCH))
             else:
-                out.append(Identity(None, match.distance))
+                out.append(Identity(None, match.distance, match=decision))
         return out
 
 
@@ -153,7 +160,7 @@ def build_watchlist(
     negatives, negative_problems = load_negatives(folder_of(config))
     problems += negative_problems
     _log_new(problems, logged if logged is not None else set())
-    watchlist = Watchlist(people, encodings, problems, config.recognition.tolerance, negatives)
+    watchlist = Watchlist(people, encodings, problems, config.match_thresholds, negatives)
     log.info(
         "watchlist: %d people enrolled from %d photos, %d problems%s",
         watchlist.enrolled,

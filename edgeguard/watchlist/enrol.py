@@ -1,4 +1,4 @@
-"""Adding people and photos to the watchlist: `edgeguard enroll`, from photos or from a reviewed capture.
+"""Adding people and photos to the watchlist: `edgeguard enroll` from photos (edgeguard.review: from a capture).
 
 A photo is checked exactly as the watchlist will check it (the same loading,
 detection and size rules) before it is copied in, so a photo that is added is
@@ -10,7 +10,6 @@ reloads as it does for hand edits.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from ..common.files import private_folder, write_private
 from ..config import Config
 from ..faces.engine import FaceEngine
 from ..faces.photos import is_photo_name
-from ..store.face_captures import capture_to_photo
 from . import details
 from .build import encode_photo, open_cache
 from .cache import EncodingCache, photo_digest
@@ -70,23 +68,6 @@ def enrol(
             ) from None
         cache.save(keep=_photo_digests(config.paths.training_images))
     return result
-
-
-def enrol_from_capture(
-    config: Config,
-    engine: FaceEngine,
-    person_id: str,
-    capture: Path,
-    name: str | None = None,
-    category: str | None = None,
-) -> EnrolResult:
-    """Enrol the face of a capture (cut from its full frame around the recorded box)."""
-    with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
-        try:
-            photo = capture_to_photo(capture, Path(tmp))
-        except ValueError as exc:
-            raise EnrolError(str(exc)) from None
-        return enrol(config, engine, person_id, [photo], name, category)
 
 
 def _add_photo(

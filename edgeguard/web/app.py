@@ -20,6 +20,7 @@ from . import auth, image_links, pages, records, streams, upload
 from .context import Dashboard
 from .request import SESSION_COOKIE, client_address, dashboard
 from .security import HEADERS, LoginThrottle, Throttle, same
+from .server import WITHHELD_ENVIRON
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,8 @@ def create_app(dashboard: Dashboard) -> Flask:
         app.register_blueprint(blueprint)
     app.before_request(_load_session)
     app.after_request(_headers)
-    app.errorhandler(403)(_error)
-    app.errorhandler(404)(_error)
-    app.errorhandler(413)(_error)
-    app.errorhandler(429)(_error)
+    for code in (400, 401, 403, 404, 411, 413, 429, 503):
+        app.errorhandler(code)(_error)
     app.jinja_env.globals.update(csrf=lambda: g.session.csrf if g.get("session") else "")
     app.jinja_env.filters["when"] = _when
     return app
@@ -73,14 +72,20 @@ def create_app(dashboard: Dashboard) -> Flask:
 def _load_session():
     if request.routing_exception is not None:
         return None  # a 404 or 405 is answered as such, whoever asks
+    withheld = request.environ.get(WITHHELD_ENVIRON)
+    if withheld and request.endpoint != "upload.upload_frame":  # that one answers in its own words
+        status, _, reason = withheld.partition(" ")
+        abort(int(status), reason)
     board = dashboard()
     g.session = board.users.session(request.cookies.get(SESSION_COOKIE))
     g.user = g.session.user if g.session and g.session.state == "ok" else None
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     if request.method not in ("GET", "HEAD"):
-        sent = request.form.get("csrf") or request.headers.get("X-CSRF-Token")
-        if g.session is None or not same(sent, g.session.csrf):
+        # the session first: a body is parsed for the token only once there is a session to compare it with
+        if g.session is None or not same(
+            request.headers.get("X-CSRF-Token") or request.form.get("csrf"), g.session.csrf
+        ):
             log.warning(
                 "dashboard: refused %s %s from %s: missing or wrong CSRF token",
                 request.method,
@@ -106,12 +111,15 @@ def _headers(response: Response) -> Response:
 
 
 def _error(exc):
+    if getattr(exc, "response", None) is not None:  # a view's own answer (a 503 with its Retry-After)
+        return exc.response
     code = getattr(exc, "code", 500)
     description = getattr(exc, "description", "") or ""
+    headers = {"Retry-After": "5"} if code == 503 else {}
     machine = request.path.startswith(("/c/", "/video_feed", "/events", "/upload_frame/"))
     if request.accept_mimetypes.accept_html and not machine:
-        return render_template("error.html", code=code, message=description), code
-    return Response(f"{code} {description}\n", code, mimetype="text/plain")
+        return render_template("error.html", code=code, message=description), code, headers
+    return Response(f"{code} {description}\n", code, headers, mimetype="text/plain")
 
 
 def _when(timestamp: float | None) -> str:

@@ -49,7 +49,7 @@ def login_post() -> Response:
     address = client_address()
     if not same(request.form.get("csrf"), form_token(board.secret, request.cookies.get(PRELOGIN_COOKIE, ""))):
         abort(403, "the login form has expired: reload the page")
-    wait = throttle.wait(address, name)
+    wait = throttle.attempt(address, name)  # counted as failed from here until it succeeds
     if wait > 0:
         log.warning(
             "dashboard: login for %s from %s refused: too many failures, %d s to wait",
@@ -62,7 +62,6 @@ def login_post() -> Response:
         return response
     user = board.users.check_password(name, password) if name and password else None
     if user is None:
-        throttle.failed(address, name)
         log.warning("dashboard: failed login for %s from %s", printable(name) or "(no name)", address)
         return _login_page("Wrong user name or password.", 401)
     throttle.succeeded(address, name)
@@ -164,10 +163,14 @@ def _may_send_code(user: User) -> bool:
 
 
 def _send_code(user: User, code: str) -> None:
-    """Queue the code for the user's phone: straight into the outbox, no alert rule holds it back."""
+    """Queue the code for the user's phone: straight into the outbox, no alert rule holds it back.
+
+    Listings and logs show "login code sent to user X", never the code: no admin reads another's 2nd factor.
+    """
     outbox = dashboard().outbox
     if outbox is not None and user.phone:
-        outbox.add(user.phone, f"EdgeGuard login code: {code} (valid 5 minutes). Never share it.", None, None)
+        body = f"EdgeGuard login code: {code} (valid 5 minutes). Never share it."
+        outbox.add(user.phone, body, None, None, shown=f"login code sent to user {user.name}")
 
 
 def _throttle():

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from ..alerts.link_signer import LinkSigner
 from ..alerts.outbox import Outbox
+from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
-from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .events import EventHub

@@ -1,45 +1,53 @@
 """Live updates: each new event pushed to the browsers that have the overview or the detection log open
-(server-sent events; the browser reconnects by itself).  An event listener, like the alerter: the frame
-loop only appends to each client's small queue."""
+(server-sent events; the browser reconnects by itself).  An output of the event bus, like the alerter, and not
+a durable one (a page that reloads shows what it missed): its worker appends to each client's small queue;
+each stream renders what it sends on its own worker (web/streams.py: the event's row, for that stream's
+viewer)."""
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..events.event import Event
+from ..outputs.base import Output
+from ..store.face_captures import capture_id
 
 MAX_CLIENTS = 16
 QUEUE = 100  # events kept per client between two reads; older ones are dropped (the page reloads them)
+LINE_END = re.compile(r"\r\n|\r|\n")
 HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies and browsers keep the stream open
 
 
-class EventHub:
+class EventHub(Output):
+    name = "dashboard"
+
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queues: list[deque[dict]] = []
         self._closed = False
 
-    def __call__(self, event: Event) -> None:
-        """The event listener: hand the event to every open stream."""
+    def handle(self, event: Event) -> None:
+        """Hand the event to every open stream."""
         data = event_json(event)
         with self._cond:
             for queue in self._queues:
                 queue.append(data)
             self._cond.notify_all()
 
-    def stream(self, stop: threading.Event) -> Iterator[str] | None:
-        """The text of a server-sent event stream, or None when MAX_CLIENTS are connected."""
+    def stream(self, stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str] | None:
+        """The text of a server-sent event stream, each event (`event_json`) as `render` makes it, or None
+        when MAX_CLIENTS are connected."""
         with self._cond:
             if len(self._queues) >= MAX_CLIENTS:
                 return None
             queue: deque[dict] = deque(maxlen=QUEUE)
             self._queues.append(queue)
-        return self._run(queue, stop)
+        return self._run(queue, stop, render)
 
-    def _run(self, queue: deque[dict], stop: threading.Event) -> Iterator[str]:
+    def _run(self, queue: deque[dict], stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
             while not (stop.is_set() or self._closed):
@@ -52,10 +60,13 @@ class EventHub:
                 if not items:
                     yield ": keep-alive\n\n"
                 for item in items:
-                    yield f"event: edgeguard\ndata: {json.dumps(item)}\n\n"
+                    yield server_sent("row", render(item))
         finally:
             with self._cond:
                 self._queues.remove(queue)
+
+    def stop(self, drain_seconds: float = 0.0) -> None:
+        self.close()
 
     def close(self) -> None:
         """End every stream now (the daemon is stopping): their worker threads are free at once."""
@@ -64,11 +75,16 @@ class EventHub:
             self._cond.notify_all()
 
 
+def server_sent(name: str, text: str) -> str:
+    """One server-sent event: its name and its text, every line of it a data line (the browser joins them
+    with newlines; only CR and LF end a line in the protocol, so other line separators stay as they are)."""
+    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in LINE_END.split(text)) + "\n"
+
+
 def event_json(event: Event) -> dict:
-    """What a page shows of an event: never a phone number (events carry none)."""
+    """What a page shows of an event: never a phone number (events carry none), nor a path."""
     out = event.to_json()
-    out["summary"] = event.subject()
-    out["capture_name"] = out["capture"].rsplit("/", 1)[-1] if out.get("capture") else None
-    out.pop("capture", None)
+    out["subject"] = event.subject()
+    out["capture_id"] = capture_id(out.pop("capture", None))
     out.get("extra", {}).pop("frame_image", None)
     return out

@@ -1,28 +1,24 @@
-"""The signed, expiring image links of alerts (edgeguard.alerts.link_signer), served by the dashboard's server.
+"""The signed, expiring image links of alerts (edgeguard.alerts.link_signer), served by the dashboard.
 
 Same rules as ever: a token that is expired, tampered with or names anything
 but a plain file name is 403; a good token whose file is gone, is not a
-regular file, is a symlink or is not an image is 404.  The token is the
+regular file, is a symlink or is not a capture's face or frame image is 404
+(edgeguard.store.face_captures reads it).  The token is the
 credential: no login, and it never appears in a log line.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
 from flask import Blueprint, Response, request
 
 from ..alerts.link_signer import LinkError
-from ..common.files import open_regular
+from ..store.face_captures import BadCaptureId, CaptureError, CaptureFolder
 from .request import dashboard
 
 log = logging.getLogger(__name__)
 bp = Blueprint("links", __name__)
-
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
-CHUNK = 64 * 1024
 
 
 @bp.route("/c/<token>", methods=["GET", "HEAD"], provide_automatic_options=False)
@@ -34,25 +30,17 @@ def image(token: str) -> Response:
         name, expires = board.signer.check(token)
     except LinkError as exc:
         return _refuse(403, str(exc))
-    content_type = CONTENT_TYPES.get(Path(name).suffix.lower())
-    if content_type is None:
-        return _refuse(404, f"{name} is not an image")
     try:
-        fh = open_regular(board.config.paths.captures / name)
-    except OSError as exc:
-        return _refuse(404, f"{name} cannot be opened ({exc.strerror})")
-    size = os.fstat(fh.fileno()).st_size
-    body = b"" if request.method == "HEAD" else _read(fh)
-    fh.close()
-    response = Response(body, 200, mimetype=content_type)
-    response.headers["Content-Length"] = str(size)
+        data = CaptureFolder(board.config.paths.captures).image_named(name)
+    except BadCaptureId:
+        return _refuse(404, f"{name} is not a capture's image")
+    except CaptureError as exc:
+        return _refuse(404, f"{name} cannot be opened ({exc})")
+    response = Response(b"" if request.method == "HEAD" else data, 200, mimetype="image/jpeg")
+    response.headers["Content-Length"] = str(len(data))
     response.headers["Cache-Control"] = f"private, max-age={board.signer.seconds_left(expires)}"
-    log.debug("image link: %s 200 %s (%d bytes)", request.method, name, size)
+    log.debug("image link: %s 200 %s (%d bytes)", request.method, name, len(data))
     return response
-
-
-def _read(fh) -> bytes:
-    return b"".join(iter(lambda: fh.read(CHUNK), b""))
 
 
 def _refuse(code: int, reason: str) -> Response:

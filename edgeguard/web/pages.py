@@ -1,4 +1,4 @@
-"""The overview, the detection log (with its captures, review marks and CSV export), the alerts and the users."""
+"""The overview, the detection log (with its captures, review marks and CSV export), the alerts, the users."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from ..alerts.wording import trial_body
-from ..common.files import open_regular
 from ..common.phone import mask_number
 from ..events.event import EVENT_TYPES
+from ..review.capture_enrol import enrol_from_capture
+from ..review.feedback import FeedbackError, is_person, not_person
 from ..store.event_log import EventFilter
-from ..watchlist.enrol import EnrolError, enrol_from_capture
-from ..watchlist.feedback import FeedbackError, is_person, not_person
+from ..store.face_captures import BadCaptureId, CaptureError, CaptureFolder
+from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
+from .rows import people_choices
 from .streams import by_location
 from .users import ROLES, UserError
 
@@ -27,8 +29,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 PAGE = 50
+MAX_PAGE = 10**9  # a page number beyond any log: answered as an empty page, not an overflow
 CSV_LIMIT = 10_000
-CAPTURE_SUFFIXES = ("-face.jpg", "-frame.jpg")
 
 
 @bp.get("/")
@@ -65,8 +67,17 @@ def _filters() -> EventFilter:
         location=args.get("location") or None,
         since=_time(args.get("since")),
         until=_time(args.get("until")),
-        seq=args.get("event", type=int),
+        seq=_event_seq(args.get("event")),
     )
+
+
+def _event_seq(text: str | None) -> int | None:
+    """The event number asked for; 404 for one that cannot exist (SQLite's integers end at 2^63)."""
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 18:
+        abort(404, "no such event")
+    return int(text)
 
 
 def _time(text: str | None) -> float | None:
@@ -81,7 +92,7 @@ def _time(text: str | None) -> float | None:
 @bp.get("/detection_logs")
 def detection_logs() -> str:
     board = dashboard()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = min(max(1, request.args.get("page", 1, type=int) or 1), MAX_PAGE)
     events, total = (
         board.event_log.search(_filters(), (page - 1) * PAGE, PAGE) if board.event_log else ([], 0)
     )
@@ -99,7 +110,8 @@ def detection_logs() -> str:
         types=EVENT_TYPES,
         args=request.args,
         query=query,
-        people=_people_choices(),
+        people=people_choices(),
+        review=True,
         cameras=_choices((c.name for c in cameras), request.args.get("camera")),
         locations=_choices((c.location for c in cameras), request.args.get("location")),
         several_cameras=len(cameras) > 1,
@@ -107,8 +119,8 @@ def detection_logs() -> str:
 
 
 def _choices(configured: Iterable[str], chosen: str | None) -> list[str]:
-    """A select box's choices: the configured ones in their order, and the one asked for if it is not among them
-    (a camera no longer configured still has its events; a name never used just finds none)."""
+    """A select box's choices: the configured ones in their order, and the one asked for if it is not among
+    them (a camera no longer configured still has its events; a name never used just finds none)."""
     choices = list(dict.fromkeys(configured))
     return [*choices, chosen] if chosen and chosen not in choices else choices
 
@@ -136,7 +148,7 @@ def detection_logs_csv() -> Response:
                     e.name,
                     e.category,
                     e.distance,
-                    _capture_name(e.capture),
+                    _face_name(e.capture),
                 )
             ]
         )
@@ -155,8 +167,10 @@ def _cell(value) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _capture_name(capture: str | None) -> str:
-    return capture.rsplit("/", 1)[-1] if capture else ""
+def _face_name(capture: str | None) -> str:
+    """The file name of an event's face image, as the CSV has always shown it."""
+    found = captures().of(capture)
+    return found.face.name if found else ""
 
 
 @bp.post("/detection_logs/<int:seq>/reviewed")
@@ -176,7 +190,8 @@ def enrol_capture(seq: int) -> Response:
     """Turn an event's capture into a watchlist photo: of an existing Id, or of a new person."""
     board = dashboard()
     event = board.event_log.get(seq) if board.event_log else None
-    if event is None or not event.capture:
+    capture = captures().of(event.capture) if event else None
+    if capture is None:
         abort(404, f"event {seq} has no capture")
     person_id = request.form.get("id", "").strip()
     name = request.form.get("name", "").strip() or None
@@ -186,7 +201,7 @@ def enrol_capture(seq: int) -> Response:
             board.config,
             board.engine(),
             person_id,
-            _capture_path(_capture_name(event.capture)),
+            capture.face,
             name,
             category,
         )
@@ -241,31 +256,21 @@ def feedback(seq: int) -> Response:
     return redirect(url_for("pages.detection_logs"))
 
 
-@bp.get("/captures/<name>")
-def capture_image(name: str) -> Response:
+@bp.get("/captures/<capture_id>/<any(face, frame):image>.jpg")
+def capture_image(capture_id: str, image: str) -> Response:
     """A capture's face or frame image, for a logged-in user."""
-    path = _capture_path(name)
-    if not name.endswith(CAPTURE_SUFFIXES):
-        abort(404, "not a capture image")
     try:
-        with open_regular(path) as fh:
-            data = fh.read()
-    except OSError:
-        abort(404, "no such capture (retention may have deleted it)")
-    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-
-
-def _capture_path(name: str):
-    if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        data = captures().get(capture_id).read(image)  # type: ignore[arg-type]
+    except BadCaptureId:
         abort(404, "not a capture")
-    return dashboard().config.paths.captures / name
+    except CaptureError:
+        abort(404, "no such capture (retention may have deleted it)")
+    return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-def _people_choices() -> list[tuple[str, str]]:
-    watchlist = dashboard().watchlist()
-    return (
-        sorted(((p.id, p.name) for p in watchlist.people.values()), key=lambda p: p[1]) if watchlist else []
-    )
+def captures() -> CaptureFolder:
+    """The site's captures, read by id (edgeguard.store.face_captures)."""
+    return CaptureFolder(dashboard().config.paths.captures)
 
 
 # ---------------------------------------------------------------- alerts

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, abort, flash, g, redirect, render_templat
 from ..common.files import open_regular, write_private
 from ..common.phone import E164, mask_number
 from ..faces.photos import PHOTO_SUFFIXES
+from ..store.face_captures import CaptureFolder
 from ..watchlist.details import VALID_ID, read_details
 from ..watchlist.enrol import (
     EnrolError,
@@ -39,6 +40,17 @@ log = logging.getLogger(__name__)
 bp = Blueprint("records", __name__)
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+MAX_ID_LENGTH = 64
+
+
+@bp.url_value_preprocessor
+def _id_of_a_record(endpoint: str | None, values: dict | None) -> None:
+    """404 for an Id no record can have (a 5000-character one would otherwise reach the file system)."""
+    person_id = (values or {}).get("person_id")
+    if person_id is not None and (len(person_id) > MAX_ID_LENGTH or not VALID_ID.fullmatch(person_id)):
+        abort(404, "no such record")
 
 
 @bp.get("/view_records")
@@ -113,7 +125,8 @@ def record(person_id: str) -> str:
         negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
     except NegativesError as exc:
         negatives, negatives_error = [], str(exc)
-    captures = board.config.paths.captures
+    folder = CaptureFolder(board.config.paths.captures)
+    found = {n.event: folder.of(n.capture) for n in negatives}
     return render_template(
         "record.html",
         pid=person_id,
@@ -122,7 +135,7 @@ def record(person_id: str) -> str:
         phone=phone if g.user.admin else mask_number(phone) if phone else "",
         negatives=negatives,
         negatives_error=negatives_error,
-        shown={n.event for n in negatives if n.capture and (captures / n.capture).is_file()},
+        shown={event: capture.id for event, capture in found.items() if capture and capture.exists()},
     )
 
 
@@ -219,14 +232,15 @@ def photo(person_id: str, name: str) -> Response:
     return Response(
         data,
         mimetype=CONTENT_TYPES.get(match[0].suffix.lower(), "application/octet-stream"),
-        headers={"Cache-Control": "private, max-age=600"},
+        headers={"Cache-Control": "no-store"},  # a face must not stay in the browser after logout
     )
 
 
 def _enrol_uploads(
     person_id: str, name: str | None, category: str | None, phone: str | None
 ) -> EnrolResult | str:
-    """The uploaded photos, checked and enrolled through the same code as `edgeguard enroll`; or what is wrong."""
+    """The uploaded photos, checked and enrolled through the same code as `edgeguard enroll`; or what is
+    wrong."""
     uploads = [f for f in request.files.getlist("photos") if f and f.filename]
     if not uploads:
         return "Choose at least one photo."

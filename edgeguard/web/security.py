@@ -5,9 +5,15 @@ name.  The first FREE_FAILURES of either cost nothing more; after that each
 further try must wait 2^(n - FREE_FAILURES) seconds (1, 2, 4 ... up to
 MAX_DELAY) since the last failure, and a try that comes earlier is answered
 429 with Retry-After without the password even being checked (so a flood
-costs no hashing).  A successful login clears both counters.  Push cameras'
-bearer tokens are throttled the same way, but per client address only, so
-that someone guessing a camera's token cannot lock the camera itself out.
+costs no hashing).  The check and the record are one step: a try allowed in
+is counted as a failure at once, before its password is checked, so a burst
+of parallel tries finds the counters already raised and gets one password
+checked, not dozens.  A successful login takes its own failures back: the
+account's counter is cleared, and the address loses only the failures at
+that account, so logging in to one's own account does not reset one's
+guesses at others.  Push cameras' bearer tokens are throttled per client
+address only, so that someone guessing a camera's token cannot lock the
+camera itself out.
 
 CSRF.  Every session has a random token; every state-changing request (any
 method but GET and HEAD) must carry it in the form field `csrf` or the header
@@ -31,7 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..common.files import create_private, read_credential
+from ..common.credentials import SecretError, read_secret
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +78,26 @@ class Throttle:
         with self._lock:
             return max(self._wait(key) for key in keys)
 
-    def failed(self, *keys: str) -> None:
-        now = self._clock()
+    def attempt(self, *keys: str) -> float:
+        """In one step: the seconds to wait (nothing recorded), or 0 with a failure recorded for each key in
+        advance (a success takes it back)."""
         with self._lock:
-            for key in keys:
-                entry = self._by_key.setdefault(key, _Failures())
-                entry.count, entry.last = entry.count + 1, now
-            if len(self._by_key) > 10_000:  # a scan of names: forget the calm ones
-                self._by_key = {k: v for k, v in self._by_key.items() if now - v.last < MAX_DELAY}
+            wait = max(self._wait(key) for key in keys)
+            if wait <= 0:
+                self._record(keys)
+            return wait
+
+    def failed(self, *keys: str) -> None:
+        with self._lock:
+            self._record(keys)
+
+    def _record(self, keys: tuple[str, ...]) -> None:
+        now = self._clock()
+        for key in keys:
+            entry = self._by_key.setdefault(key, _Failures())
+            entry.count, entry.last = entry.count + 1, now
+        if len(self._by_key) > 10_000:  # a scan of names: forget the calm ones
+            self._by_key = {k: v for k, v in self._by_key.items() if now - v.last < MAX_DELAY}
 
     def succeeded(self, *keys: str) -> None:
         with self._lock:
@@ -95,42 +113,55 @@ class Throttle:
 
 
 class LoginThrottle:
-    """Failed logins, counted per client address and per account name."""
+    """Failed logins, counted per client address and per account name (and per address and account, so that a
+    success takes back only its own failures from the address's count)."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self._failures = Throttle(clock)
 
-    def wait(self, address: str, account: str) -> float:
-        """Seconds the client must still wait before trying again (0: it may try now)."""
-        return self._failures.wait(f"addr:{address}", f"user:{account.lower()}")
-
-    def failed(self, address: str, account: str) -> None:
-        self._failures.failed(f"addr:{address}", f"user:{account.lower()}")
+    def attempt(self, address: str, account: str) -> float:
+        """Seconds the client must still wait (0: it may try now; it counts as failed until it succeeds)."""
+        return self._failures.attempt(*_login_keys(address, account))
 
     def succeeded(self, address: str, account: str) -> None:
-        self._failures.succeeded(f"addr:{address}", f"user:{account.lower()}")
+        """The password was right: clear the account, and take this account's failures off the address."""
+        by_address, by_account, pair = _login_keys(address, account)
+        failures = self._failures
+        with failures._lock:
+            own = failures._by_key.pop(pair, _Failures())
+            failures._by_key.pop(by_account, None)
+            entry = failures._by_key.get(by_address)
+            if entry is not None:
+                entry.count = max(0, entry.count - own.count)
+
+
+def _login_keys(address: str, account: str) -> tuple[str, str, str]:
+    name = account.lower()
+    return f"addr:{address}", f"user:{name}", f"pair:{address}\0{name}"
 
 
 def load_secret(state_folder: Path) -> bytes:
-    """The dashboard's signing secret: the systemd credential `web_secret`, else made once in the state folder.
+    """The dashboard's signing secret: the systemd credential `web_secret`, else `web.secret` made once in
+    the state folder (edgeguard.common.credentials).
 
-    If it cannot be saved (a full disk), one for this run only: it signs login
-    forms and notices, which a restart may invalidate without harm.
+    If the file cannot be made or read (a full disk), one for this run only: it
+    signs login forms and notices, which a restart may invalidate without harm.
+    A credential that cannot be read is an error: the installer set it up.
     """
-    credential = read_credential(SECRET_CREDENTIAL)
-    if credential is not None:
-        return credential
-    path = state_folder / "web.secret"
     try:
-        if not path.exists():
-            state_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            create_private(
-                path, secrets.token_bytes(SECRET_BYTES)
-            )  # a second process racing keeps the first's
-        return path.read_bytes()
-    except OSError as exc:
-        log.error("dashboard secret %s cannot be saved (%s); using one for this run only", path, exc)
+        secret = read_secret(
+            "dashboard secret",
+            credential=SECRET_CREDENTIAL,
+            file=state_folder / "web.secret",
+            make=lambda: secrets.token_bytes(SECRET_BYTES),
+        )
+    except SecretError as exc:
+        if exc.credential:
+            raise
+        log.error("%s; using a dashboard secret for this run only", exc)
         return secrets.token_bytes(SECRET_BYTES)
+    assert secret is not None  # a file is given, and made when missing
+    return secret.value
 
 
 def form_token(secret: bytes, prelogin: str) -> str:

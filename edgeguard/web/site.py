@@ -7,11 +7,12 @@ from pathlib import Path
 
 from ..alerts.link_signer import LinkSigner
 from ..alerts.outbox import Outbox
+from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
-from ..sources.push import PushFeed
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
+from .admission import body_judge
 from .app import create_app
 from .context import Dashboard, SiteStatus
 from .events import EventHub
@@ -32,16 +33,18 @@ def build_dashboard(
     signer: LinkSigner | None,
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
+    events: EventHub | None = None,
 ) -> tuple[Dashboard, WebServer]:
-    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by name."""
+    """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
+    name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
         config=config,
         users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
-        secret=load_secret(config.paths.events_db.parent),
+        secret=load_secret(config.paths.state_dir),
         live=LiveHub(web.live_fps, web.max_live_viewers),
-        events=EventHub(),
+        events=EventHub() if events is None else events,
         status=status,
         watchlist=watchlist,
         event_log=event_log,
@@ -52,5 +55,6 @@ def build_dashboard(
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
     )
-    server = WebServer(web.listen, create_app(dashboard), web.max_live_viewers, tls)
+    app = create_app(dashboard)
+    server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
     return dashboard, server

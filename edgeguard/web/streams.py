@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import threading
 
-from flask import Blueprint, Response, abort, jsonify, render_template, stream_with_context
+from flask import Blueprint, Response, abort, jsonify, render_template, request, stream_with_context
 
 from .context import CameraStatus
 from .request import dashboard
+from .rows import event_row
 
 bp = Blueprint("streams", __name__)
 BOUNDARY = "edgeguardframe"
 
 
 def by_location(cameras: list[CameraStatus]) -> list[tuple[str, list[CameraStatus]]]:
-    """The cameras under their locations, locations and cameras in the order they come (the configuration's)."""
+    """The cameras under their locations, locations and cameras in the order they come (the configuration's
+    order)."""
     groups: dict[str, list[CameraStatus]] = {}
     for camera in cameras:
         groups.setdefault(camera.location, []).append(camera)
@@ -98,8 +100,11 @@ def snapshot(camera: str) -> Response:
 
 @bp.get("/events/stream")
 def event_stream() -> Response:
+    """New events as the rows the page would show after a reload (`?page=logs`: the detection log's, with
+    the review cell), rendered for this viewer's role."""
+    review = request.args.get("page") == "logs"
     stop = threading.Event()
-    stream = dashboard().events.stream(stop)
+    stream = dashboard().events.stream(stop, lambda event: event_row(event, review))
     if stream is None:
         abort(
             Response(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..faces.box import Box
+from ..detect import Box
 from ..live.track import Track
 from ..live.vote import Verdict
 from ..store.face_captures import encode_jpeg

@@ -29,6 +29,7 @@ from ...common.ratelimit import EveryMinute
 from ...config import Config
 from ...events.event import Event
 from ...watchlist.build import Watchlist
+from ..base import Output, OutputStatus
 from .client import Connection
 from .discovery import Announcement, chosen_people, config_topic, device_config
 from .schema import Topics, event_payload, iso_time
@@ -48,14 +49,13 @@ Message = tuple[str, bytes, bool]  # topic, payload, retained
 
 
 @dataclass(frozen=True)
-class MqttStatus:
-    """The output's state for `edgeguard check`, the status line and the dashboard."""
+class MqttStatus(OutputStatus):
+    """The output's state for `edgeguard check`, the status line and the dashboard; `backlog`: events handed
+    over and not yet acknowledged, `fault` the connection's state while it is not connected."""
 
-    name: str
-    state: str  # "connected to host:port", "connecting", "refused: ...", "cannot connect: ..."
-    connected: bool
-    backlog: int  # events handed over and not yet acknowledged
-    delivered: int | None  # the seq up to which every event is acknowledged (this run)
+    state: str = ""  # "connected to host:port", "connecting", "refused: ...", "cannot connect: ..."
+    connected: bool = False
+    delivered: int | None = None  # the seq up to which every event is acknowledged (this run)
 
 
 class Delivery:
@@ -103,7 +103,7 @@ class Delivery:
             return self._changed.wait_for(lambda: not self._left, timeout=seconds)
 
 
-class MqttOutput:
+class MqttOutput(Output):
     """The MQTT output of the event bus: start, handle(event), status, stop (see the module docstring).
 
     `links` makes a capture's signed link (alerts' `SignedLinks.link_for`); `people_in_view` reports each
@@ -112,11 +112,14 @@ class MqttOutput:
     """
 
     name = "mqtt"
+    durable = True
+    acknowledges = True
+    replay_seconds = 30 * 86400.0  # events are data: every one goes out, however long the broker was away
 
     def __init__(
         self,
         config: Config,
-        delivered: Callable[[int], None],
+        delivered: Callable[[int], None] | None = None,
         links: Callable[[Path], str | None] | None = None,
         people_in_view: Callable[[], Mapping[str, int]] | None = None,
         watchlist: Callable[[], Watchlist] | None = None,
@@ -128,7 +131,7 @@ class MqttOutput:
         self.links = links
         self.people_in_view = people_in_view
         self.watchlist = watchlist
-        self.delivery = Delivery(delivered)
+        self.delivery = Delivery(delivered or (lambda seq: None))
         self.connection = Connection(
             config.mqtt, f"edgeguard-{self.device}", self.topics.availability, on_connected=self._connected
         )
@@ -165,13 +168,19 @@ class MqttOutput:
         for message in messages:
             self._send(event.seq, message)
 
+    def bind(self, delivered: Callable[[int], None]) -> None:
+        """The bus's cursor: moved as the broker acknowledges (see the module docstring)."""
+        self.delivery = Delivery(delivered)
+
     def status(self) -> MqttStatus:
+        connected = self.connection.connected.is_set()
         return MqttStatus(
             self.name,
-            self.connection.state,
-            self.connection.connected.is_set(),
-            self.delivery.backlog,
-            self.delivery.last,
+            fault="" if connected else self.connection.state,
+            backlog=self.delivery.backlog,
+            state=self.connection.state,
+            connected=connected,
+            delivered=self.delivery.last,
         )
 
     def stop(self, drain_seconds: float = 0.0) -> None:

@@ -1,50 +1,31 @@
 // EdgeGuard dashboard: live updates (server-sent events) and confirmations. No inline script anywhere.
 "use strict";
 
-function escapeText(text) {
-  const span = document.createElement("span");
-  span.textContent = text == null ? "" : String(text);
-  return span.innerHTML;
-}
-
-function eventRow(e) {
-  const row = document.createElement("tr");
-  row.className = "event fresh " + e.type;
-  row.dataset.seq = e.seq;
-  const time = (e.time_iso || "").slice(11, 19), day = (e.time_iso || "").slice(0, 10);
-  const match = e.extra && e.extra.match ? "<br><small>" + escapeText(e.extra.match) + " match</small>" : "";
-  let face = "";
-  if (e.capture_name) {
-    const name = encodeURIComponent(e.capture_name);
-    face = '<a href="/captures/' + name.replace("-face.jpg", "-frame.jpg") + '"><img class="thumb" alt="face" src="/captures/' + name + '"></a>';
-  }
-  row.innerHTML = "<td>" + escapeText(time) + '<br><small class="muted">' + escapeText(day) + "</small></td>" +
-    "<td>" + escapeText(e.type) + match + "</td><td>" + escapeText(e.summary) + "</td>" +
-    "<td>" + escapeText(e.camera) + '<br><small class="muted">' + escapeText(e.location) + "</small></td><td>" + face + "</td>" +
-    (document.body.dataset.page === "logs" ? "<td></td>" : "");
-  return row;
-}
-
-function liveEvents() {
+// A new event arrives as its row, rendered by the server (templates/event_row.html) for this page and this
+// user, exactly as a reload would show it: the page only puts it on top.
+function liveEvents(page) {
   const table = document.querySelector("#events tbody");
   const state = document.getElementById("live-state");
   if (!table || !window.EventSource) return;
-  const source = new EventSource("/events/stream");
-  source.addEventListener("edgeguard", (message) => {
-    const e = JSON.parse(message.data);
-    if (table.querySelector('tr[data-seq="' + e.seq + '"]')) return;
-    table.insertBefore(eventRow(e), table.firstChild);
+  const source = new EventSource("/events/stream?page=" + encodeURIComponent(page));
+  source.addEventListener("row", (message) => {
+    const template = document.createElement("template");
+    template.innerHTML = message.data.trim();
+    const row = template.content.firstElementChild;
+    if (!row || table.querySelector('tr[data-seq="' + row.dataset.seq + '"]')) return;
+    row.classList.add("fresh");
+    table.insertBefore(row, table.firstChild);
     while (table.rows.length > 50) table.deleteRow(table.rows.length - 1);
   });
   source.onopen = () => { if (state) state.textContent = "live"; };
   source.onerror = () => { if (state) state.textContent = "reconnecting…"; };  // EventSource retries by itself
 }
 
+// Forms that ask first (data-confirm), also in rows that arrived live.
 function confirmations() {
-  document.querySelectorAll("form[data-confirm]").forEach((form) => {
-    form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.matches("form[data-confirm]") && !window.confirm(form.dataset.confirm)) event.preventDefault();
   });
 }
 
@@ -79,7 +60,7 @@ function followCameras() {
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
-  if (page === "overview" || page === "logs") liveEvents();
+  if (page === "overview" || page === "logs") liveEvents(page);
   if (page === "overview") refreshSnapshots();
   if (page === "overview" || page === "live") followCameras();
   confirmations();

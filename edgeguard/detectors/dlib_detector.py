@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
-from ..faces.box import Box
-from ..faces.dlib_models import model_path
+from ..common.dlib_models import model_path
+from .box import Box
 from .detection import Detection
 
 

@@ -5,7 +5,7 @@ samples that voted for the name, saved in the capture's sidecar by
 edgeguard.events.recorder) as negatives of the person it named
 (edgeguard.watchlist.negatives): a later face nearer to one of them than to
 that person's photos is no longer named as them.  "This is X" adds the
-event's capture as a photo of X (edgeguard.watchlist.enrol, as `edgeguard
+event's capture as a photo of X (edgeguard.review.capture_enrol, as `edgeguard
 enroll --from-capture` does) and, on a known_face event that named someone
 else, also keeps the negative for the wrongly named person.
 
@@ -18,26 +18,29 @@ daemon notices the new negative or photo and reloads its watchlist.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from ..common.files import UnsafeFile, read_regular
 from ..config import Config
-from ..events.event import Event
+from ..events.event import DECISIONS, Event, EventType
 from ..faces.encode import ENCODING_SIZE
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventFilter
-from .details import VALID_ID, read_details
-from .enrol import EnrolError, enrol_from_capture
-from .negatives import Negative, NegativesError, add_negative, folder_of, read_negatives, remove_negative
-
-DECISIONS = ("known_face", "unknown_face")
-FACE_SUFFIX = "-face.jpg"
+from ..store.face_captures import Capture, CaptureError, CaptureFolder, CaptureGone, SidecarDamaged
+from ..watchlist.details import VALID_ID, read_details
+from ..watchlist.enrol import EnrolError
+from ..watchlist.negatives import (
+    Negative,
+    NegativesError,
+    add_negative,
+    folder_of,
+    read_negatives,
+    remove_negative,
+)
+from .capture_enrol import enrol_from_capture
 
 
 class FeedbackError(Exception):
@@ -64,7 +67,7 @@ def not_person(config: Config, events: Events, seq: int, by: str = "command line
     """The known_face event `seq` named the wrong person: keep its face as a negative of that person."""
     notes: list[str] = []
     event = _decision(events, seq, notes)
-    if event.type != "known_face" or not event.person_id:
+    if event.type != EventType.KNOWN_FACE or not event.person_id:
         raise FeedbackError(
             f"event {event.seq} is an {event.type} event: it names nobody; to say who it is, use --is ID"
         )
@@ -86,16 +89,17 @@ def is_person(
         config,
         person_id,
         "Id " + person_id,
-        f"; add them first: edgeguard enroll {person_id} --name NAME --from-capture {_capture_hint(config, event)}",
+        f"; add them first: edgeguard enroll {person_id} --name NAME "
+        f"--from-capture {_capture_hint(config, event)}",
     )
-    if event.type == "known_face" and event.person_id == person_id:
+    if event.type == EventType.KNOWN_FACE and event.person_id == person_id:
         raise FeedbackError(
             f"event {event.seq} names Id {person_id} already; to add its capture as a further "
             f"photo, use edgeguard enroll {person_id} --from-capture {_capture_hint(config, event)}"
         )
-    capture = _capture(config, event)
+    capture = _capture(config, event).face
     negative = None
-    if event.type == "known_face" and event.person_id:
+    if event.type == EventType.KNOWN_FACE and event.person_id:
         negative = _negative(config, events, event, by, notes)
         try:
             read_negatives(
@@ -135,7 +139,7 @@ def _decision(events: Events, seq: int, notes: list[str]) -> Event:
         raise FeedbackError(f"there is no event {seq} in the event log")
     if event.type in DECISIONS:
         return event
-    if event.type != "no_mask":
+    if event.type != EventType.NO_MASK:
         raise FeedbackError(
             f"event {seq} is a {event.type} event: only a known_face or unknown_face event "
             "(or a no_mask event, through its face) names a face"
@@ -171,23 +175,18 @@ def _on_watchlist(config: Config, person_id: str, who: str, hint: str = "") -> N
         )
 
 
-def _capture_name(event: Event) -> str:
-    return Path(event.capture).name if event.capture else ""
-
-
 def _capture_hint(config: Config, event: Event) -> str:
-    name = _capture_name(event)
-    return str(config.paths.captures / name) if name else "FILE"
+    capture = CaptureFolder(config.paths.captures).of(event.capture)
+    return str(capture.face) if capture else "FILE"
 
 
-def _capture(config: Config, event: Event) -> Path:
-    """The face image of the event's capture, in the site's captures folder; FeedbackError if it has none."""
-    name = _capture_name(event)
-    if not name:
+def _capture(config: Config, event: Event) -> Capture:
+    """The event's capture, in the site's captures folder; FeedbackError if it has none."""
+    if not event.capture:
         why = event.extra.get("capture_error")
         if why:
             reason = f"its capture could not be saved ({why})"
-        elif event.type == "known_face":
+        elif event.type == EventType.KNOWN_FACE:
             reason = (
                 f"sightings of category {event.category or '(none)'!r} are not captured ([captures] "
                 "known_categories; quiet categories never are)"
@@ -195,38 +194,37 @@ def _capture(config: Config, event: Event) -> Path:
         else:
             reason = "none was saved"
         raise FeedbackError(f"event {event.seq} has no capture to learn from: {reason}")
-    if not name.endswith(FACE_SUFFIX) or name.startswith("."):
-        raise FeedbackError(f"event {event.seq}: {name} is not the face image of a capture")
-    path = config.paths.captures / name
-    if not path.exists():
+    capture = CaptureFolder(config.paths.captures).of(event.capture)
+    if capture is None:
+        raise FeedbackError(f"event {event.seq}: {event.capture} is not the face image of a capture")
+    try:
+        capture.check()
+    except CaptureGone:
         raise FeedbackError(
-            f"event {event.seq}: its capture {name} is gone from {config.paths.captures} "
+            f"event {event.seq}: its capture {capture.face.name} is gone from {config.paths.captures} "
             "(captures are deleted after [captures] retention_days or beyond max_mb)"
-        )
-    return path
+        ) from None
+    except CaptureError as exc:
+        raise FeedbackError(f"event {event.seq}: its capture cannot be used: {exc}") from None
+    return capture
 
 
 def _negative(config: Config, events: Events, event: Event, by: str, notes: list[str]) -> Negative:
     """The event's face as a negative: the encodings in its capture's sidecar."""
-    face = _capture(config, event)
-    sidecar = face.with_name(face.name.removesuffix(FACE_SUFFIX) + ".json")
+    capture = _capture(config, event)
+    face, sidecar = capture.face, capture.sidecar
     try:
-        meta = json.loads(read_regular(sidecar).decode("utf-8"))
-    except FileNotFoundError:
+        meta = capture.sidecar_data()
+    except CaptureGone:
         raise FeedbackError(
             f"event {event.seq}: its capture {face.name} has no sidecar {sidecar.name}"
         ) from None
-    except OSError as exc:
-        reason = exc.strerror if isinstance(exc, UnsafeFile) else f"cannot read: {exc.strerror or exc}"
-        raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture: {reason}") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+    except SidecarDamaged as exc:
         raise FeedbackError(
             f"event {event.seq}: the sidecar {sidecar} of its capture is damaged ({exc})"
         ) from None
-    if not isinstance(meta, dict):
-        raise FeedbackError(
-            f"event {event.seq}: the sidecar {sidecar} of its capture is damaged (not an object)"
-        )
+    except CaptureError as exc:
+        raise FeedbackError(f"event {event.seq}: the sidecar {sidecar} of its capture: {exc}") from None
     if "encodings" not in meta:
         raise FeedbackError(
             f"event {event.seq}: its capture {face.name} was saved without the face's encodings "

@@ -46,7 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..faces.box import Box, same_face
+from .box import Box, same_face
 from .detection import Detection, DetectorError
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "face_detection_yunet_2023mar.onnx"

@@ -8,7 +8,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from ..faces.box import Box
+from .box import Box
 
 # Share of the longer side added around a still photo before detection.  dlib's
 # HOG window covers the face plus some forehead and cheek; in a passport-style
@@ -24,7 +24,7 @@ class Detection:
 
     box: Box  # in the shape dlib's landmark model expects (HOG's box), whichever detector found it
     score: float
-    # False: turned too far (edgeguard.detect.yunet), or on live frames cut off by the frame's edge
+    # False: turned too far (edgeguard.detectors.yunet), or on live frames cut off by the frame's edge
     # (edgeguard.live.pipeline), for an identity sample
     frontal: bool = True
 
