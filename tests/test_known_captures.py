@@ -183,25 +183,36 @@ def test_known_categories_empty_captures_no_watchlist_person(tmp_path, fake):
     assert "http://" not in text  # no picture, no link; the text still goes out
 
 
-def track_voted(labels: list[str]) -> Track:
+def track_voted(labels: list, distances: list[float] | None = None) -> Track:
     track = Track(1, Box(0, 100, 100, 0), 0.0)
     for n, label in enumerate(labels):
-        track.add_sample(Sample(label, 0.4, np.zeros(128)), float(n))
+        distance = distances[n] if distances else 0.4
+        track.add_sample(Sample(label, distance, np.zeros(128)), float(n))
     return track
 
 
 def test_match_words_strong_for_a_close_unanimous_match_possible_near_the_tolerance():
-    unanimous = track_voted(["7", "7"])
-    assert match_words(0.40, unanimous, "7", THRESHOLDS) == "strong"
-    assert match_words(0.48, unanimous, "7", THRESHOLDS) == "strong"  # the uncertain band mirrored inside
-    assert match_words(0.50, unanimous, "7", THRESHOLDS) == "possible"
-    assert match_words(0.555, unanimous, "7", THRESHOLDS) == "possible"
-    assert match_words(None, unanimous, "7", THRESHOLDS) == "possible"
+    assert match_words(track_voted(["7", "7"], [0.40, 0.40]), "7", THRESHOLDS) == "strong"
+    assert match_words(track_voted(["7", "7"], [0.48, 0.48]), "7", THRESHOLDS) == "strong"  # band mirrored
+    assert match_words(track_voted(["7", "7"], [0.50, 0.50]), "7", THRESHOLDS) == "possible"
+    assert match_words(track_voted(["7", "7"], [0.555, 0.555]), "7", THRESHOLDS) == "possible"
     split = track_voted(["7", "8", "7"])
     assert split.decided == "7"
-    assert match_words(0.40, split, "7", THRESHOLDS) == "possible"  # someone else was named on the way
+    assert match_words(split, "7", THRESHOLDS) == "possible"  # someone else was named on the way
     abstaining = track_voted([Verdict.ABSTAIN, "7", "7"])
-    assert match_words(0.40, abstaining, "7", THRESHOLDS) == "strong"
+    assert match_words(abstaining, "7", THRESHOLDS) == "strong"
+
+
+def test_match_words_come_from_the_samples_distances_not_from_how_many_were_in():
+    """A loop of a clip can decide a face after 2 samples or after 3, or by pooling: the words stay."""
+    two = track_voted(["7", "7"], [0.46, 0.50])
+    three = track_voted(["7", "7", "7"], [0.46, 0.50, 0.44])  # a nearer third sample: the nearest moves
+    assert match_words(two, "7", THRESHOLDS) == match_words(three, "7", THRESHOLDS) == "strong"
+    borderline = track_voted(["7", "7", "7"], [0.52, 0.47, 0.53])  # one close sample among farther ones
+    assert match_words(borderline, "7", THRESHOLDS) == "possible"
+    pooled = track_voted([Verdict.ABSTAIN, Verdict.ABSTAIN], [0.58, 0.59])
+    pooled.decide_pooled("7", 0.42)  # the mean encoding is nearer than any sample
+    assert match_words(pooled, "7", THRESHOLDS) == "possible"
 
 
 def test_retention_removes_known_captures_like_unknown_ones(tmp_path):

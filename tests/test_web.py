@@ -508,3 +508,13 @@ def test_a_server_sent_event_carries_every_line_of_its_text():
     assert sent.startswith("event: row\n") and sent.endswith("\n\n")
     data = [line.removeprefix("data: ") for line in sent.split("\n")[1:-2]]
     assert "\n".join(data) == "<tr>\n<td>a\nb\nc\u2028d</td>\n</tr>\n"  # as the browser joins them
+
+
+def test_the_favicon_is_there_without_a_login(board):
+    answer = requests.get(f"{board.url}/favicon.ico", timeout=10)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] in (
+        "image/x-icon",
+        "image/vnd.microsoft.icon",
+    )
+    assert answer.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert 'rel="icon" href="/favicon.ico"' in requests.get(f"{board.url}/login", timeout=10).text

@@ -43,6 +43,11 @@ class AlertService(Output):
         self.alerter = Alerter(config, self.outbox, self.links)
 
     def start(self) -> None:
+        if not any(route.to for route in self.config.alerts.route):
+            log.warning(
+                "alerts: no route, so nothing will be sent, not even as a dry run; add one to the config: "
+                '[[alerts.route]] to = ["+15551230000"]'
+            )
         if self.signer is not None:
             log.info("image links: %s", self.config.alerts.public_url)
         pending = self.outbox.count("pending")

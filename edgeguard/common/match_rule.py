@@ -14,8 +14,10 @@ network itself cannot tell.  From that:
   (edgeguard.live.vote), so that a known face seen at a poor angle is not
   called unknown.
 - The same band mirrored inside the tolerance (0.48 by default) is where a
-  match is "strong" in an alert's words; a match between 0.48 and 0.56, or one
-  whose vote also had samples naming someone else, is "possible".
+  match is "strong" in an alert's words (judged on the median of the samples
+  that named the person, edgeguard.events.recorder.match_words); a match
+  between 0.48 and 0.56, or one whose vote also had samples naming someone
+  else, is "possible".
 - Pooling an open vote's samples (edgeguard.live.pipeline.pooled_identity):
   the mean of k encodings is less noisy than each, so it must clear the
   tolerance by `unknown_margin / sqrt(k)`.

@@ -181,7 +181,7 @@ class EventRecorder:
         best = track.take_view()  # captured or not, the track no longer needs the frame
         extra: dict[str, Any] = {
             "box": track.box.as_list(),
-            "match": match_words(obs.distance, track, person.id, self.thresholds),
+            "match": match_words(track, person.id, self.thresholds),
         }
         fields: dict[str, Any] = {
             "person_id": person.id,
@@ -287,8 +287,12 @@ def _position(camera: CameraConfig, axis: int) -> float | None:
     return (camera.latitude, camera.longitude)[axis] if camera.has_position else None
 
 
-def match_words(distance: float | None, track: Track, person_id: str, thresholds: MatchThresholds) -> str:
-    """ "strong" or "possible" (`MatchThresholds.words`): whether any sample of the track's vote named
-    someone other than `person_id` is this stage's to say."""
+def match_words(track: Track, person_id: str, thresholds: MatchThresholds) -> str:
+    """ "strong" or "possible" (`MatchThresholds.words`) from the median distance of the samples that named
+    `person_id`: not the nearest one, which gets nearer the more samples happen to be in, nor a pooled
+    decision's distance (a mean encoding's, nearer than any sample's), so that the same face in the same
+    frames is worded alike however many samples the vote took.  A match named by pooling alone, with no
+    sample of its own, is "possible"."""
+    own = [s.distance for s in track.samples if s.label == person_id and s.distance is not None]
     others = any(isinstance(s.label, str) and s.label != person_id for s in track.samples)
-    return thresholds.words(distance, others)
+    return thresholds.words(float(np.median(own)) if own else None, others)

@@ -32,6 +32,7 @@ OPEN_ENDPOINTS = {
     "links.image",
     "auth.setup",
     "upload.upload_frame",
+    "favicon",
 }
 MAX_UPLOAD = 20 * 1024 * 1024
 
@@ -60,6 +61,8 @@ def create_app(dashboard: Dashboard) -> Flask:
 
     for blueprint in (auth.bp, image_links.bp, pages.bp, records.bp, streams.bp, upload.bp):
         app.register_blueprint(blueprint)
+    # Browsers ask for /favicon.ico on their own, before any page names it.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     app.before_request(_load_session)
     app.after_request(_headers)
     for code in (400, 401, 403, 404, 411, 413, 429, 503):
