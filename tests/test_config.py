@@ -598,7 +598,8 @@ def test_camera_tables_each_with_location_and_overrides(tmp_path):
             "cameras: no camera has 'b'",
         ),
         (
-            '[[camera]]\nname = "a"\nlocation = "Gate"\n[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
+            '[[camera]]\nname = "a"\nlocation = "Gate"\n'
+            '[[alerts.route]]\nto = ["+15551230000"]\nlocations = ["gate"]\n',
             "locations: no camera has 'gate'",
         ),
     ],
