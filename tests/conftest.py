@@ -91,8 +91,9 @@ class Site:
 
 
 def make_site(base: Path, extra: str = "", people=WATCHLIST, cache_from: Site | None = None) -> Site:
-    """A site with `people`, each (Id, Name, photo[, category]) with the photo a Path or a name in PEOPLE, and a
-    config of `extra` TOML; `cache_from` lends another site's encodings cache (saves seconds)."""
+    """A site with `people`, each (Id, Name, photo[, category]) with the photo a Path or a name in
+    PEOPLE, and a config of `extra` TOML; `cache_from` lends another site's encodings cache
+    (saves seconds)."""
     site = Site(base)
     for pid, name, photo, *category in people:
         site.add_person(pid, name, [photo if isinstance(photo, Path) else PEOPLE / photo], *category)
@@ -109,7 +110,8 @@ def site(tmp_path: Path) -> Site:
 
 @pytest.fixture
 def daemons():
-    """Start `edgeguard run` processes: daemons(config, *args, env=None); any still running are killed after the test."""
+    """Start `edgeguard run` processes: daemons(config, *args, env=None); any still running
+    are killed after the test."""
     started: list[Daemon] = []
 
     def start(config: Path, *args: str, env: dict[str, str] | None = None) -> Daemon:

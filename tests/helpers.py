@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """os.environ without what would point `edgeguard` at another config or at real Twilio credentials, plus `extra`."""
+    """os.environ without what would point `edgeguard` at another config or at real Twilio
+    credentials, plus `extra`."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -35,7 +36,8 @@ def edgeguard(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m edgeguard [--config CONFIG] ARGS` to the end, output captured; `env` defaults to clean_env()."""
+    """`python -m edgeguard [--config CONFIG] ARGS` to the end, output captured;
+    `env` defaults to clean_env()."""
     command = [
         sys.executable,
         "-m",
@@ -82,12 +84,14 @@ def free_port() -> int:
 
 
 def threads_named(name: str) -> list[threading.Thread]:
-    """The live threads called `name` (the package names its threads: "watchlist-reload", "sms-sender" ...)."""
+    """The live threads called `name`
+    (the package names its threads: "watchlist-reload", "sms-sender" ...)."""
     return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
 
 
 def db_rows(db: Path, query: str) -> list[dict]:
-    """Rows read directly from a SQLite file, read-only (cheap enough to poll); [] before it exists or has its schema."""
+    """Rows read directly from a SQLite file, read-only (cheap enough to poll);
+    [] before it exists or has its schema."""
     if not db.exists():
         return []
     try:

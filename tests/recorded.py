@@ -36,7 +36,8 @@ class Recorded:
         self.tracks = 0
 
     def event(self, kind: str, photo: Path, person_id: str | None = None, distance: float = 0.4) -> Event:
-        """A known_face (naming `person_id`) or unknown_face event of the face in `photo`, decided by two samples."""
+        """A known_face (naming `person_id`) or unknown_face event of the face in `photo`,
+        decided by two samples."""
         people, _ = read_details(self.config.paths.details_csv)
         person = people[person_id] if person_id else None
         bgr = cv2.imread(str(photo))

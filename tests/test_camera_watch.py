@@ -1,4 +1,5 @@
-"""Tests for edgeguard.events.camera_watch: when a camera without frames becomes camera_down, and camera_up."""
+"""Tests for edgeguard.events.camera_watch: when a camera without frames becomes camera_down,
+and camera_up."""
 
 from __future__ import annotations
 

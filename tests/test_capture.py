@@ -79,7 +79,8 @@ def fresh_frame(src: FrameSource, after: float, limit: float) -> Frame:
 
 
 def attempts(caplog) -> int:
-    """Connection attempts of a live source that have ended so far, by the supervisor's debug line for each."""
+    """Connection attempts of a live source that have ended so far,
+    by the supervisor's debug line for each."""
     return caplog.text.count("; next attempt in ")
 
 
@@ -270,7 +271,8 @@ def test_mjpeg_stream_stalls_and_comes_back(sources, jpegs, caplog):
         wait_for(lambda: src.state in ("stalled", "reconnecting"), read_timeout + 2.0, "the stall noticed")
         noticed = time.monotonic() - paused
         assert noticed > read_timeout * 0.8
-        # the stalled connection and then a reopening have ended: reopening failed while the camera sent nothing
+        # the stalled connection and then a reopening have ended: reopening failed while the camera
+        # sent nothing
         wait_for(lambda: attempts(caplog) >= 2, 10, "a failed reopening")
         assert src.state in ("stalled", "reconnecting")
 

@@ -1,4 +1,5 @@
-"""Tests for edgeguard.watchlist.details: reading Details.csv as site staff really save it, and upsert_person."""
+"""Tests for edgeguard.watchlist.details: reading Details.csv as site staff really save it,
+and upsert_person."""
 
 import csv
 import io

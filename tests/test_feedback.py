@@ -1,6 +1,6 @@
-"""Wrong names, corrected (edgeguard.review.feedback, watchlist.negatives, build's veto, `edgeguard feedback`):
-real photos, real encodings, events and captures written by the real events stage (EventRecorder, EventLog,
-CaptureStore)."""
+"""Wrong names, corrected (edgeguard.review.feedback, watchlist.negatives, build's veto,
+`edgeguard feedback`): real photos, real encodings, events and captures written by the real
+events stage (EventRecorder, EventLog, CaptureStore)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Wrong names corrected end to end: the real daemon replays the Hamilton clip in a loop, `edgeguard feedback` (another
-process) corrects one of its events, and the running daemon picks the correction up without a restart."""
+"""Wrong names corrected end to end: the real daemon replays the Hamilton clip in a loop,
+`edgeguard feedback` (another process) corrects one of its events, and the running daemon
+picks the correction up without a restart."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.negatives import folder_of, read_negatives
 
-# Looping, replayed as fast as it goes; every sighting its own capture; quick reloads; no dashboard port to share.
+# Looping, replayed as fast as it goes; every sighting its own capture; quick reloads;
+# no dashboard port to share.
 LOOPING = (
     "[camera]\nloop = true\n[alerts]\ncooldown_minutes = 0\n[watchlist]\ndebounce = 0.3\n"
     "[web]\nenabled = false\n"
@@ -33,10 +35,12 @@ def events(db: Path) -> list[dict]:
 
 
 def passes_after(db: Path, marker: int, count: int) -> list[dict] | None:
-    """The events of the passes over the clip that started after event `marker`, once `count` of them have begun
-    (a pass begins where the frame numbers of the events go down); None until then.
+    """The events of the passes over the clip that started after event `marker`, once `count`
+    of them have begun (a pass begins where the frame numbers of the events go down);
+    None until then.
 
-    The pass that was under way at the marker is left out: its votes may hold samples from before the reload."""
+    The pass that was under way at the marker is left out: its votes may hold samples
+    from before the reload."""
     later = [e for e in events(db) if e["seq"] > marker]
     starts = [i for i in range(1, len(later)) if later[i]["frame"] < later[i - 1]["frame"]]
     if len(starts) < count:

@@ -313,7 +313,8 @@ def test_stop_while_a_reload_is_pending_returns_promptly(two_people, running):
     site = two_people
     run, reload_thread, _ = service_threads(lambda: running(site))
     site.add_person("3", "George W Bush", lfw_photos(BUSH)[:1])
-    run.service.request_reload()  # a change noted for certain (the observer's may come later), the debounce running
+    # a change noted for certain (the observer's may come later), the debounce running
+    run.service.request_reload()
     started = time.monotonic()
     run.service.stop()
     assert time.monotonic() - started < 2.0  # generous, but short of the 2 s its join may wait
@@ -341,8 +342,9 @@ def test_stop_while_files_are_settling_does_not_start_a_reload(two_people, runni
     thread.start()
     try:
         run.service.request_reload()
-        # Pacing: the copy goes on past the debounce and two settle intervals; no signal tells that the service
-        # is waiting for it to settle, so this only checks that it has not reloaded meanwhile.
+        # Pacing: the copy goes on past the debounce and two settle intervals; no signal tells
+        # that the service is waiting for it to settle, so this only checks that it has not
+        # reloaded meanwhile.
         time.sleep(DEBOUNCE + 2 * SETTLE_SECONDS + 0.2)
         assert len(run.reloaded) == 0
         stop_at = time.monotonic()

@@ -52,7 +52,7 @@ def unknown_track(engine: FaceEngine, photo, track_id: int) -> tuple[Track, Fram
     frame = Frame(bgr, track_id, None, now)
     track = Track(track_id, detection.box, now)
     track.offer_view(frame, detection.box, 200.0)
-    for n in range(3):
+    for _ in range(3):
         track.add_sample(Sample(Verdict.UNKNOWN, 0.9, encoding), now)
     assert track.decided is Verdict.UNKNOWN
     return track, frame

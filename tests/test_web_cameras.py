@@ -1,6 +1,7 @@
-"""The dashboard with several cameras (the Flask test client, the real app, a real users.db and event log):
-the overview and the live view group the cameras by location and show a camera that is not streaming by its
-state; camera names with spaces and dots work in the addresses; the detection log filters by camera and location."""
+"""The dashboard with several cameras (the Flask test client, the real app, a real users.db and
+event log): the overview and the live view group the cameras by location and show a camera that
+is not streaming by its state; camera names with spaces and dots work in the addresses; the
+detection log filters by camera and location."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ STATUS = SiteStatus(
 
 
 class Board:
-    """The dashboard of a site with three cameras in two locations, logged in as an admin through the test client."""
+    """The dashboard of a site with three cameras in two locations, logged in as an admin
+    through the test client."""
 
     def __init__(self, tmp_path) -> None:
         site = make_site(tmp_path / "site", CAMERAS, people=[])

@@ -17,5 +17,6 @@ def mask_number(number: str) -> str:
 
 
 def mask_numbers(text: str) -> str:
-    """`text` with anything that looks like a phone number masked (Twilio's errors often quote the recipient)."""
+    """`text` with anything that looks like a phone number masked
+    (Twilio's errors often quote the recipient)."""
     return PHONE_LIKE.sub(lambda m: mask_number(re.sub(r"\D", "", m.group(0))), text)

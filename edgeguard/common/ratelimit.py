@@ -1,4 +1,5 @@
-"""Log lines held to one a minute per key, so that a flood of bad requests or frames writes one line a minute."""
+"""Log lines held to one a minute per key, so that a flood of bad requests or frames
+writes one line a minute."""
 
 from __future__ import annotations
 

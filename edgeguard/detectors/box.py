@@ -1,4 +1,5 @@
-"""`Box`: where a face is in an image, and the geometry every stage shares (overlap, crops, dlib's rectangles).
+"""`Box`: where a face is in an image, and the geometry every stage shares
+(overlap, crops, dlib's rectangles).
 
 Boxes use face_recognition's (top, right, bottom, left) order in pixel
 coordinates of the image they were found in.

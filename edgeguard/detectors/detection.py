@@ -1,4 +1,5 @@
-"""What every face detector reports (`Detection`), the interface they share, and finding faces in still photos."""
+"""What every face detector reports (`Detection`), the interface they share,
+and finding faces in still photos."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ PHOTO_MARGIN = 0.15
 
 @dataclass(frozen=True)
 class Detection:
-    """One face found: where, how sure the detector is, and whether it faces the camera enough to be identified."""
+    """One face found: where, how sure the detector is, and whether it faces the camera
+    enough to be identified."""
 
     box: Box  # in the shape dlib's landmark model expects (HOG's box), whichever detector found it
     score: float

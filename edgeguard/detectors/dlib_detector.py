@@ -1,4 +1,5 @@
-"""dlib's detectors: HOG (frontal faces, CPU) and the CNN (any pose, needs CUDA to be quick, e.g. on a Jetson)."""
+"""dlib's detectors: HOG (frontal faces, CPU) and the CNN
+(any pose, needs CUDA to be quick, e.g. on a Jetson)."""
 
 from __future__ import annotations
 

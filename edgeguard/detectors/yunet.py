@@ -114,7 +114,8 @@ def check_model(path: Path) -> None:
 
 
 def to_detection(row: np.ndarray) -> Detection:
-    """One row of YuNet's output (box x, y, w, h; five landmarks x, y; score) as a Detection in HOG's box shape."""
+    """One row of YuNet's output (box x, y, w, h; five landmarks x, y; score)
+    as a Detection in HOG's box shape."""
     x, y, w, h = (float(v) for v in row[:4])
     landmarks = np.asarray(row[4:14], dtype=np.float64).reshape(5, 2)
     scale = math.sqrt(max(w, 1.0) * max(h, 1.0))

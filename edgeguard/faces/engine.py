@@ -143,8 +143,9 @@ class FaceEngine:
 
         Faces below enrol_min_face_size or at most BYSTANDER times the largest one's
         size (people in the background) are ignored, and so are faces cut off by
-        the photo's edge when a whole one is there; more than one usable face is refused, since we could not tell who is meant, and so
-        is a face turned too far from the camera to be compared with anyone.
+        the photo's edge when a whole one is there; more than one usable face is
+        refused, since we could not tell who is meant, and so is a face turned too
+        far from the camera to be compared with anyone.
         """
         candidates = self.find_in_photo(rgb)
         found = [d for d in candidates if self._beyond_doubt(rgb, d)]

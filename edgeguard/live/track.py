@@ -102,7 +102,8 @@ class Track:
         return decided
 
     def decide_pooled(self, person_id: str, distance: float) -> None:
-        """Name the face from its pooled samples (edgeguard.live.pipeline.pooled_identity) while the vote is open."""
+        """Name the face from its pooled samples (edgeguard.live.pipeline.pooled_identity)
+        while the vote is open."""
         self._identity.decide(person_id)
         self.pooled_distance = distance
 

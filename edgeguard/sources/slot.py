@@ -1,4 +1,5 @@
-"""The hand-over between a source's reader thread and the pipeline: one frame at most, a newer one replaces it."""
+"""The hand-over between a source's reader thread and the pipeline: one frame at most,
+a newer one replaces it."""
 
 from __future__ import annotations
 

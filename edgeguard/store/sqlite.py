@@ -287,7 +287,8 @@ class PrivateDB:
                     db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in row)})", row)
                 elif isinstance(row[0], int):  # new while in memory: appended with a new id
                     db.execute(
-                        f"INSERT INTO {table} ({', '.join(names[1:])}) VALUES ({', '.join('?' for _ in row[1:])})",
+                        f"INSERT INTO {table} ({', '.join(names[1:])}) "
+                        f"VALUES ({', '.join('?' for _ in row[1:])})",
                         row[1:],
                     )
                 else:  # a table keyed by something other than a row id (the outbox's held counts)
@@ -307,7 +308,8 @@ class PrivateDB:
                         (excess,),
                     )
                 log.error(
-                    "%s: %d oldest row(s) of %s dropped: more than %d kept in memory while %s cannot be written",
+                    "%s: %d oldest row(s) of %s dropped: more than %d kept in memory "
+                    "while %s cannot be written",
                     self.what,
                     excess,
                     table,
@@ -320,7 +322,8 @@ class PrivateDB:
         return [
             r[0]
             for r in self._memory.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY name"
             )
         ]
 

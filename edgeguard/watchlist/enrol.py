@@ -1,4 +1,5 @@
-"""Adding people and photos to the watchlist: `edgeguard enroll` from photos (edgeguard.review: from a capture).
+"""Adding people and photos to the watchlist: `edgeguard enroll` from photos
+(edgeguard.review: from a capture).
 
 A photo is checked exactly as the watchlist will check it (the same loading,
 detection and size rules) before it is copied in, so a photo that is added is

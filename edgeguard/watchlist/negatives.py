@@ -85,7 +85,8 @@ def path_of(folder: Path, person_id: str) -> Path:
 
 
 def read_negatives(folder: Path, person_id: str) -> list[Negative]:
-    """A person's negatives in the order they were added; [] without a file; NegativesError if it is damaged."""
+    """A person's negatives in the order they were added; [] without a file;
+    NegativesError if it is damaged."""
     path = path_of(folder, person_id)
     try:
         data = read_regular(path)
@@ -93,13 +94,15 @@ def read_negatives(folder: Path, person_id: str) -> list[Negative]:
         return []
     except OSError as exc:
         raise NegativesError(
-            f"{path}: {exc.strerror if isinstance(exc, UnsafeFile) else f'cannot read: {exc.strerror or exc}'}"
+            f"{path}: "
+            f"{exc.strerror if isinstance(exc, UnsafeFile) else f'cannot read: {exc.strerror or exc}'}"
         ) from None
     return _parse(path, data, person_id)
 
 
 def load_negatives(folder: Path) -> tuple[dict[str, np.ndarray], list[Problem]]:
-    """Every person's negative encodings (Id -> (n, 128) array), and each file that cannot be used as a problem."""
+    """Every person's negative encodings (Id -> (n, 128) array), and each file that
+    cannot be used as a problem."""
     found: dict[str, np.ndarray] = {}
     problems: list[Problem] = []
     if not folder.is_dir():

@@ -235,7 +235,8 @@ def _snapshot(config: Config) -> dict[str, tuple[int, int]]:
 
 
 def _is_negatives_file(path: Path) -> bool:
-    """A person's negatives file (not a writer's hidden temporary file, which is renamed into place when whole)."""
+    """A person's negatives file (not a writer's hidden temporary file, which is renamed
+    into place when whole)."""
     return path.suffix == ".json" and not path.name.startswith(".")
 
 
