@@ -306,3 +306,36 @@ def test_faces_are_not_cached_and_huge_numbers_are_not_server_errors():
         assert http.get(f"{site.url}/records/{'7' * 5000}").status_code == 404
     finally:
         site.stop()
+
+
+def test_one_user_cannot_take_every_live_view_and_event_stream(sites):
+    site = sites()
+    victor, alice = site.login("victor"), site.login("alice")
+    deadline = time.monotonic() + 15
+    while victor.get(f"{site.url}/snapshot/till.jpg", timeout=5).status_code != 200:  # a frame to watch
+        assert time.monotonic() < deadline
+        assert push(Client(), site, jpeg()).status_code == 200
+        time.sleep(0.2)
+    held: list[requests.Response] = []
+
+    def open_(http: requests.Session, path: str) -> requests.Response:
+        answer = http.get(f"{site.url}{path}", stream=True, timeout=5)
+        held.append(answer)
+        return answer
+
+    try:
+        streams = [open_(victor, "/events/stream").status_code for _ in range(6)]
+        assert streams == [200] * 4 + [429] * 2  # events.STREAMS_PER_USER
+        assert "you have 4 live pages open already" in held[-1].text
+        assert open_(alice, "/events/stream").status_code == 200  # the others' slots are still there
+        views = [open_(victor, "/video_feed/till").status_code for _ in range(4)]
+        assert views == [200] * 2 + [429] * 2  # video.LIVE_VIEWS_PER_USER (one camera here)
+        assert "you have 2 live views open already" in held[-1].text
+        assert held[-1].headers["Retry-After"] == "10"
+        assert open_(alice, "/video_feed/till").status_code == 200
+        assert (
+            open_(alice, "/video_feed/till").status_code == 503
+        )  # the site's cap ([web] max_live_viewers 3)
+    finally:
+        for answer in held:
+            answer.close()

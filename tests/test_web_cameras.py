@@ -1,6 +1,7 @@
 """The dashboard with several cameras (the Flask test client, the real app, a real users.db and event log):
 the overview and the live view group the cameras by location and show a camera that is not streaming by its
-state; camera names with spaces and dots work in the addresses; the detection log filters by camera and location."""
+state; camera names with spaces and dots work in the addresses; the detection log filters by camera and
+location."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ STATUS = SiteStatus(
 
 
 class Board:
-    """The dashboard of a site with three cameras in two locations, logged in as an admin through the test client."""
+    """The dashboard of a site with three cameras in two locations, logged in as an admin through the test
+    client."""
 
     def __init__(self, tmp_path) -> None:
         site = make_site(tmp_path / "site", CAMERAS, people=[])
@@ -148,8 +150,7 @@ def test_a_camera_name_with_a_space_and_a_dot_works_in_the_addresses(board):
         assert b"Content-Type: image/jpeg" in next(answer.response)
     finally:
         answer.close()
-    assert board.dashboard.live.join()  # the viewer's place was given back
-    board.dashboard.live.leave()
+    assert board.dashboard.live.viewers == 0  # the viewer's place was given back
 
 
 @pytest.mark.parametrize(
