@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import requests
+from conftest import CLIP
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from web_attacks import CAMERA_SECRET, PHONE, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg, png_bomb  # noqa: E402  (the bench's rig)
@@ -339,3 +342,49 @@ def test_one_user_cannot_take_every_live_view_and_event_stream(sites):
     finally:
         for answer in held:
             answer.close()
+
+
+def test_a_viewer_sees_no_file_system_path_on_any_page():
+    site = Site(people=1, extra=f'[[camera]]\nname = "hall"\nsource = "{CLIP}"\nlocation = "Hall"\n')
+    no_face = site.base / "TrainingImage" / "11" / "dogs.jpg"
+    no_face.parent.mkdir()
+    cv2.imwrite(str(no_face), np.full((200, 200, 3), 128, np.uint8))
+    (site.base / "TrainingImage" / "stray.jpg").write_bytes(no_face.read_bytes())
+    negatives = site.base / "TrainingImageLabel" / "negatives"
+    negatives.mkdir(parents=True, mode=0o700)
+    (negatives / "1.json").write_text("not JSON")
+    (negatives / "1.json").chmod(0o600)
+    site.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "problems" not in site.stderr() or "ended" not in site.stderr():  # the clip has played
+            assert time.monotonic() < deadline, site.stderr()
+            time.sleep(0.5)
+        victor, alice = site.login("victor"), site.login("alice")
+        pages = {}
+        for path in (
+            "/",
+            "/live_feed",
+            "/cameras.json",
+            "/view_records",
+            "/detection_logs",
+            "/detection_logs.csv",
+            "/records/1",
+            "/records/11",
+            "/records/12",
+            "/no/such/page",
+        ):
+            page = pages[path] = victor.get(f"{site.url}{path}", timeout=10).text
+            for path_shown in (str(site.base), str(site.base.resolve()), str(CLIP.parent), CLIP.name):
+                assert path_shown not in page, (path, path_shown)
+        for path in ("/", "/view_records"):  # photo problems: the path relative to the site
+            assert "TrainingImage/11/dogs.jpg: no face found" in pages[path], path
+            assert (
+                "TrainingImage/stray.jpg: photos belong in a folder per person: TrainingImage/" in pages[path]
+            )
+        assert "TrainingImageLabel/negatives/1.json: not a negatives file" in pages["/records/1"]
+        assert "Hall" in pages["/"] and "hall" in pages["/live_feed"]  # the camera by name and location
+        admin = alice.get(f"{site.url}/").text
+        assert str(CLIP) in admin and f"{no_face}: no face found" in admin  # an admin sees the full paths
+    finally:
+        site.stop()

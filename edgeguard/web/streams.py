@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, g, jsonify, render_template, reque
 from .context import CameraStatus
 from .request import dashboard
 from .rows import event_row
+from .shown import cameras_shown
 from .slots import SlotsFull
 
 bp = Blueprint("streams", __name__)
@@ -53,9 +54,8 @@ def cameras() -> Response:
 @bp.get("/live_feed")
 def live_feed() -> str:
     board = dashboard()
-    return render_template(
-        "live.html", locations=by_location(board.status().cameras), max_viewers=board.live.max_viewers
-    )
+    cameras = cameras_shown(board.status().cameras, g.user.admin)
+    return render_template("live.html", locations=by_location(cameras), max_viewers=board.live.max_viewers)
 
 
 def _refused(full: SlotsFull, site_full: str, user_full: str, retry_after: int) -> NoReturn:
