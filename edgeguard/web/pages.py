@@ -22,7 +22,7 @@ from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
 from .rows import people_choices
-from .shown import cameras_shown, problem_text
+from .shown import cameras_shown, problem_text, site_text
 from .streams import by_location
 from .users import ROLES, UserError
 
@@ -45,13 +45,13 @@ def overview() -> str:
     admin = g.user.admin
     return render_template(
         "overview.html",
-        status=status,
         locations=by_location(cameras_shown(status.cameras, admin)),
         events=[event_json(e) for e in events],
         pending=pending,
         failed=failed,
         watchlist=watchlist,
         problems=[problem_text(p, board.config, admin) for p in watchlist.problems] if watchlist else [],
+        storage=[site_text(fault, board.config, admin) for fault in status.storage],
         several_cameras=len(board.config.cameras) > 1,
     )
 
