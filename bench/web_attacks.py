@@ -21,6 +21,7 @@ in count and time.
   smaller       Cache-Control of a record photo; status of a huge page number, a huge event
                 id, a 5000-character record id; /upload_frame answers for a camera that
                 exists and one that does not; live-view and event-stream slots one viewer gets
+                (of 5 and 20 asked for), and whether another user then still gets one of each
 
 Run: PYTHONPATH=CHECKOUT python bench/web_attacks.py [PROBE ...]   (all: about 3 minutes)
 """
@@ -437,25 +438,37 @@ def smaller() -> str:
         unknown = requests.post(
             f"{site.url}/upload_frame/nope", data=b"x", headers={"Authorization": "Bearer no"}
         )
+        for _ in range(20):  # a frame of the push camera, so that a live view has something to send
+            requests.post(
+                f"{site.url}/upload_frame/till",
+                data=jpeg(),
+                headers={"Authorization": f"Bearer {PUSH_TOKEN}", "Content-Type": "image/jpeg"},
+            )
+            if http.get(f"{site.url}/snapshot/till.jpg").status_code == 200:
+                break
+            time.sleep(0.2)
         held: list[requests.Response] = []
 
-        def slot(path: str) -> bool:
-            """Whether the viewer got (or is held waiting on) a streaming slot; a refusal is a quick 503."""
+        def slot(client: requests.Session, path: str) -> bool:
+            """Whether the client got (or is held waiting on) a streaming slot; a refusal is quick."""
             try:
-                answer = http.get(f"{site.url}{path}", stream=True, timeout=3)
+                answer = client.get(f"{site.url}{path}", stream=True, timeout=3)
             except requests.RequestException:
                 return True
             held.append(answer)
             return answer.status_code == 200
 
-        events_got = sum(slot("/events/stream") for _ in range(20))
-        live_got = sum(slot("/video_feed/till") for _ in range(5))
+        events_got = sum(slot(http, "/events/stream") for _ in range(20))
+        live_got = sum(slot(http, "/video_feed/till") for _ in range(5))
+        other = site.login("alice")
+        other_got = [slot(other, path) for path in ("/events/stream", "/video_feed/till")]
         for answer in held:
             answer.close()
         return (
             f"smaller: record photo Cache-Control {cache!r}; huge page/event id/5000-char id -> {statuses}; "
             f"/upload_frame wrong token: known camera {known.status_code}, unknown {unknown.status_code}; "
-            f"one viewer holds {events_got} of 20 event streams and {live_got} of 5 live views"
+            f"one viewer holds {events_got} of 20 event streams and {live_got} of 5 live views; another user "
+            f"then gets an event stream: {other_got[0]}, a live view: {other_got[1]}"
         )
     finally:
         site.stop()

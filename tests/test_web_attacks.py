@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import requests
+from conftest import CLIP
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from web_attacks import CAMERA_SECRET, PHONE, PUSH_TOKEN, URL_TABLE, Client, Site, jpeg, png_bomb  # noqa: E402  (the bench's rig)
@@ -304,5 +307,84 @@ def test_faces_are_not_cached_and_huge_numbers_are_not_server_errors():
         assert http.get(f"{site.url}/detection_logs", params={"page": "9" * 30}).status_code == 200
         assert http.get(f"{site.url}/detection_logs", params={"event": "9" * 30}).status_code == 404
         assert http.get(f"{site.url}/records/{'7' * 5000}").status_code == 404
+    finally:
+        site.stop()
+
+
+def test_one_user_cannot_take_every_live_view_and_event_stream(sites):
+    site = sites()
+    victor, alice = site.login("victor"), site.login("alice")
+    deadline = time.monotonic() + 15
+    while victor.get(f"{site.url}/snapshot/till.jpg", timeout=5).status_code != 200:  # a frame to watch
+        assert time.monotonic() < deadline
+        assert push(Client(), site, jpeg()).status_code == 200
+        time.sleep(0.2)
+    held: list[requests.Response] = []
+
+    def open_(http: requests.Session, path: str) -> requests.Response:
+        answer = http.get(f"{site.url}{path}", stream=True, timeout=5)
+        held.append(answer)
+        return answer
+
+    try:
+        streams = [open_(victor, "/events/stream").status_code for _ in range(6)]
+        assert streams == [200] * 4 + [429] * 2  # events.STREAMS_PER_USER
+        assert "you have 4 live pages open already" in held[-1].text
+        assert open_(alice, "/events/stream").status_code == 200  # the others' slots are still there
+        views = [open_(victor, "/video_feed/till").status_code for _ in range(4)]
+        assert views == [200] * 2 + [429] * 2  # video.LIVE_VIEWS_PER_USER (one camera here)
+        assert "you have 2 live views open already" in held[-1].text
+        assert held[-1].headers["Retry-After"] == "10"
+        assert open_(alice, "/video_feed/till").status_code == 200
+        assert (
+            open_(alice, "/video_feed/till").status_code == 503
+        )  # the site's cap ([web] max_live_viewers 3)
+    finally:
+        for answer in held:
+            answer.close()
+
+
+def test_a_viewer_sees_no_file_system_path_on_any_page():
+    site = Site(people=1, extra=f'[[camera]]\nname = "hall"\nsource = "{CLIP}"\nlocation = "Hall"\n')
+    no_face = site.base / "TrainingImage" / "11" / "dogs.jpg"
+    no_face.parent.mkdir()
+    cv2.imwrite(str(no_face), np.full((200, 200, 3), 128, np.uint8))
+    (site.base / "TrainingImage" / "stray.jpg").write_bytes(no_face.read_bytes())
+    negatives = site.base / "TrainingImageLabel" / "negatives"
+    negatives.mkdir(parents=True, mode=0o700)
+    (negatives / "1.json").write_text("not JSON")
+    (negatives / "1.json").chmod(0o600)
+    site.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "problems" not in site.stderr() or "ended" not in site.stderr():  # the clip has played
+            assert time.monotonic() < deadline, site.stderr()
+            time.sleep(0.5)
+        victor, alice = site.login("victor"), site.login("alice")
+        pages = {}
+        for path in (
+            "/",
+            "/live_feed",
+            "/cameras.json",
+            "/view_records",
+            "/detection_logs",
+            "/detection_logs.csv",
+            "/records/1",
+            "/records/11",
+            "/records/12",
+            "/no/such/page",
+        ):
+            page = pages[path] = victor.get(f"{site.url}{path}", timeout=10).text
+            for path_shown in (str(site.base), str(site.base.resolve()), str(CLIP.parent), CLIP.name):
+                assert path_shown not in page, (path, path_shown)
+        for path in ("/", "/view_records"):  # photo problems: the path relative to the site
+            assert "TrainingImage/11/dogs.jpg: no face found" in pages[path], path
+            assert (
+                "TrainingImage/stray.jpg: photos belong in a folder per person: TrainingImage/" in pages[path]
+            )
+        assert "TrainingImageLabel/negatives/1.json: not a negatives file" in pages["/records/1"]
+        assert "Hall" in pages["/"] and "hall" in pages["/live_feed"]  # the camera by name and location
+        admin = alice.get(f"{site.url}/").text
+        assert str(CLIP) in admin and f"{no_face}: no face found" in admin  # an admin sees the full paths
     finally:
         site.stop()

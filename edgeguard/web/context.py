@@ -1,4 +1,5 @@
-"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the other way."""
+"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the other
+way."""
 
 from __future__ import annotations
 

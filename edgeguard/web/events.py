@@ -14,8 +14,11 @@ from collections.abc import Callable, Iterator
 from ..events.event import Event
 from ..outputs.base import Output
 from ..store.face_captures import capture_id
+from .slots import Slots
 
 MAX_CLIENTS = 16
+# Streams one user may hold: a few tabs of the overview and the detection log; four users can always have one.
+STREAMS_PER_USER = 4
 QUEUE = 100  # events kept per client between two reads; older ones are dropped (the page reloads them)
 LINE_END = re.compile(r"\r\n|\r|\n")
 HEARTBEAT = 15.0  # seconds between keep-alive comments, so proxies and browsers keep the stream open
@@ -27,6 +30,7 @@ class EventHub(Output):
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._queues: list[deque[dict]] = []
+        self._slots = Slots(MAX_CLIENTS, STREAMS_PER_USER)
         self._closed = False
 
     def handle(self, event: Event) -> None:
@@ -37,17 +41,18 @@ class EventHub(Output):
                 queue.append(data)
             self._cond.notify_all()
 
-    def stream(self, stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str] | None:
-        """The text of a server-sent event stream, each event (`event_json`) as `render` makes it, or None
-        when MAX_CLIENTS are connected."""
+    def stream(self, user: str, stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str]:
+        """The text of a server-sent event stream for `user`, each event (`event_json`) as `render` makes it;
+        SlotsFull when MAX_CLIENTS are connected or the user holds STREAMS_PER_USER already."""
+        self._slots.take(user)
+        queue: deque[dict] = deque(maxlen=QUEUE)
         with self._cond:
-            if len(self._queues) >= MAX_CLIENTS:
-                return None
-            queue: deque[dict] = deque(maxlen=QUEUE)
             self._queues.append(queue)
-        return self._run(queue, stop, render)
+        return self._run(user, queue, stop, render)
 
-    def _run(self, queue: deque[dict], stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str]:
+    def _run(
+        self, user: str, queue: deque[dict], stop: threading.Event, render: Callable[[dict], str]
+    ) -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
             while not (stop.is_set() or self._closed):
@@ -64,6 +69,7 @@ class EventHub(Output):
         finally:
             with self._cond:
                 self._queues.remove(queue)
+            self._slots.give_back(user)
 
     def stop(self, drain_seconds: float = 0.0) -> None:
         self.close()

@@ -22,6 +22,7 @@ from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
 from .rows import people_choices
+from .shown import cameras_shown, problem_text, site_text
 from .streams import by_location
 from .users import ROLES, UserError
 
@@ -41,14 +42,16 @@ def overview() -> str:
     pending = board.outbox.count("pending") if board.outbox else 0
     failed = board.outbox.count("failed") if board.outbox else 0
     watchlist = board.watchlist()
+    admin = g.user.admin
     return render_template(
         "overview.html",
-        status=status,
-        locations=by_location(status.cameras),
+        locations=by_location(cameras_shown(status.cameras, admin)),
         events=[event_json(e) for e in events],
         pending=pending,
         failed=failed,
         watchlist=watchlist,
+        problems=[problem_text(p, board.config, admin) for p in watchlist.problems] if watchlist else [],
+        storage=[site_text(fault, board.config, admin) for fault in status.storage],
         several_cameras=len(board.config.cameras) > 1,
     )
 

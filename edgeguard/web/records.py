@@ -35,6 +35,7 @@ from ..watchlist.enrol import (
 )
 from ..watchlist.negatives import NegativesError, count_negatives, folder_of, read_negatives, remove_negative
 from .request import admin_only, dashboard
+from .shown import problem_text, site_text
 
 log = logging.getLogger(__name__)
 bp = Blueprint("records", __name__)
@@ -61,26 +62,28 @@ def view_records() -> str:
     problems = watchlist.problems if watchlist else []
     negatives = count_negatives(folder_of(board.config))
     rows = []
+    placed: set[int] = set()  # the problems shown in a person's row
     for pid in sorted(set(people) | {p.name for p in _folders()}, key=_id_order):
         person = people.get(pid)
         photos = [p.name for p in person_photos(board.config, pid)]
         mine = [
-            str(p)
-            for p in problems
+            n
+            for n, p in enumerate(problems)
             if f"/{pid}/" in p.where or p.where.endswith(f"/{pid}") or f"Id {pid} " in p.reason
         ]
+        placed.update(mine)
         rows.append(
             {
                 "id": pid,
                 "name": person.name if person else pid,
                 "category": person.category if person else "",
                 "photos": photos,
-                "problems": mine,
+                "problems": [problem_text(problems[n], board.config, g.user.admin) for n in mine],
                 "negatives": negatives.get(pid, 0),
                 "enrolled": bool(watchlist and watchlist.photo_counts.get(pid)),
             }
         )
-    other = [str(p) for p in problems if not any(str(p) in r["problems"] for r in rows)]
+    other = [problem_text(p, board.config, g.user.admin) for n, p in enumerate(problems) if n not in placed]
     return render_template("records.html", rows=rows, other_problems=other)
 
 
@@ -124,7 +127,7 @@ def record(person_id: str) -> str:
     try:
         negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
     except NegativesError as exc:
-        negatives, negatives_error = [], str(exc)
+        negatives, negatives_error = [], site_text(str(exc), board.config, g.user.admin)
     folder = CaptureFolder(board.config.paths.captures)
     found = {n.event: folder.of(n.capture) for n in negatives}
     return render_template(

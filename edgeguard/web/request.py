@@ -1,4 +1,5 @@
-"""What the dashboard's views share about the request they serve: the dashboard, the user's role, the client."""
+"""What the dashboard's views share about the request they serve: the dashboard, the user's role, the
+client."""
 
 from __future__ import annotations
 

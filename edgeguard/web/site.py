@@ -19,7 +19,7 @@ from .events import EventHub
 from .security import load_secret
 from .server import WebServer
 from .users import open_users
-from .video import LiveHub
+from .video import LIVE_VIEWS_PER_USER, LiveHub
 
 
 def build_dashboard(
@@ -43,7 +43,7 @@ def build_dashboard(
         config=config,
         users=open_users(config.paths.users_db, web.idle_minutes, web.session_hours),
         secret=load_secret(config.paths.state_dir),
-        live=LiveHub(web.live_fps, web.max_live_viewers),
+        live=LiveHub(web.live_fps, web.max_live_viewers, max(LIVE_VIEWS_PER_USER, len(config.cameras))),
         events=EventHub() if events is None else events,
         status=status,
         watchlist=watchlist,

@@ -5,12 +5,15 @@ url_for); a name that is not one of the cameras is a 404."""
 from __future__ import annotations
 
 import threading
+from typing import NoReturn
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request, stream_with_context
+from flask import Blueprint, Response, abort, g, jsonify, render_template, request, stream_with_context
 
 from .context import CameraStatus
 from .request import dashboard
 from .rows import event_row
+from .shown import cameras_shown
+from .slots import SlotsFull
 
 bp = Blueprint("streams", __name__)
 BOUNDARY = "edgeguardframe"
@@ -51,8 +54,21 @@ def cameras() -> Response:
 @bp.get("/live_feed")
 def live_feed() -> str:
     board = dashboard()
-    return render_template(
-        "live.html", locations=by_location(board.status().cameras), max_viewers=board.live.max_viewers
+    cameras = cameras_shown(board.status().cameras, g.user.admin)
+    return render_template("live.html", locations=by_location(cameras), max_viewers=board.live.max_viewers)
+
+
+def _refused(full: SlotsFull, site_full: str, user_full: str, retry_after: int) -> NoReturn:
+    """No slot for this user: 429 when they hold their share already (they can close one of their pages),
+    503 when the site's slots are all taken (by others: try later)."""
+    status, text = (429, user_full) if full.per_user else (503, site_full)
+    abort(
+        Response(
+            f"{status} {text.format(full.limit)}\n",
+            status,
+            mimetype="text/plain",
+            headers={"Retry-After": str(retry_after)},
+        )
     )
 
 
@@ -60,14 +76,15 @@ def live_feed() -> str:
 def video_feed(camera: str) -> Response:
     board = dashboard()
     _known(camera)
-    if not board.live.join():
-        abort(
-            Response(
-                f"503 already {board.live.max_viewers} live viewers: try again later\n",
-                503,
-                mimetype="text/plain",
-                headers={"Retry-After": "10"},
-            )
+    user = g.user.name
+    try:
+        board.live.join(user)
+    except SlotsFull as full:
+        _refused(
+            full,
+            "already {} live viewers: try again later",
+            "you have {} live views open already, the most one user may have: close one first",
+            10,
         )
     stop = threading.Event()
 
@@ -80,7 +97,7 @@ def video_feed(camera: str) -> Response:
                 yield jpeg + b"\r\n"
         finally:
             stop.set()
-            board.live.leave()
+            board.live.leave(user)
 
     response = Response(
         stream_with_context(parts()), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}"
@@ -104,12 +121,14 @@ def event_stream() -> Response:
     the review cell), rendered for this viewer's role."""
     review = request.args.get("page") == "logs"
     stop = threading.Event()
-    stream = dashboard().events.stream(stop, lambda event: event_row(event, review))
-    if stream is None:
-        abort(
-            Response(
-                "503 too many live pages open\n", 503, mimetype="text/plain", headers={"Retry-After": "30"}
-            )
+    try:
+        stream = dashboard().events.stream(g.user.name, stop, lambda event: event_row(event, review))
+    except SlotsFull as full:
+        _refused(
+            full,
+            "too many live pages open ({} at most): try again later",
+            "you have {} live pages open already, the most one user may have: close one first",
+            30,
         )
     response = Response(
         stream_with_context(stream),

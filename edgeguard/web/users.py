@@ -262,7 +262,8 @@ class UserStore:
         return code
 
     def check_otp(self, session: Session, code: str) -> str:
-        """ "ok" (the session is now logged in), "wrong", or "expired" (too late or too many tries: log in again)."""
+        """ "ok" (the session is now logged in), "wrong", or "expired" (too late or too many tries: log in
+        again)."""
         row = self._db.read(
             lambda db: db.execute(
                 "SELECT otp_hash, otp_until, otp_tries FROM sessions WHERE id_hash = ?", (session.id_hash,)

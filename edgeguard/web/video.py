@@ -23,8 +23,12 @@ from ..live.track import Track
 from ..live.vote import Verdict
 from ..store.face_captures import encode_jpeg
 from ..watchlist.details import Person
+from .slots import Slots
 
 SNAPSHOT_EVERY = 2.0  # seconds between the overview's still frames when nobody watches live
+# Live views one user may hold at once: two (a second tab or device), or one per camera where there are more,
+# as the live page shows every camera at once; below `[web] max_live_viewers`, that leaves room for others.
+LIVE_VIEWS_PER_USER = 2
 JPEG_QUALITY = 75
 COLOURS = {"known": (60, 200, 60), "unknown": (40, 40, 230), "deciding": (200, 200, 200)}
 
@@ -47,18 +51,22 @@ class _Camera:
 
 
 class LiveHub:
-    def __init__(self, live_fps: float, max_viewers: int) -> None:
+    def __init__(self, live_fps: float, max_viewers: int, per_user: int = LIVE_VIEWS_PER_USER) -> None:
         self.live_fps = live_fps
         self.max_viewers = max_viewers
         self._cond = threading.Condition()
         self._cameras: dict[str, _Camera] = {}
-        self._viewers = 0
+        self._viewers = Slots(max_viewers, per_user)
         self._closed = False
+
+    @property
+    def viewers(self) -> int:
+        return self._viewers.taken
 
     def wants(self, camera: str, now: float) -> bool:
         """Whether the frame loop should publish this camera's frame now (cheap: called on every frame)."""
         cam = self._cameras.get(camera)
-        return self._viewers > 0 or cam is None or now - cam.taken >= SNAPSHOT_EVERY
+        return self._viewers.taken > 0 or cam is None or now - cam.taken >= SNAPSHOT_EVERY
 
     def publish(self, camera: str, image: np.ndarray, faces: list[FaceLabel], now: float) -> None:
         with self._cond:
@@ -67,17 +75,13 @@ class LiveHub:
             cam.seq += 1
             self._cond.notify_all()
 
-    def join(self) -> bool:
-        """Take a viewer's place; False when max_viewers are watching already."""
-        with self._cond:
-            if self._viewers >= self.max_viewers:
-                return False
-            self._viewers += 1
-            return True
+    def join(self, user: str) -> None:
+        """Take a viewer's place for `user`; SlotsFull when max_viewers are watching already, or when the user
+        holds their share of the places."""
+        self._viewers.take(user)
 
-    def leave(self) -> None:
-        with self._cond:
-            self._viewers -= 1
+    def leave(self, user: str) -> None:
+        self._viewers.give_back(user)
 
     def snapshot(self, camera: str) -> bytes | None:
         """The latest frame of `camera` as JPEG, or None before the first one."""
@@ -95,7 +99,7 @@ class LiveHub:
             started = time.monotonic()
             with self._cond:
                 self._cond.wait_for(
-                    lambda: stop.is_set() or self._closed or self._seq(camera) != last, timeout=1.0
+                    lambda last=last: stop.is_set() or self._closed or self._seq(camera) != last, timeout=1.0
                 )
                 cam = self._cameras.get(camera)
                 if cam is None or cam.image is None or cam.seq == last:
@@ -141,7 +145,8 @@ def _draw(image: np.ndarray, faces: list[FaceLabel]) -> np.ndarray:
 
 
 def face_labels(tracks: Iterable[Track], people: Mapping[str, Person]) -> list[FaceLabel]:
-    """What the live view writes on each tracked face: who (or unknown, or ... while deciding), mask or no mask."""
+    """What the live view writes on each tracked face: who (or unknown, or ... while deciding), mask or no
+    mask."""
     labels = []
     for track in tracks:
         if track.decided is None:
