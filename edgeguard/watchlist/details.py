@@ -77,12 +77,15 @@ class Record:
 
 
 def read_details(path: Path) -> tuple[dict[str, Person], list[Problem]]:
-    """The people in Details.csv by Id, and every problem found on the way."""
+    """The people in Details.csv by Id, and every problem found on the way.
+
+    A missing file is no problem: a new site has none until `edgeguard enroll` (or the dashboard) writes
+    its first row, and each photo folder without a row is reported by the watchlist build."""
     problems: list[Problem] = []
     try:
         data = read_regular(path)
     except FileNotFoundError:
-        return {}, [Problem(str(path), "file not found: photos are used with their folder name as the name")]
+        return {}, []
     except UnsafeFile as exc:
         return {}, [Problem(str(path), exc.strerror)]
     except OSError as exc:
