@@ -48,7 +48,7 @@ from .sources.slot import FrameSlot
 from .sources.spec import check_source, parse_source
 from .sources.status import SourceStatus
 from .sources.stream import redact
-from .sources.usb import ways_forward
+from .sources.usb import device_node, ways_forward
 
 __all__ = [
     "Frame",
@@ -59,6 +59,7 @@ __all__ = [
     "parse_source",
     "push_token",
     "push_token_location",
+    "device_node",
     "redact",
     "ways_forward",
 ]

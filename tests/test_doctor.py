@@ -224,3 +224,16 @@ def test_privacy_advice_fits_a_checkout(site):
     assert "install.sh" not in training.detail
     (site.base / ".git").rmdir()
     assert "systemd/install.sh" in doctor.check_privacy(site.config())[0].detail
+
+
+def test_a_usb_camera_that_is_not_there_fails_at_once_with_the_ways_on(site):
+    import time
+
+    said: list[str] = []
+    site.write_config('[[camera]]\nname = "door"\nsource = "/dev/video97"\n')
+    started = time.monotonic()
+    run_checks(site.config(), None, False, out=said.append)
+    [line] = [s for s in said if "camera door" in s]  # no "waiting up to" line: nothing to wait for
+    assert line.startswith("[FAIL] camera door at Site: no camera at /dev/video97")
+    assert "edgeguard run --source VIDEO --loop" in line
+    assert time.monotonic() - started < 15  # the camera's 15 s are not waited for

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..capture import SourceError, open_source, parse_source, push_token_location, ways_forward
+from ..capture import (
+    SourceError,
+    device_node,
+    open_source,
+    parse_source,
+    push_token_location,
+    ways_forward,
+)
 from ..config import CameraConfig, Config
 from ..detect import Box, DetectorError
 from ..faces.engine import FaceEngine
@@ -86,7 +93,7 @@ def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
             Check(
                 lambda c, camera=camera: [_check_one_camera(c, camera)],
                 None
-                if camera.pushed
+                if camera.pushed or _absent_device(camera)
                 else f"camera {camera.name}: waiting up to {camera.open_timeout + camera.read_timeout:g} s "
                 "for a first frame",
             )
@@ -224,6 +231,8 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
             f"token from {push_token_location(camera.name, config.paths.state_dir)} "
             f"(edgeguard push --token-file ...)",
         )
+    if _absent_device(camera):
+        return Finding("FAIL", what, ways_forward(parse_source(camera.source).target))
     try:
         cam = open_source(camera)
     except SourceError as exc:
@@ -236,6 +245,12 @@ def _check_one_camera(config: Config, camera: CameraConfig) -> Finding:
         return Finding("ok", what, f"{cam.description}: a {width}x{height} frame arrived")
     finally:
         cam.stop()
+
+
+def _absent_device(camera: CameraConfig) -> bool:
+    """A USB camera whose device node does not exist: nothing to wait for."""
+    spec = parse_source(camera.source)
+    return spec.kind == "usb" and not device_node(spec.target).exists()
 
 
 def _no_frame(camera: CameraConfig, description: str, state: str) -> str:

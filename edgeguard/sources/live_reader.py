@@ -125,7 +125,11 @@ class LiveReader(ThreadReader):
             self.status.set_state("reconnecting", message, logging.WARNING)
             if self.spec.kind == "usb" and not self.advised:
                 self.advised = True
-                log.warning("camera %s: %s", self.cfg.name, ways_forward(self.spec.target))
+                log.warning(
+                    "camera %s: %s 'edgeguard check' says what else is missing.",
+                    self.cfg.name,
+                    ways_forward(self.spec.target),
+                )
 
     def _release_on_stop(self, connection: Connection) -> None:
         if not connection.done.wait(STOP_TIMEOUT * 0.75):

@@ -60,5 +60,10 @@ def ways_forward(device: str, dev: Path = Path("/dev")) -> str:
         f"no camera at {device}: {missing_camera(device, dev)}. Three ways on: plug a USB camera in "
         "(it is retried by itself); or set source in edgeguard.toml (a device, an rtsp:// URL, a video "
         "file; 'edgeguard example-config > edgeguard.toml' writes one with every key); or try it on a "
-        "video file: 'edgeguard run --source VIDEO --loop'. 'edgeguard check' says what else is missing."
+        "video file: 'edgeguard run --source VIDEO --loop'."
     )
+
+
+def device_node(device: str) -> Path:
+    """The V4L2 node a USB source names: "0" is /dev/video0."""
+    return Path(device) if device.startswith("/dev/") else Path(f"/dev/video{device}")
