@@ -20,13 +20,19 @@ import pytest
 from bad_broker import BadBroker, cut_in_publish, garbage, refuse_client_id
 from brokers import Broker, Listener, make_tls, needs_mosquitto
 from helpers import wait_for
+from test_web import PASSWORD, login_token  # the dashboard's test password and the login form's token
+from test_web_cameras import outputs
 
 import edgeguard.outputs.mqtt as mqtt_package
 from edgeguard.config import load_config
 from edgeguard.events.event import Event
+from edgeguard.outputs.bus import EventBus
 from edgeguard.outputs.mqtt.output import MqttOutput
 from edgeguard.service.doctor import Finding, check_mqtt
 from edgeguard.store.event_log import EventLog
+from edgeguard.web.app import create_app
+from edgeguard.web.context import SiteStatus
+from edgeguard.web.site import build_dashboard
 
 pytestmark = needs_mosquitto
 
@@ -510,3 +516,45 @@ def test_the_broker_stopped_while_a_burst_is_in_flight_loses_nothing(broker, out
     arrived_in_order(listener, events)
     assert cursor.calls == sorted(cursor.calls)
     listener.close()
+
+
+def test_the_overview_shows_the_mqtt_state_from_the_event_bus_without_secrets(broker, tmp_path):
+    """The event bus's status of the real output, as the daemon hands it to the dashboard, seen by a viewer:
+    connected to host:port, then the fault and the events waiting while the broker is away."""
+    config = load_config(
+        write_config(tmp_path, broker.port, f'username = "gate"\npassword = "{SECRET}"\ndiscovery = false\n')
+    )
+    log = EventLog(config.paths.events_db)
+    bus = EventBus(log, [MqttOutput(config)])
+    dashboard, _ = build_dashboard(
+        config,
+        status=lambda: SiteStatus(outputs=bus.status()),
+        watchlist=lambda: None,
+        event_log=log,
+        outbox=None,
+        engine=lambda: None,
+        signer=None,
+    )
+    dashboard.users.add("victor", PASSWORD, "viewer")
+    viewer = create_app(dashboard).test_client()
+    token = login_token(viewer.get("/login").text)
+    viewer.post("/login", data={"csrf": token, "username": "victor", "password": PASSWORD})
+    bus.start()
+    try:
+        connected = ("ok", f"connected to 127.0.0.1:{broker.port}", 0)
+        wait_for(lambda: outputs(viewer.get("/").text).get("mqtt") == connected, 10, "shown connected")
+        broker.stop()
+        for event in store(log, numbered(3)):
+            bus.publish(event)
+        state, text, waiting = wait_for(
+            lambda: outputs(viewer.get("/").text)["mqtt"][2] == 3 and outputs(viewer.get("/").text)["mqtt"],
+            10,
+            lambda: f"three events waiting: {bus.status()}",
+        )
+        assert state == "fault" and text.startswith("disconnected: "), text
+        page = viewer.get("/").text
+        assert SECRET not in page  # the broker's password is in the config, never on a page
+    finally:
+        bus.stop()
+        dashboard.users.close()
+        log.close()
