@@ -1,5 +1,7 @@
 """Events over MQTT against real Mosquitto brokers (tests/brokers.py): the schema, nothing lost through a
-broker outage or `kill -9`, passwords, TLS, Home Assistant's discovery, the last will, and bad brokers."""
+broker outage or `kill -9`, passwords, TLS, Home Assistant's discovery, the last will, and bad brokers (one
+that answers garbage, refuses the client id or cuts the connection in the middle of a PUBLISH:
+tests/bad_broker.py)."""
 
 from __future__ import annotations
 
@@ -15,21 +17,29 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from bad_broker import BadBroker, cut_in_publish, garbage, refuse_client_id
 from brokers import Broker, Listener, make_tls, needs_mosquitto
 from helpers import wait_for
+from test_web import PASSWORD, login_token  # the dashboard's test password and the login form's token
+from test_web_cameras import outputs
 
 import edgeguard.outputs.mqtt as mqtt_package
 from edgeguard.config import load_config
 from edgeguard.events.event import Event
+from edgeguard.outputs.bus import EventBus
 from edgeguard.outputs.mqtt.output import MqttOutput
 from edgeguard.service.doctor import Finding, check_mqtt
 from edgeguard.store.event_log import EventLog
+from edgeguard.web.app import create_app
+from edgeguard.web.context import SiteStatus
+from edgeguard.web.site import build_dashboard
 
 pytestmark = needs_mosquitto
 
 SCHEMA = json.loads((Path(mqtt_package.__file__).parent / "event.schema.json").read_text(encoding="utf-8"))
 HARNESS = Path(__file__).with_name("mqtt_harness.py")
 PREFIX = "edgeguard/gate-1"
+SECRET = "s3cret-broker-pw"  # a password that must never reach a log line
 
 
 def write_config(base: Path, port: int, extra: str = "", device: str = "gate-1") -> Path:
@@ -397,3 +407,154 @@ def test_check_reports_the_broker_and_a_wrong_password(tmp_path):
         broker.stop()
     [finding] = check_mqtt(good)  # the broker is gone
     assert finding.level == "FAIL" and "cannot connect: Connection refused" in finding.detail
+
+
+def mqtt_lines(caplog, level: int = logging.WARNING) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("edgeguard.outputs.mqtt") and r.levelno >= level
+    ]
+
+
+def arrived_in_order(listener: Listener, events: list[Event]) -> None:
+    unique = wait_for(
+        lambda: len(deduplicated(received(listener))) >= len(events) and deduplicated(received(listener)),
+        10,
+        lambda: f"{len(events)} events, {len(deduplicated(received(listener)))} arrived",
+    )
+    assert [p["seq"] for p in unique] == [e.seq for e in events]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "state", "line"),
+    [
+        (
+            garbage,
+            "no MQTT answer: ",
+            "closed the connection without accepting the device (Unspecified error): is an MQTT 5 broker",
+        ),
+        (
+            refuse_client_id,
+            "refused: Client identifier not valid",
+            "refused the connection of client id edgeguard-gate-1: Client identifier not valid "
+            "(the broker does not take this device id",
+        ),
+    ],
+    ids=["garbage", "client-id-refused"],
+)
+def test_a_bad_broker_is_one_line_retried_with_backoff_and_loses_nothing(
+    broker, output_for, caplog, behaviour, state, line
+):
+    """The first two connections meet a broker that answers garbage or refuses the client id (MQTT 5
+    CONNACK 0x85); the third is passed through to a good broker: every event arrives, in order."""
+    bad = BadBroker([behaviour, behaviour], upstream_port=broker.port)
+    listener = Listener(broker.port, f"{PREFIX}/events")
+    output, cursor, log = output_for(
+        bad.port, f'username = "gate"\npassword = "{SECRET}"\ndiscovery = false\n'
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            output.start()
+            events = store(log, numbered(20))
+            for event in events:
+                output.handle(event)
+            status = wait_for(
+                lambda: output.status().state.startswith(state) and output.status(), 5, "the bad answer seen"
+            )
+            assert status.fault == status.state and status.backlog == 20 and cursor.calls == []
+            wait_for(lambda: cursor.last == events[-1].seq, 15, lambda: f"all delivered: {output.status()}")
+        arrived_in_order(listener, events)
+        assert bad.connections == 3  # two bad answers, then the good broker
+        gaps = [b - a for a, b in zip(bad.times, bad.times[1:])]
+        assert min(gaps) >= 0.8 and gaps[-1] >= 1.8, gaps  # backoff: 1 s, then 2 s
+        [error] = mqtt_lines(caplog)  # one line for both bad answers
+        assert line in error, error
+        assert SECRET not in caplog.text
+        assert output.status().ok and output.status().state == f"connected to 127.0.0.1:{bad.port}"
+    finally:
+        bad.close()
+        listener.close()
+
+
+def test_a_connection_cut_in_the_middle_of_a_publish_loses_nothing(broker, output_for, caplog):
+    bad = BadBroker([cut_in_publish(6)], upstream_port=broker.port)
+    listener = Listener(broker.port, f"{PREFIX}/events")
+    output, cursor, log = output_for(
+        bad.port, f'username = "gate"\npassword = "{SECRET}"\ndiscovery = false\n'
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            output.start()
+            events = store(log, numbered(30))
+            for event in events:
+                output.handle(event)
+            wait_for(lambda: cursor.last == events[-1].seq, 15, lambda: f"all delivered: {output.status()}")
+        arrived_in_order(listener, events)
+        assert bad.connections == 2  # cut once, then reconnected
+        [warning] = mqtt_lines(caplog)
+        assert f"lost the connection to 127.0.0.1:{bad.port}" in warning and "reconnecting" in warning
+        assert SECRET not in caplog.text
+        assert cursor.calls == sorted(cursor.calls) and output.status().backlog == 0
+    finally:
+        bad.close()
+        listener.close()
+
+
+def test_the_broker_stopped_while_a_burst_is_in_flight_loses_nothing(broker, output_for):
+    listener = Listener(broker.port, f"{PREFIX}/events")
+    output, cursor, log = output_for(broker.port, "discovery = false\n")
+    output.start()
+    wait_for(lambda: output.status().connected, 10, "connected")
+    events = store(log, numbered(300))
+    for event in events:
+        output.handle(event)
+    broker.stop()  # at once: most of the burst is queued or in flight
+    assert cursor.last < events[-1].seq
+    broker.start()
+    wait_for(lambda: cursor.last == events[-1].seq, 15, lambda: f"all delivered: {output.status()}")
+    arrived_in_order(listener, events)
+    assert cursor.calls == sorted(cursor.calls)
+    listener.close()
+
+
+def test_the_overview_shows_the_mqtt_state_from_the_event_bus_without_secrets(broker, tmp_path):
+    """The event bus's status of the real output, as the daemon hands it to the dashboard, seen by a viewer:
+    connected to host:port, then the fault and the events waiting while the broker is away."""
+    config = load_config(
+        write_config(tmp_path, broker.port, f'username = "gate"\npassword = "{SECRET}"\ndiscovery = false\n')
+    )
+    log = EventLog(config.paths.events_db)
+    bus = EventBus(log, [MqttOutput(config)])
+    dashboard, _ = build_dashboard(
+        config,
+        status=lambda: SiteStatus(outputs=bus.status()),
+        watchlist=lambda: None,
+        event_log=log,
+        outbox=None,
+        engine=lambda: None,
+        signer=None,
+    )
+    dashboard.users.add("victor", PASSWORD, "viewer")
+    viewer = create_app(dashboard).test_client()
+    token = login_token(viewer.get("/login").text)
+    viewer.post("/login", data={"csrf": token, "username": "victor", "password": PASSWORD})
+    bus.start()
+    try:
+        connected = ("ok", f"connected to 127.0.0.1:{broker.port}", 0)
+        wait_for(lambda: outputs(viewer.get("/").text).get("mqtt") == connected, 10, "shown connected")
+        broker.stop()
+        for event in store(log, numbered(3)):
+            bus.publish(event)
+        state, text, waiting = wait_for(
+            lambda: outputs(viewer.get("/").text)["mqtt"][2] == 3 and outputs(viewer.get("/").text)["mqtt"],
+            10,
+            lambda: f"three events waiting: {bus.status()}",
+        )
+        assert state == "fault" and text.startswith("disconnected: "), text
+        page = viewer.get("/").text
+        assert SECRET not in page  # the broker's password is in the config, never on a page
+    finally:
+        bus.stop()
+        dashboard.users.close()
+        log.close()

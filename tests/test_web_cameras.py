@@ -1,7 +1,7 @@
 """The dashboard with several cameras (the Flask test client, the real app, a real users.db and
 event log): the overview and the live view group the cameras by location and show a camera that
 is not streaming by its state; camera names with spaces and dots work in the addresses; the
-detection log filters by camera and location."""
+detection log filters by camera and location; the overview shows the event bus's outputs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import time
 import numpy as np
 import pytest
 from conftest import make_site
+from flask.testing import FlaskClient
 from test_web import PASSWORD, login_token  # the dashboard's test password and the login form's token
 
 from edgeguard.events.event import Event
+from edgeguard.outputs.base import OutputStatus
+from edgeguard.outputs.mqtt.output import MqttStatus
 from edgeguard.store.event_log import EventLog
 from edgeguard.web.app import create_app
 from edgeguard.web.context import CameraStatus, SiteStatus
@@ -48,9 +51,10 @@ class Board:
         site = make_site(tmp_path / "site", CAMERAS, people=[])
         self.config = site.config()
         self.event_log = EventLog(self.config.paths.events_db)
+        self.status = STATUS
         self.dashboard, _ = build_dashboard(
             self.config,
-            status=lambda: STATUS,
+            status=lambda: self.status,
             watchlist=lambda: None,
             event_log=self.event_log,
             outbox=None,
@@ -58,10 +62,16 @@ class Board:
             signer=None,
         )
         self.dashboard.users.add("alice", PASSWORD, "admin")
-        self.client = create_app(self.dashboard).test_client()
-        token = login_token(self.client.get("/login").text)
-        answer = self.client.post("/login", data={"csrf": token, "username": "alice", "password": PASSWORD})
+        self.dashboard.users.add("victor", PASSWORD, "viewer")
+        self.app = create_app(self.dashboard)
+        self.client = self.login("alice")
+
+    def login(self, name: str) -> FlaskClient:
+        client = self.app.test_client()
+        token = login_token(client.get("/login").text)
+        answer = client.post("/login", data={"csrf": token, "username": name, "password": PASSWORD})
         assert answer.status_code == 302
+        return client
 
     def page(self, path: str, **params) -> str:
         answer = self.client.get(path, query_string=params)
@@ -125,6 +135,39 @@ def test_the_cameras_states_for_the_pages_to_follow(board):
     }
     board.client.delete_cookie("edgeguard_session")
     assert board.client.get("/cameras.json").status_code in (302, 403)  # not without a login
+
+
+def outputs(page: str) -> dict[str, tuple[str, str, int]]:
+    """The overview's outputs: name -> (ok or fault, what it says, how many events wait)."""
+    found = re.findall(
+        r'<li data-output="([^"]+)" data-state="(ok|fault)"><strong>[^<]+</strong>:\s*'
+        r'<span class="[a-z]+">([^<]*)</span>(?: · <strong>(\d+)</strong> waiting)?</li>',
+        page,
+    )
+    return {name: (state, html.unescape(text), int(n or 0)) for name, state, text, n in found}
+
+
+def test_the_overview_shows_each_output_with_its_state_and_backlog_to_admins_and_viewers(board):
+    outbox = board.config.paths.outbox_db
+    board.status = SiteStatus(
+        STATUS.cameras,
+        outputs=[
+            OutputStatus("sms", fault=f"cannot write {outbox}: disk I/O error", backlog=2),
+            OutputStatus("dashboard"),
+            MqttStatus("mqtt", state="connected to broker.example.net:8883", connected=True, backlog=3),
+        ],
+    )
+    assert outputs(board.page("/")) == {
+        "sms": ("fault", f"cannot write {outbox}: disk I/O error", 2),
+        "dashboard": ("ok", "ok", 0),
+        "mqtt": ("ok", "connected to broker.example.net:8883", 3),
+    }
+    viewer = board.login("victor").get("/").text
+    assert outputs(viewer)["sms"] == ("fault", f"cannot write {outbox.name}: disk I/O error", 2)
+    assert outputs(viewer)["mqtt"] == ("ok", "connected to broker.example.net:8883", 3)
+    assert str(outbox) not in viewer  # no file system path for a viewer
+    board.status = SiteStatus(STATUS.cameras)  # no outputs known (a dashboard outside the daemon): no card
+    assert 'id="outputs"' not in board.page("/")
 
 
 @pytest.mark.parametrize("path,kind", [("/", "snapshot"), ("/live_feed", "live")])

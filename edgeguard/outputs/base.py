@@ -30,6 +30,12 @@ class OutputStatus:
     name: str
     fault: str = ""  # why it cannot do its work now; "" while it can
     backlog: int = 0  # what waits for it: events not handled yet, plus what it holds itself (unsent texts)
+    state: str = ""  # what it is doing, where that says more than "ok" ("connected to host:port"); no secrets
+
+    @property
+    def shown(self) -> str:
+        """What the dashboard says of it: the fault, else its state, else "ok"."""
+        return self.fault or self.state or "ok"
 
     @property
     def ok(self) -> bool:

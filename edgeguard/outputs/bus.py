@@ -21,6 +21,7 @@ queue, counted in a log line once a minute.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sqlite3
@@ -164,7 +165,7 @@ class _Worker:
             waiting = max(0, self._log.last_seq() - self._last)
         else:
             waiting = len(self._queue) + self._in_hand
-        return OutputStatus(self.name, own.fault, own.backlog + waiting)
+        return dataclasses.replace(own, backlog=own.backlog + waiting)  # the output's own kind of status
 
     def close(self, deadline: float) -> None:
         """Take no more events; hand over what is held until `deadline` (monotonic)."""

@@ -33,7 +33,7 @@ def site_status(parts: Parts) -> SiteStatus:
         )
         for run in parts.cameras
     ]
-    return SiteStatus(cameras, storage_faults(parts), last_event(parts))
+    return SiteStatus(cameras, storage_faults(parts), last_event(parts), parts.bus.status())
 
 
 def status_line(parts: Parts) -> str:

@@ -11,6 +11,7 @@ from ..alerts.outbox import Outbox
 from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
+from ..outputs.base import OutputStatus
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .events import EventHub
@@ -33,6 +34,7 @@ class SiteStatus:
     cameras: list[CameraStatus] = field(default_factory=list)
     storage: list[str] = field(default_factory=list)  # faults: what is kept in memory and why
     last_event: str = "none"
+    outputs: list[OutputStatus] = field(default_factory=list)  # each output of the event bus: fault, backlog
 
 
 @dataclass

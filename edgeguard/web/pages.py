@@ -22,7 +22,7 @@ from ..watchlist.enrol import EnrolError
 from .events import event_json
 from .request import admin_only, dashboard
 from .rows import people_choices
-from .shown import cameras_shown, problem_text, site_text
+from .shown import cameras_shown, outputs_shown, problem_text, site_text
 from .streams import by_location
 from .users import ROLES, UserError
 
@@ -52,6 +52,7 @@ def overview() -> str:
         watchlist=watchlist,
         problems=[problem_text(p, board.config, admin) for p in watchlist.problems] if watchlist else [],
         storage=[site_text(fault, board.config, admin) for fault in status.storage],
+        outputs=outputs_shown(status.outputs, board.config, admin),
         several_cameras=len(board.config.cameras) > 1,
     )
 

@@ -1,5 +1,5 @@
 """What a page may show of the site's files and cameras: the one place that turns a problem, an error about a
-site file, or a camera's status into what the logged-in user may see.
+site file, a camera's or an output's status into what the logged-in user may see.
 
 Viewers see no file system path.  A path in one of the site's folders (the
 site folder, TrainingImage/, Details/, the encoding cache with its negatives)
@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from ..config import Config
+from ..outputs.base import OutputStatus
 from ..watchlist.details import Problem
 from ..watchlist.negatives import folder_of
 from .context import CameraStatus
@@ -49,6 +50,17 @@ def problem_text(problem: Problem, config: Config, admin: bool) -> str:
 def cameras_shown(cameras: Iterable[CameraStatus], admin: bool) -> list[CameraStatus]:
     """The cameras' status without their source for a viewer."""
     return [c if admin else dataclasses.replace(c, description="") for c in cameras]
+
+
+def outputs_shown(outputs: Iterable[OutputStatus], config: Config, admin: bool) -> list[OutputStatus]:
+    """The outputs' status with their fault and state as the user may see them (an output's error can name a
+    file, an outbox's SQLite file say)."""
+    return [
+        dataclasses.replace(
+            o, fault=site_text(o.fault, config, admin), state=site_text(o.state, config, admin)
+        )
+        for o in outputs
+    ]
 
 
 def _roots(config: Config) -> list[tuple[str, str]]:

@@ -6,8 +6,9 @@ reconnect; QoS 1 for what is published; the last will `offline` on the
 availability topic, and `online` (retained) on every connect.  paho's loop
 thread connects, reconnects with a backoff of 1 s doubling to 2 minutes, and
 re-sends what the broker had not acknowledged; nothing here waits for the
-network on the caller's thread.  Why the broker cannot be reached or refuses
-the device is logged in one line, at most once a minute per reason.
+network on the caller's thread.  Why the broker cannot be reached, refuses
+the device, answers something that is not MQTT or drops the connection is
+logged in one line, at most once a minute per reason.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Connection:
         self._lock = threading.Lock()
         self._waiting: dict[int, Done | None] = {}  # mid -> what to call on its acknowledgement
         self._early: dict[int, tuple[bool, str]] = {}  # acknowledged before publish() had returned
+        self._refused = False  # this attempt's CONNACK refused the device (paho then also disconnects)
 
     def start(self) -> None:
         """Connect and keep connected, on paho's thread."""
@@ -120,6 +122,7 @@ class Connection:
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
         if reason.is_failure:
+            self._refused = True
             self.state = f"refused: {reason.getName()}"
             if self._logged.due(f"refused {reason}"):
                 log.error(
@@ -163,12 +166,28 @@ class Connection:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
-        if self.state == "stopped" or not was_connected:
+        refused, self._refused = self._refused, False
+        if self.state == "stopped" or refused:
+            return
+        if not was_connected:
+            self._not_accepted(reason)
             return
         self.state = f"disconnected: {reason.getName()}"
         if self._logged.due(f"lost {reason}"):
             log.warning(
                 "mqtt: lost the connection to %s (%s); reconnecting", self.config.broker, reason.getName()
+            )
+
+    def _not_accepted(self, reason: ReasonCode) -> None:
+        """The connection closed before a CONNACK came: what answered is not an MQTT 5 broker (it sent
+        something else, or nothing within the keepalive), or a TLS port was spoken to in plain text."""
+        self.state = f"no MQTT answer: {reason.getName()}"
+        if self._logged.due(f"not accepted {reason}"):
+            log.error(
+                "mqtt: %s closed the connection without accepting the device (%s): is an MQTT 5 broker "
+                "listening on that port, and is [mqtt] tls right?; retrying",
+                self.config.broker,
+                reason.getName(),
             )
 
 

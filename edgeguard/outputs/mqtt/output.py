@@ -51,9 +51,10 @@ Message = tuple[str, bytes, bool]  # topic, payload, retained
 @dataclass(frozen=True)
 class MqttStatus(OutputStatus):
     """The output's state for `edgeguard check`, the status line and the dashboard; `backlog`: events handed
-    over and not yet acknowledged, `fault` the connection's state while it is not connected."""
+    over and not yet acknowledged, `state` the connection's ("connected to host:port", "connecting",
+    "refused: ...", "cannot connect: ...", "no MQTT answer: ..."), `fault` the same while it is not
+    connected."""
 
-    state: str = ""  # "connected to host:port", "connecting", "refused: ...", "cannot connect: ..."
     connected: bool = False
     delivered: int | None = None  # the seq up to which every event is acknowledged (this run)
 

@@ -25,7 +25,10 @@ def probe(config: MqttConfig, timeout: float = 10.0) -> tuple[bool, str]:
     try:
         deadline = time.monotonic() + timeout
         while not connection.connected.wait(0.05):
-            if connection.state.startswith(("refused", "cannot connect")) or time.monotonic() > deadline:
+            if (
+                connection.state.startswith(("refused", "cannot connect", "no MQTT answer"))
+                or time.monotonic() > deadline
+            ):
                 return False, f"{config.broker}: {connection.state}"
         connection.publish(topic, b"edgeguard check", done=done)
         if not acked.wait(timeout):
