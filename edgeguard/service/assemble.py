@@ -33,9 +33,11 @@ from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..outputs.base import Output
 from ..outputs.bus import EventBus
+from ..outputs.face_index import FaceIndexOutput
 from ..outputs.mqtt.output import MqttOutput
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
+from ..store.face_index import FaceIndex
 from ..store.space import DiskSpace
 from ..watchlist.build import Watchlist, build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
@@ -105,11 +107,14 @@ def build_outputs(
     live_updates: EventHub | None,
     people_in_view: Callable[[], Mapping[str, int]],
     watchlist: Callable[[], Watchlist],
+    search_index: FaceIndex | None = None,
 ) -> list[Output]:
     """The outputs every recorded event goes to, in the order they start (they stop in reverse)."""
     outputs: list[Output] = [alerts]
     if live_updates is not None:
         outputs.append(live_updates)
+    if search_index is not None:
+        outputs.append(FaceIndexOutput(search_index))
     if config.mqtt.enabled:
         links = alerts.links.link_for if alerts.links is not None else None
         outputs.append(MqttOutput(config, links=links, people_in_view=people_in_view, watchlist=watchlist))
@@ -172,9 +177,15 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     alerts = AlertService(cfg, space.make_room)
     space.keep_reserve()
     live_updates = EventHub() if cfg.web.enabled else None
+    # The dashboard's Search page: loaded from the event log at its first search, then kept current.
+    search_index = (
+        FaceIndex(event_log, captures, cfg.match_thresholds, cfg.captures.retention_days * 86400)
+        if cfg.web.enabled
+        else None
+    )
     # `parts` is made below; the outputs ask for people in view only once they run, after it exists.
     outputs = build_outputs(
-        cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current
+        cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current, search_index
     )
     bus = EventBus(event_log, outputs)
     order.append(Part("outputs", bus.stop, bus.start))
