@@ -5,12 +5,14 @@ captures written by the real events stage (EventRecorder, EventLog, CaptureStore
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import helpers  # tests/helpers.py
 import numpy as np
 import pytest
+import requests
 from conftest import PEOPLE, TESTDATA, Site, lfw_photos
 from recorded import Recorded  # tests/recorded.py
 
@@ -198,3 +200,78 @@ class TestRealPhotos:
         assert "corrupt or truncated image" in result.stderr and "Traceback" not in result.stderr
         result = helpers.edgeguard(recorded.site.config_path, "search", str(PEOPLE / "two_people.jpg"))
         assert result.returncode == 1 and "2 faces found" in result.stderr
+
+
+@pytest.fixture
+def board(tmp_path: Path, engine: FaceEngine):
+    from test_web import Board  # tests/test_web.py: the dashboard over real HTTP
+
+    site = Site(tmp_path / "site")
+    recorded = Recorded(site, engine)
+    recorded.events = [
+        recorded.event("unknown_face", lfw_photos("Colin_Powell")[0]),
+        recorded.event("unknown_face", lfw_photos("Tony_Blair")[0]),
+    ]
+    board = Board(site, '[captures]\nknown_categories = ["*"]\n')
+    board.recorded = recorded
+    yield board
+    board.stop()
+
+
+def post_search(board, http, photo: tuple[str, bytes], path: str = "/search"):
+    return http.post(f"{board.url}{path}", data={"csrf": board.csrf(http, "/search")}, files={"photo": photo})
+
+
+class TestSearchPage:
+    def test_a_viewer_finds_the_stranger_and_cannot_enrol(self, board):
+        http, _ = board.login("victor")
+        photo = lfw_photos("Tony_Blair")[3]
+        answer = post_search(board, http, (photo.name, photo.read_bytes()))
+        assert answer.status_code == 200, answer.text[-600:]
+        rows = [int(seq) for seq in re.findall(r'<tr data-seq="(\d+)"', answer.text)]
+        assert rows == [board.recorded.events[1].seq]
+        assert "match<br>" in answer.text and "/captures/" in answer.text
+        assert 'id="search-enrol"' not in answer.text
+        refused = http.post(
+            f"{board.url}/search/enrol", data={"csrf": board.csrf(http, "/search"), "id": "7"}
+        )
+        assert refused.status_code == 403
+
+    def test_an_admin_adds_the_person_with_the_search_photo(self, board):
+        http, _ = board.login()
+        photo = lfw_photos("Tony_Blair")[3]
+        answer = post_search(board, http, (photo.name, photo.read_bytes()))
+        carried = re.search(r'name="photo" value="([^"]+)"', answer.text).group(1)
+        added = http.post(
+            f"{board.url}/search/enrol",
+            data={"csrf": board.csrf(http, "/search"), "id": "7", "name": "Tony Blair", "photo": carried},
+        )
+        assert added.status_code == 200 and "now a photo of Id 7" in added.text, added.text[-600:]
+        assert len(list((board.site.training / "7").iterdir())) == 1
+        assert "Tony Blair" in board.site.details.read_text()
+
+    @pytest.mark.parametrize(
+        "name, data, expected",
+        [
+            ("dogs.jpg", (TESTDATA / "crowd" / "dogs.jpg").read_bytes(), "no face found"),
+            ("two.jpg", (PEOPLE / "two_people.jpg").read_bytes(), "2 faces found"),
+            ("cut.jpg", (PEOPLE / "obama.jpg").read_bytes()[:3000], "corrupt or truncated image"),
+            ("notes.txt", b"hello", "not a .jpg"),
+        ],
+    )
+    def test_bad_photos_get_a_clear_answer(self, board, name: str, data: bytes, expected: str):
+        http, _ = board.login("victor")
+        answer = post_search(board, http, (name, data))
+        assert answer.status_code == 400 and expected in answer.text, answer.text[-600:]
+
+    def test_a_50_mb_upload_is_refused_before_it_is_read(self, board):
+        http, _ = board.login("victor")
+        answer = post_search(board, http, ("big.jpg", b"\0" * 50_000_000))
+        assert answer.status_code == 413
+
+    def test_nobody_searches_without_logging_in(self, board):
+        photo = lfw_photos("Tony_Blair")[3]
+        answer = requests.post(
+            f"{board.url}/search", files={"photo": (photo.name, photo.read_bytes())}, allow_redirects=False
+        )
+        assert answer.status_code in (302, 303, 403)

@@ -44,7 +44,7 @@ from ..watchlist.reload import WatchlistService
 from ..web.context import Dashboard, SiteStatus
 from ..web.events import EventHub
 from ..web.server import WebServer
-from ..web.site import build_dashboard
+from ..web.site import build_dashboard, make_search_index
 from ..web.video import face_labels
 from .camera_run import CameraRun
 
@@ -178,11 +178,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     space.keep_reserve()
     live_updates = EventHub() if cfg.web.enabled else None
     # The dashboard's Search page: loaded from the event log at its first search, then kept current.
-    search_index = (
-        FaceIndex(event_log, captures, cfg.match_thresholds, cfg.captures.retention_days * 86400)
-        if cfg.web.enabled
-        else None
-    )
+    search_index = make_search_index(cfg, event_log) if cfg.web.enabled else None
     # `parts` is made below; the outputs ask for people in view only once they run, after it exists.
     outputs = build_outputs(
         cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current, search_index
@@ -211,6 +207,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
             reload_watchlist=service.request_reload,
             push=parts.push,
             events=live_updates,
+            search=search_index,
         )
         for run in parts.cameras:
             run.publish = _publisher(parts)

@@ -18,7 +18,8 @@ rule's ("strong", "possible").
 The index is built lazily, from the event log, on the first search; after that
 `add` keeps it current with each event the event bus hands it
 (edgeguard.outputs.face_index), and a gap in the seqs it is handed (an event
-dropped from a full queue) is read back from the event log.  Rows whose capture
+dropped from a full queue) is read back from the event log, as is, at each
+search, anything logged that the bus has not handed over yet.  Rows whose capture
 retention has deleted are left out of the results and dropped from the index.
 """
 
@@ -143,7 +144,9 @@ class FaceIndex:
         """The events whose face is a match for `encoding`, nearest first, at most `limit`."""
         query = np.asarray(encoding, np.float32).reshape(DIMENSIONS)
         with self._lock:
-            if not self._loaded:
+            if self._loaded:
+                self._read_log()  # what the event bus has not handed over yet (usually nothing)
+            else:
                 self._load()
             self._expire()
             n = self._rows

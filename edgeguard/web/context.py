@@ -1,4 +1,4 @@
-"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the other way."""
+"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the reverse."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventLog
+from ..store.face_index import FaceIndex
 from ..watchlist.build import Watchlist
 from .events import EventHub
 from .users import UserStore
@@ -54,3 +55,4 @@ class Dashboard:
     push: Mapping[str, PushFeed] = field(
         default_factory=dict
     )  # push cameras' feeds by name (/upload_frame/<name>)
+    search: FaceIndex | None = None  # the Search page's index of the recorded faces (None: no event log)
