@@ -56,5 +56,9 @@ class Event:
         frame = f" frame {self.frame}" if self.pos_ms is not None else ""
         if self.extra.get("revisit"):
             return f"{self.type} {self.subject()}{frame} (visitor {self.extra.get('visitor')} again)"
+        if self.type == EventType.LOITERING:
+            return f"{self.type} {self.subject()}{frame} in view {self.extra.get('minutes')} min"
+        if self.type == EventType.RETURN_VISIT:
+            return f"{self.type} {self.subject()}{frame} visit {len(self.extra.get('visits', []))}"
         capture = f" capture {self.capture}" if self.capture else ""
         return f"{self.type} {self.subject()}{frame}{capture}"

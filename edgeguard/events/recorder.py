@@ -123,7 +123,7 @@ class EventRecorder:
         self.site = site
         self.camera = camera
         self.captures = site.captures
-        self.rules = EventRules(config.events, config.mask, camera)
+        self.rules = EventRules(config.events, config.mask, camera, visitor_of=self._visitor_of)
         self.visitors = site.visitors
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
@@ -149,6 +149,8 @@ class EventRecorder:
             fields = self._no_mask(obs)
         elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
+        elif obs.kind == EventType.LOITERING:
+            fields = self._loitering(obs)
         event = self.site.append(self._event(obs, **fields))
         if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
@@ -167,6 +169,23 @@ class EventRecorder:
             if visitor is not None:
                 fields["extra"]["visitor"] = visitor
         return fields
+
+    def _loitering(self, obs: Observation) -> dict[str, Any]:
+        """Who stayed, for how long, and the capture of their face (the decision's, on this camera)."""
+        assert obs.track is not None and obs.since is not None
+        minutes = round((obs.frame.media_time - obs.since) / 60, 1)
+        fields: dict[str, Any] = {"extra": {"minutes": minutes, "box": obs.track.box.as_list()}}
+        if obs.person is not None:
+            fields.update(person_id=obs.person.id, name=obs.person.name, category=obs.person.category or None)
+        capture, visitor = self._track_captures.get(obs.track.id, (None, None))
+        fields["capture"] = capture
+        if visitor is not None:
+            fields["extra"]["visitor"] = visitor
+        return fields
+
+    def _visitor_of(self, track: int) -> int | None:
+        """The unknown visitor a track of this camera was recalled or remembered as."""
+        return self._track_captures.get(track, (None, None))[1]
 
     def _remember_capture(self, track: int, event: Event) -> None:
         self._track_captures[track] = (event.capture, event.extra.get("visitor"))
