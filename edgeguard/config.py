@@ -63,6 +63,9 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+    strangers_db: Path = option(
+        Path("strangers.db"), "strangers remembered across days: ids, encodings, sightings (SQLite)"
+    )
 
     @property
     def state_dir(self) -> Path:

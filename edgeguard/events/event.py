@@ -47,6 +47,8 @@ class Event:
             return f"{self.extra.get('count', '?')} people"
         if self.type in CAMERA_EVENTS:
             return f"camera {self.camera}"
+        if self.type == EventType.RETURN_VISIT:
+            return f"stranger {self.extra.get('stranger', '?')}"
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"

@@ -73,12 +73,12 @@ class EventRules:
         crowd = self._crowd(report)
         return report.decisions + self._no_mask(report) + ([crowd] if crowd else []) + self._loitering(report)
 
-    def returned(self, visits: list[float], now: float) -> bool:
-        """Whether a stranger's new visit at `now` is a return visit: `visits` are the start times of their
-        visits, this one included."""
-        if not self.return_visits:
-            return False
-        return sum(1 for start in visits if now - start <= self.return_window) >= self.return_visits
+    def returned(self, visits: list[float], now: float) -> list[float]:
+        """The visits that make a stranger's new visit at `now` a return visit (those within the window,
+        this one last), or [] when it is not one: `visits` are the start times of their visits, this one
+        included."""
+        recent = [start for start in visits if now - start <= self.return_window]
+        return recent if self.return_visits and len(recent) >= self.return_visits else []
 
     def _loitering(self, report: FrameReport) -> list[Observation]:
         if not self.loiter_seconds:

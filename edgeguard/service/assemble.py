@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
 from ..store.face_index import FaceIndex
 from ..store.space import DiskSpace
+from ..store.strangers import StrangerStore, open_strangers
 from ..watchlist.build import Watchlist, build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
 from ..web.context import Dashboard, SiteStatus
@@ -75,6 +77,7 @@ class Parts:
     alerts: AlertService
     bus: EventBus
     site: SiteEvents
+    strangers: StrangerStore
     cameras: list[CameraRun] = field(default_factory=list)
     push: dict[str, PushFeed] = field(default_factory=dict)
     dashboard: Dashboard | None = None
@@ -185,8 +188,11 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     )
     bus = EventBus(event_log, outputs)
     order.append(Part("outputs", bus.stop, bus.start))
-    site = SiteEvents(cfg, event_log, captures, bus)
-    parts = Parts(service, event_log, captures, space, alerts, bus, site, order=order)
+    strangers = open_strangers(cfg)
+    strangers.expire(time.time() - captures.retention_seconds)
+    order.append(Part("strangers", lambda _: strangers.close()))
+    site = SiteEvents(cfg, event_log, captures, bus, strangers)
+    parts = Parts(service, event_log, captures, space, alerts, bus, site, strangers, order=order)
     for camera, engine in zip(cfg.cameras, engines, strict=True):
         feed = _push_feed(cfg, camera)
         if feed is not None:
@@ -208,6 +214,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
             push=parts.push,
             events=live_updates,
             search=search_index,
+            strangers=strangers,
         )
         for run in parts.cameras:
             run.publish = _publisher(parts)

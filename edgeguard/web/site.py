@@ -13,6 +13,7 @@ from ..faces.engine import FaceEngine
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureFolder
 from ..store.face_index import FaceIndex
+from ..store.strangers import StrangerStore
 from ..watchlist.build import Watchlist
 from .admission import body_judge
 from .app import create_app
@@ -37,6 +38,7 @@ def build_dashboard(
     push: Mapping[str, PushFeed] | None = None,
     events: EventHub | None = None,
     search: FaceIndex | None = None,
+    strangers: StrangerStore | None = None,
 ) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
     name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own;
@@ -59,6 +61,7 @@ def build_dashboard(
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
         search=search if search is not None or event_log is None else make_search_index(config, event_log),
+        strangers=strangers,
     )
     app = create_app(dashboard)
     server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
