@@ -4,6 +4,7 @@ return visits, corrections and retention."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.live.pipeline import Observation
 from edgeguard.live.track import Sample, Track
 from edgeguard.live.vote import Verdict
+from edgeguard.service.doctor import check_strangers
 from edgeguard.store.event_log import EventLog
 from edgeguard.store.face_captures import CaptureStore
 from edgeguard.store.strangers import open_strangers
@@ -159,3 +161,75 @@ def test_the_rule_needs_a_match_and_a_margin_to_the_next_stranger():
 
 def test_visits_are_runs_without_a_long_gap():
     assert visit_starts([0, 60, 120, 5000, 5010, 20000], 1800) == [0, 5000, 20000]
+
+
+@pytest.fixture
+def board(tmp_path, faces):
+    from test_web import Board  # tests/test_web.py: the dashboard over real HTTP
+
+    site, now = Site(tmp_path / "site"), time.time()
+    device = Device(site)
+    ids = [
+        stranger_of(device.unknown(faces, lfw_photos("Tony_Blair")[0], now - DAY)),
+        stranger_of(device.unknown(faces, lfw_photos("Colin_Powell")[0], now)),
+    ]
+    device.close()
+    board = Board(site)
+    board.dashboard.strangers = open_strangers(board.config)
+    board.ids = ids
+    yield board
+    board.dashboard.strangers.close()
+    board.stop()
+
+
+class TestStrangersPage:
+    def test_a_viewer_sees_the_strangers_and_corrects_nothing(self, board):
+        http, _ = board.login("victor")
+        page = http.get(f"{board.url}/strangers")
+        assert page.status_code == 200
+        assert [int(s) for s in re.findall(r'data-stranger="(\d+)"', page.text)] == board.ids[::-1]
+        assert "Merge" not in page.text and "/captures/" in page.text
+        detail = http.get(f"{board.url}/strangers/{board.ids[0]}")
+        assert detail.status_code == 200 and "1 sighting(s)" in detail.text
+        refused = http.post(
+            f"{board.url}/strangers/{board.ids[0]}/merge",
+            data={"csrf": board.csrf(http, "/strangers"), "into": str(board.ids[1])},
+        )
+        assert refused.status_code == 403
+
+    def test_an_admin_merges_splits_and_adds_a_stranger_to_the_watchlist(self, board):
+        http, _ = board.login()
+        blair, powell = board.ids
+        merged = http.post(
+            f"{board.url}/strangers/{powell}/merge",
+            data={"csrf": board.csrf(http, "/strangers"), "into": str(blair)},
+        )
+        assert merged.status_code == 200 and "2 sighting(s)" in merged.text
+        sighting = re.findall(r'data-sighting="(\d+)"', merged.text)[-1]
+        split = http.post(
+            f"{board.url}/strangers/sightings/{sighting}/split", data={"csrf": board.csrf(http, "/strangers")}
+        )
+        assert split.status_code == 200 and "1 sighting(s)" in split.text
+        added = http.post(
+            f"{board.url}/strangers/{blair}/enrol",
+            data={"csrf": board.csrf(http, "/strangers"), "id": "7", "name": "Tony Blair"},
+        )
+        assert added.status_code == 200 and f"Stranger {blair} is now Id 7" in added.text, added.text[-800:]
+        assert "now <a" in added.text and (board.site.training / "7").is_dir()
+        bad = http.post(
+            f"{board.url}/strangers/{blair}/merge", data={"csrf": board.csrf(http, "/strangers"), "into": "x"}
+        )
+        assert "give the number of a stranger" in bad.text
+
+
+def test_check_says_how_many_strangers_and_encodings_are_kept_and_until_when(tmp_path, faces):
+    site, now = Site(tmp_path / "site"), time.time()
+    assert check_strangers(site.config())[0].detail == "none remembered yet"
+    device = Device(site)
+    device.unknown(faces, lfw_photos("Tony_Blair")[0], now - DAY)
+    device.unknown(faces, lfw_photos("Colin_Powell")[0], now)
+    [finding] = check_strangers(device.config)
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(now - DAY + 30 * DAY))
+    assert finding.level == "ok" and "2 stranger(s) with 4 face encoding(s)" in finding.detail
+    assert f"kept until {until}" in finding.detail
+    device.close()

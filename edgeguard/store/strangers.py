@@ -26,7 +26,7 @@ import numpy as np
 from ..common.match_rule import MatchThresholds
 from ..config import Config
 from ..events.strangers import KEPT_ENCODINGS, StrangerSighting, nearest, visit_starts
-from .sqlite import PrivateDB
+from .sqlite import PrivateDB, connect_readonly
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS strangers (
@@ -221,13 +221,7 @@ class StrangerStore:
 
     def kept(self) -> Kept:
         with self._lock:
-            strangers, encodings, oldest = self._db.read(
-                lambda db: db.execute(
-                    "SELECT (SELECT COUNT(*) FROM strangers), (SELECT COUNT(*) FROM faces), "
-                    "(SELECT MIN(time) FROM sightings)"
-                ).fetchone()
-            )
-            return Kept(strangers, encodings, oldest)
+            return self._db.read(_kept)
 
     def close(self) -> None:
         self._db.close()
@@ -293,6 +287,24 @@ class StrangerStore:
             faces.setdefault(stranger, []).append(np.frombuffer(blob, np.float32))
         self._times = times
         self._faces = {sid: np.stack(kept[-KEPT_ENCODINGS:]) for sid, kept in faces.items()}
+
+
+def _kept(db: sqlite3.Connection) -> Kept:
+    strangers, encodings, oldest = db.execute(
+        "SELECT (SELECT COUNT(*) FROM strangers), (SELECT COUNT(*) FROM faces), "
+        "(SELECT MIN(time) FROM sightings)"
+    ).fetchone()
+    return Kept(strangers, encodings, oldest)
+
+
+def kept_in(path: Path) -> Kept:
+    """What a strangers file keeps, read without changing it (for `edgeguard check`); DamagedDatabase if
+    it is not a sound database."""
+    db = connect_readonly(path)
+    try:
+        return _kept(db)
+    finally:
+        db.close()
 
 
 def open_strangers(config: Config) -> StrangerStore:
