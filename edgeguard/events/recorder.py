@@ -26,6 +26,11 @@ logged as one line without personal details beyond the name; then it is
 published on the event bus (edgeguard.outputs.bus), which hands it to the
 outputs (alerts, the dashboard's live updates) on their own threads.
 
+With a stranger store (edgeguard.events.strangers, kept by edgeguard.store.strangers) every unknown face
+is also a remembered stranger, named in the event's `extra`; the first sighting of a new visit that the
+rules call a return visit is followed by a `return_visit` event.  A `loitering` event (the rules' stays)
+shows the capture of the face's decision on this camera.
+
 How close a match is, in words a guard understands (`match_words`): "strong"
 or "possible", by the one match rule (edgeguard.common.match_rule).
 """

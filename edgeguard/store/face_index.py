@@ -1,6 +1,7 @@
 """The search index of the past: one encoding per recorded face decision, searched by face.
 
-Every known_face and unknown_face event with a capture is one row: the mean of
+Every event of a face with a capture (known_face, unknown_face, loitering, return_visit; a no_mask
+event shows its decision's face again) is one row: the mean of
 the encodings of the samples that voted for the decision (read from the
 capture's sidecar, edgeguard.store.face_captures), with the event's seq, time,
 camera and location.  The mean of a vote's samples is less noisy than any one
@@ -35,7 +36,7 @@ from typing import Protocol
 import numpy as np
 
 from ..common.match_rule import MatchThresholds
-from ..events.event import DECISIONS, Event
+from ..events.event import DECISIONS, Event, EventType
 from .face_captures import CaptureError, CaptureFolder
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 DIMENSIONS = 128
 READ_BATCH = 2000  # events read from the event log at a time while loading
 FIRST_ROWS = 1024
+INDEXED = (*DECISIONS, EventType.LOITERING, EventType.RETURN_VISIT)
 
 
 class EventSource(Protocol):
@@ -195,7 +197,7 @@ class FaceIndex:
         for event in events:
             assert event.seq is not None
             self._seq = max(self._seq, event.seq)
-            if event.type not in DECISIONS or not event.capture:
+            if event.type not in INDEXED or not event.capture:
                 continue
             encoding = self._encoding_of(event)
             if encoding is not None:
