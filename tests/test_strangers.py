@@ -147,6 +147,18 @@ class TestOnRealPhotos:
         assert device.strangers.kept().encodings == 2 and device.strangers.kept().oldest == now
         device.close()
 
+    def test_a_deleted_capture_takes_its_sightings_and_encodings_along(self, tmp_path, faces):
+        device, now = Device(Site(tmp_path / "site")), time.time()
+        [erased] = device.unknown(faces, lfw_photos("Tony_Blair")[0], now - DAY)
+        kept = stranger_of(device.unknown(faces, lfw_photos("Colin_Powell")[0], now))
+        store = CaptureStore(device.config.paths.captures, 30, 100)
+        assert device.strangers.forget_gone(store.kept) == 0
+        store.of(erased.capture).face.unlink()  # erased (or deleted for space)
+        assert device.strangers.forget_gone(store.kept) == 1
+        assert [s.id for s in device.strangers.list()] == [kept]
+        assert device.strangers.kept().encodings == 2
+        device.close()
+
 
 def test_the_rule_needs_a_match_and_a_margin_to_the_next_stranger():
     rng = np.random.default_rng(0)

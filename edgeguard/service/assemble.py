@@ -190,6 +190,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     order.append(Part("outputs", bus.stop, bus.start))
     strangers = open_strangers(cfg)
     strangers.expire(time.time() - captures.retention_seconds)
+    strangers.forget_gone(captures.kept)
     order.append(Part("strangers", lambda _: strangers.close()))
     site = SiteEvents(cfg, event_log, captures, bus, strangers)
     parts = Parts(service, event_log, captures, space, alerts, bus, site, strangers, order=order)

@@ -10,14 +10,17 @@ from the dashboard: `merge` (two ids that are one person), `split` (a sighting
 that is someone else becomes a new stranger), `enrolled` (added to the
 watchlist: the stranger keeps their history and names the Id).  Retention
 follows the captures': `expire` deletes sightings (with their encodings) older
-than `[captures] retention_days`, and strangers left without any.
+than `[captures] retention_days`, and strangers left without any; `forget_gone`
+deletes the sightings whose capture was deleted (by retention's size limit, by
+hand, or by an erasure), so a face erased from the captures leaves the
+strangers too.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,6 +221,28 @@ class StrangerStore:
             if gone:
                 self._reload()
             return gone
+
+    def forget_gone(self, exists: Callable[[str], bool]) -> int:
+        """Delete the sightings whose capture no longer `exists` (with their encodings), and the strangers
+        left without any; how many sightings."""
+        with self._lock:
+            rows = self._db.read(
+                lambda db: db.execute(
+                    "SELECT id, capture FROM sightings WHERE capture IS NOT NULL"
+                ).fetchall()
+            )
+            gone = [(sighting,) for sighting, capture in rows if not exists(capture)]
+            if not gone:
+                return 0
+
+            def delete(db: sqlite3.Connection) -> None:
+                db.executemany("DELETE FROM faces WHERE sighting = ?", gone)
+                db.executemany("DELETE FROM sightings WHERE id = ?", gone)
+                db.execute("DELETE FROM strangers WHERE id NOT IN (SELECT stranger FROM sightings)")
+
+            self._db.transaction(delete)
+            self._reload()
+            return len(gone)
 
     def kept(self) -> Kept:
         with self._lock:
