@@ -228,6 +228,8 @@ class TestStrangersPage:
         )
         assert added.status_code == 200 and f"Stranger {blair} is now Id 7" in added.text, added.text[-800:]
         assert "now <a" in added.text and (board.site.training / "7").is_dir()
+        record = http.get(f"{board.url}/records/7")
+        assert 'id="stranger-history"' in record.text and f"stranger {blair}</a>" in record.text
         bad = http.post(
             f"{board.url}/strangers/{blair}/merge", data={"csrf": board.csrf(http, "/strangers"), "into": "x"}
         )
