@@ -257,9 +257,13 @@ class TestSearchPage:
             ("two.jpg", (PEOPLE / "two_people.jpg").read_bytes(), "2 faces found"),
             ("cut.jpg", (PEOPLE / "obama.jpg").read_bytes()[:3000], "corrupt or truncated image"),
             ("notes.txt", b"hello", "not a .jpg"),
+            ("bomb.png", None, "image too large"),
         ],
     )
-    def test_bad_photos_get_a_clear_answer(self, board, name: str, data: bytes, expected: str):
+    def test_bad_photos_get_a_clear_answer(self, board, name: str, data: bytes | None, expected: str):
+        from test_web import png_bomb  # a 60000 x 60000 PNG of a few hundred bytes
+
+        data = png_bomb(60000, 60000) if data is None else data
         http, _ = board.login("victor")
         answer = post_search(board, http, (name, data))
         assert answer.status_code == 400 and expected in answer.text, answer.text[-600:]
