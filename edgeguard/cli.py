@@ -26,8 +26,11 @@ from .faces.photos import PhotoError, load_photo
 from .outputs.mqtt.consumer import DEFAULT_FILTER, event_line, follow
 from .review.capture_enrol import enrol_from_capture
 from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
+from .review.search import face_to_search, search_events
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
+from .store.face_captures import CaptureFolder
+from .store.face_index import FaceIndex, SearchFilter
 from .store.sqlite import DamagedDatabase
 from .watchlist.analyze import analyze_photo
 from .watchlist.build import build_watchlist, open_cache
@@ -162,6 +165,18 @@ def _parser() -> argparse.ArgumentParser:
         "--group", help="--mqtt: share the events with the other consumers of this group ($share/GROUP/...)"
     )
     events.set_defaults(handler=cmd_events)
+
+    search = sub.add_parser("search", help="the past events of the person in a photo, nearest first")
+    search.add_argument("photo", metavar="PHOTO", help="a photo of one person")
+    search.add_argument(
+        "--since", help="an ISO time (2026-11-22T14:00) or a span back from now (30m, 2h, 7d)"
+    )
+    search.add_argument("--camera", help="only events of this camera")
+    search.add_argument("--location", help="only events at this location")
+    search.add_argument(
+        "--json", action="store_true", help="one JSON object per event and line, as `events --json`"
+    )
+    search.set_defaults(handler=cmd_search)
 
     test_alert = sub.add_parser("test-alert", help="send one message end to end and report what happened")
     test_alert.add_argument(
@@ -359,6 +374,44 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
             print(json.dumps(event.to_json()), flush=True)
         else:
             print(f"{event.seq:>5} {event.to_json()['time_iso']} {event.camera} {event.summary()}")
+    return 0
+
+
+def cmd_search(config: Config, args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"edgeguard search: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rgb = load_photo(Path(args.photo).resolve(), config.recognition.max_image_pixels)
+        encoding = face_to_search(FaceEngine(config.recognition), rgb)
+    except PhotoError as exc:
+        print(f"edgeguard search: {args.photo}: {exc}", file=sys.stderr)
+        return 1
+    if not config.paths.events_db.exists():
+        print(f"edgeguard search: no event log at {config.paths.events_db} yet", file=sys.stderr)
+        return 0
+    events = EventReader(config.paths.events_db)
+    try:
+        captures = CaptureFolder(config.paths.captures)
+        index = FaceIndex(events, captures, config.match_thresholds, config.captures.retention_days * 86400)
+        found = search_events(
+            index, events, captures, encoding, SearchFilter(since, args.camera, args.location)
+        )
+    finally:
+        events.close()
+    for item in found:
+        if args.json:
+            print(json.dumps(item.to_json()), flush=True)
+        else:
+            event = item.event
+            print(
+                f"{event.seq:>5} {event.to_json()['time_iso']} {event.camera} {event.location}: "
+                f"{item.words} match (distance {item.distance:.3f}) {event.summary()}"
+            )
+    if not found and not args.json:
+        print("no event of this face")
     return 0
 
 

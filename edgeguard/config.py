@@ -63,6 +63,9 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+    strangers_db: Path = option(
+        Path("strangers.db"), "strangers remembered across days: ids, encodings, sightings (SQLite)"
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -126,6 +129,9 @@ class CameraConfig:
     min_face_size: int = option(32, "default: [recognition] min_face_size", min=20, max=1000)
     max_people: int = option(2, "default: [events] max_people", min=0, max=1000)
     mask_events: bool = option(True, "no_mask events from this camera; default: [mask] events")
+    loiter_minutes: float = option(10.0, "default: [events] loiter_minutes", min=0.0, max=1440.0)
+    return_visits: int = option(3, "default: [events] return_visits", min=0, max=100)
+    return_window_days: float = option(7.0, "default: [events] return_window_days", min=0.01, max=3650.0)
 
     @property
     def has_position(self) -> bool:
@@ -294,6 +300,22 @@ class EventsConfig:
         "location)",
         min=0.0,
         max=10080.0,
+    )
+    loiter_minutes: float = option(
+        10.0,
+        "a face (known or not) in view of one camera this long is a loitering event, once per stay; 0: none",
+        min=0.0,
+        max=1440.0,
+    )
+    return_visits: int = option(
+        3,
+        "a stranger seen on this many separate visits within return_window_days is a return_visit event; "
+        "0: none",
+        min=0,
+        max=100,
+    )
+    return_window_days: float = option(
+        7.0, "the days back in which a stranger's visits are counted", min=0.01, max=3650.0
     )
     camera_down_seconds: float = option(
         120.0,
@@ -573,6 +595,9 @@ CAMERA_OVERRIDES = {
     "min_face_size": ("recognition", "min_face_size"),
     "max_people": ("events", "max_people"),
     "mask_events": ("mask", "events"),
+    "loiter_minutes": ("events", "loiter_minutes"),
+    "return_visits": ("events", "return_visits"),
+    "return_window_days": ("events", "return_window_days"),
 }
 
 # secret key -> (environment variable, credential file name)

@@ -14,7 +14,16 @@ from edgeguard.events import event as event_module
 from edgeguard.events.event import Event
 from edgeguard.store.event_log import EventFilter, EventLog
 
-STORED = ("unknown_face", "known_face", "crowd", "no_mask", "camera_down", "camera_up")
+STORED = (
+    "unknown_face",
+    "known_face",
+    "crowd",
+    "no_mask",
+    "camera_down",
+    "camera_up",
+    "loitering",
+    "return_visit",
+)
 
 
 def test_the_stored_strings_are_the_ones_the_event_log_has_always_held():

@@ -57,6 +57,14 @@ def _what(event: Event) -> str:
         return f"crowd of {event.subject()}"
     if event.type == EventType.NO_MASK:
         return f"no mask: {event.subject()}"
+    if event.type == EventType.LOITERING:
+        return f"loitering: {event.subject()} in view {event.extra.get('minutes', '?')} min"
+    if event.type == EventType.RETURN_VISIT:
+        earlier = ", ".join(
+            datetime.fromtimestamp(t).strftime("%a %d %H:%M") for t in event.extra.get("visits", [])[:-1][-4:]
+        )
+        count = len(event.extra.get("visits", []))
+        return f"return visit: {event.subject()}, visit {count} (before: {earlier})"
     if event.type == EventType.KNOWN_FACE and "match" in event.extra:
         return f"{event.subject()}, {event.extra['match']} match"
     return event.subject()

@@ -19,6 +19,10 @@ class EventType(StrEnum):
     NO_MASK = "no_mask"  # a decided face whose mask vote says bare
     CAMERA_DOWN = "camera_down"  # a camera without frames for camera_down_seconds
     CAMERA_UP = "camera_up"  # its frames came back
+    LOITERING = "loitering"  # a face (known or not) in view of one camera longer than its loiter_minutes
+    RETURN_VISIT = (
+        "return_visit"  # a stranger seen on return_visits separate visits within return_window_days
+    )
 
     @property
     def is_decision(self) -> bool:

@@ -47,6 +47,8 @@ class Event:
             return f"{self.extra.get('count', '?')} people"
         if self.type in CAMERA_EVENTS:
             return f"camera {self.camera}"
+        if self.type == EventType.RETURN_VISIT:
+            return f"stranger {self.extra.get('stranger', '?')}"
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"
@@ -56,5 +58,9 @@ class Event:
         frame = f" frame {self.frame}" if self.pos_ms is not None else ""
         if self.extra.get("revisit"):
             return f"{self.type} {self.subject()}{frame} (visitor {self.extra.get('visitor')} again)"
+        if self.type == EventType.LOITERING:
+            return f"{self.type} {self.subject()}{frame} in view {self.extra.get('minutes')} min"
+        if self.type == EventType.RETURN_VISIT:
+            return f"{self.type} {self.subject()}{frame} visit {len(self.extra.get('visits', []))}"
         capture = f" capture {self.capture}" if self.capture else ""
         return f"{self.type} {self.subject()}{frame}{capture}"

@@ -26,6 +26,11 @@ logged as one line without personal details beyond the name; then it is
 published on the event bus (edgeguard.outputs.bus), which hands it to the
 outputs (alerts, the dashboard's live updates) on their own threads.
 
+With a stranger store (edgeguard.events.strangers, kept by edgeguard.store.strangers) every unknown face
+is also a remembered stranger, named in the event's `extra`; the first sighting of a new visit that the
+rules call a return visit is followed by a `return_visit` event.  A `loitering` event (the rules' stays)
+shows the capture of the face's decision on this camera.
+
 How close a match is, in words a guard understands (`match_words`): "strong"
 or "possible", by the one match rule (edgeguard.common.match_rule).
 """
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -48,7 +54,8 @@ from .caption import captioned
 from .event import DECISIONS, Event, EventType
 from .rules import EventRules
 from .storage import CaptureWriter, EventWriter
-from .visitors import UnknownVisitors
+from .strangers import StrangerKeeper, StrangerSighting
+from .visitors import UnknownVisitors, Visitor
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +79,13 @@ class SiteEvents:
         event_log: EventWriter,
         captures: CaptureWriter,
         bus: Publisher | None = None,
+        strangers: StrangerKeeper | None = None,
     ) -> None:
         self.config = config
         self.event_log = event_log
         self.captures = captures
         self.bus = bus
+        self.strangers = strangers  # None: strangers are not remembered beyond a visit
         self.recorded = 0  # events recorded since the start
         self.last_event: Event | None = None
         self.visitors = UnknownVisitors(config.events.revisit_minutes * 60, config.match_thresholds)
@@ -123,13 +132,14 @@ class EventRecorder:
         self.site = site
         self.camera = camera
         self.captures = site.captures
-        self.rules = EventRules(config.events, config.mask, camera)
+        self.rules = EventRules(config.events, config.mask, camera, visitor_of=self._visitor_of)
         self.visitors = site.visitors
         self.known_categories = config.captures.known_categories
         self.quiet_categories = config.alerts.quiet_categories
         self.sighting_seconds = config.alerts.cooldown_minutes * 60
         self.thresholds = config.match_thresholds
         self._track_captures: dict[int, tuple[str | None, int | None]] = {}  # track id -> capture, visitor
+        self._follow_ups: list[Event] = []  # events that followed one `handle` recorded (return visits)
 
     def record(self, report: FrameReport) -> list[Event]:
         """The events of one frame, recorded and published."""
@@ -137,22 +147,44 @@ class EventRecorder:
         if not due:
             return []
         with self.site.lock:
-            return [self.handle(obs) for obs in due]
+            events = []
+            for obs in due:
+                events.append(self.handle(obs))
+                events += self._follow_ups
+                self._follow_ups = []
+            return events
 
     def handle(self, obs: Observation) -> Event:
+        """Record the event of one observation (and a return visit after an unknown face, if it is one)."""
         fields: dict[str, Any] = {}
+        sighting: StrangerSighting | None = None
         if obs.kind == EventType.UNKNOWN_FACE:
-            fields = self._unknown(obs)
+            fields, sighting = self._unknown(obs)
         elif obs.kind == EventType.KNOWN_FACE and obs.person is not None:
             fields = self._known(obs)
         elif obs.kind == EventType.NO_MASK:
             fields = self._no_mask(obs)
         elif obs.kind == EventType.CROWD:
             fields = {"extra": {"count": obs.count}}
+        elif obs.kind == EventType.LOITERING:
+            fields = self._loitering(obs)
         event = self.site.append(self._event(obs, **fields))
         if obs.kind in DECISIONS and obs.track is not None:
             self._remember_capture(obs.track.id, event)
+        if sighting is not None and sighting.new_visit:
+            visits = self.rules.returned(sighting.visits, obs.frame.time)
+            if visits:
+                self._follow_ups.append(self._return_visit(obs, event, sighting.stranger, visits))
         return event
+
+    def _return_visit(self, obs: Observation, seen: Event, stranger: int, visits: list[float]) -> Event:
+        """A stranger back for another visit: their capture of now, and the start of each visit counted."""
+        extra = {"stranger": stranger, "visits": [round(v, 3) for v in visits], "event": seen.seq}
+        if "visitor" in seen.extra:
+            extra["visitor"] = seen.extra["visitor"]
+        return self.site.append(
+            replace(self._event(obs), type=EventType.RETURN_VISIT, capture=seen.capture, extra=extra)
+        )
 
     def _no_mask(self, obs: Observation) -> dict[str, Any]:
         """Who wears no mask: the person, or the unknown face's visitor and capture (the unknown_face
@@ -167,6 +199,23 @@ class EventRecorder:
             if visitor is not None:
                 fields["extra"]["visitor"] = visitor
         return fields
+
+    def _loitering(self, obs: Observation) -> dict[str, Any]:
+        """Who stayed, for how long, and the capture of their face (the decision's, on this camera)."""
+        assert obs.track is not None and obs.since is not None
+        minutes = round((obs.frame.media_time - obs.since) / 60, 1)
+        fields: dict[str, Any] = {"extra": {"minutes": minutes, "box": obs.track.box.as_list()}}
+        if obs.person is not None:
+            fields.update(person_id=obs.person.id, name=obs.person.name, category=obs.person.category or None)
+        capture, visitor = self._track_captures.get(obs.track.id, (None, None))
+        fields["capture"] = capture
+        if visitor is not None:
+            fields["extra"]["visitor"] = visitor
+        return fields
+
+    def _visitor_of(self, track: int) -> int | None:
+        """The unknown visitor a track of this camera was recalled or remembered as."""
+        return self._track_captures.get(track, (None, None))[1]
 
     def _remember_capture(self, track: int, event: Event) -> None:
         self._track_captures[track] = (event.capture, event.extra.get("visitor"))
@@ -222,28 +271,53 @@ class EventRecorder:
         extra["frame_image"] = str(saved.frame)
         return str(saved.face)
 
-    def _unknown(self, obs: Observation) -> dict[str, Any]:
+    def _unknown(self, obs: Observation) -> tuple[dict[str, Any], StrangerSighting | None]:
+        """An unknown face: its visitor (a capture per visit and location) and the stranger they are."""
         track = obs.track
         assert track is not None
         encodings = track.encodings_for(Verdict.UNKNOWN)
         if len(encodings) == 0:  # decided unknown for want of a majority: use every sample
             encodings = track.all_encodings()
-        where = self.camera.location
-        visitor = self.visitors.recall(encodings, obs.frame.time)
+        where, when = self.camera.location, obs.frame.time
+        visitor = self.visitors.recall(encodings, when)
         if visitor is not None and where in visitor.captures:
-            return {
-                "capture": visitor.captures[where],
-                "extra": {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()},
-            }
+            capture = visitor.captures[where]
+            extra: dict[str, Any] = {"visitor": visitor.id, "revisit": True, "box": track.box.as_list()}
+            return {"capture": capture, "extra": extra}, self._stranger(
+                visitor, encodings, when, capture, 0, extra
+            )
         best = track.take_view()  # saved or not, the track no longer needs the frame
         assert best is not None  # an undecided track that was sampled has a best view
-        extra: dict[str, Any] = {"box": track.box.as_list()}
+        extra = {"box": track.box.as_list()}
         capture = self._save(best, best.crop, self._sidecar(obs, best, encodings), extra)
         if visitor is None:
-            visitor = self.visitors.remember(encodings, obs.frame.time)
+            visitor = self.visitors.remember(encodings, when)
         visitor.captures[where] = capture
         extra["visitor"] = visitor.id
-        return {"capture": capture, "extra": extra}
+        sighting = self._stranger(visitor, encodings, when, capture, best.box.size, extra)
+        return {"capture": capture, "extra": extra}, sighting
+
+    def _stranger(
+        self,
+        visitor: Visitor,
+        encodings: np.ndarray,
+        when: float,
+        capture: str | None,
+        size: int,
+        extra: dict[str, Any],
+    ) -> StrangerSighting | None:
+        """Which remembered stranger the visitor is (once per visit: later sightings of the visit are theirs
+        too), kept in the stranger store; its id goes into the event's `extra`."""
+        if self.site.strangers is None:
+            return None
+        place = (self.camera.name, self.camera.location)
+        if visitor.stranger is None:
+            sighting = self.site.strangers.sighted(encodings, when, *place, capture, size)
+            visitor.stranger = sighting.stranger
+        else:
+            sighting = self.site.strangers.seen_again(visitor.stranger, when, *place, capture)
+        extra["stranger"] = sighting.stranger
+        return sighting
 
     def _sidecar(self, obs: Observation, best: BestView, encodings: np.ndarray) -> dict[str, Any]:
         """What the capture shows: the best view's frame, box and time, the decision's distance, and the

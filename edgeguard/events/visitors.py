@@ -26,6 +26,7 @@ class Visitor:
     encodings: np.ndarray
     last_seen: float
     captures: dict[str, str | None] = field(default_factory=dict)  # location -> capture of this visit there
+    stranger: int | None = None  # the persistent stranger they are (edgeguard.events.strangers)
 
 
 class UnknownVisitors:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -90,17 +90,19 @@ class Observation:
     """Something that may become an event: an identity decided here, or (from the events rules) a bare
     face or a crowd."""
 
-    kind: EventType  # KNOWN_FACE or UNKNOWN_FACE from here; NO_MASK or CROWD from the events rules
+    kind: EventType  # KNOWN_FACE or UNKNOWN_FACE from here; NO_MASK, CROWD or LOITERING from the events rules
     frame: Frame
     track: Track | None = None
     person: Person | None = None
     distance: float | None = None
     count: int | None = None
+    since: float | None = None  # LOITERING: when the stay began (media time, as frame.media_time)
 
 
 @dataclass(frozen=True)
 class BareFace:
-    """A face whose identity is decided and whose mask vote says bare, seen on this frame."""
+    """A face whose identity is decided (and, in `FrameReport.bare`, whose mask vote says bare), seen on
+    this frame."""
 
     track: Track
     person: Person | None  # None: an unknown face
@@ -114,6 +116,7 @@ class FrameReport:
     decisions: list[Observation]  # identity votes decided on this frame
     bare: list[BareFace]
     people: int  # faces in view
+    decided: list[BareFace] = field(default_factory=list)  # every face in view whose identity is decided
 
 
 class FrameProcessor:
@@ -163,7 +166,12 @@ class FrameProcessor:
         usable = [(t, s) for t in seen if (s := self._sharpness(grey, t.box)) is not None]
         decisions = self._vote(frame, [(t, s) for t, s in usable if t.frontal], now)
         bare = self._mask_votes(frame, [t for t, _ in usable], now)
-        return FrameReport(frame, decisions, bare, self.people_in_view)
+        decided = [
+            BareFace(t, self._person(t.decided))
+            for t in self.tracker.tracks.values()
+            if t.decided is not None
+        ]
+        return FrameReport(frame, decisions, bare, self.people_in_view, decided)
 
     def _scene_cut(self, grey: np.ndarray) -> bool:
         thumb = cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)

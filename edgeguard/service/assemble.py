@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,16 +34,19 @@ from ..faces.engine import FaceEngine
 from ..live.pipeline import FrameProcessor
 from ..outputs.base import Output
 from ..outputs.bus import EventBus
+from ..outputs.face_index import FaceIndexOutput
 from ..outputs.mqtt.output import MqttOutput
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
+from ..store.face_index import FaceIndex
 from ..store.space import DiskSpace
+from ..store.strangers import StrangerStore, open_strangers
 from ..watchlist.build import Watchlist, build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
 from ..web.context import Dashboard, SiteStatus
 from ..web.events import EventHub
 from ..web.server import WebServer
-from ..web.site import build_dashboard
+from ..web.site import build_dashboard, make_search_index
 from ..web.video import face_labels
 from .camera_run import CameraRun
 
@@ -73,6 +77,7 @@ class Parts:
     alerts: AlertService
     bus: EventBus
     site: SiteEvents
+    strangers: StrangerStore
     cameras: list[CameraRun] = field(default_factory=list)
     push: dict[str, PushFeed] = field(default_factory=dict)
     dashboard: Dashboard | None = None
@@ -105,11 +110,14 @@ def build_outputs(
     live_updates: EventHub | None,
     people_in_view: Callable[[], Mapping[str, int]],
     watchlist: Callable[[], Watchlist],
+    search_index: FaceIndex | None = None,
 ) -> list[Output]:
     """The outputs every recorded event goes to, in the order they start (they stop in reverse)."""
     outputs: list[Output] = [alerts]
     if live_updates is not None:
         outputs.append(live_updates)
+    if search_index is not None:
+        outputs.append(FaceIndexOutput(search_index))
     if config.mqtt.enabled:
         links = alerts.links.link_for if alerts.links is not None else None
         outputs.append(MqttOutput(config, links=links, people_in_view=people_in_view, watchlist=watchlist))
@@ -172,14 +180,20 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     alerts = AlertService(cfg, space.make_room)
     space.keep_reserve()
     live_updates = EventHub() if cfg.web.enabled else None
+    # The dashboard's Search page: loaded from the event log at its first search, then kept current.
+    search_index = make_search_index(cfg, event_log) if cfg.web.enabled else None
     # `parts` is made below; the outputs ask for people in view only once they run, after it exists.
     outputs = build_outputs(
-        cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current
+        cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current, search_index
     )
     bus = EventBus(event_log, outputs)
     order.append(Part("outputs", bus.stop, bus.start))
-    site = SiteEvents(cfg, event_log, captures, bus)
-    parts = Parts(service, event_log, captures, space, alerts, bus, site, order=order)
+    strangers = open_strangers(cfg)
+    strangers.expire(time.time() - captures.retention_seconds)
+    strangers.forget_gone(captures.kept)
+    order.append(Part("strangers", lambda _: strangers.close()))
+    site = SiteEvents(cfg, event_log, captures, bus, strangers)
+    parts = Parts(service, event_log, captures, space, alerts, bus, site, strangers, order=order)
     for camera, engine in zip(cfg.cameras, engines, strict=True):
         feed = _push_feed(cfg, camera)
         if feed is not None:
@@ -200,6 +214,8 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
             reload_watchlist=service.request_reload,
             push=parts.push,
             events=live_updates,
+            search=search_index,
+            strangers=strangers,
         )
         for run in parts.cameras:
             run.publish = _publisher(parts)

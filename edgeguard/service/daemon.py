@@ -162,6 +162,8 @@ class Daemon:
                 next_status = now + STATUS_EVERY
             if now >= next_retention:
                 parts.captures.enforce_retention()
+                parts.strangers.expire(time.time() - parts.captures.retention_seconds)
+                parts.strangers.forget_gone(parts.captures.kept)
                 next_retention = now + RETENTION_EVERY
             if now >= next_stats:
                 log.info("%s", status_line(parts))

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from ..outputs.mqtt.probe import probe
 from ..store.event_log import output_positions
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
+from ..store.strangers import kept_in
 from ..watchlist.build import build_watchlist, open_cache
 
 LOW_SPACE_MB = 64  # below this much free space the storage check warns
@@ -89,6 +91,7 @@ def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
         Check(check_folders),
         Check(check_privacy),
         Check(check_storage),
+        Check(check_strangers),
         *(
             Check(
                 lambda c, camera=camera: [_check_one_camera(c, camera)],
@@ -199,6 +202,30 @@ def check_storage(config: Config) -> list[Finding]:
         else:
             out.append(Finding("ok", name, f"{path} is sound{outputs}"))
     return out
+
+
+def check_strangers(config: Config) -> list[Finding]:
+    """How many strangers and encodings of their faces are kept, and until when (they follow the captures'
+    retention)."""
+    path = config.paths.strangers_db
+    if not path.exists():
+        return [Finding("ok", "strangers", "none remembered yet")]
+    try:
+        kept = kept_in(path)
+    except (DamagedDatabase, sqlite3.Error) as exc:
+        return [Finding("FAIL", "strangers", f"{path} cannot be read: {exc}")]
+    until = ""
+    if kept.oldest is not None:
+        ends = kept.oldest + config.captures.retention_days * 86400
+        until = f"; the oldest sighting is kept until {datetime.fromtimestamp(ends):%Y-%m-%d %H:%M}"
+    return [
+        Finding(
+            "ok",
+            "strangers",
+            f"{kept.strangers} stranger(s) with {kept.encodings} face encoding(s) kept in {path}"
+            f" ([captures] retention_days = {config.captures.retention_days:g}){until}",
+        )
+    ]
 
 
 def _outputs(path: Path) -> str:

@@ -93,11 +93,7 @@ class EventLog:
 
     def after(self, seq: int, limit: int) -> list[Event]:
         """At most `limit` events logged after `seq`, in the order they were logged."""
-        return self._db.read(
-            lambda db: _rows(
-                db.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
-            )
-        )
+        return self._db.read(lambda db: _after(db, seq, limit))
 
     def last_seq(self) -> int:
         """The seq of the newest event; 0 for an empty log."""
@@ -217,8 +213,8 @@ def output_positions(path: Path) -> tuple[int, dict[str, int]]:
 
 
 class EventReader:
-    """The event log opened read-only beside a running daemon (for commands): `get` and `search` as in
-    EventLog; DamagedDatabase if the file is not a sound database."""
+    """The event log opened read-only beside a running daemon (for commands): `get`, `search` and `after`
+    as in EventLog; DamagedDatabase if the file is not a sound database."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -231,8 +227,15 @@ class EventReader:
     def search(self, filters: EventFilter, offset: int = 0, limit: int = 50) -> tuple[list[Event], int]:
         return _search(self._db, filters, offset, limit)
 
+    def after(self, seq: int, limit: int) -> list[Event]:
+        return _after(self._db, seq, limit)
+
     def close(self) -> None:
         self._db.close()
+
+
+def _after(db: sqlite3.Connection, seq: int, limit: int) -> list[Event]:
+    return _rows(db.execute("SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)))
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[Event]:

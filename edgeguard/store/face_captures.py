@@ -263,6 +263,11 @@ class CaptureStore(CaptureFolder):
             self._failing = False
         return saved
 
+    def kept(self, stored: str) -> bool:
+        """Whether the capture an event or a sighting names (its face image's path) is still there."""
+        capture = self.of(stored)
+        return capture is not None and capture.exists()
+
     def enforce_retention(self, now: float | None = None) -> int:
         """Delete captures past the age limit, then the oldest over the size limit; returns how many.
 

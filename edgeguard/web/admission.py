@@ -3,7 +3,8 @@
 The server (edgeguard.web.server) asks before it reads a byte of a body, so
 that nobody without a session or a push camera's token can make the daemon
 hold a large body: a push frame needs the camera's token and may be as large
-as the camera takes; a photo upload needs an admin's session; any other form
+as the camera takes; a photo upload needs an admin's session (a photo to
+search with, any session); any other form
 needs a session; a login form, the one body sent without a session, is small
 and shares the server's pool for untrusted bodies.  A refusal here is
 answered by the app from the headers (app.py), as it would have answered
@@ -25,7 +26,8 @@ from .server import BodyJudge, BodyLimit
 FORM_BYTES = 64 * 1024  # a form without files: a record's fields, a review, a user
 LOGIN_BYTES = 8 * 1024  # the login form, and the form of the code that follows it
 PHOTO_UPLOAD_BYTES = 20 * 1024 * 1024  # photos uploaded to a record (admins only)
-PHOTO_UPLOADS = {"records.add_record_post", "records.add_photos"}
+PHOTO_UPLOADS = {"records.add_record_post", "records.add_photos", "search.enrol_found"}
+SEARCH_UPLOADS = {"search.search_post"}  # a photo to search the past with (any logged-in user)
 BEFORE_SESSION = {"auth.login_post"}
 NO_BODY = BodyLimit(0, trusted=False, status=400, reason="this request takes no body")
 
@@ -55,6 +57,8 @@ def body_judge(app: Flask, board: Dashboard) -> BodyJudge:
             return BodyLimit(0, trusted=False, status=403, reason="log in first")
         if session.state != "ok":
             return BodyLimit(LOGIN_BYTES, trusted=True, reason="a login code is small")
+        if endpoint in SEARCH_UPLOADS:
+            return BodyLimit(PHOTO_UPLOAD_BYTES, trusted=True, reason="a photo of at most 20 MB")
         if endpoint in PHOTO_UPLOADS:
             if not session.user.admin:
                 return BodyLimit(0, trusted=True, status=403, reason="only an admin may change this")

@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
 
 from ..common.ratelimit import EveryMinute
-from . import auth, image_links, pages, records, streams, upload
+from . import auth, image_links, pages, records, search, strangers, streams, upload
 from .context import Dashboard
 from .request import SESSION_COOKIE, client_address, dashboard
 from .security import HEADERS, LoginThrottle, Throttle, same
@@ -59,7 +59,16 @@ def create_app(dashboard: Dashboard) -> Flask:
     app.extensions["edgeguard.push_throttle"] = Throttle()  # wrong push tokens, per client address
     app.extensions["edgeguard.push_reported"] = EveryMinute()  # addresses whose wrong tokens were just logged
 
-    for blueprint in (auth.bp, image_links.bp, pages.bp, records.bp, streams.bp, upload.bp):
+    for blueprint in (
+        auth.bp,
+        image_links.bp,
+        pages.bp,
+        records.bp,
+        search.bp,
+        strangers.bp,
+        streams.bp,
+        upload.bp,
+    ):
         app.register_blueprint(blueprint)
     # Browsers ask for /favicon.ico on their own, before any page names it.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))

@@ -13,6 +13,8 @@ from ..config import Config
 from ..faces.engine import FaceEngine
 from ..outputs.base import OutputStatus
 from ..store.event_log import EventLog
+from ..store.face_index import FaceIndex
+from ..store.strangers import StrangerStore
 from ..watchlist.build import Watchlist
 from .events import EventHub
 from .users import UserStore
@@ -57,3 +59,5 @@ class Dashboard:
     push: Mapping[str, PushFeed] = field(
         default_factory=dict
     )  # push cameras' feeds by name (/upload_frame/<name>)
+    search: FaceIndex | None = None  # the Search page's index of the recorded faces (None: no event log)
+    strangers: StrangerStore | None = None  # the Strangers page's (None: not kept by this dashboard)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
@@ -139,7 +140,25 @@ def record(person_id: str) -> str:
         negatives=negatives,
         negatives_error=negatives_error,
         shown={event: capture.id for event, capture in found.items() if capture and capture.exists()},
+        strangers=_stranger_history(person_id),
     )
+
+
+def _stranger_history(person_id: str) -> list[dict]:
+    """The strangers who were added to the watchlist as this Id: their sightings before it."""
+    store = dashboard().strangers
+    return [
+        {
+            "id": s.id,
+            "sightings": s.sightings,
+            "visits": s.visits,
+            "where": ", ".join(s.locations),
+            "first": f"{datetime.fromtimestamp(s.first_seen):%Y-%m-%d %H:%M}",
+            "last": f"{datetime.fromtimestamp(s.last_seen):%Y-%m-%d %H:%M}",
+        }
+        for s in (store.list() if store else [])
+        if s.person_id == person_id
+    ]
 
 
 @bp.post("/records/<person_id>")

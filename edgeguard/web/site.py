@@ -11,6 +11,9 @@ from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
 from ..store.event_log import EventLog
+from ..store.face_captures import CaptureFolder
+from ..store.face_index import FaceIndex
+from ..store.strangers import StrangerStore
 from ..watchlist.build import Watchlist
 from .admission import body_judge
 from .app import create_app
@@ -34,9 +37,12 @@ def build_dashboard(
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
     events: EventHub | None = None,
+    search: FaceIndex | None = None,
+    strangers: StrangerStore | None = None,
 ) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
-    name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own."""
+    name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own;
+    `search` the index the event bus keeps current, else one of its own over `event_log`."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
     dashboard = Dashboard(
@@ -54,7 +60,19 @@ def build_dashboard(
         tls=tls is not None,
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
+        search=search if search is not None or event_log is None else make_search_index(config, event_log),
+        strangers=strangers,
     )
     app = create_app(dashboard)
     server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
     return dashboard, server
+
+
+def make_search_index(config: Config, event_log: EventLog) -> FaceIndex:
+    """The index of the recorded faces (edgeguard.store.face_index), loaded at its first search."""
+    return FaceIndex(
+        event_log,
+        CaptureFolder(config.paths.captures),
+        config.match_thresholds,
+        config.captures.retention_days * 86400,
+    )
