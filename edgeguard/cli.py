@@ -26,6 +26,7 @@ from .faces.photos import PhotoError, load_photo
 from .outputs.mqtt.consumer import DEFAULT_FILTER, event_line, follow
 from .review.capture_enrol import enrol_from_capture
 from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
+from .service.erasure import ErasureError, forget_capture, forget_person
 from .service.logs import setup_logging
 from .store.event_log import EventReader, parse_since, read_events
 from .store.sqlite import DamagedDatabase
@@ -127,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
         help="the face is watchlist Id ID: its capture becomes a photo of them",
     )
     feedback.set_defaults(handler=cmd_feedback)
+
+    forget = sub.add_parser(
+        "forget",
+        help="erase a watchlist person (photos, encodings, captures, their events' details, messages, row) "
+        "or, with --capture, one unknown visitor's capture",
+    )
+    what = forget.add_mutually_exclusive_group(required=True)
+    what.add_argument("id", nargs="?", metavar="ID", help="the watchlist Id to erase")
+    what.add_argument("--capture", metavar="FILE", help="a capture's file name (or id) to erase")
+    forget.set_defaults(handler=cmd_forget)
 
     run = sub.add_parser("run", help="run the daemon: camera in, events out")
     run.add_argument(
@@ -482,6 +493,20 @@ def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
     finally:
         events.close()
     return _feedback_report(result)
+
+
+def cmd_forget(config: Config, args: argparse.Namespace) -> int:
+    try:
+        if args.capture is not None:
+            done = forget_capture(config, args.capture)
+        else:
+            done = forget_person(config, args.id)
+    except ErasureError as exc:
+        print(f"edgeguard forget: {exc}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(line)
+    return 0
 
 
 def _feedback_report(result: FeedbackResult) -> int:

@@ -26,6 +26,7 @@ from .common.credentials import SecretError, open_to_others, read_secret
 from .common.event_types import EVENT_TYPES, EventType
 from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
+from .common.sealing import DataKeyError, Sealer, load_sealer
 from .common.timeofday import HOURS, HOURS_HELP
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
@@ -63,6 +64,10 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+    data_key: Path = option(
+        Path("data.key"),
+        "key that encrypts biometric data at rest (made on first start; credential data_key wins)",
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -445,6 +450,15 @@ class WebConfig:
     )
 
 
+@dataclass(frozen=True)
+class PrivacyConfig:
+    encrypt: bool = option(
+        True,
+        "encrypt captures and the encoding cache at rest with the data key (AES-GCM); plain files written "
+        "before stay readable",
+    )
+
+
 # MQTT topics we publish to: no wildcards ('+', '#'), no NUL, not empty at either end, not $SYS-like.
 TOPIC = r"|[^/$+#\x00]([^+#\x00]*[^/+#\x00])?"
 TOPIC_HELP = "must not contain '+', '#' (MQTT wildcards) or NUL, nor start with '/' or '$' or end with '/'"
@@ -543,6 +557,9 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     push: PushConfig = field(default_factory=PushConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # the data key's sealer when [privacy] encrypt is on (loaded by load_config; None: data written plain)
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
@@ -560,7 +577,9 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    name: kind for name, kind in get_type_hints(Config).items() if name not in ("source", "notes", "cameras")
+    name: kind
+    for name, kind in get_type_hints(Config).items()
+    if name not in ("source", "notes", "cameras", "sealer")
 }
 SECTIONS = {"camera": CameraConfig, **SECTIONS}  # [camera] or [[camera]]: _cameras
 
@@ -604,9 +623,24 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
     sections["recognition"], moved = _recognition(sections["recognition"], raw, where)
     cameras = _cameras(raw.get("camera", {}), sections, where)
-    config = Config(**sections, cameras=cameras, source=source, notes=notes + moved)
+    sealer, key_notes = _sealer(sections["privacy"], sections["paths"])
+    config = Config(
+        **sections, cameras=cameras, sealer=sealer, source=source, notes=notes + moved + key_notes
+    )
     _check_together(config, where)
     return config
+
+
+def _sealer(privacy: PrivacyConfig, paths: PathsConfig) -> tuple[Sealer | None, tuple[str, ...]]:
+    """The data key's sealer when encryption is on (edgeguard.common.sealing); a key that is missing, open to
+    others, of the wrong length or not the data's key is a ConfigError: one line, before anything starts."""
+    if not privacy.encrypt:
+        return None, ()
+    try:
+        sealer, note = load_sealer(paths.data_key, paths.state_dir)
+    except DataKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    return sealer, (note,) if note else ()
 
 
 def _web(

@@ -164,7 +164,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     logged: set[str] = set()  # problems logged by earlier builds: each is logged once
     service = WatchlistService(cfg, lambda: build_watchlist(cfg, engines[0], cache, logged))
     order.append(Part("watchlist", lambda _: service.stop(), service.start))
-    captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb)
+    captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb, cfg.sealer)
     captures.enforce_retention()
     space = DiskSpace(cfg.paths.events_db.parent, captures)
     event_log = EventLog(cfg.paths.events_db, space.make_room)

@@ -270,7 +270,7 @@ def capture_image(capture_id: str, image: str) -> Response:
 
 def captures() -> CaptureFolder:
     """The site's captures, read by id (edgeguard.store.face_captures)."""
-    return CaptureFolder(dashboard().config.paths.captures)
+    return CaptureFolder.of_config(dashboard().config)
 
 
 # ---------------------------------------------------------------- alerts

@@ -125,7 +125,7 @@ def record(person_id: str) -> str:
         negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
     except NegativesError as exc:
         negatives, negatives_error = [], str(exc)
-    folder = CaptureFolder(board.config.paths.captures)
+    folder = CaptureFolder.of_config(board.config)
     found = {n.event: folder.of(n.capture) for n in negatives}
     return render_template(
         "record.html",
