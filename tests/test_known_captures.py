@@ -86,7 +86,9 @@ def test_a_wanted_persons_sighting_is_captured_linked_and_enrollable(tmp_path, f
     assert (capture.stat().st_mode & 0o777) == 0o600
 
     # the crop is his face: found and matched against his enrolment photo
-    rgb = load_photo(capture, RecognitionConfig().max_image_pixels)
+    opened = tmp_path / "opened-face.jpg"  # the capture is sealed on disk: its JPEG as the store reads it
+    opened.write_bytes(capture_image(capture))
+    rgb = load_photo(opened, RecognitionConfig().max_image_pixels)
     boxes = [d.box for d in engine.find_in_photo(rgb)]
     assert boxes, "no face in the capture"
     enrolled = engine.enrolment_encoding(load_photo(PEOPLE / LIN[2], RecognitionConfig().max_image_pixels))
