@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import get_type_hints
 
 from .common.credentials import SecretError, open_to_others, read_secret
-from .common.event_types import EVENT_TYPES, EventType
+from .common.event_types import ROUTE_TYPES, EventType
 from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
 from .common.sealing import DataKeyError, Sealer, load_sealer
@@ -344,7 +344,7 @@ class RouteConfig:
         DEFAULT_ROUTE_EVENTS,
         'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and '
         '"camera_up" about cameras without frames',
-        choices=EVENT_TYPES,
+        choices=ROUTE_TYPES,
     )
     categories: tuple[str, ...] = option(
         (), 'known faces only of these Details.csv categories, e.g. ["wanted"] (empty: any)'

@@ -47,6 +47,8 @@ class Event:
             return f"{self.extra.get('count', '?')} people"
         if self.type in CAMERA_EVENTS:
             return f"camera {self.camera}"
+        if self.type == EventType.ERASED:
+            return f"Id {self.person_id}" if self.person_id else f"capture {self.extra.get('capture', '?')}"
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"
