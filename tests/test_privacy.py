@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from conftest import PEOPLE
 from helpers import clean_env, edgeguard
+from test_web import Board  # the dashboard on a free port, with an admin (alice) and a viewer (victor)
 
 from edgeguard.alerts.outbox import Outbox, read_messages
+from edgeguard.alerts.service import AlertService
 from edgeguard.common.sealing import (
     CHECK_FILE,
     KEY_SIZE,
@@ -29,9 +31,9 @@ from edgeguard.common.sealing import (
 from edgeguard.config import load_config
 from edgeguard.configfile.reading import ConfigError
 from edgeguard.events.event import Event
-from edgeguard.service.erasure import ErasureError, forget_capture
+from edgeguard.service.erasure import ErasureError, forget_capture, forget_person
 from edgeguard.store.event_log import ERASED, EventLog, read_events
-from edgeguard.store.face_captures import CaptureDamaged, CaptureFolder, CaptureStore
+from edgeguard.store.face_captures import CaptureDamaged, CaptureFolder, CaptureStore, capture_id
 from edgeguard.watchlist.build import open_cache
 from edgeguard.watchlist.cache import CACHE_FILE, CacheEntry, EncodingCache, photo_digest
 
@@ -346,9 +348,70 @@ def test_forget_erases_a_person_everywhere_and_keeps_the_others(site):
     assert folder.of(captures[None].face).read("face").startswith(JPEG)
     events = read_events(config.paths.events_db)
     assert [(e.type, e.name, e.person_id, e.capture) for e in events][0] == ("known_face", ERASED, None, None)
-    assert [e.name for e in events[1:]] == ["Joe Biden", None] and len(events) == 3
+    assert [e.name for e in events[1:3]] == ["Joe Biden", None] and len(events) == 4
+    # the erasure, for the outputs: the Id, the capture ids and the stripped events, nothing personal
+    erased = events[3]
+    assert (erased.type, erased.person_id, erased.name, erased.capture) == ("erased", "3", None, None)
+    assert erased.extra == {"captures": [capture_id(captures["3"].face)], "events": [[1, 1_790_000_000.0]]}
+    assert f"outputs: erased event {erased.seq} logged" in result.stdout
+    assert erased.subject() == "Id 3"
     bodies = [m.body for m in read_messages(config.paths.outbox_db)]
     assert len(bodies) == 2 and not any("Obama" in b for b in bodies)
+
+
+def test_forget_again_finds_nothing_and_the_erased_event_is_not_erased(site):
+    config, _, _ = erasure_site(site)
+    assert edgeguard(site.config_path, "forget", "3").returncode == 0
+    again = edgeguard(site.config_path, "forget", "3")
+    assert again.returncode == 2 and "no person with Id 3" in again.stderr
+    assert [e.type for e in read_events(config.paths.events_db)][-1] == "erased"
+
+
+def test_the_sms_output_ignores_an_erasure(site):
+    site.write_config('[[alerts.route]]\nto = ["+15550000009"]\n')
+    config = site.config()
+    service = AlertService(config)
+    try:
+        service.handle(Event("erased", 1_790_000_000.0, "", "", person_id="3", seq=9, extra={"captures": []}))
+        assert service.outbox.count("pending") == 0 and not service.outbox.has_event(9)
+    finally:
+        service.outbox.close()
+
+
+def test_a_route_cannot_send_erasures(site):
+    site.write_config('[[alerts.route]]\nto = ["+15550000009"]\nevents = ["erased"]\n')
+    with pytest.raises(ConfigError, match="erased"):
+        site.config()
+
+
+def test_the_dashboard_button_erases_for_admins_only(site):
+    config, _, captures = erasure_site(site)
+    board = Board(site)
+    try:
+        board.dashboard.erase = lambda person_id: forget_person(board.config, person_id)
+        viewer, _ = board.login("victor")
+        token = board.csrf(viewer, "/records/3")
+        assert "Erase Id 3 everywhere" not in viewer.get(f"{board.url}/records/3").text
+        refused = viewer.post(f"{board.url}/records/3/erase", data={"csrf": token, "confirm": "3"})
+        assert refused.status_code == 403 and (site.training / "3").is_dir()
+        admin, _ = board.login()
+        page = admin.get(f"{board.url}/records/3").text
+        assert "Erase Id 3 everywhere" in page and "/records/3/erase" in page
+        assert admin.post(f"{board.url}/records/3/erase", data={"confirm": "3"}).status_code == 403  # no CSRF
+        assert (site.training / "3").is_dir()
+        admin.post(
+            f"{board.url}/records/3/erase", data={"csrf": board.csrf(admin, "/records/3"), "confirm": "4"}
+        )
+        assert (site.training / "3").is_dir() and captures["3"].face.exists()  # the wrong Id typed
+        done = admin.post(
+            f"{board.url}/records/3/erase", data={"csrf": board.csrf(admin, "/records/3"), "confirm": "3"}
+        )
+        assert done.status_code == 200 and "erased everywhere" in done.text
+        assert not (site.training / "3").exists() and not captures["3"].face.exists()
+        assert (site.training / "4").is_dir() and captures["4"].face.exists()
+        assert [e.type for e in read_events(config.paths.events_db)][-1] == "erased"
+    finally:
+        board.stop()
 
 
 def test_forget_an_unknown_id_says_so_and_changes_nothing(site):
@@ -367,6 +430,13 @@ def test_forget_one_capture(site):
     config, _, captures = erasure_site(site)
     done = forget_capture(config, captures[None].frame.name)
     assert done[0].startswith("captures: 1 (3 files)") and "events: 1 kept as erased" in done[1]
+    erased = read_events(config.paths.events_db)[-1]
+    assert (erased.type, erased.person_id, erased.extra["captures"]) == (
+        "erased",
+        None,
+        [capture_id(captures[None].face)],
+    )
+    assert erased.subject() == f"capture {capture_id(captures[None].face)}"
     assert not captures[None].face.exists() and captures["3"].face.exists()
     with pytest.raises(ErasureError, match="no capture"):
         forget_capture(config, captures[None].face.name)

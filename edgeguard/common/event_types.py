@@ -19,7 +19,9 @@ class EventType(StrEnum):
     NO_MASK = "no_mask"  # a decided face whose mask vote says bare
     CAMERA_DOWN = "camera_down"  # a camera without frames for camera_down_seconds
     CAMERA_UP = "camera_up"  # its frames came back
-    ERASED = "erased"  # a person or a capture erased on request (edgeguard forget): outputs drop what they hold
+    ERASED = (
+        "erased"  # a person or a capture erased on request (edgeguard forget): outputs drop what they hold
+    )
 
     @property
     def is_decision(self) -> bool:

@@ -48,7 +48,11 @@ class Event:
         if self.type in CAMERA_EVENTS:
             return f"camera {self.camera}"
         if self.type == EventType.ERASED:
-            return f"Id {self.person_id}" if self.person_id else f"capture {self.extra.get('capture', '?')}"
+            return (
+                f"Id {self.person_id}"
+                if self.person_id
+                else "capture " + ", ".join(self.extra.get("captures", ()))
+            )
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"

@@ -45,6 +45,7 @@ from ..web.server import WebServer
 from ..web.site import build_dashboard
 from ..web.video import face_labels
 from .camera_run import CameraRun
+from .erasure import forget_person
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
             signer=alerts.signer,
             reload_watchlist=service.request_reload,
             push=parts.push,
+            erase=lambda person_id: forget_person(cfg, person_id),
             events=live_updates,
         )
         for run in parts.cameras:

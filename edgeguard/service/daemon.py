@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 
 from ..capture import SourceError
+from ..common.ratelimit import EveryMinute
 from ..config import Config, ConfigError, load_config
 from ..detect import DetectorError
 from .assemble import Parts, assemble, overridden
@@ -64,6 +66,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.systemd = Systemd()
+        self._warned = EveryMinute()
 
     def run(self) -> int:
         """Run until every source ends (0), a stop signal (0), or a source or pipeline that cannot work
@@ -150,6 +153,7 @@ class Daemon:
                 self._look_after_storage(parts)
                 next_storage = now + STORAGE_EVERY
             self._watch_cameras(parts)
+            self._take_up_logged_elsewhere(parts)
             frames = sum(run.frames for run in parts.cameras)
             if self._progress(parts, now, frames > frames_seen):
                 self.systemd.watchdog()
@@ -177,6 +181,14 @@ class Daemon:
     @staticmethod
     def _all_push(parts: Parts) -> bool:
         return len(parts.push) == len(parts.cameras)
+
+    def _take_up_logged_elsewhere(self, parts: Parts) -> None:
+        """Events other processes logged (`edgeguard forget`'s erased event) go to the outputs at once."""
+        try:
+            parts.site.take_up_logged_elsewhere()
+        except sqlite3.Error as exc:
+            if self._warned.due("logged elsewhere"):
+                log.error("cannot read the event log for events logged by other processes: %s", exc)
 
     @staticmethod
     def _watch_cameras(parts: Parts) -> None:

@@ -7,23 +7,30 @@ fields of their events (the events stay, as "erased person", so counts stay true
 those events (pending ones deleted, sent ones blanked).  A capture: its files, the same for its events.
 An Id or capture the device does not know is an `ErasureError` and nothing is changed.  The running daemon
 reloads its watchlist from the folders as after any removal.
+
+Last, an `erased` event goes into the event log (the Id or the capture ids, and the seq and time of the
+events erased: nothing personal beyond the Id), which is how the erasure reaches every output: the event bus
+hands it to them at once when the daemon runs (it takes up events other processes log), else at its next
+start (durable outputs replay the event log from their cursor).  The MQTT output clears the person's
+retained state and Home Assistant entities and tells consumers; the SMS output ignores it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..alerts.outbox import Outbox
 from ..config import Config
-from ..events.event import Event
+from ..events.event import Event, EventType
 from ..store.event_log import EventLog
 from ..store.face_captures import BadCaptureId, Capture, CaptureFolder, parse_name
 from ..watchlist.details import VALID_ID, read_details
 from ..watchlist.enrol import EnrolError, drop_unused_encodings, person_photos, remove_person
 
 
-class ErasureError(Exception):
+class ErasureError(ValueError):
     """Nothing to erase (an unknown Id or capture) or a bad request; nothing was changed."""
 
 
@@ -50,7 +57,8 @@ def forget_person(config: Config, person_id: str) -> list[str]:
     if row:
         done.append(f"Details row of Id {person_id} removed from {config.paths.details_csv}")
     done.append(f"encoding cache: {drop_unused_encodings(config)} entries removed")
-    done += _erase(config, folder, list(captures.values()), [e.seq for e in events])
+    done += _erase(config, folder, list(captures.values()), events)
+    done.append(_tell_outputs(config, person_id, list(captures), events))
     return done
 
 
@@ -64,7 +72,9 @@ def forget_capture(config: Config, name: str | Path) -> list[str]:
     events = _events(config, lambda log: log.with_capture(capture.id))
     if not capture.exists() and not events:
         raise ErasureError(f"no capture {capture.id} in {folder.folder}: nothing changed")
-    return _erase(config, folder, [capture], [e.seq for e in events])
+    done = _erase(config, folder, [capture], events)
+    done.append(_tell_outputs(config, None, [capture.id], events))
+    return done
 
 
 def _capture_id(name: str) -> str:
@@ -93,8 +103,9 @@ def _events(config: Config, find: Callable[[EventLog], list[Event]]) -> list[Eve
         log.close()
 
 
-def _erase(config: Config, folder: CaptureFolder, captures: list[Capture], seqs: list[int]) -> list[str]:
+def _erase(config: Config, folder: CaptureFolder, captures: list[Capture], events: list[Event]) -> list[str]:
     """Delete the captures, strip the events, drop or blank their messages; what was done, line by line."""
+    seqs = [e.seq for e in events if e.seq is not None]
     files = [name for capture in captures for name in folder.delete(capture)]
     done = [f"captures: {len(captures)} ({len(files)} files) removed from {folder.folder}"]
     if seqs:
@@ -111,3 +122,21 @@ def _erase(config: Config, folder: CaptureFolder, captures: list[Capture], seqs:
             outbox.close()
         done.append(f"messages: {deleted} pending deleted, {blanked} texts blanked")
     return done
+
+
+def _tell_outputs(config: Config, person_id: str | None, captures: list[str], events: list[Event]) -> str:
+    """Log the `erased` event that hands the erasure to every output (see the module docstring)."""
+    erased = Event(
+        type=EventType.ERASED,
+        time=time.time(),
+        camera="",
+        location="",
+        person_id=person_id,
+        extra={"captures": sorted(captures), "events": [[e.seq, e.time] for e in events]},
+    )
+    log = EventLog(config.paths.events_db)
+    try:
+        seq = log.append(erased).seq
+    finally:
+        log.close()
+    return f"outputs: erased event {seq} logged (MQTT clears the retained state and Home Assistant entities)"

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..events.event import Event
+from ..events.event import Event, EventType
 from .face_captures import capture_id
 from .sqlite import PrivateDB, connect_readonly
 
@@ -126,7 +126,10 @@ class EventLog:
         """The events about the watchlist person `person_id`, in the order they were logged."""
         return self._db.read(
             lambda db: _rows(
-                db.execute("SELECT * FROM events WHERE person_id = ? ORDER BY seq", (person_id,))
+                db.execute(
+                    "SELECT * FROM events WHERE person_id = ? AND type != ? ORDER BY seq",
+                    (person_id, EventType.ERASED),
+                )
             )
         )
 
@@ -146,7 +149,7 @@ class EventLog:
         def work(db: sqlite3.Connection) -> int:
             cursor = db.executemany(
                 "UPDATE events SET person_id = NULL, name = ?, category = NULL, distance = NULL, "
-                "capture = NULL, extra = ? WHERE seq = ?",
+                "capture = NULL, extra = ? WHERE seq = ? AND type != 'erased'",
                 [(ERASED, json.dumps({"erased": True}), seq) for seq in seqs],
             )
             return cursor.rowcount

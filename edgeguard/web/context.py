@@ -1,4 +1,4 @@
-"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the other way."""
+"""What the dashboard sees of the daemon: handed to the app factory, read by the pages, never the reverse."""
 
 from __future__ import annotations
 
@@ -54,3 +54,6 @@ class Dashboard:
     push: Mapping[str, PushFeed] = field(
         default_factory=dict
     )  # push cameras' feeds by name (/upload_frame/<name>)
+    # Erase a person everywhere (the code behind `edgeguard forget ID`): the lines of what was removed;
+    # ValueError with the reason when there is nothing to erase (nothing changed).
+    erase: Callable[[str], list[str]] | None = None

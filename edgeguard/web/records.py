@@ -136,6 +136,7 @@ def record(person_id: str) -> str:
         negatives=negatives,
         negatives_error=negatives_error,
         shown={event: capture.id for event, capture in found.items() if capture and capture.exists()},
+        can_erase=board.erase is not None,
     )
 
 
@@ -219,6 +220,28 @@ def delete_record(person_id: str) -> Response:
         return redirect(url_for("records.record", person_id=person_id))
     log.info("dashboard: %s deleted Id %s", g.user.name, person_id)
     flash(f"Id {person_id} deleted, with its photos and negatives.", "ok")
+    return redirect(url_for("records.view_records"))
+
+
+@bp.post("/records/<person_id>/erase")
+@admin_only
+def erase_record(person_id: str) -> Response:
+    """Erase the person everywhere, as `edgeguard forget` does (the daemon hands over its erasure)."""
+    board = dashboard()
+    if board.erase is None:
+        abort(404, "erasure is not available here")
+    if request.form.get("confirm") != person_id:
+        flash(f"To erase Id {person_id} everywhere, type its Id in the box.", "error")
+        return redirect(url_for("records.record", person_id=person_id))
+    try:
+        done = board.erase(person_id)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("records.record", person_id=person_id))
+    log.info("dashboard: %s erased Id %s everywhere", g.user.name, person_id)
+    flash(f"Id {person_id} erased everywhere: " + "; ".join(done), "ok")
+    if board.reload_watchlist is not None:
+        board.reload_watchlist()
     return redirect(url_for("records.view_records"))
 
 

@@ -34,6 +34,7 @@ def build_dashboard(
     reload_watchlist: Callable[[], None] | None = None,
     push: Mapping[str, PushFeed] | None = None,
     events: EventHub | None = None,
+    erase: Callable[[str], list[str]] | None = None,
 ) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
     name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own."""
@@ -54,6 +55,7 @@ def build_dashboard(
         tls=tls is not None,
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
+        erase=erase,
     )
     app = create_app(dashboard)
     server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
