@@ -64,6 +64,7 @@ class PathsConfig:
         "secret that signs image links (made on first start; credential edgeguard_link_key wins)",
     )
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
+    audit_db: Path = option(Path("audit.db"), "the audit log: who changed what (SQLite, append-only)")
     data_key: Path = option(
         Path("data.key"),
         "key that encrypts biometric data at rest (made on first start; credential data_key wins)",

@@ -36,6 +36,7 @@ from ..capture import SourceError
 from ..common.ratelimit import EveryMinute
 from ..config import Config, ConfigError, load_config
 from ..detect import DetectorError
+from ..store.audit import audit, command_user
 from .assemble import Parts, assemble, overridden
 from .status import site_status, status_line
 from .systemd import Systemd
@@ -215,6 +216,10 @@ class Daemon:
             self.reload_requested.clear()
             return False
         log.info("SIGHUP: configuration reloaded from %s; restarting the pipeline with it", source)
+        try:
+            audit(new.paths.audit_db, "config reload", command_user(), "signal", str(source))
+        except sqlite3.Error as exc:
+            log.error("audit log: cannot record the config reload: %s", exc)
         self.systemd.reloading()
         self.config = new
         return True

@@ -10,6 +10,7 @@ from ..alerts.outbox import Outbox
 from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
+from ..store.audit import AuditLog
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .events import EventHub
@@ -57,3 +58,4 @@ class Dashboard:
     # Erase a person everywhere (the code behind `edgeguard forget ID`): the lines of what was removed;
     # ValueError with the reason when there is nothing to erase (nothing changed).
     erase: Callable[[str], list[str]] | None = None
+    audit: AuditLog | None = None  # who changed what (edgeguard.store.audit)

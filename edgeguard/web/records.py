@@ -34,7 +34,7 @@ from ..watchlist.enrol import (
     update_person,
 )
 from ..watchlist.negatives import NegativesError, count_negatives, folder_of, read_negatives, remove_negative
-from .request import admin_only, dashboard
+from .request import admin_only, audit, dashboard
 
 log = logging.getLogger(__name__)
 bp = Blueprint("records", __name__)
@@ -108,6 +108,7 @@ def add_record_post() -> Response | str:
             "add_record.html", form=form, error=f"No photo could be used ({reasons})."
         ), 400
     log.info("dashboard: %s added Id %s with %d photo(s)", g.user.name, person_id, len(result.added))
+    audit("record added", person_id, photos=len(result.added))
     _flash_result(person_id, result)
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -157,6 +158,7 @@ def update_record(person_id: str) -> Response:
             flash(str(exc), "error")
         else:
             log.info("dashboard: %s edited Id %s", g.user.name, person_id)
+            audit("record edited", person_id, fields="name, category, phone number")
             flash("Saved.", "ok")
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -171,6 +173,8 @@ def add_photos(person_id: str) -> Response:
         flash(result, "error")
     else:
         _flash_result(person_id, result)
+        if result.added:
+            audit("photo added", person_id, photos=[p.name for p in result.added])
     return redirect(url_for("records.record", person_id=person_id))
 
 
@@ -183,6 +187,7 @@ def delete_photo(person_id: str, name: str) -> Response:
         flash(str(exc), "error")
     else:
         log.info("dashboard: %s deleted a photo of Id %s", g.user.name, person_id)
+        audit("photo removed", person_id, photo=name)
         flash(f"Photo {name} deleted.", "ok")
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -219,6 +224,7 @@ def delete_record(person_id: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("records.record", person_id=person_id))
     log.info("dashboard: %s deleted Id %s", g.user.name, person_id)
+    audit("record deleted", person_id)
     flash(f"Id {person_id} deleted, with its photos and negatives.", "ok")
     return redirect(url_for("records.view_records"))
 
@@ -239,6 +245,7 @@ def erase_record(person_id: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("records.record", person_id=person_id))
     log.info("dashboard: %s erased Id %s everywhere", g.user.name, person_id)
+    audit("erasure", person_id, removed=done)
     flash(f"Id {person_id} erased everywhere: " + "; ".join(done), "ok")
     if board.reload_watchlist is not None:
         board.reload_watchlist()

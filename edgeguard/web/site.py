@@ -10,6 +10,7 @@ from ..alerts.outbox import Outbox
 from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
+from ..store.audit import AuditLog
 from ..store.event_log import EventLog
 from ..watchlist.build import Watchlist
 from .admission import body_judge
@@ -56,6 +57,7 @@ def build_dashboard(
         reload_watchlist=reload_watchlist,
         push={} if push is None else push,
         erase=erase,
+        audit=AuditLog(config.paths.audit_db),
     )
     app = create_app(dashboard)
     server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))
