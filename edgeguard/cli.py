@@ -27,7 +27,9 @@ from .outputs.mqtt.consumer import DEFAULT_FILTER, event_line, follow
 from .review.capture_enrol import enrol_from_capture
 from .review.feedback import FeedbackError, FeedbackResult, is_person, not_person
 from .review.search import face_to_search, search_events
+from .service.erasure import ErasureError, forget_capture, forget_person
 from .service.logs import setup_logging
+from .store.audit import audit, command_user, read_rows, verify
 from .store.event_log import EventReader, parse_since, read_events
 from .store.face_captures import CaptureFolder
 from .store.face_index import FaceIndex, SearchFilter
@@ -130,6 +132,21 @@ def _parser() -> argparse.ArgumentParser:
         help="the face is watchlist Id ID: its capture becomes a photo of them",
     )
     feedback.set_defaults(handler=cmd_feedback)
+
+    forget = sub.add_parser(
+        "forget",
+        help="erase a watchlist person (photos, encodings, captures, their events' details, messages, row) "
+        "or, with --capture, one unknown visitor's capture",
+    )
+    what = forget.add_mutually_exclusive_group(required=True)
+    what.add_argument("id", nargs="?", metavar="ID", help="the watchlist Id to erase")
+    what.add_argument("--capture", metavar="FILE", help="a capture's file name (or id) to erase")
+    forget.set_defaults(handler=cmd_forget)
+
+    audit = sub.add_parser("audit", help="show the audit log (who changed what), or --verify its chain")
+    audit.add_argument("--verify", action="store_true", help="check that no row was changed or removed")
+    audit.add_argument("--limit", type=int, default=50, help="the newest N rows (default 50; 0: all)")
+    audit.set_defaults(handler=cmd_audit)
 
     run = sub.add_parser("run", help="run the daemon: camera in, events out")
     run.add_argument(
@@ -271,14 +288,17 @@ def cmd_user(config: Config, args: argparse.Namespace) -> int:
             if not users.remove(args.name):
                 print(f"edgeguard user: no user {args.name}", file=sys.stderr)
                 return 1
+            _audit(config, "user removed", args.name)
             print(f"user {args.name} removed")
             return 0
         password = _read_password()
         if args.action == "add":
             users.add(args.name, password, args.role, args.phone)
+            _audit(config, "user added", args.name, role=args.role)
             print(f"user {args.name} added ({args.role})")
         else:
             users.set_password(args.name, password)
+            _audit(config, "password changed", args.name)
             print(f"password of {args.name} changed; their sessions have ended")
         return 0
     except UserError as exc:
@@ -537,6 +557,52 @@ def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
     return _feedback_report(result)
 
 
+def cmd_forget(config: Config, args: argparse.Namespace) -> int:
+    try:
+        if args.capture is not None:
+            done = forget_capture(config, args.capture)
+        else:
+            done = forget_person(config, args.id)
+    except ErasureError as exc:
+        print(f"edgeguard forget: {exc}", file=sys.stderr)
+        return 2
+    _audit(config, "erasure", args.capture or args.id, removed=done)
+    for line in done:
+        print(line)
+    return 0
+
+
+def cmd_audit(config: Config, args: argparse.Namespace) -> int:
+    path = config.paths.audit_db
+    if not path.exists():
+        print(f"no audit log yet ({path}): nothing was changed through edgeguard")
+        return 0
+    try:
+        if args.verify:
+            count, problems = verify(path)
+        else:
+            for row in read_rows(path, args.limit or -1):
+                print(row.line())
+            return 0
+    except (DamagedDatabase, sqlite3.Error) as exc:
+        print(f"edgeguard audit: {path}: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"edgeguard audit: {path}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"audit log {path}: {count} rows, the chain is intact")
+    return 0
+
+
+def _audit(config: Config, action: str, target: str, **what: object) -> None:
+    """Append a command's change to the audit log, as the system user from "cli"."""
+    try:
+        audit(config.paths.audit_db, action, command_user(), "cli", target, **what)
+    except sqlite3.Error as exc:
+        print(f"edgeguard: cannot write the audit log {config.paths.audit_db}: {exc}", file=sys.stderr)
+
+
 def _feedback_report(result: FeedbackResult) -> int:
     for line in result.done:
         print(line)
@@ -568,6 +634,11 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     except EnrolError as exc:
         print(f"edgeguard enroll: {exc}", file=sys.stderr)
         return 2
+    if result.added:
+        if args.from_capture:
+            _audit(config, "capture enrolled", args.id, capture=Path(args.from_capture).name)
+        else:
+            _audit(config, "photo added", args.id, photos=[p.name for p in result.added])
     return _enrol_report(args.id, result)
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import get_type_hints
 
 from .common.credentials import SecretError, open_to_others, read_secret
-from .common.event_types import EVENT_TYPES, EventType
+from .common.event_types import ROUTE_TYPES, EventType
 from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
+from .common.sealing import DataKeyError, Sealer, load_sealer
 from .common.timeofday import HOURS, HOURS_HELP
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
@@ -65,6 +66,11 @@ class PathsConfig:
     users_db: Path = option(Path("users.db"), "dashboard users and their sessions (SQLite)")
     strangers_db: Path = option(
         Path("strangers.db"), "strangers remembered across days: ids, encodings, sightings (SQLite)"
+    )
+    audit_db: Path = option(Path("audit.db"), "the audit log: who changed what (SQLite, append-only)")
+    data_key: Path = option(
+        Path("data.key"),
+        "key that encrypts biometric data at rest (made on first start; credential data_key wins)",
     )
 
     @property
@@ -361,7 +367,7 @@ class RouteConfig:
         DEFAULT_ROUTE_EVENTS,
         'event types sent on this route; add "no_mask" to text about bare faces, "camera_down" and '
         '"camera_up" about cameras without frames',
-        choices=EVENT_TYPES,
+        choices=ROUTE_TYPES,
     )
     categories: tuple[str, ...] = option(
         (), 'known faces only of these Details.csv categories, e.g. ["wanted"] (empty: any)'
@@ -467,6 +473,15 @@ class WebConfig:
     )
 
 
+@dataclass(frozen=True)
+class PrivacyConfig:
+    encrypt: bool = option(
+        True,
+        "encrypt captures and the encoding cache at rest with the data key (AES-GCM); plain files written "
+        "before stay readable",
+    )
+
+
 # MQTT topics we publish to: no wildcards ('+', '#'), no NUL, not empty at either end, not $SYS-like.
 TOPIC = r"|[^/$+#\x00]([^+#\x00]*[^/+#\x00])?"
 TOPIC_HELP = "must not contain '+', '#' (MQTT wildcards) or NUL, nor start with '/' or '$' or end with '/'"
@@ -565,6 +580,9 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     push: PushConfig = field(default_factory=PushConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # the data key's sealer when [privacy] encrypt is on (loaded by load_config; None: data written plain)
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
@@ -582,7 +600,9 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    name: kind for name, kind in get_type_hints(Config).items() if name not in ("source", "notes", "cameras")
+    name: kind
+    for name, kind in get_type_hints(Config).items()
+    if name not in ("source", "notes", "cameras", "sealer")
 }
 SECTIONS = {"camera": CameraConfig, **SECTIONS}  # [camera] or [[camera]]: _cameras
 
@@ -629,9 +649,24 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     sections["web"], notes = _web(sections["web"], sections["alerts"], sections["paths"].base_dir, raw, where)
     sections["recognition"], moved = _recognition(sections["recognition"], raw, where)
     cameras = _cameras(raw.get("camera", {}), sections, where)
-    config = Config(**sections, cameras=cameras, source=source, notes=notes + moved)
+    sealer, key_notes = _sealer(sections["privacy"], sections["paths"])
+    config = Config(
+        **sections, cameras=cameras, sealer=sealer, source=source, notes=notes + moved + key_notes
+    )
     _check_together(config, where)
     return config
+
+
+def _sealer(privacy: PrivacyConfig, paths: PathsConfig) -> tuple[Sealer | None, tuple[str, ...]]:
+    """The data key's sealer when encryption is on (edgeguard.common.sealing); a key that is missing, open to
+    others, of the wrong length or not the data's key is a ConfigError: one line, before anything starts."""
+    if not privacy.encrypt:
+        return None, ()
+    try:
+        sealer, note = load_sealer(paths.data_key, paths.state_dir)
+    except DataKeyError as exc:
+        raise ConfigError(str(exc)) from None
+    return sealer, (note,) if note else ()
 
 
 def _web(

@@ -10,6 +10,7 @@ import pytest
 from daemons import Daemon  # tests/daemons.py
 
 from edgeguard.config import Config, load_config
+from edgeguard.store.face_captures import CaptureFolder, parse_name
 
 TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 LFW = TESTDATA / "lfw10"
@@ -90,6 +91,14 @@ class Site:
         return self.add_photos(pid, photos)
 
 
+def copy_data_key(source: Path, target: Path) -> None:
+    """The data key (and its check) of the site folder `source` given to `target`, so that the encodings or
+    captures copied from there open (a site's first start would make a key of its own)."""
+    for name in ("data.key", "data_key.check"):
+        if (source / name).exists():
+            shutil.copy2(source / name, target / name)
+
+
 def make_site(base: Path, extra: str = "", people=WATCHLIST, cache_from: Site | None = None) -> Site:
     """A site with `people`, each (Id, Name, photo[, category]) with the photo a Path or a name in
     PEOPLE, and a config of `extra` TOML; `cache_from` lends another site's encodings cache
@@ -97,10 +106,31 @@ def make_site(base: Path, extra: str = "", people=WATCHLIST, cache_from: Site | 
     site = Site(base)
     for pid, name, photo, *category in people:
         site.add_person(pid, name, [photo if isinstance(photo, Path) else PEOPLE / photo], *category)
-    if cache_from is not None:
+    if cache_from is not None:  # with the data key that sealed it (a site's first start would make another)
         shutil.copytree(cache_from.base / "TrainingImageLabel", base / "TrainingImageLabel")
+        copy_data_key(cache_from.base, base)
     site.write_config(extra)
     return site
+
+
+def site_capture(path: str | Path) -> tuple[CaptureFolder, str]:
+    """The capture store of the site whose `Unknown_Face_Captures/` holds `path` (with that site's data key,
+    as the daemon reads it), and the part of the capture `path` is."""
+    path = Path(path)
+    config = load_config(path.parent.parent / "edgeguard.toml")
+    return CaptureFolder(path.parent, config.sealer), parse_name(path.name)[1]
+
+
+def capture_image(path: str | Path) -> bytes:
+    """The JPEG bytes of a capture's face or frame image, opened as the daemon reads them."""
+    folder, part = site_capture(path)
+    return folder.of(path).read(part)
+
+
+def capture_sidecar(path: str | Path) -> dict:
+    """The sidecar of the capture that `path` (any of its files) belongs to, opened as the daemon reads it."""
+    folder, _ = site_capture(path)
+    return folder.of(path).sidecar_data()
 
 
 @pytest.fixture

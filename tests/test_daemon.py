@@ -23,7 +23,7 @@ import cv2
 import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from conftest import CLIP, CLIP_FPS, CLIP_FRAMES, Site, make_site
+from conftest import CLIP, CLIP_FPS, CLIP_FRAMES, Site, capture_image, capture_sidecar, make_site
 from helpers import clean_env, edgeguard, wait_for
 from streams import MjpegServer, jpeg_frames  # tests/streams.py
 
@@ -39,6 +39,11 @@ SIDECAR_KEYS = {"time", "camera", "location", "box", "distance", "frame"}
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    """A capture image's bytes as the BGR image (captures are sealed on disk: read through the store)."""
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def events_json(config: Path) -> list[dict]:
@@ -130,10 +135,10 @@ def test_replay_records_the_unknown_face_with_a_capture(replay):
     frame_file, sidecar_file = face.with_name(f"{stem}-frame.jpg"), face.with_name(f"{stem}.json")
     assert frame_file.is_file() and sidecar_file.is_file()
     assert event["extra"]["frame_image"] == str(frame_file)
-    crop, whole = cv2.imread(str(face)), cv2.imread(str(frame_file))
+    crop, whole = decode(capture_image(face)), decode(capture_image(frame_file))
     assert crop is not None and 40 <= min(crop.shape[:2]) <= 200
     assert whole.shape == (360, 640, 3)
-    sidecar = json.loads(sidecar_file.read_text())
+    sidecar = capture_sidecar(sidecar_file)
     assert SIDECAR_KEYS <= set(sidecar)
     # The sidecar describes the saved view (the track's best frame); the event, the decision.
     assert sidecar["decided_at_frame"] == event["frame"] and sidecar["frame"] <= event["frame"]
@@ -154,8 +159,8 @@ def test_capture_frame_image_is_the_footage_frame_its_sidecar_names(replay):
     (and the box measured in it) must come from that frame."""
     event = next(e for e in replay.events if e["type"] == "unknown_face")
     stem = Path(event["capture"]).name.removesuffix("-face.jpg")
-    sidecar = json.loads((Path(event["capture"]).parent / f"{stem}.json").read_text())
-    saved = cv2.imread(str(Path(event["capture"]).parent / f"{stem}-frame.jpg")).astype(int)
+    sidecar = capture_sidecar(event["capture"])
+    saved = decode(capture_image(Path(event["capture"]).parent / f"{stem}-frame.jpg")).astype(int)
     frames = footage()
     differences = {n: float(np.abs(frames[n].astype(int) - saved).mean()) for n in range(200, 240)}
     best = min(differences, key=differences.get)
@@ -408,9 +413,7 @@ def enrolled(tmp_path_factory, replay) -> Enrolment:
     site.write_config()
     (base / "events.db").unlink()
     [face] = [
-        f
-        for f in (base / "Unknown_Face_Captures").glob("*-face.jpg")
-        if "person" not in json.loads(f.with_name(f.name.replace("-face.jpg", ".json")).read_text())
+        f for f in (base / "Unknown_Face_Captures").glob("*-face.jpg") if "person" not in capture_sidecar(f)
     ]
     tmpdir = base.parent / "tmp"
     tmpdir.mkdir()

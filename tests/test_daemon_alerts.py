@@ -20,7 +20,7 @@ import cv2
 import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from conftest import CLIP, Site
+from conftest import CLIP, Site, capture_image
 from conftest import make_site as make_any_site
 from daemons import Daemon
 from fake_twilio import FakeTwilio  # tests/fake_twilio.py
@@ -197,7 +197,7 @@ def test_replay_sends_both_alerts_and_the_link_serves_the_capture(tmp_path, fake
     assert len(captures) == 1, events
     capture = Path(captures.pop())
     assert capture.parent == site.base / "Unknown_Face_Captures"
-    assert image == capture.read_bytes()
+    assert image == capture_image(capture)
 
     phones = [GUARD] + [line.split(",")[2] for line in site.details.read_text().splitlines()[1:]]
     assert_no_secrets(daemon.stderr, phones)

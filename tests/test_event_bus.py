@@ -28,6 +28,7 @@ class Recording(Output):
         self.durable = durable
         self.gate = gate
         self.seen: list[int] = []
+        self.types: list[str] = []
         self.entered = threading.Event()  # set when it is first handed an event
         self.journal: list[str] | None = None
 
@@ -41,6 +42,7 @@ class Recording(Output):
             self.gate.wait(10)
         assert event.seq is not None
         self.seen.append(event.seq)
+        self.types.append(event.type)
 
     def stop(self, drain_seconds: float = 0.0) -> None:
         if self.journal is not None:
@@ -144,6 +146,23 @@ def test_site_events_publish_each_logged_event_with_its_seq(event_log, tmp_path)
     bus.stop(drain_seconds=5)
     assert event.seq == 1 and output.seen == [1]
     assert site.recorded == 1 and site.last_event == event
+
+
+def test_site_events_take_up_what_another_process_logged(event_log, tmp_path):
+    """`edgeguard forget` logs its erased event from another process: the running daemon publishes it."""
+    output = Recording("out")
+    bus = EventBus(event_log, [output])
+    logged(event_log, 2)  # before the start: history, not published again
+    site = SiteEvents(Config(), event_log, CaptureStore(tmp_path / "caps", 30, 100), bus)
+    bus.start()
+    site.camera_event(Config().cameras[0], "camera_down", time.time(), {"seconds": 30.0})
+    other = EventLog(event_log.path)  # another process's connection
+    other.append(Event("erased", time.time(), "", "", person_id="7", extra={"captures": [], "events": []}))
+    other.close()
+    assert site.take_up_logged_elsewhere() == 1 and site.take_up_logged_elsewhere() == 0
+    bus.stop(drain_seconds=5)
+    assert output.seen == [3, 4] and output.types[-1] == "erased"
+    assert site.recorded == 1  # the status line counts the events this daemon recorded
 
 
 def test_a_durable_output_gets_after_a_restart_what_it_had_not_handled(tmp_path, caplog):

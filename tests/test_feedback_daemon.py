@@ -10,7 +10,7 @@ from pathlib import Path
 import helpers  # tests/helpers.py
 import numpy as np
 import pytest
-from conftest import CLIP, PEOPLE, WATCHLIST, lfw_photos, make_site
+from conftest import CLIP, PEOPLE, WATCHLIST, capture_sidecar, lfw_photos, make_site
 
 from edgeguard.config import RecognitionConfig
 from edgeguard.detect import Box
@@ -49,8 +49,7 @@ def passes_after(db: Path, marker: int, count: int) -> list[dict] | None:
 
 
 def sidecar(event: dict) -> dict:
-    face = Path(event["capture"])
-    return json.loads(face.with_name(face.name.replace("-face.jpg", ".json")).read_text())
+    return capture_sidecar(event["capture"])
 
 
 @pytest.mark.slow  # a daemon replaying the clip in a loop for several passes

@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
@@ -28,8 +29,10 @@ from edgeguard.config import load_config
 from edgeguard.events.event import Event
 from edgeguard.outputs.bus import EventBus
 from edgeguard.outputs.mqtt.output import MqttOutput
+from edgeguard.outputs.mqtt.schema import event_id
 from edgeguard.service.doctor import Finding, check_mqtt
 from edgeguard.store.event_log import EventLog
+from edgeguard.watchlist.details import Person
 from edgeguard.web.app import create_app
 from edgeguard.web.context import SiteStatus
 from edgeguard.web.site import build_dashboard
@@ -185,6 +188,84 @@ def test_every_event_type_arrives_with_the_schema_on_both_topics(broker, output_
     )  # face images stay off the broker by default
     assert cursor.calls == sorted(cursor.calls)
     listener.close()
+
+
+def test_an_erasure_clears_what_the_broker_retains_and_tells_consumers(broker, output_for):
+    output, cursor, log = output_for(broker.port, "discovery = false\n")
+    output.start()
+    capture = "/site/Unknown_Face_Captures/20260921-141640-000-gate-face.jpg"
+    seen = [
+        Event("unknown_face", 1_700_000_000.0, "gate", "Front Gate", capture=capture),
+        Event(
+            "known_face",
+            1_700_000_001.0,
+            "gate",
+            "Front Gate",
+            person_id="7",
+            name="Ana Lima",
+            category="wanted",
+            distance=0.4,
+        ),
+        Event(
+            "known_face",
+            1_700_000_002.0,
+            "till",
+            "Counter",
+            person_id="8",
+            name="Bo Berg",
+            category="wanted",
+            distance=0.4,
+        ),
+    ]
+    events = store(log, seen)
+    for event in events:
+        output.handle(event)
+    wait_for(lambda: cursor.last == events[-1].seq, 10, "the sightings acknowledged")
+    listener = Listener(broker.port, f"{PREFIX}/#")  # a consumer that comes later gets what is retained
+    wait_for(lambda: listener.on(f"{PREFIX}/watchlist/7/last_seen"), 5, "the retained last seen")
+    erasures = store(
+        log,
+        [
+            Event(
+                "erased",
+                1_700_000_010.0,
+                "",
+                "",
+                person_id="7",
+                extra={"captures": [], "events": [[events[1].seq, events[1].time]]},
+            ),
+            Event(
+                "erased",
+                1_700_000_011.0,
+                "",
+                "",
+                extra={"captures": ["20260921-141640-000-gate"], "events": [[events[0].seq, events[0].time]]},
+            ),
+        ],
+    )
+    for event in erasures:
+        output.handle(event)
+    wait_for(lambda: cursor.last == erasures[-1].seq, 10, "the erasures acknowledged")
+    payloads = wait_for(lambda: len(received(listener)) == 2 and received(listener), 5, "two erasures")
+    for payload in payloads:
+        jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
+    person, visitor = payloads
+    assert person["type"] == "erased" and person["person"] == {"id": "7", "name": None, "category": None}
+    assert person["erased"]["event_ids"] == [event_id("gate-1", events[1])]
+    assert visitor["person"] is None and visitor["erased"]["captures"] == ["20260921-141640-000-gate"]
+    assert listener.on(f"{PREFIX}/gate/events") == [] and listener.on(f"{PREFIX}/till/events") == []
+    # what the broker retained about them is deleted (an empty retained message); Bo's sighting stays
+    assert listener.on(f"{PREFIX}/watchlist/7/last_seen")[-1] == b""
+    assert listener.on(f"{PREFIX}/gate/last_known")[-1] == b""
+    assert listener.on(f"{PREFIX}/gate/last_unknown")[-1] == b""
+    assert listener.on(f"{PREFIX}/gate/last_unknown/url")[-1] == b""
+    assert json.loads(listener.on(f"{PREFIX}/till/last_known")[-1])["person"]["id"] == "8"
+    listener.close()
+    later = Listener(broker.port, f"{PREFIX}/#")
+    time.sleep(1.0)
+    assert later.on(f"{PREFIX}/watchlist/7/last_seen") == [] and later.on(f"{PREFIX}/gate/last_known") == []
+    assert later.on(f"{PREFIX}/watchlist/8/last_seen") and later.on(f"{PREFIX}/till/last_known")
+    later.close()
 
 
 def test_broker_outage_loses_nothing_and_keeps_the_order(broker, output_for):
@@ -384,6 +465,33 @@ def test_home_assistant_discovery_announces_the_device_and_again_when_it_comes_o
         }
         assert last["cmps"]["gate_alert"]["p"] == "event"
         assert last["cmps"]["gate_last_unknown"] == {"p": "image"}  # no links in this run: no image entity
+    finally:
+        output.stop()
+        listener.close()
+
+
+def test_an_erased_person_leaves_home_assistant_at_once(broker, tmp_path):
+    config_topic = "homeassistant/device/gate-1/config"
+    listener = Listener(broker.port, config_topic)
+    people = {pid: Person(pid, name, "wanted") for pid, name in (("7", "Ana Lima"), ("8", "Bo Berg"))}
+    watchlist = SimpleNamespace(people=people)  # the watchlist has not reloaded yet: Ana is still in it
+    output = MqttOutput(
+        load_config(write_config(tmp_path, broker.port)), Cursor(), watchlist=lambda: watchlist
+    )
+    output.start()
+    try:
+        first = json.loads(wait_for(lambda: listener.on(config_topic), 10, "the discovery message")[0])
+        assert {"person_7_last_seen", "person_8_last_seen"} <= set(first["cmps"])
+        log = EventLog(tmp_path / "events.db")
+        [erased] = store(log, [Event("erased", time.time(), "", "", person_id="7", extra={"captures": []})])
+        log.close()
+        output.handle(erased)
+        last = json.loads(
+            wait_for(lambda: len(listener.on(config_topic)) == 2 and listener.on(config_topic), 10)[-1]
+        )
+        assert last["cmps"]["person_7_last_seen"] == {"p": "sensor"}  # how Home Assistant removes it
+        assert last["cmps"]["person_8_last_seen"]["name"] == "Bo Berg last seen"
+        assert "Ana" not in listener.on(config_topic)[-1].decode()
     finally:
         output.stop()
         listener.close()

@@ -18,6 +18,8 @@ from daemons import Daemon
 from helpers import clean_env
 from streams import MjpegServer, jpeg_frames
 
+from edgeguard.store.audit import read_rows
+
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "edgeguard.service"
 
@@ -152,6 +154,9 @@ def test_sighup_reloads_a_valid_config_and_keeps_running_on_an_invalid_one(
         err = daemon.stderr
         assert "running: camera camera" in err and "at Gate B" in err
         assert "bogus_key" in err and "keeping the running one" in err
+        reloads = [r for r in read_rows(daemon_site.base / "audit.db") if r.action == "config reload"]
+        assert len(reloads) == 1 and reloads[0].address == "signal"  # the invalid file changed nothing
+        assert reloads[0].target == str(daemon_site.config_path)
     finally:
         daemon.kill()
         notify.close()

@@ -3,6 +3,7 @@ photos, identification, problems with unusable files, CSV/folder consistency and
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shutil
@@ -14,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PEOPLE, TESTDATA, Site, lfw_photos
+from conftest import PEOPLE, TESTDATA, Site, copy_data_key, lfw_photos
 from PIL import Image
 
-from edgeguard.config import RecognitionConfig
+from edgeguard.common.sealing import unseal
+from edgeguard.config import RecognitionConfig, load_config
 from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.analyze import analyze_photo
 from edgeguard.watchlist.build import build_watchlist, open_cache
-from edgeguard.watchlist.cache import CACHE_FILE, photo_digest
+from edgeguard.watchlist.cache import CACHE_FILE, ROLE, photo_digest
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 
@@ -426,6 +428,7 @@ def warm_site(cache_template, tmp_path):
     shutil.copytree(template.training, site.training)
     shutil.copyfile(template.details, site.details)
     shutil.copytree(template.base / "TrainingImageLabel", site.base / "TrainingImageLabel")
+    copy_data_key(template.base, site.base)
     return site
 
 
@@ -433,8 +436,14 @@ def cache_path(site: Site) -> Path:
     return site.config().paths.encodings_cache / CACHE_FILE
 
 
+def open_npz(path: Path):
+    """The cache file's arrays, opened with its site's data key (the file is sealed on disk)."""
+    sealer = load_config(path.parent.parent / "edgeguard.toml").sealer
+    return np.load(io.BytesIO(unseal(sealer, path.read_bytes(), ROLE)), allow_pickle=False)
+
+
 def cached_digests(site: Site) -> set[str]:
-    with np.load(cache_path(site), allow_pickle=False) as data:
+    with open_npz(cache_path(site)) as data:
         return {str(d) for d in data["digests"]}
 
 
@@ -515,7 +524,7 @@ def _empty(path: Path) -> None:
 
 
 def _misaligned(path: Path) -> None:
-    with np.load(path, allow_pickle=False) as data:
+    with open_npz(path) as data:
         parts = {k: data[k] for k in data.files}
     parts["encodings"] = parts["encodings"][:, :64]
     with path.open("wb") as fh:
@@ -523,7 +532,7 @@ def _misaligned(path: Path) -> None:
 
 
 def _nan(path: Path) -> None:
-    with np.load(path, allow_pickle=False) as data:
+    with open_npz(path) as data:
         parts = {k: data[k] for k in data.files}
     parts["encodings"] = parts["encodings"].copy()
     parts["encodings"][0, 0] = np.nan
@@ -605,7 +614,7 @@ def test_removed_person_is_dropped_from_cache_file(engine, warm_site):
     assert not removed & digests
     assert len(digests) == 2  # Colin Powell's photo and the small-face refusal
     # nothing of the removed person's encodings is left in the file either
-    with np.load(cache_path(warm_site), allow_pickle=False) as data:
+    with open_npz(cache_path(warm_site)) as data:
         assert data["encodings"].shape == (2, 128)
 
 

@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS held (
 );
 """
 
+ERASED_BODY = "(erased)"  # the text of a sent message about an erased person or capture
+
 
 @dataclass(frozen=True)
 class Message:
@@ -242,6 +244,23 @@ class Outbox:
     def latest(self, limit: int) -> list[Message]:
         """The newest messages, newest first."""
         return self._select("ORDER BY id DESC LIMIT ?", (limit,))
+
+    def forget_events(self, seqs: list[int]) -> tuple[int, int]:
+        """Erasure of the events `seqs`: their pending messages deleted, the text and image link of those
+        already sent blanked; (deleted, blanked)."""
+
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            deleted = blanked = 0
+            for seq in seqs:
+                deleted += db.execute(
+                    "DELETE FROM messages WHERE event_seq = ? AND status = 'pending'", (seq,)
+                ).rowcount
+                blanked += db.execute(
+                    "UPDATE messages SET body = ?, media_url = NULL WHERE event_seq = ?", (ERASED_BODY, seq)
+                ).rowcount
+            return deleted, blanked
+
+        return self._db.transaction(work) if seqs else (0, 0)
 
     def recover(self) -> bool:
         """Write messages kept in memory to the file if it takes writes again."""

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from ..config import Config
-from ..events.event import Event
+from ..events.event import Event, EventType
 from ..outputs.base import Output, OutputStatus
 from .link_signer import LinkSigner, SignedLinks, load_link_key
 from .outbox import Outbox
@@ -56,7 +56,10 @@ class AlertService(Output):
         self.sender.start()
 
     def handle(self, event: Event) -> None:
-        """Queue the texts this event calls for (on the bus's worker thread: never the frame loop's)."""
+        """Queue the texts this event calls for (on the bus's worker thread: never the frame loop's).  An
+        erasure is never texted (`forget` itself deleted or blanked the messages about what it erased)."""
+        if event.type == EventType.ERASED:
+            return
         if event.seq is not None and self.outbox.has_event(event.seq):
             log.info("outbox: event %d already has its texts queued; not queued again", event.seq)
             return

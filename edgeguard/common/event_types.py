@@ -23,6 +23,9 @@ class EventType(StrEnum):
     RETURN_VISIT = (
         "return_visit"  # a stranger seen on return_visits separate visits within return_window_days
     )
+    ERASED = (
+        "erased"  # a person or a capture erased on request (edgeguard forget): outputs drop what they hold
+    )
 
     @property
     def is_decision(self) -> bool:
@@ -40,3 +43,5 @@ EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 # The events that decided who a face is: the ones feedback corrects, and whose capture a no_mask event shares.
 DECISIONS: tuple[EventType, ...] = (EventType.KNOWN_FACE, EventType.UNKNOWN_FACE)
 CAMERA_EVENTS: tuple[EventType, ...] = (EventType.CAMERA_DOWN, EventType.CAMERA_UP)
+# What an alert route may send: every type but an erasure, which is for outputs that keep data, never a text.
+ROUTE_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != EventType.ERASED)

@@ -49,6 +49,12 @@ class Event:
             return f"camera {self.camera}"
         if self.type == EventType.RETURN_VISIT:
             return f"stranger {self.extra.get('stranger', '?')}"
+        if self.type == EventType.ERASED:
+            return (
+                f"Id {self.person_id}"
+                if self.person_id
+                else "capture " + ", ".join(self.extra.get("captures", ()))
+            )
         if self.person_id:
             return f"{self.name} (Id {self.person_id}{', ' + self.category if self.category else ''})"
         return "unknown person"

@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 # A no_mask event reuses its face's capture; tracks are short-lived, so only the latest few need remembering.
 RECENT_TRACKS = 64
+LOGGED_ELSEWHERE_BATCH = 100  # events written by other processes taken up at a time
 
 
 class Publisher(Protocol):
@@ -93,6 +94,7 @@ class SiteEvents:
             tuple[str, str], tuple[float, str | None]
         ] = {}  # (person Id, location) -> last capture
         self.lock = threading.Lock()
+        self._logged = event_log.last_seq()  # the newest seq published (by this process or taken up)
 
     def recorder(self, camera: CameraConfig) -> EventRecorder:
         """The events stage of one camera."""
@@ -105,9 +107,22 @@ class SiteEvents:
         log.info("event %s", event.summary())
         self.recorded += 1
         self.last_event = event
+        self._logged = max(self._logged, event.seq or 0)
         if self.bus is not None:
             self.bus.publish(event)
         return event
+
+    def take_up_logged_elsewhere(self) -> int:
+        """Publish the events another process wrote to the event log since (`edgeguard forget`'s erased
+        event while the daemon runs), so the outputs get them at once; how many."""
+        with self.lock:
+            found = self.event_log.after(self._logged, LOGGED_ELSEWHERE_BATCH)
+            for event in found:
+                log.info("event %s (logged by another process)", event.summary())
+                self._logged = event.seq or self._logged
+                if self.bus is not None:
+                    self.bus.publish(event)
+            return len(found)
 
     def camera_event(
         self, camera: CameraConfig, kind: EventType, when: float, extra: dict[str, Any]

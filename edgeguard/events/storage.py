@@ -20,6 +20,14 @@ class EventWriter(Protocol):
         """Keep an event; the event as kept (with its `seq`)."""
         ...
 
+    def last_seq(self) -> int:
+        """The seq of the newest event kept (0: none)."""
+        ...
+
+    def after(self, seq: int, limit: int) -> list[Event]:
+        """At most `limit` events kept after `seq`, in order (those another process logged too)."""
+        ...
+
 
 class SavedFiles(Protocol):
     @property

@@ -22,7 +22,7 @@ def enrol_from_capture(
     """Enrol the face of a capture (cut from its full frame around the recorded box)."""
     with tempfile.TemporaryDirectory(prefix="edgeguard-") as tmp:  # the cut-out face must not linger
         try:
-            photo = capture_to_photo(capture, Path(tmp))
+            photo = capture_to_photo(capture, Path(tmp), config.sealer)
         except ValueError as exc:
             raise EnrolError(str(exc)) from None
         return enrol(config, engine, person_id, [photo], name, category)

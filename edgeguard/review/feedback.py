@@ -176,7 +176,7 @@ def _on_watchlist(config: Config, person_id: str, who: str, hint: str = "") -> N
 
 
 def _capture_hint(config: Config, event: Event) -> str:
-    capture = CaptureFolder(config.paths.captures).of(event.capture)
+    capture = CaptureFolder.of_config(config).of(event.capture)
     return str(capture.face) if capture else "FILE"
 
 
@@ -194,7 +194,7 @@ def _capture(config: Config, event: Event) -> Capture:
         else:
             reason = "none was saved"
         raise FeedbackError(f"event {event.seq} has no capture to learn from: {reason}")
-    capture = CaptureFolder(config.paths.captures).of(event.capture)
+    capture = CaptureFolder.of_config(config).of(event.capture)
     if capture is None:
         raise FeedbackError(f"event {event.seq}: {event.capture} is not the face image of a capture")
     try:

@@ -49,6 +49,7 @@ from ..web.server import WebServer
 from ..web.site import build_dashboard, make_search_index
 from ..web.video import face_labels
 from .camera_run import CameraRun
+from .erasure import forget_person
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     logged: set[str] = set()  # problems logged by earlier builds: each is logged once
     service = WatchlistService(cfg, lambda: build_watchlist(cfg, engines[0], cache, logged))
     order.append(Part("watchlist", lambda _: service.stop(), service.start))
-    captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb)
+    captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb, cfg.sealer)
     captures.enforce_retention()
     space = DiskSpace(cfg.paths.events_db.parent, captures)
     event_log = EventLog(cfg.paths.events_db, space.make_room)
@@ -213,6 +214,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
             signer=alerts.signer,
             reload_watchlist=service.request_reload,
             push=parts.push,
+            erase=lambda person_id: forget_person(cfg, person_id),
             events=live_updates,
             search=search_index,
             strangers=strangers,

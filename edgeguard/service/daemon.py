@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 import time
 
 from ..capture import SourceError
+from ..common.ratelimit import EveryMinute
 from ..config import Config, ConfigError, load_config
 from ..detect import DetectorError
+from ..store.audit import audit, command_user
 from .assemble import Parts, assemble, overridden
 from .status import site_status, status_line
 from .systemd import Systemd
@@ -64,6 +67,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.systemd = Systemd()
+        self._warned = EveryMinute()
 
     def run(self) -> int:
         """Run until every source ends (0), a stop signal (0), or a source or pipeline that cannot work
@@ -150,6 +154,7 @@ class Daemon:
                 self._look_after_storage(parts)
                 next_storage = now + STORAGE_EVERY
             self._watch_cameras(parts)
+            self._take_up_logged_elsewhere(parts)
             frames = sum(run.frames for run in parts.cameras)
             if self._progress(parts, now, frames > frames_seen):
                 self.systemd.watchdog()
@@ -180,6 +185,14 @@ class Daemon:
     def _all_push(parts: Parts) -> bool:
         return len(parts.push) == len(parts.cameras)
 
+    def _take_up_logged_elsewhere(self, parts: Parts) -> None:
+        """Events other processes logged (`edgeguard forget`'s erased event) go to the outputs at once."""
+        try:
+            parts.site.take_up_logged_elsewhere()
+        except sqlite3.Error as exc:
+            if self._warned.due("logged elsewhere"):
+                log.error("cannot read the event log for events logged by other processes: %s", exc)
+
     @staticmethod
     def _watch_cameras(parts: Parts) -> None:
         """camera_down / camera_up events for the cameras whose frames stopped or came back."""
@@ -205,6 +218,10 @@ class Daemon:
             self.reload_requested.clear()
             return False
         log.info("SIGHUP: configuration reloaded from %s; restarting the pipeline with it", source)
+        try:
+            audit(new.paths.audit_db, "config reload", command_user(), "signal", str(source))
+        except sqlite3.Error as exc:
+            log.error("audit log: cannot record the config reload: %s", exc)
         self.systemd.reloading()
         self.config = new
         return True

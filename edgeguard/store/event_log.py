@@ -10,11 +10,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..events.event import Event
+from ..events.event import Event, EventType
+from .face_captures import capture_id
 from .sqlite import PrivateDB, connect_readonly
 
 # Events kept in memory at most while the disk is full (a few hundred bytes each).
 MEMORY_EVENTS = 10_000
+# What an erased event shows instead of the person (edgeguard forget): the event stays, so counts stay true.
+ERASED = "erased person"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -114,6 +117,40 @@ class EventLog:
                 (output, seq),
             )
         )
+
+    def of_person(self, person_id: str) -> list[Event]:
+        """The events about the watchlist person `person_id`, in the order they were logged."""
+        return self._db.read(
+            lambda db: _rows(
+                db.execute(
+                    "SELECT * FROM events WHERE person_id = ? AND type != ? ORDER BY seq",
+                    (person_id, EventType.ERASED),
+                )
+            )
+        )
+
+    def with_capture(self, capture: str) -> list[Event]:
+        """The events whose capture has the id `capture` (whatever path they stored it under)."""
+        found = self._db.read(
+            lambda db: _rows(
+                db.execute("SELECT * FROM events WHERE instr(capture, ?) > 0 ORDER BY seq", (capture,))
+            )
+        )
+        return [e for e in found if capture_id(e.capture) == capture]
+
+    def erase(self, seqs: list[int]) -> int:
+        """Strip the personal fields (who, how close, the capture, the extra details) of these events, which
+        stay as an "erased person" event of their type, time and camera; how many were changed."""
+
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.executemany(
+                "UPDATE events SET person_id = NULL, name = ?, category = NULL, distance = NULL, "
+                "capture = NULL, extra = ? WHERE seq = ? AND type != 'erased'",
+                [(ERASED, json.dumps({"erased": True}), seq) for seq in seqs],
+            )
+            return cursor.rowcount
+
+        return self._db.transaction(work) if seqs else 0
 
     def recover(self) -> bool:
         """Write events kept in memory to the file if it takes writes again."""

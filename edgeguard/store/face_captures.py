@@ -11,7 +11,11 @@ path or file name, as event logs have always kept it).  An id from a URL or a
 link is checked (`check_id`) before any path is made of it, and a capture is
 read only from its folder and never through a symlink.
 
-They are biometric data: files 0600 in a 0700 folder.  Retention deletes
+They are biometric data: files 0600 in a 0700 folder, and, with `[privacy] encrypt` (the config's
+`sealer`), each file is sealed with the data key for its own name (edgeguard.common.sealing): written sealed,
+read back opened, so the web, the links and feedback get plain bytes; a plain file written before encryption
+was on is read as it is.  A file that does not open (truncated, bit-flipped, renamed, another key) is a
+`CaptureDamaged` naming it; the other captures stay readable.  Retention deletes
 whole captures older than `retention_days`, then the oldest until the folder is
 under `max_mb`.  A failed write (disk full, read-only card) is logged once,
 reported to the caller, and never stops the pipeline.
@@ -26,7 +30,7 @@ import re
 import shutil
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +39,8 @@ import cv2
 import numpy as np
 
 from ..common.files import read_regular, write_private
+from ..common.sealing import Sealer, SealError, seal, unseal
+from ..config import Config
 from ..detect import Box
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,15 @@ class CaptureGone(CaptureError):
 
 class SidecarDamaged(CaptureError):
     """The sidecar is there but is not the JSON object a capture is saved with."""
+
+
+class CaptureDamaged(CaptureError):
+    """A file of the capture is encrypted but does not open (truncated, bit-flipped, renamed, another key)."""
+
+
+def file_role(name: str) -> str:
+    """What a capture file's bytes are sealed for: its name, so a file moved to another name does not open."""
+    return f"capture/{name}"
 
 
 def check_id(capture_id: str) -> str:
@@ -110,6 +125,7 @@ class Capture:
 
     id: str
     folder: Path
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
 
     @property
     def face(self) -> Path:
@@ -171,30 +187,39 @@ class Capture:
             raise CaptureError(f"its frame image {self.frame.name} is not a readable image")
         return image
 
-    @staticmethod
-    def _bytes(path: Path) -> bytes:
+    def _bytes(self, path: Path) -> bytes:
         try:
-            return read_regular(path)
+            data = read_regular(path)
         except FileNotFoundError:
             raise CaptureGone(f"{path.name} is missing") from None
         except OSError as exc:
             raise CaptureError(f"{path.name}: {exc.strerror or exc}") from None
+        try:
+            return unseal(self.sealer, data, file_role(path.name))
+        except SealError as exc:
+            raise CaptureDamaged(f"{path.name}: {exc}") from None
 
 
 class CaptureFolder:
     """The captures of one folder, read by id; nothing outside this folder is ever opened."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, sealer: Sealer | None = None) -> None:
         self.folder = folder
+        self.sealer = sealer
+
+    @classmethod
+    def of_config(cls, config: Config) -> CaptureFolder:
+        """The captures folder of a configuration, with its data key (when encryption is on)."""
+        return cls(config.paths.captures, config.sealer)
 
     def get(self, capture_id: str) -> Capture:
         """The capture `capture_id` (BadCaptureId for anything but a capture's id); its files may be gone."""
-        return Capture(check_id(capture_id), self.folder)
+        return Capture(check_id(capture_id), self.folder, self.sealer)
 
     def of(self, stored: str | Path | None) -> Capture | None:
         """The capture an event or a negative names (the path or file name it stored), or None."""
         found = capture_id(stored)
-        return None if found is None else Capture(found, self.folder)
+        return None if found is None else Capture(found, self.folder, self.sealer)
 
     def image_named(self, name: str) -> bytes:
         """The bytes of the capture image file `name` (`<id>-face.jpg` or `<id>-frame.jpg`) in this folder:
@@ -202,7 +227,35 @@ class CaptureFolder:
         found, part = parse_name(name)
         if part not in IMAGES:
             raise BadCaptureId(f"{name} is not a capture's image")
-        return Capture(found, self.folder).read(part)  # type: ignore[arg-type]
+        return Capture(found, self.folder, self.sealer).read(part)  # type: ignore[arg-type]
+
+    def delete(self, capture: Capture) -> list[str]:
+        """Delete the files of `capture` (never through a symlink: a link itself is removed); their names."""
+        removed = []
+        for path in (capture.face, capture.frame, capture.sidecar):
+            if os.path.lexists(path):
+                path.unlink()
+                removed.append(path.name)
+        return removed
+
+    def of_person(self, person_id: str) -> list[Capture]:
+        """The captures whose sidecar names the watchlist person `person_id` (sightings); a sidecar that
+        cannot be read is logged by name and passed over."""
+        found = []
+        if not self.folder.is_dir():
+            return found
+        for path in sorted(self.folder.glob(f"*{SIDECAR}")):
+            capture = self.of(path)
+            if capture is None:
+                continue
+            try:
+                person = capture.sidecar_data().get("person")
+            except CaptureError as exc:
+                log.warning("%s: passed over: %s", path.name, exc)
+                continue
+            if isinstance(person, dict) and str(person.get("id")) == person_id:
+                found.append(capture)
+        return found
 
     def image_name(self, path: Path) -> str | None:
         """The file name of `path` if it is a capture's face or frame image in this folder, else None."""
@@ -224,8 +277,10 @@ class SavedCapture:
 class CaptureStore(CaptureFolder):
     """The captures folder of the daemon: saving, and retention."""
 
-    def __init__(self, folder: Path, retention_days: float, max_mb: float) -> None:
-        super().__init__(folder)
+    def __init__(
+        self, folder: Path, retention_days: float, max_mb: float, sealer: Sealer | None = None
+    ) -> None:
+        super().__init__(folder, sealer)
         self.retention_seconds = retention_days * 86400
         self.max_bytes = int(max_mb * 1024 * 1024)
         self._failing = False
@@ -242,9 +297,9 @@ class CaptureStore(CaptureFolder):
         saved = SavedCapture(capture.face, capture.frame, capture.sidecar)
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_private(saved.face, encode_jpeg(crop))
-            write_private(saved.frame, encode_jpeg(frame))
-            write_private(saved.sidecar, json.dumps(sidecar, indent=2).encode())
+            self._write(saved.face, encode_jpeg(crop))
+            self._write(saved.frame, encode_jpeg(frame))
+            self._write(saved.sidecar, json.dumps(sidecar, indent=2).encode())
         except (OSError, ValueError, cv2.error) as exc:
             for path in (saved.face, saved.frame, saved.sidecar):
                 try:
@@ -267,6 +322,9 @@ class CaptureStore(CaptureFolder):
         """Whether the capture an event or a sighting names (its face image's path) is still there."""
         capture = self.of(stored)
         return capture is not None and capture.exists()
+
+    def _write(self, path: Path, data: bytes) -> None:
+        write_private(path, seal(self.sealer, data, file_role(path.name)))
 
     def enforce_retention(self, now: float | None = None) -> int:
         """Delete captures past the age limit, then the oldest over the size limit; returns how many.
@@ -327,14 +385,14 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
-def capture_to_photo(path: Path, folder: Path) -> Path:
+def capture_to_photo(path: Path, folder: Path, sealer: Sealer | None = None) -> Path:
     """The full frame of the capture `path` names (any of its files), cut to the face with a generous margin,
     as a photo in `folder`.
 
     The saved face crop is tight and small; enrolment gets a better encoding from
     the frame, cut around the box recorded in the sidecar.
     """
-    capture = CaptureFolder(path.parent).of(path)
+    capture = CaptureFolder(path.parent, sealer).of(path)
     if capture is None:
         raise ValueError(f"{path}: not a capture's file (<id>-face.jpg, <id>-frame.jpg or <id>.json)")
     try:

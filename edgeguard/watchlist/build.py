@@ -112,7 +112,7 @@ def cache_signature(config: Config) -> str:
 
 
 def open_cache(config: Config) -> EncodingCache:
-    cache = EncodingCache(config.paths.encodings_cache, cache_signature(config))
+    cache = EncodingCache(config.paths.encodings_cache, cache_signature(config), config.sealer)
     cache.load()
     return cache
 

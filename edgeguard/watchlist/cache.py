@@ -7,7 +7,9 @@ renaming or moving a photo keeps its entry and editing it does not.  Failures
 on every reload.  The file is stamped with a signature of everything that
 shapes an encoding; a file that is corrupt, foreign or from other settings is
 rebuilt, never trusted.  Encodings are biometric data: the folder is 0700, the
-file 0600, and entries of photos that are gone are dropped on save.
+file 0600, and entries of photos that are gone are dropped on save.  With a
+sealer (`[privacy] encrypt`) the file is sealed with the data key; a plain file
+from before is read and written back sealed on the next save.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..common.files import private_folder, write_private
+from ..common.files import private_folder, read_regular, write_private
+from ..common.sealing import Sealer, SealError, is_sealed, seal, unseal
 from ..faces.encode import ENCODING_SIZE
 
 log = logging.getLogger(__name__)
 
 CACHE_FILE = "encodings.npz"
 FORMAT = "edgeguard-encodings-1"
+ROLE = f"encodings/{CACHE_FILE}"
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,9 @@ def photo_digest(data: bytes) -> str:
 
 
 class EncodingCache:
-    def __init__(self, folder: Path, signature: str) -> None:
+    def __init__(self, folder: Path, signature: str, sealer: Sealer | None = None) -> None:
         self.path = folder / CACHE_FILE
+        self.sealer = sealer
         self.signature = f"{FORMAT}|{signature}"
         self._entries: dict[str, CacheEntry] = {}
         self._dirty = False
@@ -64,12 +69,16 @@ class EncodingCache:
             AttributeError,
             EOFError,
             zipfile.BadZipFile,
+            SealError,
         ) as exc:
             log.warning("encoding cache %s is unusable (%s); rebuilding it", self.path, exc)
             self._dirty = True
 
     def _read(self) -> dict[str, CacheEntry]:
-        with np.load(self.path, allow_pickle=False) as data:
+        blob = read_regular(self.path)
+        if self.sealer is not None and not is_sealed(blob):
+            self._dirty = True  # written before encryption was on: the next save seals it
+        with np.load(io.BytesIO(unseal(self.sealer, blob, ROLE)), allow_pickle=False) as data:
             signature = str(data["signature"])
             if signature != self.signature:
                 raise ValueError("made with other settings or another version")
@@ -115,5 +124,5 @@ class EncodingCache:
             encodings=encodings,
             errors=errors,
         )
-        write_private(self.path, data.getvalue())
+        write_private(self.path, seal(self.sealer, data.getvalue(), ROLE))
         self._dirty = False

@@ -140,6 +140,15 @@ def remove_person(config: Config, person_id: str) -> None:
         ) from None
 
 
+def drop_unused_encodings(config: Config) -> int:
+    """Rewrite the encoding cache without the entries of photos that are gone (a removed person's); how many
+    were dropped."""
+    cache = open_cache(config)
+    before = len(cache)
+    cache.save(keep=_photo_digests(config.paths.training_images))
+    return before - len(cache)
+
+
 def person_photos(config: Config, person_id: str) -> list[Path]:
     """The photo files of a person, in name order (symlinks and other files left out)."""
     folder = config.paths.training_images / person_id

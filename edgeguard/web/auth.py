@@ -21,7 +21,7 @@ from flask import (
 )
 
 from ..common.text import printable
-from .request import PRELOGIN_COOKIE, SESSION_COOKIE, client_address, dashboard
+from .request import PRELOGIN_COOKIE, SESSION_COOKIE, audit, client_address, dashboard
 from .security import form_token, same
 from .users import User
 
@@ -63,6 +63,7 @@ def login_post() -> Response:
     user = board.users.check_password(name, password) if name and password else None
     if user is None:
         log.warning("dashboard: failed login for %s from %s", printable(name) or "(no name)", address)
+        audit("failed login", printable(name), user=printable(name) or "(no name)")
         return _login_page("Wrong user name or password.", 401)
     throttle.succeeded(address, name)
     old = request.cookies.get(SESSION_COOKIE)
@@ -83,6 +84,7 @@ def login_post() -> Response:
         response = redirect(url_for("auth.code"))
     else:
         log.info("dashboard: %s logged in from %s", user.name, address)
+        audit("login", user.name, user=user.name)
         response = redirect(url_for("pages.overview"))
     _set_session_cookie(response, token)
     return response
@@ -101,6 +103,7 @@ def code() -> Response:
     result = board.users.check_otp(session, request.form.get("code", ""))
     if result == "ok":
         log.info("dashboard: %s logged in from %s (with a code)", session.user.name, client_address())
+        audit("login", session.user.name, user=session.user.name, second_factor=True)
         return redirect(url_for("pages.overview"))
     if result == "expired":
         log.warning(
@@ -110,6 +113,7 @@ def code() -> Response:
         response.delete_cookie(SESSION_COOKIE)
         return response
     log.warning("dashboard: wrong code for %s from %s", session.user.name, client_address())
+    audit("failed login", session.user.name, user=session.user.name, reason="wrong second-factor")
     return make_response(render_template("code.html", error="Wrong code."), 401)
 
 

@@ -12,6 +12,7 @@ from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
 from ..outputs.base import OutputStatus
+from ..store.audit import AuditLog
 from ..store.event_log import EventLog
 from ..store.face_index import FaceIndex
 from ..store.strangers import StrangerStore
@@ -61,3 +62,7 @@ class Dashboard:
     )  # push cameras' feeds by name (/upload_frame/<name>)
     search: FaceIndex | None = None  # the Search page's index of the recorded faces (None: no event log)
     strangers: StrangerStore | None = None  # the Strangers page's (None: not kept by this dashboard)
+    # Erase a person everywhere (the code behind `edgeguard forget ID`): the lines of what was removed;
+    # ValueError with the reason when there is nothing to erase (nothing changed).
+    erase: Callable[[str], list[str]] | None = None
+    audit: AuditLog | None = None  # who changed what (edgeguard.store.audit)

@@ -31,7 +31,7 @@ def image(token: str) -> Response:
     except LinkError as exc:
         return _refuse(403, str(exc))
     try:
-        data = CaptureFolder(board.config.paths.captures).image_named(name)
+        data = CaptureFolder.of_config(board.config).image_named(name)
     except BadCaptureId:
         return _refuse(404, f"{name} is not a capture's image")
     except CaptureError as exc:

@@ -16,11 +16,12 @@ from ..common.phone import mask_number
 from ..events.event import EVENT_TYPES
 from ..review.capture_enrol import enrol_from_capture
 from ..review.feedback import FeedbackError, is_person, not_person
+from ..store.audit import verify
 from ..store.event_log import EventFilter
 from ..store.face_captures import BadCaptureId, CaptureError, CaptureFolder
 from ..watchlist.enrol import EnrolError
 from .events import event_json
-from .request import admin_only, dashboard
+from .request import admin_only, audit, dashboard
 from .rows import people_choices
 from .shown import cameras_shown, outputs_shown, problem_text, site_text
 from .streams import by_location
@@ -32,6 +33,7 @@ bp = Blueprint("pages", __name__)
 PAGE = 50
 MAX_PAGE = 10**9  # a page number beyond any log: answered as an empty page, not an overflow
 CSV_LIMIT = 10_000
+AUDIT_PAGE = 100  # audit rows a page shows
 
 
 @bp.get("/")
@@ -215,6 +217,7 @@ def enrol_capture(seq: int) -> Response:
     if result.added:
         board.users.mark_reviewed(seq, g.user.name)
         log.info("dashboard: %s enrolled the capture of event %d as Id %s", g.user.name, seq, person_id)
+        audit("capture enrolled", person_id, event=seq, capture=capture.id)
         flash(f"The capture is now a photo of Id {person_id}; the watchlist reloads in a moment.", "ok")
     else:
         flash(f"Not added: {result.refused[0][1]}", "error")
@@ -274,7 +277,7 @@ def capture_image(capture_id: str, image: str) -> Response:
 
 def captures() -> CaptureFolder:
     """The site's captures, read by id (edgeguard.store.face_captures)."""
-    return CaptureFolder(dashboard().config.paths.captures)
+    return CaptureFolder.of_config(dashboard().config)
 
 
 # ---------------------------------------------------------------- alerts
@@ -309,6 +312,19 @@ def test_alert() -> Response:
 # ---------------------------------------------------------------- users
 
 
+@bp.get("/audit")
+@admin_only
+def audit_log() -> str:
+    """The audit log, newest first, a page of AUDIT_PAGE rows at a time, with the chain's state."""
+    board = dashboard()
+    page = min(max(0, request.args.get("page", 0, type=int)), MAX_PAGE)
+    rows = board.audit.rows(AUDIT_PAGE, page * AUDIT_PAGE) if board.audit else []
+    count, problems = verify(board.config.paths.audit_db) if board.audit else (0, [])
+    return render_template(
+        "audit.html", rows=rows, page=page, count=count, problems=problems, size=AUDIT_PAGE
+    )
+
+
 @bp.get("/users")
 @admin_only
 def users() -> str:
@@ -330,6 +346,7 @@ def add_user() -> Response:
         flash(str(exc), "error")
     else:
         log.info("dashboard: %s added user %s", g.user.name, form.get("username"))
+        audit("user added", form.get("username", "").strip(), role=form.get("role", "viewer"))
         flash(f"User {form.get('username')} added.", "ok")
     return redirect(url_for("pages.users"))
 
@@ -341,5 +358,6 @@ def remove_user(name: str) -> Response:
         flash("You cannot remove yourself.", "error")
     elif dashboard().users.remove(name):
         log.info("dashboard: %s removed user %s", g.user.name, name)
+        audit("user removed", name)
         flash(f"User {name} removed.", "ok")
     return redirect(url_for("pages.users"))

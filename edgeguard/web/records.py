@@ -35,7 +35,7 @@ from ..watchlist.enrol import (
     update_person,
 )
 from ..watchlist.negatives import NegativesError, count_negatives, folder_of, read_negatives, remove_negative
-from .request import admin_only, dashboard
+from .request import admin_only, audit, dashboard
 from .shown import problem_text, site_text
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ def add_record_post() -> Response | str:
             "add_record.html", form=form, error=f"No photo could be used ({reasons})."
         ), 400
     log.info("dashboard: %s added Id %s with %d photo(s)", g.user.name, person_id, len(result.added))
+    audit("record added", person_id, photos=len(result.added))
     _flash_result(person_id, result)
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -129,7 +130,7 @@ def record(person_id: str) -> str:
         negatives, negatives_error = read_negatives(folder_of(board.config), person_id), ""
     except NegativesError as exc:
         negatives, negatives_error = [], site_text(str(exc), board.config, g.user.admin)
-    folder = CaptureFolder(board.config.paths.captures)
+    folder = CaptureFolder.of_config(board.config)
     found = {n.event: folder.of(n.capture) for n in negatives}
     return render_template(
         "record.html",
@@ -141,6 +142,7 @@ def record(person_id: str) -> str:
         negatives_error=negatives_error,
         shown={event: capture.id for event, capture in found.items() if capture and capture.exists()},
         strangers=_stranger_history(person_id),
+        can_erase=board.erase is not None,
     )
 
 
@@ -178,6 +180,7 @@ def update_record(person_id: str) -> Response:
             flash(str(exc), "error")
         else:
             log.info("dashboard: %s edited Id %s", g.user.name, person_id)
+            audit("record edited", person_id, fields="name, category, phone number")
             flash("Saved.", "ok")
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -192,6 +195,8 @@ def add_photos(person_id: str) -> Response:
         flash(result, "error")
     else:
         _flash_result(person_id, result)
+        if result.added:
+            audit("photo added", person_id, photos=[p.name for p in result.added])
     return redirect(url_for("records.record", person_id=person_id))
 
 
@@ -204,6 +209,7 @@ def delete_photo(person_id: str, name: str) -> Response:
         flash(str(exc), "error")
     else:
         log.info("dashboard: %s deleted a photo of Id %s", g.user.name, person_id)
+        audit("photo removed", person_id, photo=name)
         flash(f"Photo {name} deleted.", "ok")
     return redirect(url_for("records.record", person_id=person_id))
 
@@ -240,7 +246,31 @@ def delete_record(person_id: str) -> Response:
         flash(str(exc), "error")
         return redirect(url_for("records.record", person_id=person_id))
     log.info("dashboard: %s deleted Id %s", g.user.name, person_id)
+    audit("record deleted", person_id)
     flash(f"Id {person_id} deleted, with its photos and negatives.", "ok")
+    return redirect(url_for("records.view_records"))
+
+
+@bp.post("/records/<person_id>/erase")
+@admin_only
+def erase_record(person_id: str) -> Response:
+    """Erase the person everywhere, as `edgeguard forget` does (the daemon hands over its erasure)."""
+    board = dashboard()
+    if board.erase is None:
+        abort(404, "erasure is not available here")
+    if request.form.get("confirm") != person_id:
+        flash(f"To erase Id {person_id} everywhere, type its Id in the box.", "error")
+        return redirect(url_for("records.record", person_id=person_id))
+    try:
+        done = board.erase(person_id)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("records.record", person_id=person_id))
+    log.info("dashboard: %s erased Id %s everywhere", g.user.name, person_id)
+    audit("erasure", person_id, removed=done)
+    flash(f"Id {person_id} erased everywhere: " + "; ".join(done), "ok")
+    if board.reload_watchlist is not None:
+        board.reload_watchlist()
     return redirect(url_for("records.view_records"))
 
 

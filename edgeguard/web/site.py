@@ -10,6 +10,7 @@ from ..alerts.outbox import Outbox
 from ..capture import PushFeed
 from ..config import Config
 from ..faces.engine import FaceEngine
+from ..store.audit import AuditLog
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureFolder
 from ..store.face_index import FaceIndex
@@ -39,6 +40,7 @@ def build_dashboard(
     events: EventHub | None = None,
     search: FaceIndex | None = None,
     strangers: StrangerStore | None = None,
+    erase: Callable[[str], list[str]] | None = None,
 ) -> tuple[Dashboard, WebServer]:
     """The dashboard and the server that will serve it (not started yet); `push` the push cameras' feeds by
     name; `events` the live updates' hub (an output of the daemon's event bus), else a hub of its own;
@@ -62,6 +64,8 @@ def build_dashboard(
         push={} if push is None else push,
         search=search if search is not None or event_log is None else make_search_index(config, event_log),
         strangers=strangers,
+        erase=erase,
+        audit=AuditLog(config.paths.audit_db),
     )
     app = create_app(dashboard)
     server = WebServer(web.listen, app, web.max_live_viewers, tls, body_judge(app, dashboard))

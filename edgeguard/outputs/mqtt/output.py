@@ -11,6 +11,12 @@ consumers drop duplicates by `event_id`.  While the broker is away, paho keeps t
 in order once it is back; at most WINDOW events wait at once, after which `handle` waits on the output's own
 thread (never the frame loop's) until the broker catches up.  A message the broker refuses (a PUBACK with an
 error, e.g. not authorised for the topic) is logged and sent again a minute later.
+
+An `erased` event (edgeguard forget) goes to `<prefix>/events` for consumers (the fleet hub drops the
+person's rows and thumbnails) and clears what the broker retains about the person or captures: the person's
+"last seen", each camera's last known face that names them and last unknown face that shows an erased
+capture (cleared too where this run does not know what the broker retains), and Home Assistant's entities of
+the person (announced again without them).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from typing import Any
 from ...common.files import read_regular
 from ...common.ratelimit import EveryMinute
 from ...config import Config
-from ...events.event import Event
+from ...events.event import Event, EventType
+from ...store.face_captures import capture_id
 from ...watchlist.build import Watchlist
 from ..base import Output, OutputStatus
 from .client import Connection
@@ -145,6 +152,11 @@ class MqttOutput(Output):
         self._people: dict[str, tuple[int, float]] = {}  # camera -> (count published, when)
         self._crowd: dict[str, bool] = {}
         self._persons: tuple = ()
+        self._erased: set[str] = (
+            set()
+        )  # Ids erased this run, kept out of discovery while the watchlist has them
+        self._last_known: dict[str, str] = {}  # camera -> Id of its retained last known face (this run)
+        self._last_unknown: dict[str, str] = {}  # camera -> capture id of its retained last unknown face
         self._next_watchlist = 0.0
         self._logged = EveryMinute()
         self._max_people = {camera.name: camera.max_people for camera in config.cameras}
@@ -202,12 +214,15 @@ class MqttOutput(Output):
         """The messages of one event: the event on both topics, then the retained state it changes."""
         url = self._link(event)
         body = _json(event_payload(event, self.device, url))
+        if event.type == EventType.ERASED:
+            return self._erased_messages(event, body)
         camera = event.camera
         out: list[Message] = [
             (self.topics.events, body, False),
             (self.topics.camera(camera, "events"), body, False),
         ]
         if event.type == "unknown_face":
+            self._last_unknown[camera] = capture_id(event.capture) or ""
             out.append((self.topics.camera(camera, "last_unknown"), body, True))
             if url:
                 out.append((self.topics.camera(camera, "last_unknown/url"), url.encode(), True))
@@ -215,6 +230,7 @@ class MqttOutput(Output):
             if image is not None:
                 out.append((self.topics.camera(camera, "last_unknown/image"), image, True))
         elif event.type == "known_face" and event.person_id:
+            self._last_known[camera] = event.person_id
             out.append((self.topics.camera(camera, "last_known"), body, True))
             if event.category in self.settings.person_categories:
                 out.append((self.topics.last_seen(event.person_id), _json(_last_seen(event)), True))
@@ -222,6 +238,30 @@ class MqttOutput(Output):
             with self._lock:
                 self._crowd[camera] = True
             out.append((self.topics.camera(camera, "crowd"), b"ON", True))
+        return out
+
+    def _erased_messages(self, event: Event, body: bytes) -> list[Message]:
+        """The erasure for consumers, and empty retained messages (which the broker deletes) for what it
+        retains about the erased person or captures; the person's entities leave Home Assistant."""
+        out: list[Message] = [(self.topics.events, body, False)]
+        person, captures = event.person_id, set(event.extra.get("captures", ()))
+        for camera in (c.name for c in self.config.cameras):
+            if person and self._last_known.get(camera, person) == person:
+                self._last_known.pop(camera, None)
+                out.append((self.topics.camera(camera, "last_known"), b"", True))
+            if captures and self._last_unknown.get(camera, next(iter(captures))) in captures:
+                self._last_unknown.pop(camera, None)
+                out += [
+                    (self.topics.camera(camera, what), b"", True)
+                    for what in ("last_unknown", "last_unknown/url", "last_unknown/image")
+                ]
+        if person:
+            out.append((self.topics.last_seen(person), b"", True))
+            with self._lock:
+                self._erased.add(person)
+                kept = tuple(p for p in self._persons if p.id != person)
+                if kept != self._persons:
+                    self._persons, self._announce_at = kept, time.monotonic()
         return out
 
     def _link(self, event: Event) -> str | None:
@@ -319,7 +359,11 @@ class MqttOutput(Output):
         if self.watchlist is None or now < self._next_watchlist:
             return
         self._next_watchlist = now + WATCHLIST_EVERY
-        persons = chosen_people(self.watchlist().people.values(), self.settings.person_categories)
+        people = self.watchlist().people.values()
+        with self._lock:
+            self._erased &= {p.id for p in people}  # gone from the watchlist: nothing left to keep out
+            erased = set(self._erased)
+        persons = chosen_people((p for p in people if p.id not in erased), self.settings.person_categories)
         with self._lock:
             if persons != self._persons:
                 self._persons = persons

@@ -80,4 +80,17 @@ def event_payload(event: Event, device: str, capture_url: str | None = None) -> 
         "count": event.extra.get("count"),
         "visitor": event.extra.get("visitor"),
         "capture_url": capture_url,
+        **(_erased(event, device) if event.type == "erased" else {}),
+    }
+
+
+def _erased(event: Event, device: str) -> dict[str, Any]:
+    """What an `erased` event names: the erased captures and the event_ids of the events stripped (their
+    personal fields are gone from the device: consumers drop what they keep of them)."""
+    erased = [Event("erased", when, "", "", seq=seq) for seq, when in event.extra.get("events", ())]
+    return {
+        "erased": {
+            "captures": list(event.extra.get("captures", ())),
+            "event_ids": [event_id(device, e) for e in erased],
+        }
     }
