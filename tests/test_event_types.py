@@ -23,6 +23,7 @@ STORED = (
     "camera_up",
     "loitering",
     "return_visit",
+    "erased",
 )
 
 
@@ -70,9 +71,13 @@ def test_the_events_stage_re_exports_the_one_list():
 def test_routes_accept_every_type_and_refuse_others(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("EDGEGUARD_CONFIG", raising=False)
     path = tmp_path / "c.toml"
-    types = ", ".join(f'"{t}"' for t in STORED)
+    routable = tuple(t for t in STORED if t != "erased")  # an erasure is for outputs that keep data, not texts
+    types = ", ".join(f'"{t}"' for t in routable)
     path.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n[[alerts.route]]\nevents = [{types}]\n')
-    assert load_config(path).alerts.route[0].events == STORED
+    assert load_config(path).alerts.route[0].events == routable
+    path.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n[[alerts.route]]\nevents = ["erased"]\n')
+    with pytest.raises(ConfigError):
+        load_config(path)
     assert DEFAULT_ROUTE_EVENTS == ("unknown_face", "known_face", "crowd")
     path.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n[[alerts.route]]\nevents = ["known_faces"]\n')
     with pytest.raises(ConfigError, match="must be one of 'unknown_face', 'known_face', 'crowd'"):
