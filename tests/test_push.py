@@ -375,3 +375,43 @@ def test_a_push_camera_has_no_reader_thread(rig, jpeg):
     assert rig.feed.offer(jpeg).taken  # decoded and delivered on this thread
     assert not threads_named(f"capture-{CAMERA}") and not threads_named(f"capture-{CAMERA}-connection")
     assert rig.source.read(1.0).image.shape == (360, 640, 3)
+
+
+def test_a_refused_body_is_answered_over_a_real_socket_not_reset(tmp_path, jpeg):
+    """The server answers 413 from the headers and lingers, draining the unread body, so that a client still
+    sending it (http.client sends it whole before it reads) gets the answer instead of a broken pipe."""
+    import http.client
+
+    from helpers import free_port
+
+    from edgeguard.config import load_config
+
+    path = Path(site_config(tmp_path).source)
+    port = free_port()
+    path.write_text(path.read_text() + f'[web]\nlisten = "127.0.0.1:{port}"\n', encoding="utf-8")
+    config = load_config(path)
+    feed = feed_of(config)
+    dashboard, server = build_dashboard(
+        config,
+        status=SiteStatus,
+        watchlist=lambda: None,
+        event_log=None,
+        outbox=None,
+        engine=lambda: None,
+        signer=None,
+        push={CAMERA: feed},
+    )
+    server.start()
+    big = jpeg + bytes(3 * 1024 * 1024)  # 48 times the camera's max_frame_kb: more than socket buffers hold
+    try:
+        for _ in range(10):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                headers = {"Authorization": f"Bearer {push_token(CAMERA, config.paths.base_dir)}"}
+                conn.request("POST", URL, body=big, headers=headers | {"Content-Type": "image/jpeg"})
+                assert conn.getresponse().status == 413
+            finally:
+                conn.close()
+    finally:
+        server.stop()
+        dashboard.users.close()

@@ -14,7 +14,10 @@ cap on the body, and whether it carries a valid session or token.  A body
 over the cap, a chunked body, or one the headers do not entitle to be read
 is not read: the app gets the request with no body and a note saying why
 (WITHHELD_ENVIRON), answers from the headers alone, and the connection is
-closed.  The bodies of requests without a session or token share
+closed, lingering (LINGER_SECONDS, LINGER_BYTES: write side shut, what the
+client still sends read and dropped) so that its kernel does not answer the
+rest of its body with a reset that loses our answer before the client reads
+it, as Apache and nginx do.  The bodies of requests without a session or token share
 UNTRUSTED_BODIES between them; headers are capped at MAX_HEADER per
 connection.  Each streaming response (a live view, an event stream) holds
 one worker thread, so the pool has room for `max_live_viewers` and the
@@ -25,6 +28,7 @@ on the frame loop.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -46,6 +50,8 @@ CONNECTION_LIMIT = 1000
 MAX_BODY = 25 * 1024 * 1024  # no route takes more (admission.py caps each route below this)
 MAX_HEADER = 16 * 1024  # request line and headers, per connection
 UNTRUSTED_BODIES = 1024 * 1024  # what the bodies of all requests without a session or token may hold at once
+LINGER_SECONDS = 2.0  # how long the unread body of a refused request is drained after the answer
+LINGER_BYTES = 4 * 1024 * 1024  # at most this much of it is read (and dropped, never held)
 WITHHELD_HEADER = "EDGEGUARD_WITHHELD"  # set by the server only (waitress drops client headers with "_")
 WITHHELD_ENVIRON = f"HTTP_{WITHHELD_HEADER}"  # "<status> <reason>" when the body was not read
 
@@ -121,13 +127,64 @@ class _GatedParser(HTTPRequestParser):
 
 
 class _GatedChannel(HTTPChannel):
+    """Waitress's channel with the gated parser; a connection whose body was withheld lingers at its close."""
+
     parser_class = _GatedParser
+    lingers = True  # False under TLS: its close_notify is the end of the stream
+    _withheld = False  # a request on this connection had its body withheld
+    _linger_until: float | None = None
+    _linger_left = 0
+
+    def received(self, data: bytes) -> bool:
+        result = super().received(data)
+        if any(WITHHELD_HEADER in request.headers for request in self.requests):
+            self._withheld = True
+        return result
+
+    def readable(self) -> bool:
+        return True if self._linger_until is not None else super().readable()
+
+    def writable(self) -> bool:
+        if self._linger_until is not None:
+            return time.monotonic() > self._linger_until  # then handle_write closes it
+        return super().writable()
+
+    def handle_read(self) -> None:
+        if self._linger_until is None:
+            super().handle_read()
+            return
+        try:
+            data = self.socket.recv(65536)
+        except OSError:
+            data = b""
+        self._linger_left -= len(data)
+        if not data or self._linger_left <= 0 or time.monotonic() > self._linger_until:
+            self.handle_close()
+
+    def handle_close(self) -> None:
+        if self._linger_until is None and self._withheld and self.lingers and self.connected:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            else:
+                self._linger_until = time.monotonic() + LINGER_SECONDS
+                self._linger_left = LINGER_BYTES
+                return
+        super().handle_close()
+
+    def handle_write(self) -> None:
+        if self._linger_until is not None:
+            self.handle_close()
+            return
+        super().handle_write()
 
 
 class _TlsChannel(_GatedChannel):
     """A waitress channel over TLS, the handshake done in the event loop as the client's bytes come."""
 
     context: ssl.SSLContext
+    lingers = False
 
     def __init__(self, server, sock, addr, adj, map=None) -> None:
         self._handshaking = True
