@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LFW, PEOPLE, TESTDATA
+from conftest import CLIP, LFW, PEOPLE, TESTDATA
 
 from edgeguard.config import RecognitionConfig
 from edgeguard.detect import PHOTO_MARGIN, Box, detect_in_photo
@@ -461,3 +464,25 @@ def test_a_damaged_encoder_model_is_refused_at_load(tmp_path, monkeypatch, damag
     monkeypatch.setattr(OpenCvResnet.__init__, "__defaults__", (model,))
     with pytest.raises(EncoderModelError):
         FaceEngine(RecognitionConfig()).warm_up()
+
+
+def test_the_daemon_refuses_to_start_with_a_damaged_encoder_model_and_says_why(tmp_path):
+    """The installed package's encoder model is replaced by a damaged copy for one daemon run (a copy of the
+    package is run, so the real one is untouched)."""
+    import edgeguard
+
+    package = tmp_path / "pkg" / "edgeguard"
+    shutil.copytree(Path(edgeguard.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    model = package / "models" / opencv_encoder.MODEL_PATH.name
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeguard", "run", "--source", str(CLIP)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "checksum" in result.stderr and str(model) in result.stderr
+    assert "Traceback" not in result.stderr
