@@ -69,20 +69,8 @@ class FaceEncoder:
                 return as_encodings(self._resnet().compute_face_descriptor(rgb, shapes, jitters))
             chips = _chips(rgb, shapes)
         if self._opencv is not None:
-            return self._opencv_encodings(chips, jitters)
+            return _opencv_encodings(self._opencv, chips, jitters)
         return self._pool.descriptors(chips, jitters)  # outside the lock: other threads go on meanwhile
-
-    def _opencv_encodings(self, chips: np.ndarray, jitters: int) -> np.ndarray:
-        """All chips in one pass; with jitters above 1, dlib's recipe: the mean encoding of that many
-        randomly jittered copies of each chip (dlib.jitter_image, the function dlib's descriptor uses)."""
-        assert self._opencv is not None
-        if jitters <= 1:
-            return self._opencv.descriptors(chips)
-        import dlib
-
-        jittered = np.stack([np.stack(dlib.jitter_image(chip, jitters)) for chip in chips])
-        flat = self._opencv.descriptors(jittered.reshape(-1, *chips.shape[1:]))
-        return flat.reshape(len(chips), jitters, ENCODING_SIZE).mean(axis=1).astype(np.float32)
 
     def _landmarks(self, rgb: np.ndarray, boxes: list[Box]) -> Any:
         """The 5-point landmarks of each box (dlib's full_object_detections)."""
@@ -100,6 +88,18 @@ class FaceEncoder:
         if self._model is None:
             self._model = load_resnet()
         return self._model
+
+
+def _opencv_encodings(network: OpenCvResnet, chips: np.ndarray, jitters: int) -> np.ndarray:
+    """All chips in one pass; with jitters above 1, dlib's recipe: the mean encoding of that many randomly
+    jittered copies of each chip (dlib.jitter_image, the function dlib's own descriptor uses)."""
+    if jitters <= 1:
+        return network.descriptors(chips)
+    import dlib
+
+    jittered = np.stack([np.stack(dlib.jitter_image(chip, jitters)) for chip in chips])
+    flat = network.descriptors(jittered.reshape(-1, *chips.shape[1:]))
+    return flat.reshape(len(chips), jitters, ENCODING_SIZE).mean(axis=1).astype(np.float32)
 
 
 def _chips(rgb: np.ndarray, shapes: Any) -> np.ndarray:
