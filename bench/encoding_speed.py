@@ -1,21 +1,28 @@
-"""Benchmark: how long one face encoding takes with the dlib that is installed.
+"""Benchmark: how long one face encoding takes, with dlib and with OpenCV's DNN.
 
 Prints the dlib build as `edgeguard check` does (version, the prebuilt dlib-bin
 wheel or a source build, BLAS, LAPACK, AVX, NEON, CUDA), then the median and
 90th percentile of `FaceEncoder.encode` on one face of a real photo (5-point
 landmarks and the ResNet descriptor, jitters 1), and of the landmarks alone,
-over CALLS calls after WARMUP. The face is found once, with dlib's HOG
-detector, so that only the encoder is timed.
+over CALLS calls after WARMUP: for encoder = "dlib" (the dlib that is
+installed) and encoder = "opencv" (dlib's network run by OpenCV's DNN) with 1
+OpenCV thread and with all, one face per call and BATCHED faces per call (a
+frame's faces share one forward pass).  The face is found once, with dlib's
+HOG detector, so that only the encoder is timed.  Then the largest Euclidean
+distance between the two encoders' encodings of every face in people/ and of
+one photo of each lfw10 person.
 
 Then encodings per second with several threads, as several cameras' threads
-encode: 1 thread in process, 2 threads in process (one encoder each; dlib
-holds the GIL while it encodes, so they take turns), and 2 threads sharing one
-encoder and an `EncoderPool(2)` (the ResNet in worker processes), each the
-median of ROUNDS rounds taken in turns; then how long the pool took to start
-and warm up, and each worker's memory (RSS, and PSS: its share of pages shared
-with others) after those encodings and after one call with BATCH faces (dlib
-keeps the buffers of the largest batch it ran).  That part needs two free
-cores: under `taskset -c 0` the workers inherit the one core.
+encode (OpenCV with no threads of its own, as the daemon runs it with two or
+more cameras): 1 thread in process, 2 threads in process (one encoder each;
+dlib holds the GIL while it encodes, so they take turns; OpenCV does not),
+and 2 threads sharing one dlib encoder and an `EncoderPool(2)` (the ResNet in
+worker processes), each the median of ROUNDS rounds taken in turns; then how
+long the pool took to start and warm up, and each worker's memory (RSS, and
+PSS: its share of pages shared with others) after those encodings and after
+one call with BATCH faces (dlib keeps the buffers of the largest batch it
+ran).  That part needs two free cores: under `taskset -c 0` the workers
+inherit the one core.
 
 Compare builds by running it from each venv; `taskset -c 0` pins it to one
 core (OpenBLAS otherwise runs a thread per core it may use, which costs more
@@ -33,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import dlib
 import numpy as np
 from PIL import Image
@@ -42,12 +50,14 @@ from edgeguard.detect import Box
 from edgeguard.faces.encode import FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool
 
-PHOTO = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "people" / "obama.jpg"
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+PHOTO = TESTDATA / "people" / "obama.jpg"
 WARMUP = 5
 CALLS = 50
 THREAD_CALLS = 20  # encodings per thread when comparing threads
 ROUNDS = 3
 BATCH = 16  # faces in one call: dlib's own batch size
+BATCHED = 4  # faces per call when timing a frame's faces in one forward pass
 
 
 def main() -> None:
@@ -61,13 +71,48 @@ def main() -> None:
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     print(f"cores this process may use: {len(os.sched_getaffinity(0))} (OPENBLAS_NUM_THREADS {threads})")
     print(f"photo: {PHOTO.name} {rgb.shape[1]}x{rgb.shape[0]}, face {box.width}x{box.height} px")
-    encoder = FaceEncoder()
+    print(f"OpenCV {cv2.__version__}, {cv2.getNumberOfCPUs()} CPUs, default threads {cv2.getNumThreads()}")
+    encoder = FaceEncoder("dlib")
     report(
-        "encoding (landmarks + descriptor, jitters 1)", timed(lambda: encoder.encode(rgb, [box], jitters=1))
+        "dlib encoder (landmarks + descriptor, jitters 1)",
+        timed(lambda: encoder.encode(rgb, [box], jitters=1)),
     )
+    all_threads = cv2.getNumThreads()
+    opencv = FaceEncoder("opencv")
+    for threads in (1, all_threads):
+        cv2.setNumThreads(threads)
+        report(
+            f"opencv encoder, {threads} thread(s), 1 face per call", timed(lambda: opencv.encode(rgb, [box]))
+        )
+        report(
+            f"opencv encoder, {threads} thread(s), {BATCHED} faces per call (ms per call / {BATCHED})",
+            [t / BATCHED for t in timed(lambda: opencv.encode(rgb, [box] * BATCHED))],
+        )
+    cv2.setNumThreads(all_threads)
     predictor = dlib.shape_predictor(model_path("landmarks_5"))
     report("landmarks only (5-point)", timed(lambda: predictor(rgb, rect)))
+    largest_distance(encoder, opencv)
     compare_threads(rgb, box)
+
+
+def largest_distance(dlib_encoder: FaceEncoder, opencv: FaceEncoder) -> None:
+    """The largest Euclidean distance between the two encoders' encodings of real faces."""
+    from edgeguard.config import RecognitionConfig
+    from edgeguard.faces.engine import FaceEngine
+    from edgeguard.faces.photos import load_photo
+
+    engine = FaceEngine(RecognitionConfig())
+    photos = sorted((TESTDATA / "people").glob("*.jpg"))
+    photos += [sorted(d.glob("*.jpg"))[0] for d in sorted((TESTDATA / "lfw10").iterdir()) if d.is_dir()]
+    largest, faces = 0.0, 0
+    for photo in photos:
+        rgb = load_photo(photo, RecognitionConfig().max_image_pixels)
+        boxes = [d.box for d in engine.find_in_photo(rgb)]
+        if boxes:
+            diff = opencv.encode(rgb, boxes) - dlib_encoder.encode(rgb, boxes)
+            largest = max(largest, float(np.linalg.norm(diff, axis=1).max()))
+            faces += len(boxes)
+    print(f"largest distance opencv - dlib: {largest:.2e} over {faces} faces of {len(photos)} photos")
 
 
 def timed(call: Callable[[], object]) -> list[float]:
@@ -90,14 +135,20 @@ def report(what: str, times: list[float]) -> None:
 def compare_threads(rgb: np.ndarray, box: Box) -> None:
     """Encodings/s in process with 1 and 2 threads and with 2 threads on an EncoderPool(2); the pool's
     cost."""
+    cv2.setNumThreads(0)  # as the daemon with two or more cameras: OpenCV works on the calling thread
     started = time.perf_counter()
     with EncoderPool(2) as pool:
         startup = time.perf_counter() - started
-        shared = FaceEncoder(pool)  # one for both threads: its lock is held only while it cuts the chips
+        shared = FaceEncoder("dlib", pool)  # one for both threads: its lock is held only while it cuts chips
         ways = {
-            "1 thread, in process": [FaceEncoder()],
-            "2 threads, in process": [FaceEncoder(), FaceEncoder()],  # one each: a shared one would lock
-            "2 threads, EncoderPool(2)": [shared, shared],
+            "1 thread, dlib": [FaceEncoder("dlib")],
+            "2 threads, dlib": [
+                FaceEncoder("dlib"),
+                FaceEncoder("dlib"),
+            ],  # one each: a shared one would lock
+            "2 threads, dlib EncoderPool(2)": [shared, shared],
+            "1 thread, opencv": [FaceEncoder("opencv")],
+            "2 threads, opencv": [FaceEncoder("opencv"), FaceEncoder("opencv")],  # each camera has its own
         }
         rates: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(ROUNDS):  # in turns, so that a busy moment on the machine does not favour one way
@@ -110,9 +161,11 @@ def compare_threads(rgb: np.ndarray, box: Box) -> None:
         f"\nencodings/s, jitters 1, one face per call, {THREAD_CALLS} calls per thread, "
         f"median of {ROUNDS} rounds:"
     )
-    single = statistics.median(rates["1 thread, in process"])
+    single = statistics.median(rates["1 thread, dlib"])
     for way, rate in rates.items():
-        print(f"  {way + ':':28} {statistics.median(rate):6.2f}  ({statistics.median(rate) / single:.2f}x)")
+        print(
+            f"  {way + ':':32} {statistics.median(rate):6.2f}  ({statistics.median(rate) / single:.2f}x dlib)"
+        )
     print(f"EncoderPool(2) started and warmed up in {startup:.2f} s")
     for rss, pss in after_runs:
         print(f"  a worker: RSS {rss:.0f} MB, PSS {pss:.0f} MB")

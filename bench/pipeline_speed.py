@@ -15,8 +15,11 @@ Watchlist: lin-manuel-miranda.png, alex-lacamoire.png, obama.jpg, biden.jpg.
    same decoded frames in this process, alternating, three rounds each; the
    median of each is compared, so that load from elsewhere hits both alike.
 
-EdgeGuard runs twice, with each detector: `yunet` (the default) and `hog`
-with its former defaults (detect_width 480, upsample 1), side by side.
+EdgeGuard runs in each of SETUPS, side by side: the defaults (detector
+`yunet`, encoder `opencv`: dlib's network run by OpenCV's DNN) on all cores
+and on one core (the daemon pinned to one CPU; in process, OpenCV held to one
+thread), the former default encoder `dlib` (the dlib-bin wheel, no BLAS), and
+`hog` with its former defaults (detect_width 480, upsample 1).
 
 Checks printed: EdgeGuard fps against 10x the simple approach's; Lin-Manuel
 Miranda decided within 15 frames of his first clear appearance; no enrolled
@@ -51,7 +54,13 @@ WATCHLIST = {
 }
 IMPOSTOR = 0.64
 ROUNDS = 3
-DETECTORS = {"yunet": "", "hog": "[pipeline]\ndetect_width = 480\n"}  # extra config for each
+# name: (extra config, one core only)
+SETUPS = {
+    "yunet, opencv encoder, all cores": ("", False),
+    "yunet, opencv encoder, 1 core": ("", True),
+    "yunet, dlib encoder": ('[recognition]\nencoder = "dlib"\n', False),
+    "hog, opencv encoder": ('[recognition]\ndetector = "hog"\n[pipeline]\ndetect_width = 480\n', False),
+}
 WINDOW = 30  # frames before an event in which the reference is consulted
 
 
@@ -59,9 +68,9 @@ def main() -> int:
     # EdgeGuard first: a child's peak RSS counts what it inherited at fork, so
     # this process must still be small when it starts the daemon.
     ours = {}
-    for detector in DETECTORS:
+    for setup in SETUPS:
         with tempfile.TemporaryDirectory() as tmp:
-            ours[detector] = run_edgeguard(Path(tmp), detector)
+            ours[setup] = run_edgeguard(Path(tmp), setup)
     import face_recognition  # the simple approach and the reference pass use the library itself
 
     frames = read_frames()
@@ -70,12 +79,12 @@ def main() -> int:
         for pid, (_, f) in WATCHLIST.items()
     }
     simple_runs: list[float] = []
-    ours_runs: dict[str, list[float]] = {detector: [] for detector in DETECTORS}
+    ours_runs: dict[str, list[float]] = {setup: [] for setup in SETUPS}
     for _ in range(ROUNDS):
         simple_fps, simple_first = simple_approach(face_recognition, frames, known)
         simple_runs.append(simple_fps)
-        for detector in DETECTORS:
-            ours_runs[detector].append(edgeguard_in_process(frames, detector))
+        for setup in SETUPS:
+            ours_runs[setup].append(edgeguard_in_process(frames, setup))
     reference = reference_pass(face_recognition, frames, known)
 
     first_clear = {}
@@ -90,15 +99,13 @@ def main() -> int:
         f"simple approach:      {simple:.1f} frames/s (rounds: {_fmt(simple_runs)}); "
         f"first named {_names(simple_first)}"
     )
-    for detector in DETECTORS:
-        print(f"--- detector = {detector}")
-        report(detector, ours[detector], ours_runs[detector], simple, reference, known, first_clear)
+    for setup in SETUPS:
+        print(f"--- {setup}")
+        report(setup, ours[setup], ours_runs[setup], simple, reference, known, first_clear)
     return 0
 
 
-def report(
-    detector: str, ours: dict, runs: list[float], simple: float, reference, known, first_clear
-) -> None:
+def report(setup: str, ours: dict, runs: list[float], simple: float, reference, known, first_clear) -> None:
     inproc = statistics.median(runs)
     print(
         f"edgeguard pipeline:   {inproc:.1f} frames/s (rounds: {_fmt(runs)}): "
@@ -135,8 +142,20 @@ def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
-def edgeguard_in_process(frames: list[np.ndarray], detector: str) -> float:
-    """Frames per second of FrameProcessor alone, on decoded frames, with the same watchlist."""
+def edgeguard_in_process(frames: list[np.ndarray], setup: str) -> float:
+    """Frames per second of FrameProcessor alone, on decoded frames, with the same watchlist (OpenCV held to
+    one thread for a one-core setup)."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1 if SETUPS[setup][1] else threads)
+    try:
+        return _frames_per_second(frames, setup)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _frames_per_second(frames: list[np.ndarray], setup: str) -> float:
     from edgeguard.capture import Frame
     from edgeguard.config import load_config
     from edgeguard.faces.engine import FaceEngine
@@ -144,7 +163,7 @@ def edgeguard_in_process(frames: list[np.ndarray], detector: str) -> float:
     from edgeguard.watchlist.build import build_watchlist, open_cache
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(make_site(Path(tmp), detector))
+        config = load_config(make_site(Path(tmp), setup))
         engine = FaceEngine(
             config.recognition, config.mask
         )  # as the daemon: masks classified, masked faces searched
@@ -216,7 +235,7 @@ def simple_approach(fr, frames, known) -> tuple[float, dict[str, int]]:
     return len(frames) / (time.perf_counter() - started), first
 
 
-def make_site(base: Path, detector: str) -> Path:
+def make_site(base: Path, setup: str) -> Path:
     rows = ["Id,Name,phone_number,initial_deposit,category"]
     for pid, (name, photo) in WATCHLIST.items():
         folder = base / "TrainingImage" / pid
@@ -226,19 +245,22 @@ def make_site(base: Path, detector: str) -> Path:
     (base / "Details").mkdir()
     (base / "Details" / "Details.csv").write_text("\n".join(rows) + "\n")
     config = base / "edgeguard.toml"
-    config.write_text(
-        f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n'
-        f'[recognition]\ndetector = "{detector}"\n{DETECTORS[detector]}'
-    )
+    config.write_text(f'[paths]\nbase_dir = "{base}"\n[watchlist]\nwatch = false\n{SETUPS[setup][0]}')
     return config
 
 
-def run_edgeguard(base: Path, detector: str) -> dict:
-    config = make_site(base, detector)
+def run_edgeguard(base: Path, setup: str) -> dict:
+    config = make_site(base, setup)
     cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
     # Enrol first so that the timed run starts from a warm cache, as a daemon restart would.
     subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)
-    proc = subprocess.Popen([*cmd, "run", "--source", str(CLIP)], stderr=subprocess.PIPE, text=True)
+    one_core = SETUPS[setup][1]
+    proc = subprocess.Popen(
+        [*cmd, "run", "--source", str(CLIP)],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if one_core else None,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     log = proc.stderr.read()
     if os.waitstatus_to_exitcode(status) != 0:

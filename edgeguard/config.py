@@ -208,10 +208,16 @@ class RecognitionConfig:
         min=1_000_000,
         max=200_000_000,
     )
+    encoder: str = option(
+        "opencv",
+        "face encoder: opencv (dlib's network run by OpenCV, the same encodings several times faster) or "
+        "dlib (dlib itself)",
+        choices=("opencv", "dlib"),
+    )
     encoder_processes: int = option(
         0,
-        "with several cameras, face encodings run in this many worker processes (dlib holds Python's GIL "
-        "while it encodes); 0: one per camera, at most one per core; each costs about 80 MB",
+        "encoder = dlib with several cameras: face encodings run in this many worker processes (dlib holds "
+        "Python's GIL while it encodes); 0: one per camera, at most one per core; each costs about 80 MB",
         min=0,
         max=64,
     )

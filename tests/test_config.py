@@ -270,6 +270,7 @@ def test_int_is_accepted_for_float_and_stored_as_float(tmp_path):
     [
         ('[recognition]\ndetector = "yolo"\n', "[recognition] detector"),
         ('[recognition]\ndetection_model = "yunet"\n', "[recognition] detection_model"),
+        ('[recognition]\nencoder = "onnxruntime"\n', "[recognition] encoder"),
         ('[logging]\nlevel = "VERBOSE"\n', "[logging] level"),
     ],
 )
@@ -290,6 +291,12 @@ def test_valid_choice_is_accepted(tmp_path):
 
 def test_detector_defaults_to_yunet():
     assert RecognitionConfig().detector == "yunet"
+
+
+def test_encoder_defaults_to_opencv_and_dlib_stays_selectable(tmp_path):
+    assert RecognitionConfig().encoder == "opencv"
+    path = write_config(tmp_path / "c.toml", '[recognition]\nencoder = "dlib"\n')
+    assert load_config(path).recognition.encoder == "dlib"
 
 
 def test_detection_model_of_older_configs_is_carried_over_with_a_note(tmp_path):

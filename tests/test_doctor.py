@@ -3,6 +3,7 @@ and the mask model check against a missing and a damaged model file."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -98,6 +99,29 @@ def test_a_damaged_detector_model_fails_the_check_and_the_watchlist_says_why(sit
     damaged.write_bytes(yunet.MODEL_PATH.read_bytes()[:-10])
     monkeypatch.setattr(yunet.YuNetDetector.__init__, "__defaults__", (yunet.DEFAULT_SCORE, damaged))
     [finding] = check_detector(site.config())
+    assert finding.level == "FAIL" and str(damaged) in finding.detail and "checksum" in finding.detail
+    [finding] = check_watchlist(site.config())
+    assert finding.level == "FAIL" and "reinstall" in finding.detail
+
+
+@pytest.mark.parametrize("encoder", ["opencv", "dlib"])
+def test_the_encoder_line_names_the_encoder_and_its_cost_per_face(site, encoder):
+    from edgeguard.service.doctor import check_encoder
+
+    site.write_config(f'[recognition]\nencoder = "{encoder}"\n')
+    [finding] = check_encoder(site.config())
+    assert finding.level == "ok" and finding.what == "face encoder"
+    assert re.fullmatch(rf"{encoder}, \d+ ms per face", finding.detail), finding.detail
+
+
+def test_a_damaged_encoder_model_fails_the_check_and_the_watchlist_says_why(site, tmp_path, monkeypatch):
+    from edgeguard.faces import opencv_encoder
+    from edgeguard.service.doctor import check_encoder, check_watchlist
+
+    damaged = tmp_path / "encoder.onnx"
+    damaged.write_bytes(opencv_encoder.MODEL_PATH.read_bytes()[:-10])
+    monkeypatch.setattr(opencv_encoder.OpenCvResnet.__init__, "__defaults__", (damaged,))
+    [finding] = check_encoder(site.config())
     assert finding.level == "FAIL" and str(damaged) in finding.detail and "checksum" in finding.detail
     [finding] = check_watchlist(site.config())
     assert finding.level == "FAIL" and "reinstall" in finding.detail

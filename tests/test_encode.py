@@ -1,12 +1,17 @@
 """Tests for edgeguard.faces.encode and edgeguard.detect: we call dlib directly, and claim to follow
-face_recognition's recipe; face_recognition (installed for this) is the reference.  And for
-edgeguard.faces.encoder_pool: the same encodings from worker processes, a dead worker survived."""
+face_recognition's recipe; face_recognition (installed for this) is the reference, for both encoders.
+For edgeguard.faces.opencv_encoder: dlib's network run by OpenCV gives dlib's encodings on real photos,
+in one pass per frame, and refuses a damaged model.  And for edgeguard.faces.encoder_pool: the same
+encodings from worker processes, a dead worker survived."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -15,15 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LFW, PEOPLE, TESTDATA
+from conftest import CLIP, LFW, PEOPLE, TESTDATA
 
 from edgeguard.config import RecognitionConfig
 from edgeguard.detect import PHOTO_MARGIN, Box, detect_in_photo
 from edgeguard.detectors.dlib_detector import DlibDetector
-from edgeguard.faces import encode, encoder_pool
+from edgeguard.faces import encode, encoder_pool, opencv_encoder
 from edgeguard.faces.encode import ENCODING_SIZE, FaceEncoder
 from edgeguard.faces.encoder_pool import EncoderPool, EncoderPoolError
 from edgeguard.faces.engine import FaceEngine
+from edgeguard.faces.opencv_encoder import EncoderModelError, OpenCvResnet
 from edgeguard.faces.photos import load_photo
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
@@ -55,11 +61,12 @@ def engine() -> FaceEngine:
     ],
     ids=lambda p: p.name,
 )
-def test_encodings_match_face_recognition(engine, fr, photo):
+@pytest.mark.parametrize("encoder", ["opencv", "dlib"])
+def test_encodings_match_face_recognition(engine, fr, photo, encoder):
     rgb = load_photo(photo, MAX_PIXELS)
     boxes = [d.box for d in engine.find_in_photo(rgb)]  # as analyze_photo / enrolment_encoding do
     assert boxes, f"{photo.name}: no face found"
-    ours = engine.encoder.encode(rgb, boxes)
+    ours = FaceEncoder(encoder).encode(rgb, boxes)
     assert ours.shape == (len(boxes), ENCODING_SIZE)
     assert ours.dtype == np.float32
     reference = fr.face_encodings(
@@ -72,13 +79,14 @@ def test_encodings_match_face_recognition(engine, fr, photo):
         assert np.linalg.norm(ours[0] - ours[1]) > 0.3
 
 
-def test_encoding_follows_the_box(engine, fr):
+@pytest.mark.parametrize("encoder", ["opencv", "dlib"])
+def test_encoding_follows_the_box(engine, fr, encoder):
     """A box moved off the face gives another encoding, in both implementations alike."""
     rgb = load_photo(PEOPLE / "obama.jpg", MAX_PIXELS)
     box = engine.find_in_photo(rgb)[0].box
     moved = box.shifted(box.height // 3, box.width // 3)
     # one box per call, as face_recognition does: dlib's batched descriptor can differ in the third decimal
-    ours = np.concatenate([engine.encoder.encode(rgb, [b]) for b in (box, moved)])
+    ours = np.concatenate([FaceEncoder(encoder).encode(rgb, [b]) for b in (box, moved)])
     reference = np.array(
         fr.face_encodings(rgb, [tuple(box.as_list()), tuple(moved.as_list())], model="small")
     )
@@ -86,10 +94,20 @@ def test_encoding_follows_the_box(engine, fr):
     assert not np.allclose(ours[0], ours[1], atol=1e-3)
 
 
-def test_encode_without_boxes_is_empty():
-    out = FaceEncoder().encode(np.zeros((32, 32, 3), dtype=np.uint8), [])
+@pytest.mark.parametrize("encoder", ["opencv", "dlib"])
+def test_encode_without_boxes_is_empty(encoder):
+    out = FaceEncoder(encoder).encode(np.zeros((32, 32, 3), dtype=np.uint8), [])
     assert out.shape == (0, ENCODING_SIZE)
     assert out.dtype == np.float32
+
+
+def test_the_default_encoder_is_opencv_and_a_pool_goes_with_dlib_only(pool):
+    assert FaceEngine(RecognitionConfig()).encoder.name == "opencv"
+    assert FaceEngine(RecognitionConfig(encoder="dlib")).encoder.name == "dlib"
+    with pytest.raises(ValueError, match="needs none"):
+        FaceEncoder("opencv", pool)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        FaceEncoder("tensorflow")
 
 
 # --- the encoder pool: the same encodings from worker processes ------------------------------
@@ -120,7 +138,7 @@ def faces(engine) -> dict[str, tuple[np.ndarray, list[Box], np.ndarray]]:
         rgb = load_photo(photo, MAX_PIXELS)
         boxes = [d.box for d in engine.find_in_photo(rgb)]
         assert boxes, f"{photo.name}: no face found"
-        out[photo.name] = rgb, boxes, FaceEncoder().encode(rgb, boxes)
+        out[photo.name] = rgb, boxes, FaceEncoder("dlib").encode(rgb, boxes)
     assert len(out["bald_guys.jpg"][1]) > 16
     return out
 
@@ -128,7 +146,7 @@ def faces(engine) -> dict[str, tuple[np.ndarray, list[Box], np.ndarray]]:
 @pytest.mark.parametrize("name", [p.name for p in POOL_PHOTOS])
 def test_pool_encodings_equal_in_process_ones(pool, faces, name):
     rgb, boxes, expected = faces[name]
-    got = FaceEncoder(pool).encode(rgb, boxes)
+    got = FaceEncoder("dlib", pool).encode(rgb, boxes)
     assert got.dtype == np.float32 and got.shape == expected.shape
     assert np.array_equal(got, expected), np.abs(got - expected).max()
 
@@ -139,12 +157,16 @@ def test_an_encoder_with_a_pool_never_loads_the_model_in_process(pool, faces, mo
 
     monkeypatch.setattr(encode, "load_resnet", refuse)
     rgb, boxes, expected = faces["obama.jpg"]
-    assert np.array_equal(FaceEncoder(pool).encode(rgb, boxes), expected)
-    assert FaceEngine(RecognitionConfig(), pool=pool).encoder.encode(rgb, boxes).shape == expected.shape
+    assert np.array_equal(FaceEncoder("dlib", pool).encode(rgb, boxes), expected)
+    engine = FaceEngine(RecognitionConfig(encoder="dlib"), pool=pool)
+    assert engine.encoder.encode(rgb, boxes).shape == expected.shape
 
 
 def test_threads_sharing_one_pool_get_their_own_encodings(pool, faces):
-    encoders = [FaceEncoder(pool), FaceEncoder(pool)]  # a camera's own engine, or one shared by threads
+    encoders = [
+        FaceEncoder("dlib", pool),
+        FaceEncoder("dlib", pool),
+    ]  # a camera's own engine, or one shared by threads
     names = ["obama.jpg", "biden.jpg", "two_people.jpg", "obama_small.jpg"] * 3
 
     def encode_one(job: tuple[int, str]) -> tuple[str, np.ndarray]:
@@ -191,7 +213,7 @@ def _errors(caplog) -> list[str]:
 
 def test_a_killed_worker_is_replaced_and_the_encoding_retried(own_pool, faces, caplog):
     rgb, boxes, expected = faces["obama.jpg"]
-    encoder = FaceEncoder(own_pool)
+    encoder = FaceEncoder("dlib", own_pool)
     before = own_pool.pids
     _kill(before[0])
     assert np.array_equal(encoder.encode(rgb, boxes), expected)
@@ -202,7 +224,7 @@ def test_a_killed_worker_is_replaced_and_the_encoding_retried(own_pool, faces, c
 
 
 def test_a_worker_killed_under_several_threads_is_replaced_once(own_pool, faces, caplog):
-    encoder = FaceEncoder(own_pool)
+    encoder = FaceEncoder("dlib", own_pool)
     names = ["obama.jpg", "biden.jpg", "two_people.jpg"] * 3
 
     def encode_one(name: str) -> np.ndarray:
@@ -224,7 +246,7 @@ def test_when_no_new_pool_starts_encodings_are_made_in_process(own_pool, faces, 
 
     monkeypatch.setattr(encoder_pool, "_start", fail)
     rgb, boxes, expected = faces["two_people.jpg"]
-    encoder = FaceEncoder(own_pool)
+    encoder = FaceEncoder("dlib", own_pool)
     _kill(own_pool.pids[0])
     assert np.array_equal(encoder.encode(rgb, boxes), expected)
     assert own_pool.pids == ()
@@ -242,7 +264,7 @@ def test_close_ends_the_workers(own_pool, faces):
     assert own_pool.pids == ()
     rgb, boxes, _ = faces["obama.jpg"]
     with pytest.raises(RuntimeError, match="closed"):
-        FaceEncoder(own_pool).encode(rgb, boxes)
+        FaceEncoder("dlib", own_pool).encode(rgb, boxes)
     own_pool.close()  # twice is harmless (the fixture closes it again)
 
 
@@ -366,3 +388,101 @@ def test_detect_in_photo_matches_plain_detection_when_not_shrunk():
     boxes = [d.box for d in detect_in_photo(DlibDetector("hog"), rgb, 0, 4096) if d.score >= 0]
     assert len(plain) == 1 and len(boxes) == 1
     assert _iou(plain[0], boxes[0]) > 0.8
+
+
+# --- the opencv encoder: dlib's encodings from OpenCV's DNN ---------------------------------------
+
+# people/'s JPEGs and the 24-face collage (the `faces` fixture), and one photo of each lfw10 person.
+LFW_ONE_EACH = [sorted(folder.glob("*.jpg"))[0] for folder in sorted(LFW.iterdir()) if folder.is_dir()]
+
+
+@pytest.fixture(scope="module")
+def opencv() -> FaceEncoder:
+    return FaceEncoder("opencv")
+
+
+@pytest.mark.parametrize("name", [p.name for p in POOL_PHOTOS])
+def test_opencv_encodings_are_dlibs_within_1e_3(opencv, faces, name):
+    """Every face of a frame in one forward pass (the collage: 24 at once), each within 1e-3 of dlib's."""
+    rgb, boxes, expected = faces[name]
+    got = opencv.encode(rgb, boxes)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    distances = np.linalg.norm(got - expected, axis=1)
+    assert distances.max() < 1e-3, distances
+
+
+@pytest.mark.parametrize("photo", LFW_ONE_EACH, ids=lambda p: p.parent.name)
+def test_opencv_encodings_of_lfw_people_are_dlibs_within_1e_3(engine, opencv, photo):
+    rgb = load_photo(photo, MAX_PIXELS)
+    boxes = [d.box for d in engine.find_in_photo(rgb)]
+    assert boxes, f"{photo.name}: no face found"
+    distances = np.linalg.norm(opencv.encode(rgb, boxes) - FaceEncoder("dlib").encode(rgb, boxes), axis=1)
+    assert distances.max() < 1e-3, distances
+
+
+def test_one_pass_for_a_frames_faces_gives_each_face_its_own_encoding(faces):
+    """The network's batch of n chips gives what n passes of one chip give."""
+    rgb, boxes, _ = faces["bald_guys.jpg"]
+    chips = np.stack([cv2.resize(rgb[b.top : b.bottom, b.left : b.right], (150, 150)) for b in boxes[:6]])
+    network = OpenCvResnet()
+    together = network.descriptors(chips)
+    alone = np.concatenate([network.descriptors(chips[i : i + 1]) for i in range(len(chips))])
+    assert together.shape == (6, ENCODING_SIZE)
+    assert np.linalg.norm(together - alone, axis=1).max() < 1e-5
+    assert min(np.linalg.norm(together[0] - together[i]) for i in range(1, 6)) > 0.1
+
+
+def test_opencv_jitters_follow_dlibs_recipe(opencv, faces):
+    """The mean of jittered copies: near the plain encoding, not equal to it, as dlib's own."""
+    rgb, boxes, expected = faces["obama.jpg"]
+    jittered = opencv.encode(rgb, boxes, jitters=4)
+    assert jittered.shape == expected.shape and jittered.dtype == np.float32
+    assert 1e-4 < np.linalg.norm(jittered - expected, axis=1).max() < 0.2
+
+
+def test_threads_share_an_opencv_encoder(opencv, faces):
+    names = ["obama.jpg", "biden.jpg", "two_people.jpg", "obama_small.jpg"] * 2
+
+    def encode_one(name: str) -> tuple[str, np.ndarray]:
+        rgb, boxes, _ = faces[name]
+        return name, opencv.encode(rgb, boxes)
+
+    with ThreadPoolExecutor(2) as executor:
+        for name, got in executor.map(encode_one, names):
+            assert np.linalg.norm(got - faces[name][2], axis=1).max() < 1e-3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_encoder_model_is_refused_at_load(tmp_path, monkeypatch, damage):
+    model = tmp_path / "encoder.onnx"
+    if damage == "truncated":
+        model.write_bytes(opencv_encoder.MODEL_PATH.read_bytes()[:-10])
+    with pytest.raises(EncoderModelError, match="reinstall EdgeGuard") as caught:
+        OpenCvResnet(model).load()
+    assert str(model) in str(caught.value)
+    assert ("checksum" in str(caught.value)) is (damage == "truncated")
+    monkeypatch.setattr(OpenCvResnet.__init__, "__defaults__", (model,))
+    with pytest.raises(EncoderModelError):
+        FaceEngine(RecognitionConfig()).warm_up()
+
+
+def test_the_daemon_refuses_to_start_with_a_damaged_encoder_model_and_says_why(tmp_path):
+    """The installed package's encoder model is replaced by a damaged copy for one daemon run (a copy of the
+    package is run, so the real one is untouched)."""
+    import edgeguard
+
+    package = tmp_path / "pkg" / "edgeguard"
+    shutil.copytree(Path(edgeguard.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    model = package / "models" / opencv_encoder.MODEL_PATH.name
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeguard", "run", "--source", str(CLIP)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr and "checksum" in result.stderr and str(model) in result.stderr
+    assert "Traceback" not in result.stderr

@@ -71,7 +71,9 @@ def test_the_events_stage_re_exports_the_one_list():
 def test_routes_accept_every_type_and_refuse_others(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("EDGEGUARD_CONFIG", raising=False)
     path = tmp_path / "c.toml"
-    routable = tuple(t for t in STORED if t != "erased")  # an erasure is for outputs that keep data, not texts
+    routable = tuple(
+        t for t in STORED if t != "erased"
+    )  # an erasure is for outputs that keep data, not texts
     types = ", ".join(f'"{t}"' for t in routable)
     path.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n[[alerts.route]]\nevents = [{types}]\n')
     assert load_config(path).alerts.route[0].events == routable

@@ -24,7 +24,7 @@ from edgeguard.faces.engine import FaceEngine
 from edgeguard.faces.photos import load_photo
 from edgeguard.watchlist.analyze import analyze_photo
 from edgeguard.watchlist.build import build_watchlist, open_cache
-from edgeguard.watchlist.cache import CACHE_FILE, ROLE, photo_digest
+from edgeguard.watchlist.cache import CACHE_FILE, ROLE, EncodingCache, photo_digest
 
 MAX_PIXELS = RecognitionConfig().max_image_pixels
 
@@ -588,6 +588,25 @@ def test_cache_from_other_settings_is_rebuilt(cache_template, warm_site, monkeyp
     assert not np.array_equal(watchlist.gallery.encodings, cold.gallery.encodings)
     assert np.abs(watchlist.gallery.encodings - cold.gallery.encodings).max() < 0.2
     assert len(open_cache(config)) == 4
+
+
+def test_a_cache_made_by_one_encoder_is_kept_by_the_other(engine, cache_template, warm_site, monkeypatch):
+    """The opencv and dlib encoders give the same encodings (within 1e-5; test_encode holds them to 1e-3 on
+    real photos), so switching encoder keeps the cache: nothing is encoded again, and what is served is
+    what the other encoder would have computed."""
+    _, cold = cache_template  # built by the default encoder, opencv
+    assert engine.encoder.name == "opencv"
+    warm_site.write_config('[recognition]\nencoder = "dlib"\n')
+    config = warm_site.config()
+    dlib_engine = FaceEngine(config.recognition)
+    assert dlib_engine.encoder.name == "dlib"
+    calls = encode_calls(monkeypatch, dlib_engine)
+    served = build_watchlist(config, dlib_engine, open_cache(config))
+    assert calls == []
+    assert np.array_equal(served.gallery.encodings, cold.gallery.encodings)
+    fresh = build_watchlist(config, dlib_engine, EncodingCache(warm_site.base / "no-cache", "fresh"))
+    assert len(calls) == 4 and fresh.photo_counts == cold.photo_counts
+    assert np.linalg.norm(fresh.gallery.encodings - served.gallery.encodings, axis=1).max() < 1e-3
 
 
 def test_changing_enrol_min_face_size_is_not_served_from_cache(engine, warm_site, monkeypatch):

@@ -54,7 +54,7 @@ class FaceEngine:
     ) -> None:
         self.cfg = cfg
         self.detector = open_detector(cfg.detector, cfg.detector_score)
-        self.encoder = FaceEncoder(pool)
+        self.encoder = FaceEncoder(cfg.encoder, pool)
         self._hog = open_detector("hog")  # the last word on YuNet's doubted boxes (see checked)
         wants_masks = mask is not None and mask.enabled
         # The mask model also checks YuNet's unsure boxes (see checked), masks wanted or not.
@@ -67,8 +67,10 @@ class FaceEngine:
 
     def warm_up(self) -> None:
         """Load the models and run each once now (a second or two) rather than on the first face, whose
-        alert would wait for it; DetectorError if the detector cannot run."""
+        alert would wait for it; DetectorError if the detector cannot run, EncoderModelError if the
+        encoder's model is damaged."""
         self.detector.load()
+        self.encoder.load()
         blank = np.zeros((160, 160, 3), dtype=np.uint8)
         self.detector.find(blank if self.detector.colour else blank[:, :, 0])
         self.encoder.encode(blank, [Box(40, 120, 120, 40)])

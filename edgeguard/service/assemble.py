@@ -163,7 +163,7 @@ def assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus]) -> Parts:
 
 
 def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: list[Part]) -> Parts:
-    pool = _encoder_pool(len(cfg.cameras), cfg.recognition.encoder_processes)
+    pool = _encoder_pool(cfg.recognition.encoder, len(cfg.cameras), cfg.recognition.encoder_processes)
     if pool is not None:
         order.append(Part("encoder pool", lambda _: pool.close()))
     engines = [FaceEngine(cfg.recognition, cfg.mask, pool=pool) for _ in cfg.cameras]
@@ -288,12 +288,13 @@ def _publisher(parts: Parts) -> Callable[[CameraRun, Frame, float], None]:
     return publish
 
 
-def _encoder_pool(cameras: int, configured: int) -> EncoderPool | None:
+def _encoder_pool(encoder: str, cameras: int, configured: int) -> EncoderPool | None:
     """Worker processes for dlib's encoder when several cameras would otherwise take turns at it (it holds
     the GIL while it encodes): `configured` many, or (0) one per camera, at most one per core this process may
-    use; none for a single camera.  If they cannot start, the cameras share the in-process encoder (slower,
-    never blind)."""
-    if cameras < 2:
+    use; none for a single camera, nor for the opencv encoder (OpenCV releases the GIL: each camera's thread
+    runs its own network).  If they cannot start, the cameras share the in-process encoder (slower, never
+    blind)."""
+    if encoder != "dlib" or cameras < 2:
         return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     processes = configured or min(cameras, cores)

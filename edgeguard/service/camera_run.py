@@ -6,9 +6,10 @@ the outbox and the web server.  A camera's thread takes the newest frame its
 source holds, so when the CPU cannot keep up each camera drops frames on its
 own and no camera waits for another (the slot of a video file played as fast
 as possible is the exception: it waits for its pipeline, so that every frame
-is processed).  dlib's HOG detector and OpenCV release the GIL while they
-work; dlib's encoder does not, so with several cameras encodings go to worker
-processes (edgeguard.faces.encoder_pool).
+is processed).  dlib's HOG detector and OpenCV (also the default face
+encoder, edgeguard.faces.opencv_encoder) release the GIL while they work;
+dlib's encoder does not, so with it (encoder = "dlib") and several cameras
+encodings go to worker processes (edgeguard.faces.encoder_pool).
 
 The daemon's supervisor reads a run's counters (`frames`, `busy_since`) from
 its own thread: single assignments, no lock needed.

@@ -36,6 +36,7 @@ from ..capture import SourceError
 from ..common.ratelimit import EveryMinute
 from ..config import Config, ConfigError, load_config
 from ..detect import DetectorError
+from ..faces.opencv_encoder import EncoderModelError
 from ..store.audit import audit, command_user
 from .assemble import Parts, assemble, overridden
 from .status import site_status, status_line
@@ -84,7 +85,7 @@ class Daemon:
         try:
             cfg = overridden(cfg, self.source_override, self.camera_override, self.realtime)
             parts = assemble(cfg, site_status)
-        except (OSError, DetectorError, ConfigError) as exc:
+        except (OSError, DetectorError, EncoderModelError, ConfigError) as exc:
             log.error("cannot start: %s", exc)
             return 1
         for note in cfg.notes:

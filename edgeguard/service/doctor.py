@@ -34,7 +34,9 @@ from ..capture import (
 )
 from ..config import CameraConfig, Config
 from ..detect import Box, DetectorError
+from ..faces.encode import FaceEncoder
 from ..faces.engine import FaceEngine
+from ..faces.opencv_encoder import EncoderModelError
 from ..mask import MaskClassifier, MaskModelError
 from ..outputs.mqtt.probe import probe
 from ..store.event_log import output_positions
@@ -104,6 +106,7 @@ def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
         ),
         Check(check_dlib),
         Check(check_detector, "face detector: loading and timing it"),
+        Check(check_encoder, "face encoder: loading and timing it"),
         Check(check_watchlist, "watchlist: reading the photos (new ones are encoded, a second or so each)"),
         Check(check_masks, "masks: loading the model"),
         Check(lambda c: check_twilio(c, live), "twilio: asking Twilio's API (up to 30 s)" if live else None),
@@ -366,7 +369,10 @@ def check_dlib(config: Config) -> list[Finding]:
             )
         ]
     if not build.blas:
-        detail += "; tools/build-dlib-blas.sh rebuilds it with BLAS (encodings about 4x faster on x86-64)"
+        detail += (
+            '; with encoder = "dlib", tools/build-dlib-blas.sh rebuilds it with BLAS (its encodings about 4x '
+            "faster on x86-64)"
+        )
     return [Finding("ok", "dlib", detail)]
 
 
@@ -397,10 +403,29 @@ def check_detector(config: Config) -> list[Finding]:
     return [Finding("ok", "face detector", f"{cfg.detector}, {ms:.0f} ms per 640x480 frame")]
 
 
+def check_encoder(config: Config) -> list[Finding]:
+    """The configured face encoder loads (opencv: its checksum) and runs; its cost per face here (landmarks,
+    chip and network, one face per call: the most a face costs; several faces of a frame share a pass)."""
+    name = config.recognition.encoder
+    encoder = FaceEncoder(name)
+    image = np.full((200, 200, 3), 128, np.uint8)
+    box = Box(40, 160, 160, 40)
+    try:
+        encoder.load()
+        encoder.encode(image, [box])
+        started = time.perf_counter()
+        for _ in range(3):
+            encoder.encode(image, [box])
+    except (EncoderModelError, RuntimeError) as exc:
+        return [Finding("FAIL", "face encoder", f"{name}: {exc}")]
+    ms = (time.perf_counter() - started) * 1000 / 3
+    return [Finding("ok", "face encoder", f"{name}, {ms:.0f} ms per face")]
+
+
 def check_watchlist(config: Config) -> list[Finding]:
     try:
         watchlist = build_watchlist(config, FaceEngine(config.recognition), open_cache(config))
-    except DetectorError as exc:
+    except (DetectorError, EncoderModelError) as exc:
         return [Finding("FAIL", "watchlist", f"cannot be built: {exc}")]
     summary = f"{watchlist.enrolled} people from {len(watchlist.gallery)} photos"
     out = [

@@ -10,6 +10,14 @@ rebuilt, never trusted.  Encodings are biometric data: the folder is 0700, the
 file 0600, and entries of photos that are gone are dropped on save.  With a
 sealer (`[privacy] encrypt`) the file is sealed with the data key; a plain file
 from before is read and written back sealed on the next save.
+
+Which encoder made the entries (`[recognition] encoder`, opencv or dlib) is
+not part of the signature: both run the same network on the same chips, and
+their encodings agree within 1e-5 (the test photos' largest distance is
+2.5e-6, tests/test_encode.py holds every one to 1e-3), far below the 0.56
+tolerance and the uncertain band, so switching encoder keeps the cache and
+spares re-encoding every photo; tests/test_watchlist_build.py checks that a
+cache made by one serves the other.
 """
 
 from __future__ import annotations
