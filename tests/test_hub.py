@@ -1,5 +1,6 @@
 """The fleet hub's ingest (`edgeguard hub`): events checked against the MQTT schema, stored once by event_id,
-gaps by seq, availability, bad input logged once and skipped; SQLite, against a real Mosquitto broker."""
+gaps by seq, availability, bad input logged once and skipped; SQLite and a real PostgreSQL server, against a
+real Mosquitto broker; two hub processes sharing the load through a shared subscription."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from alembic.migration import MigrationContext
 from brokers import Broker, needs_mosquitto
 from helpers import wait_for
 from hub_fleet import Publisher, hub_config, payload, start_hub, stop_hub
+from postgres import postgres_server_fixture  # noqa: F401  (the fixture postgres_server)
 
 from edgeguard.hub.ingest import BadEvent, EventCheck, Ingest, Message
 from edgeguard.hub.store import Gap, HubStore
@@ -21,9 +23,13 @@ from edgeguard.hub.tables import metadata
 MAX = 64 * 1024
 
 
-@pytest.fixture
-def store(tmp_path):
-    hub = HubStore.open(f"sqlite:///{tmp_path / 'hub.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").database()
+    hub = HubStore.open(url)
     yield hub
     hub.close()
 
@@ -57,7 +63,9 @@ def test_bad_input_is_refused_with_its_reason():
 def test_the_migrations_make_the_schema_of_tables_py(store):
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-    HubStore.open(str(store.engine.url)).close()  # a second start finds the schema current
+    HubStore.open(
+        store.engine.url.render_as_string(hide_password=False)
+    ).close()  # a second start finds the schema current
 
 
 def test_each_event_is_stored_once_and_gaps_are_found(store):
@@ -193,3 +201,46 @@ def test_the_hub_stores_every_event_of_three_devices_once(tmp_path):
     ):
         assert text.count(reason) == 1, (reason, text)
     assert "hub: stopped; 59 events stored, 1 duplicates, 4 skipped" in text
+
+
+@needs_mosquitto
+def test_two_hub_processes_share_the_events_without_a_duplicate_row(tmp_path, postgres_server):
+    broker = Broker(tmp_path / "broker").start()
+    url = postgres_server.database()
+    logs = [tmp_path / "h1.log", tmp_path / "h2.log"]
+    hubs = [
+        start_hub(hub_config(tmp_path / name, broker.port, name, f'database_url = "{url}"\n'), log)
+        for name, log in zip(("h1", "h2"), logs)
+    ]
+    publishers: list[Publisher] = []
+    try:
+        for name in ("h1", "h2"):
+            wait_for(
+                lambda name=name: (
+                    f"edgeguard-hub-{name} 1 $share/edgeguard-hub/edgeguard/+/events" in broker.log()
+                ),
+                30,
+                lambda: f"both hubs subscribe: {[log.read_text()[-1500:] for log in logs]}",
+            )
+        publishers = [Publisher(broker.port, f"shop-{n}") for n in (1, 2, 3)]
+        for seq in range(1, 101):
+            for p in publishers:
+                p.event(payload(p.device, seq))
+        for p in publishers:
+            p.event(payload(p.device, 50))  # again: whichever hub gets it, it is stored once
+        store = HubStore(sa.create_engine(url))
+        wait_for(lambda: store.count() == 300, 60, lambda: f"300 events stored: {store.count()}")
+        rows = store.events(limit=1000)
+        store.close()
+    finally:
+        for p in publishers:
+            p.close()
+        codes = [stop_hub(hub) for hub in hubs]
+        broker.stop()
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], texts
+    assert sorted((r["device"], r["seq"]) for r in rows) == [
+        (f"shop-{n}", s) for n in (1, 2, 3) for s in range(1, 101)
+    ]
+    stored = [int(text.split("hub: stopped; ")[1].split(" events stored")[0]) for text in texts]
+    assert all(stored) and sum(stored) == 300, texts  # each hub stored a share, together each event once

@@ -115,8 +115,8 @@ class HubStore:
         new = 0
         with self.engine.begin() as connection:
             for row in rows:
-                result = connection.execute(self._insert(events).values(row).on_conflict_do_nothing())
-                if result.rowcount:
+                statement = self._insert(events).values(row).on_conflict_do_nothing()
+                if connection.execute(statement.returning(events.c.event_id)).first() is not None:
                     new += 1
                     self._saw_event(connection, row)
         return new
