@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from helpers import clean_env, wait_for
+from helpers import clean_env, free_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edgeguard.events.event import Event
@@ -65,7 +65,7 @@ def hub_config(folder: Path, port: int, name: str, extra: str = "") -> Path:
     path = folder / "edgeguard.toml"
     path.write_text(
         f'[paths]\nbase_dir = "{folder}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive = 5\n'
-        f'[hub]\nname = "{name}"\n{extra}',
+        f'[web]\nlisten = "127.0.0.1:{free_port()}"\n[hub]\nname = "{name}"\n{extra}',
         encoding="utf-8",
     )
     return path

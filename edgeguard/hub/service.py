@@ -1,7 +1,7 @@
 """`edgeguard hub`: the hub process.  It opens (and migrates) the database, subscribes to the fleet's events
 in the shared subscription group `[hub] group` and to every device's availability, and stores them until
-SIGTERM or SIGINT.  Its state is all in the database, so any number of hub processes may run against one
-PostgreSQL and one broker."""
+SIGTERM or SIGINT, serving its dashboard ([web] listen) meanwhile.  Its state is all in the database, so any
+number of hub processes may run against one PostgreSQL and one broker."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ..config import Config, topic_safe
 from ..outputs.mqtt.client import Connection
 from ..service.systemd import Systemd
 from .ingest import AVAILABILITY_FILTER, EVENTS_FILTER, EventCheck, Ingest
+from .site import build_hub_web
 from .store import HubStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,16 @@ def run_hub(config: Config) -> int:
     except SQLAlchemyError as exc:
         log.error("hub: cannot open the database %s: %s", _safe_url(url), str(exc).splitlines()[0][:300])
         return 1
+    server = None
+    if config.web.enabled:
+        dashboard, server = build_hub_web(config, store)
+        try:
+            server.start()
+        except OSError as exc:
+            log.error("hub: cannot serve the dashboard on %s: %s", config.web.listen, exc)
+            dashboard.users.close()
+            store.close()
+            return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -69,6 +80,9 @@ def run_hub(config: Config) -> int:
                 log.info("hub: %s; broker %s", ingest.counts.text(), connection.state)
     finally:
         systemd.stopping()
+        if server is not None:
+            server.stop()
+            dashboard.users.close()
         connection.stop()
         ingest.stop()
         store.close()

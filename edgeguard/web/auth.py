@@ -83,7 +83,7 @@ def login_post() -> Response:
         response = redirect(url_for("auth.code"))
     else:
         log.info("dashboard: %s logged in from %s", user.name, address)
-        response = redirect(url_for("pages.overview"))
+        response = redirect(url_for(current_app.config["EDGEGUARD_HOME"]))
     _set_session_cookie(response, token)
     return response
 
@@ -101,7 +101,7 @@ def code() -> Response:
     result = board.users.check_otp(session, request.form.get("code", ""))
     if result == "ok":
         log.info("dashboard: %s logged in from %s (with a code)", session.user.name, client_address())
-        return redirect(url_for("pages.overview"))
+        return redirect(url_for(current_app.config["EDGEGUARD_HOME"]))
     if result == "expired":
         log.warning(
             "dashboard: code for %s from %s expired or tried too often", session.user.name, client_address()
