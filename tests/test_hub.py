@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -244,3 +248,24 @@ def test_two_hub_processes_share_the_events_without_a_duplicate_row(tmp_path, po
     ]
     stored = [int(text.split("hub: stopped; ")[1].split(" events stored")[0]) for text in texts]
     assert all(stored) and sum(stored) == 300, texts  # each hub stored a share, together each event once
+
+
+UNIT = Path(__file__).resolve().parents[1] / "systemd" / "edgeguard-hub.service"
+
+
+def test_the_hub_unit_is_a_notify_service_that_does_not_restart_on_a_config_error():
+    text = UNIT.read_text()
+    assert re.search(r"^ExecStart=\S+/edgeguard --config \S+ hub$", text, re.M)
+    assert re.search(r"^Type=notify$", text, re.M) and re.search(r"^WatchdogSec=", text, re.M)
+    assert re.search(r"^RestartPreventExitStatus=78$", text, re.M)
+    assert re.search(r"^LoadCredential=mqtt_password:", text, re.M)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_hub_unit_exposure_is_at_most_2():
+    out = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(UNIT)], capture_output=True, text=True
+    )
+    level = re.search(r"Overall exposure level for edgeguard-hub.service: ([\d.]+)", out.stdout + out.stderr)
+    assert level, out.stdout + out.stderr
+    assert float(level.group(1)) <= 2.0
