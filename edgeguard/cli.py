@@ -158,6 +158,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--realtime", action="store_true", default=None, help="play a video file at its own fps")
     run.set_defaults(handler=cmd_run)
 
+    hub = sub.add_parser(
+        "hub", help="run the fleet hub: every device's events from the [mqtt] broker, stored once ([hub])"
+    )
+    hub.set_defaults(handler=cmd_hub)
+
     events = sub.add_parser("events", help="list events from the event log")
     events.add_argument(
         "--since", help="an ISO time (2026-11-22T14:00) or a span back from now (30m, 2h, 7d)"
@@ -368,6 +373,18 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from .service.daemon import Daemon
 
     return Daemon(config, args.source, args.realtime, args.camera).run()
+
+
+def cmd_hub(config: Config, args: argparse.Namespace) -> int:
+    try:
+        from .hub.service import run_hub
+    except ImportError as exc:  # the hub's libraries are an extra
+        print(
+            f"edgeguard hub: {exc}; install the hub's libraries: pip install 'edgeguard[hub]'",
+            file=sys.stderr,
+        )
+        return 1
+    return run_hub(config)
 
 
 def cmd_push(config: Config, args: argparse.Namespace) -> int:

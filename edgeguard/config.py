@@ -550,6 +550,40 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    """`edgeguard hub`: the fleet hub (its broker: [mqtt] host, port, TLS and user; its dashboard: [web])."""
+
+    database_url: str = option(
+        "",
+        "SQLAlchemy URL of the hub's database, e.g. postgresql+psycopg://hub@db.example.net/edgeguard "
+        "(empty: SQLite, hub.db in base_dir)",
+    )
+    name: str = option(
+        "",
+        "this hub process on the broker (its client id is edgeguard-hub-<name>; empty: the host name); "
+        "give each hub process its own",
+        pattern=DEVICE_ID,
+        pattern_help=DEVICE_ID_HELP,
+    )
+    group: str = option(
+        "edgeguard-hub",
+        "the shared subscription group: the broker hands each event to one hub process of the group",
+        pattern=DEVICE_ID[1:],
+        pattern_help=DEVICE_ID_HELP,
+    )
+    max_event_kb: int = option(64, "an event message larger than this is logged and skipped", min=4, max=1024)
+    tile_url: str = option(
+        "",
+        "map tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, points on a grid)",
+    )
+    tile_attribution: str = option("", "the tiles' attribution shown on the map (their licence asks for it)")
+
+    def database(self, base: Path) -> str:
+        """The database URL: `database_url`, else the SQLite file hub.db in `base`."""
+        return self.database_url or f"sqlite:///{base / 'hub.db'}"
+
+
+@dataclass(frozen=True)
 class PushConfig:
     max_frame_kb: int = option(
         1024, "push cameras: a pushed JPEG larger than this is refused (413)", min=16, max=65536
@@ -584,6 +618,7 @@ class Config:
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     web: WebConfig = field(default_factory=WebConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     push: PushConfig = field(default_factory=PushConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)

@@ -32,6 +32,7 @@ LAYERS = (
     ("web",),
     ("client",),
     ("service",),
+    ("hub",),  # the fleet hub: its own service, with the web's app factory and the MQTT client
     ("cli", "entry", "__main__"),
 )
 # The packages behind a stage's public face: only the face imports them.

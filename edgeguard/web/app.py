@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
 
 from ..common.ratelimit import EveryMinute
 from . import auth, image_links, pages, records, search, strangers, streams, upload
@@ -37,7 +37,16 @@ OPEN_ENDPOINTS = {
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
-def create_app(dashboard: Dashboard) -> Flask:
+def create_app(
+    dashboard: Dashboard,
+    parts: tuple[Blueprint, ...] | None = None,
+    home: str = "pages.overview",
+    layout: str = "base.html",
+) -> Flask:
+    """The app of `dashboard` with its `parts` (default: the device's) besides the login; `home` the endpoint
+    of the first page (after a login, the brand's link), `layout` the template the login and error pages
+    extend (its navigation).  The fleet hub builds its app here with its own pages, so the logins, roles,
+    CSRF checks and headers are the same code."""
     app = Flask(
         __name__,
         static_folder=str(Path(__file__).parent / "static"),
@@ -59,16 +68,10 @@ def create_app(dashboard: Dashboard) -> Flask:
     app.extensions["edgeguard.push_throttle"] = Throttle()  # wrong push tokens, per client address
     app.extensions["edgeguard.push_reported"] = EveryMinute()  # addresses whose wrong tokens were just logged
 
-    for blueprint in (
-        auth.bp,
-        image_links.bp,
-        pages.bp,
-        records.bp,
-        search.bp,
-        strangers.bp,
-        streams.bp,
-        upload.bp,
-    ):
+    app.config["EDGEGUARD_HOME"] = home
+    if parts is None:
+        parts = (image_links.bp, pages.bp, records.bp, search.bp, strangers.bp, streams.bp, upload.bp)
+    for blueprint in (auth.bp, *parts):
         app.register_blueprint(blueprint)
     # Browsers ask for /favicon.ico on their own, before any page names it.
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
@@ -76,7 +79,9 @@ def create_app(dashboard: Dashboard) -> Flask:
     app.after_request(_headers)
     for code in (400, 401, 403, 404, 411, 413, 429, 503):
         app.errorhandler(code)(_error)
-    app.jinja_env.globals.update(csrf=lambda: g.session.csrf if g.get("session") else "")
+    app.jinja_env.globals.update(
+        csrf=lambda: g.session.csrf if g.get("session") else "", home=lambda: url_for(home), layout=layout
+    )
     app.jinja_env.filters["when"] = _when
     return app
 

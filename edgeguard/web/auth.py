@@ -85,7 +85,7 @@ def login_post() -> Response:
     else:
         log.info("dashboard: %s logged in from %s", user.name, address)
         audit("login", user.name, user=user.name)
-        response = redirect(url_for("pages.overview"))
+        response = redirect(url_for(current_app.config["EDGEGUARD_HOME"]))
     _set_session_cookie(response, token)
     return response
 
@@ -104,7 +104,7 @@ def code() -> Response:
     if result == "ok":
         log.info("dashboard: %s logged in from %s (with a code)", session.user.name, client_address())
         audit("login", session.user.name, user=session.user.name, second_factor=True)
-        return redirect(url_for("pages.overview"))
+        return redirect(url_for(current_app.config["EDGEGUARD_HOME"]))
     if result == "expired":
         log.warning(
             "dashboard: code for %s from %s expired or tried too often", session.user.name, client_address()

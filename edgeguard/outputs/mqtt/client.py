@@ -51,6 +51,7 @@ class Connection:
         availability: str | None = None,
         on_connected: Callable[[], None] | None = None,
         persistent: bool = True,
+        manual_ack: bool = False,
     ) -> None:
         self.config = config
         self.client_id = client_id
@@ -60,7 +61,7 @@ class Connection:
         self.state = "not started"
         self.connected = threading.Event()
         self._logged = EveryMinute()
-        self.client = _client(config, client_id)
+        self.client = _client(config, client_id, manual_ack)
         if availability:
             self.client.will_set(availability, OFFLINE, qos=1, retain=True)
         self.client.on_connect = self._on_connect
@@ -191,9 +192,13 @@ class Connection:
             )
 
 
-def _client(config: MqttConfig, client_id: str) -> mqtt.Client:
+def _client(config: MqttConfig, client_id: str, manual_ack: bool = False) -> mqtt.Client:
+    """paho's client; with `manual_ack` a received QoS 1 message is acknowledged only by `client.ack`."""
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=manual_ack,
     )
     client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)
     client.max_inflight_messages_set(MAX_INFLIGHT)

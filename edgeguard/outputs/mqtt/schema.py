@@ -9,16 +9,19 @@ a phone number or a deposit: a person is their Id, Name and category only.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from ...events.event import Event
 
 SCHEMA_VERSION = 1
 ID_SPACE = uuid.UUID("6b1f3f0e-2a52-4a8f-9a7c-0e6d7c1e2b3a")  # the namespace of every event_id
+SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,8 @@ def _erased(event: Event, device: str) -> dict[str, Any]:
             "event_ids": [event_id(device, e) for e in erased],
         }
     }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an event (`event.schema.json`), which consumers such as the hub check against."""
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""The hub database's Alembic migrations (run by `edgeguard hub` at start: hub/store.py `migrate`)."""

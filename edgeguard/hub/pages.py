@@ -1,0 +1,154 @@
+"""The hub's dashboard pages (a blueprint on the web package's app: the same logins, roles, CSRF checks and
+headers): devices with their state and gaps, the event log across devices, the map of sightings, a person's
+track and the last known location of each missing or wanted person."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+
+from ..common.event_types import EVENT_TYPES
+from ..config import HubConfig
+from .store import HubStore
+from .track import MAX_SPEED_KMH, legs
+
+bp = Blueprint(
+    "hub",
+    __name__,
+    template_folder=str(Path(__file__).with_name("templates")),
+    static_folder=str(Path(__file__).with_name("static")),
+    static_url_path="/hub/static",
+)
+SIGHTINGS = ("known_face", "unknown_face")
+LAST_KNOWN = ("missing", "wanted")  # the categories whose last known location the map lists
+MAP_EVENTS = 2000  # the newest sightings on the map at most
+
+
+@dataclass(frozen=True)
+class HubView:
+    """What the pages read: the database and the [hub] settings (the tiles)."""
+
+    store: HubStore
+    config: HubConfig
+
+
+def view() -> HubView:
+    return current_app.extensions["edgeguard.hub"]
+
+
+@bp.after_request
+def _tiles_allowed(response: Response) -> Response:
+    """The map's tiles come from the configured tile server: its origin is let into the page's images."""
+    origin = tile_origin(view().config.tile_url)
+    if origin:
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; img-src 'self' data: {origin}; style-src 'self'; script-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        )
+    return response
+
+
+def tile_origin(url: str) -> str:
+    """scheme://host of a tile URL template ({s}.tile... becomes *.tile...), "" for none."""
+    if not url:
+        return ""
+    parts = urlsplit(url.replace("{s}.", "sub."))
+    host = parts.netloc.replace("sub.", "*.", 1) if "{s}." in url else parts.netloc
+    return f"{parts.scheme}://{host}"
+
+
+@bp.route("/")
+def devices() -> str:
+    hub = view()
+    gaps: dict[str, list[str]] = {}
+    for gap in hub.store.gaps():
+        gaps.setdefault(gap.device, []).append(
+            str(gap.first) if gap.first == gap.last else f"{gap.first}-{gap.last}"
+        )
+    return render_template("hub_devices.html", devices=hub.store.devices(), gaps=gaps, now=time.time())
+
+
+@bp.route("/events")
+def events() -> str:
+    device = request.args.get("device", "").strip() or None
+    kind = request.args.get("type", "")
+    person = request.args.get("person", "").strip() or None
+    hours = request.args.get("hours", "")
+    since = time.time() - float(hours) * 3600 if hours.replace(".", "", 1).isdigit() else None
+    rows = view().store.events(device, (kind,) if kind in EVENT_TYPES else (), person, since, limit=500)
+    names = [d["device"] for d in view().store.devices()]
+    return render_template(
+        "hub_events.html",
+        rows=rows,
+        devices=names,
+        types=EVENT_TYPES,
+        chosen={"device": device or "", "type": kind, "person": person or "", "hours": hours},
+    )
+
+
+@bp.route("/map")
+def sightings_map() -> str:
+    hub = view()
+    rows = hub.store.events(types=SIGHTINGS, limit=MAP_EVENTS)
+    last = hub.store.last_known(LAST_KNOWN)
+    return render_template(
+        "hub_map.html",
+        places=places(rows),
+        last_known=last,
+        tiles={"url": hub.config.tile_url, "attribution": hub.config.tile_attribution},
+    )
+
+
+@bp.route("/person/<person_id>")
+def person(person_id: str) -> str:
+    sightings = view().store.track(person_id)
+    if not sightings:
+        abort(404, "no sighting of this person at the hub")
+    track = legs(sightings)
+    points = [
+        {
+            "lat": leg.sighting["latitude"],
+            "lon": leg.sighting["longitude"],
+            "label": f"{n}. {leg.sighting['location']}",
+            "impossible": leg.impossible,
+        }
+        for n, leg in enumerate(track, 1)
+        if leg.sighting["latitude"] is not None
+    ]
+    return render_template(
+        "hub_person.html",
+        person=sightings[-1],
+        track=track,
+        points=points,
+        max_speed=MAX_SPEED_KMH,
+        inf=math.inf,
+        tiles={"url": view().config.tile_url, "attribution": view().config.tile_attribution},
+    )
+
+
+def places(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sightings grouped by place (location name and coordinates): counts and the newest, for the map."""
+    grouped: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        if row["latitude"] is None or row["longitude"] is None:
+            continue
+        key = (row["location"], row["latitude"], row["longitude"])
+        place = grouped.setdefault(
+            key,
+            {
+                "name": row["location"],
+                "lat": row["latitude"],
+                "lon": row["longitude"],
+                "known": 0,
+                "unknown": 0,
+            },
+        )
+        place["known" if row["type"] == "known_face" else "unknown"] += 1
+        place.setdefault("newest", row["time_iso"])
+    return list(grouped.values())

@@ -1,0 +1,95 @@
+"""`edgeguard hub`: the hub process.  It opens (and migrates) the database, subscribes to the fleet's events
+in the shared subscription group `[hub] group` and to every device's availability, and stores them until
+SIGTERM or SIGINT, serving its dashboard ([web] listen) meanwhile.  Its state is all in the database, so any
+number of hub processes may run against one PostgreSQL and one broker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..config import Config, topic_safe
+from ..outputs.mqtt.client import Connection
+from ..service.systemd import Systemd
+from .ingest import AVAILABILITY_FILTER, EVENTS_FILTER, EventCheck, Ingest
+from .site import build_hub_web
+from .store import HubStore
+
+log = logging.getLogger(__name__)
+
+EX_CONFIG = 78
+STATS_SECONDS = 60.0
+
+
+def client_id(config: Config) -> str:
+    return f"edgeguard-hub-{config.hub.name or topic_safe(socket.gethostname())}"
+
+
+def subscriptions(config: Config) -> list[tuple[str, int]]:
+    """The events through the group's shared subscription (each event to one hub process); availability
+    to every hub process (retained messages are not sent to shared subscriptions)."""
+    return [(f"$share/{config.hub.group}/{EVENTS_FILTER}", 1), (AVAILABILITY_FILTER, 1)]
+
+
+def run_hub(config: Config) -> int:
+    if not config.mqtt.host:
+        log.error("hub: set [mqtt] host (and port, user, TLS): the broker the devices publish to")
+        return EX_CONFIG
+    url = config.hub.database(config.paths.base_dir)
+    try:
+        store = HubStore.open(url)
+    except SQLAlchemyError as exc:
+        log.error("hub: cannot open the database %s: %s", _safe_url(url), str(exc).splitlines()[0][:300])
+        return 1
+    server = None
+    if config.web.enabled:
+        dashboard, server = build_hub_web(config, store)
+        try:
+            server.start()
+        except OSError as exc:
+            log.error("hub: cannot serve the dashboard on %s: %s", config.web.listen, exc)
+            dashboard.users.close()
+            store.close()
+            return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    connection = Connection(config.mqtt, client_id(config), persistent=True, manual_ack=True)
+    ingest = Ingest(store, EventCheck(config.hub.max_event_kb * 1024), connection.client.ack)
+    connection.client.on_message = ingest.on_message
+    connection.on_connected = lambda: connection.client.subscribe(subscriptions(config))
+    ingest.start()
+    connection.start()
+    systemd = Systemd()
+    log.info("hub: %s, database %s, broker %s", client_id(config), _safe_url(url), config.mqtt.broker)
+    systemd.ready(f"hub: broker {connection.state}")
+    tick = min(STATS_SECONDS, systemd.watchdog_interval or STATS_SECONDS)
+    logged = time.monotonic()
+    try:
+        while not stop.wait(tick):
+            systemd.watchdog()
+            systemd.status(f"hub: {ingest.counts.text()}; broker {connection.state}")
+            if time.monotonic() - logged >= STATS_SECONDS:
+                logged = time.monotonic()
+                log.info("hub: %s; broker %s", ingest.counts.text(), connection.state)
+    finally:
+        systemd.stopping()
+        if server is not None:
+            server.stop()
+            dashboard.users.close()
+        connection.stop()
+        ingest.stop()
+        store.close()
+        log.info("hub: stopped; %s", ingest.counts.text())
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for logs."""
+    return make_url(url).render_as_string(hide_password=True)
