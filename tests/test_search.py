@@ -90,6 +90,23 @@ class TestIndex:
         assert seqs(SearchFilter(camera="nowhere")) == []
         log.close()
 
+    def test_an_erasure_takes_its_events_out_of_the_index(self, tmp_path: Path) -> None:
+        rng = np.random.default_rng(4)
+        log, store = EventLog(tmp_path / "events.db"), CaptureStore(tmp_path / "captures", 30, 100)
+        face = unit(rng)[0]
+        kept = decided(log, store, face[None], "gate", time.time() - 50)
+        erased = decided(log, store, face[None], "till", time.time() - 40)
+        index = FaceIndex(log, store, RULE)
+        assert sorted(h.seq for h in index.search(face)) == [kept.seq, erased.seq]
+        forgotten = log.append(
+            Event(
+                type="erased", time=time.time(), camera="", location="", extra={"events": [[erased.seq, 0]]}
+            )
+        )
+        FaceIndexOutput(index).handle(forgotten)  # edgeguard forget's event, handed over by the bus
+        assert [h.seq for h in index.search(face)] == [kept.seq]
+        log.close()
+
     def test_kept_current_by_the_event_bus_and_gaps_read_from_the_log(self, tmp_path: Path) -> None:
         rng = np.random.default_rng(3)
         log, store = EventLog(tmp_path / "events.db"), CaptureStore(tmp_path / "captures", 30, 100)

@@ -247,3 +247,30 @@ def test_check_says_how_many_strangers_and_encodings_are_kept_and_until_when(tmp
     assert finding.level == "ok" and "2 stranger(s) with 4 face encoding(s)" in finding.detail
     assert f"kept until {until}" in finding.detail
     device.close()
+
+
+def test_erasure_reaches_the_strangers(tmp_path, faces):
+    """`edgeguard forget --capture` takes the stranger's sighting (and encodings) with the capture;
+    `forget ID` of a stranger added to the watchlist takes the stranger they were."""
+    from edgeguard.service.erasure import forget_capture, forget_person
+    from edgeguard.watchlist.details import upsert_person
+
+    device, now = Device(Site(tmp_path / "site")), time.time()
+    blair_events = device.unknown(faces, lfw_photos("Tony_Blair")[0], now - DAY)
+    blair = stranger_of(blair_events)
+    powell = stranger_of(device.unknown(faces, lfw_photos("Colin_Powell")[0], now))
+    device.strangers.enrolled(powell, "9")
+    device.close()
+    upsert_person(device.config.paths.details_csv, "9", "Colin Powell", None)
+
+    said = forget_capture(device.config, blair_events[0].capture)
+    assert any(line.startswith("strangers: 1 sighting") for line in said), said
+    said = forget_person(device.config, "9")
+    assert any(line.startswith("strangers: 1 sighting") for line in said), said
+    again = open_strangers(device.config)
+    try:
+        assert [s.id for s in again.list()] == []
+        assert again.kept().encodings == 0
+    finally:
+        again.close()
+    assert blair != powell

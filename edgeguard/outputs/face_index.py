@@ -4,7 +4,7 @@ and reads back from the log any event it was not handed (a gap in the seqs)."""
 
 from __future__ import annotations
 
-from ..events.event import Event
+from ..events.event import Event, EventType
 from ..store.face_index import FaceIndex
 from .base import Output
 
@@ -16,4 +16,6 @@ class FaceIndexOutput(Output):
         self.index = index
 
     def handle(self, event: Event) -> None:
+        if event.type == EventType.ERASED:  # edgeguard forget: the erased events' faces leave the index
+            self.index.forget(seq for seq, _ in event.extra.get("events", []))
         self.index.add(event)

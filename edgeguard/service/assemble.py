@@ -36,6 +36,7 @@ from ..outputs.base import Output
 from ..outputs.bus import EventBus
 from ..outputs.face_index import FaceIndexOutput
 from ..outputs.mqtt.output import MqttOutput
+from ..outputs.strangers import StrangersOutput
 from ..store.event_log import EventLog
 from ..store.face_captures import CaptureStore
 from ..store.face_index import FaceIndex
@@ -112,6 +113,7 @@ def build_outputs(
     people_in_view: Callable[[], Mapping[str, int]],
     watchlist: Callable[[], Watchlist],
     search_index: FaceIndex | None = None,
+    strangers: StrangerStore | None = None,
 ) -> list[Output]:
     """The outputs every recorded event goes to, in the order they start (they stop in reverse)."""
     outputs: list[Output] = [alerts]
@@ -119,6 +121,8 @@ def build_outputs(
         outputs.append(live_updates)
     if search_index is not None:
         outputs.append(FaceIndexOutput(search_index))
+    if strangers is not None:
+        outputs.append(StrangersOutput(strangers))
     if config.mqtt.enabled:
         links = alerts.links.link_for if alerts.links is not None else None
         outputs.append(MqttOutput(config, links=links, people_in_view=people_in_view, watchlist=watchlist))
@@ -183,16 +187,22 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     live_updates = EventHub() if cfg.web.enabled else None
     # The dashboard's Search page: loaded from the event log at its first search, then kept current.
     search_index = make_search_index(cfg, event_log) if cfg.web.enabled else None
-    # `parts` is made below; the outputs ask for people in view only once they run, after it exists.
-    outputs = build_outputs(
-        cfg, alerts, live_updates, lambda: _people_in_view(parts), lambda: service.current, search_index
-    )
-    bus = EventBus(event_log, outputs)
-    order.append(Part("outputs", bus.stop, bus.start))
     strangers = open_strangers(cfg)
     strangers.expire(time.time() - captures.retention_seconds)
     strangers.forget_gone(captures.kept)
     order.append(Part("strangers", lambda _: strangers.close()))
+    # `parts` is made below; the outputs ask for people in view only once they run, after it exists.
+    outputs = build_outputs(
+        cfg,
+        alerts,
+        live_updates,
+        lambda: _people_in_view(parts),
+        lambda: service.current,
+        search_index,
+        strangers,
+    )
+    bus = EventBus(event_log, outputs)
+    order.append(Part("outputs", bus.stop, bus.start))
     site = SiteEvents(cfg, event_log, captures, bus, strangers)
     parts = Parts(service, event_log, captures, space, alerts, bus, site, strangers, order=order)
     for camera, engine in zip(cfg.cameras, engines, strict=True):

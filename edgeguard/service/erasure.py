@@ -26,6 +26,7 @@ from ..config import Config
 from ..events.event import Event, EventType
 from ..store.event_log import EventLog
 from ..store.face_captures import BadCaptureId, Capture, CaptureFolder, parse_name
+from ..store.strangers import open_strangers
 from ..watchlist.details import VALID_ID, read_details
 from ..watchlist.enrol import EnrolError, drop_unused_encodings, person_photos, remove_person
 
@@ -58,6 +59,13 @@ def forget_person(config: Config, person_id: str) -> list[str]:
         done.append(f"Details row of Id {person_id} removed from {config.paths.details_csv}")
     done.append(f"encoding cache: {drop_unused_encodings(config)} entries removed")
     done += _erase(config, folder, list(captures.values()), events)
+    if config.paths.strangers_db.exists():
+        strangers = open_strangers(config)
+        try:
+            gone = strangers.forget_person(person_id)
+        finally:
+            strangers.close()
+        done.append(f"strangers: {gone} sighting(s) of the stranger they were before enrolment removed")
     done.append(_tell_outputs(config, person_id, list(captures), events))
     return done
 
@@ -108,6 +116,13 @@ def _erase(config: Config, folder: CaptureFolder, captures: list[Capture], event
     seqs = [e.seq for e in events if e.seq is not None]
     files = [name for capture in captures for name in folder.delete(capture)]
     done = [f"captures: {len(captures)} ({len(files)} files) removed from {folder.folder}"]
+    if config.paths.strangers_db.exists():
+        strangers = open_strangers(config)
+        try:
+            gone = strangers.forget_gone(folder.kept)
+        finally:
+            strangers.close()
+        done.append(f"strangers: {gone} sighting(s) of the erased captures removed, with their encodings")
     if seqs:
         log = EventLog(config.paths.events_db)
         try:

@@ -216,6 +216,11 @@ class CaptureFolder:
         """The capture `capture_id` (BadCaptureId for anything but a capture's id); its files may be gone."""
         return Capture(check_id(capture_id), self.folder, self.sealer)
 
+    def kept(self, stored: str) -> bool:
+        """Whether the capture an event or a sighting names (its face image's path) is still there."""
+        capture = self.of(stored)
+        return capture is not None and capture.exists()
+
     def of(self, stored: str | Path | None) -> Capture | None:
         """The capture an event or a negative names (the path or file name it stored), or None."""
         found = capture_id(stored)
@@ -317,11 +322,6 @@ class CaptureStore(CaptureFolder):
             log.info("captures are being saved again in %s", self.folder)
             self._failing = False
         return saved
-
-    def kept(self, stored: str) -> bool:
-        """Whether the capture an event or a sighting names (its face image's path) is still there."""
-        capture = self.of(stored)
-        return capture is not None and capture.exists()
 
     def _write(self, path: Path, data: bytes) -> None:
         write_private(path, seal(self.sealer, data, file_role(path.name)))

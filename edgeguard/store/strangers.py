@@ -244,6 +244,32 @@ class StrangerStore:
             self._reload()
             return len(gone)
 
+    def forget_person(self, person_id: str) -> int:
+        """Delete the strangers who were added to the watchlist as `person_id` (their erasure), with their
+        sightings and encodings; how many sightings."""
+        with self._lock:
+
+            def delete(db: sqlite3.Connection) -> int:
+                ids = [
+                    (row[0],)
+                    for row in db.execute("SELECT id FROM strangers WHERE person_id = ?", (person_id,))
+                ]
+                db.executemany(
+                    "DELETE FROM faces WHERE sighting IN (SELECT id FROM sightings WHERE stranger = ?)", ids
+                )
+                gone = sum(db.execute("DELETE FROM sightings WHERE stranger = ?", i).rowcount for i in ids)
+                db.executemany("DELETE FROM strangers WHERE id = ?", ids)
+                return gone
+
+            gone = self._db.transaction(delete)
+            self._reload()
+            return gone
+
+    def refresh(self) -> None:
+        """Read the strangers again from the file (another process erased some)."""
+        with self._lock:
+            self._reload()
+
     def kept(self) -> Kept:
         with self._lock:
             return self._db.read(_kept)

@@ -82,6 +82,9 @@ def event_payload(event: Event, device: str, capture_url: str | None = None) -> 
         "mask": False if event.type == "no_mask" else None,
         "count": event.extra.get("count"),
         "visitor": event.extra.get("visitor"),
+        "stranger": event.extra.get("stranger"),
+        "minutes": event.extra.get("minutes"),
+        "visits": [iso_time(v) for v in event.extra["visits"]] if event.extra.get("visits") else None,
         "capture_url": capture_url,
         **(_erased(event, device) if event.type == "erased" else {}),
     }
