@@ -20,7 +20,18 @@ refused with 429 beyond 120 a second): frames taken per second, refusals, the
 answer's round trip, and the daemon's CPU time per posted frame, beside
 decoding the same JPEG alone (cv2.imdecode) in this process.
 
-Run: python bench/multi_camera.py [--rounds N] [--only cameras|push]
+Then CPU per camera at real time: 1, 2 and 4 cameras, each replaying the clip
+at its own frame rate (`realtime = true`, `loop = true`), as live cameras
+would.  Once the daemon says READY=1 (its sd_notify datagram to a socket of
+this process: the watchlist loaded and a first frame processed) and SETTLE
+seconds more, the CPU seconds of the daemon and its child processes over
+--seconds seconds are the cost: CPU seconds per second of video (each camera
+plays one second of video a second), in all and per camera, with the cameras'
+fps from the daemon's last STATUS= of the window (the clip's rate if they keep
+up) and the daemon's RSS (with its children's) at the end.  The cameras run on
+threads, as the daemon runs them.
+
+Run: python bench/multi_camera.py [--rounds N] [--seconds S] [--only cameras|push|realtime]
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ import http.client
 import json
 import os
 import re
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +54,7 @@ TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 CLIP = TESTDATA / "video" / "short_hamilton_clip.mp4"
 PUSH_SECONDS = 10.0
 PACED = 100.0  # frames a second in the paced round
+SETTLE = 3.0  # seconds after READY=1 before the CPU is counted (first detections, lazy loads)
 
 
 def make_site(base: Path, cameras: str) -> Path:
@@ -59,13 +73,17 @@ def make_site(base: Path, cameras: str) -> Path:
     return config
 
 
+def camera_tables(count: int, extra: str = "") -> str:
+    return "".join(
+        f'[[camera]]\nname = "cam{n}"\nsource = "{CLIP}"\nlocation = "Place {n}"\n{extra}'
+        for n in range(count)
+    )
+
+
 def run_cameras(count: int) -> dict[str, tuple[float, int | None]]:
     """camera name -> (fps, frame of Lin's first known_face) for one daemon run with `count` cameras."""
     with tempfile.TemporaryDirectory() as tmp:
-        tables = "".join(
-            f'[[camera]]\nname = "cam{n}"\nsource = "{CLIP}"\nlocation = "Place {n}"\n' for n in range(count)
-        )
-        config = make_site(Path(tmp), tables)
+        config = make_site(Path(tmp), camera_tables(count))
         cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
         subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)  # warm the cache
         done = subprocess.run([*cmd, "run"], capture_output=True, text=True)
@@ -157,6 +175,117 @@ def push_benchmark() -> None:
             daemon.wait(timeout=30)
 
 
+def realtime_benchmark(seconds: float) -> None:
+    clip_fps = _clip_fps()
+    print(
+        f"CPU per camera at real time: each camera replays the clip at {clip_fps:.2f} fps (looping); "
+        f"the daemon's CPU over {seconds:.0f} s after READY=1 + {SETTLE:.0f} s; cameras on threads"
+    )
+    for count in (1, 2, 4):
+        cpu, elapsed, fps, rss = run_realtime(count, seconds)
+        video = count * elapsed
+        kept = ", ".join(f"{name} {value:.1f}" for name, value in sorted(fps.items()))
+        print(
+            f"  {count} camera(s): {cpu / elapsed:.3f} CPU s per second ({cpu / video:.3f} per second of "
+            f"video, i.e. per camera), {100 * cpu / elapsed / (os.cpu_count() or 1):.0f}% of "
+            f"{os.cpu_count()} cores; fps in the last STATUS: {kept}; RSS {rss / 2**20:.0f} MB"
+        )
+
+
+def run_realtime(count: int, seconds: float) -> tuple[float, float, dict[str, float], int]:
+    """The daemon's processes' CPU seconds over about `seconds`, those seconds, camera -> fps in its last
+    STATUS=, and their RSS in bytes at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        config = make_site(base, camera_tables(count, "realtime = true\nloop = true\n"))
+        cmd = [sys.executable, "-m", "edgeguard", "--config", str(config)]
+        subprocess.run([*cmd, "enroll", "--check"], capture_output=True, check=False)  # warm the cache
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(base / "notify.sock"))
+        env = {**os.environ, "NOTIFY_SOCKET": str(base / "notify.sock")}
+        daemon = subprocess.Popen([*cmd, "run"], stderr=subprocess.DEVNULL, env=env)
+        try:
+            if _wait_for_notice(notify, "READY=1", time.monotonic() + 120) is None:
+                sys.exit("the daemon did not say READY=1 within 120 s")
+            time.sleep(SETTLE)
+            before, started = _tree_cpu_seconds(daemon.pid), time.monotonic()
+            end = started + seconds
+            status = ""
+            while (line := _wait_for_notice(notify, "STATUS=", end)) is not None:
+                status = line
+            cpu, elapsed = _tree_cpu_seconds(daemon.pid) - before, time.monotonic() - started
+            rss = _tree_rss_bytes(daemon.pid)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+            notify.close()
+        fps = {m[1]: float(m[2]) for m in re.finditer(r"(cam\d+) \S+ ([\d.]+) fps", status)}
+        return cpu, elapsed, fps, rss
+
+
+def _wait_for_notice(notify: socket.socket, key: str, deadline: float) -> str | None:
+    """The first line starting with `key` in the daemon's sd_notify datagrams before `deadline`."""
+    while (left := deadline - time.monotonic()) > 0:
+        notify.settimeout(left)
+        try:
+            lines = notify.recv(65536).decode().splitlines()
+        except TimeoutError:
+            break
+        found = [line for line in lines if line.startswith(key)]
+        if found:
+            return found[0]
+    return None
+
+
+def _clip_fps() -> float:
+    import cv2
+
+    cap = cv2.VideoCapture(str(CLIP))
+    try:
+        return cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+
+
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (the encoder pool's workers, any other child process)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        found.append(current := todo.pop())
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in _tree(pid):
+        try:
+            total += _cpu_seconds(member)
+        except OSError:
+            continue  # ended meanwhile
+    return total
+
+
+def _tree_rss_bytes(pid: int) -> int:
+    total = 0
+    for member in _tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        total += int(match[1]) * 1024 if match else 0
+    return total
+
+
 def _push_for(
     port: int, token: str, jpeg: bytes, pid: int, pace: float | None
 ) -> tuple[int, int, list[float], float]:
@@ -219,9 +348,12 @@ def _wait_for_port(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", choices=("cameras", "push"))
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of video counted at real time")
+    parser.add_argument("--only", choices=("cameras", "push", "realtime"))
     args = parser.parse_args()
-    if args.only != "push":
+    if args.only in (None, "cameras"):
         cameras_benchmark(args.rounds)
-    if args.only != "cameras":
+    if args.only in (None, "push"):
         push_benchmark()
+    if args.only in (None, "realtime"):
+        realtime_benchmark(args.seconds)
