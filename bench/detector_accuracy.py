@@ -28,6 +28,15 @@ YuNet's scores: every raw YuNet box on dogs.jpg and bald_guys.jpg and every
 crowd box matching no label, with the mask model's P(not a face) and whether
 the check kept it; the scores of the matched crowd boxes for contrast.
 
+The check's doubted boxes: on every photo of mask/real, split by
+train/prepare_mask.py's split_of (the rule that trusts the mask model on masked
+faces was read off "train"; "test" is held out), the photos with a face and the
+boxes of YuNet alone (as analyze searches: find_in_photo's detect_in_photo), of
+the check as it was (HOG the last word on every doubted box) and of the check
+now (FaceEngine.find_in_photo); then each box the check doubts (P(not a face) >=
+NOT_FACE_STILL): its score, P(not a face), mask score (P(mask | a face)), whether
+HOG confirms it and whether it is kept.
+
 Speed: milliseconds per 640x480 frame (Hamilton clip frame 50 and the crowd
 photo 2008_002079, letterboxed), detection call only, as the live pipeline
 calls the detector: HOG on the grey frame at upsample 0 at 640x480, resized
@@ -48,6 +57,7 @@ No targets: it prints figures only.
 Run: python bench/detector_accuracy.py            (everything; 12-20 minutes on 2 cores shared with
                                                    other work)
      python bench/detector_accuracy.py --speed    (the speed table only)
+     python bench/detector_accuracy.py --doubted  (the check's doubted boxes only; about 20 s)
 """
 
 from __future__ import annotations
@@ -63,14 +73,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgeguard.config import MaskConfig, RecognitionConfig
-from edgeguard.detect import Box, Detection, FaceDetector, detect_in_photo
-from edgeguard.detectors.dlib_detector import DlibDetector
-from edgeguard.detectors.yunet import YuNetDetector
-from edgeguard.faces.engine import NOT_FACE_STILL, SURE_SCORE, FaceEngine
-from edgeguard.mask import NOT_FACE
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "train"))
+from prepare_mask import split_of  # noqa: E402
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+from edgeguard.config import MaskConfig, RecognitionConfig  # noqa: E402
+from edgeguard.detect import Box, Detection, FaceDetector, detect_in_photo  # noqa: E402
+from edgeguard.detectors.dlib_detector import DlibDetector  # noqa: E402
+from edgeguard.detectors.yunet import YuNetDetector  # noqa: E402
+from edgeguard.faces.engine import NOT_FACE_STILL, SURE_SCORE, FaceEngine  # noqa: E402
+from edgeguard.mask import NOT_FACE, mask_score  # noqa: E402
+
+TESTDATA = ROOT.parent / "shared" / "testdata"
 MASK = TESTDATA / "mask"
 CROWD = TESTDATA / "crowd"
 SETS = ("real/with_mask", "real/without_mask", "synthetic/with_mask", "synthetic/without_mask")
@@ -93,6 +107,9 @@ def main(argv: list[str]) -> int:
         f"OpenCV {cv2.__version__}, dlib {dlib_version()}; {len(os.sched_getaffinity(0))} usable cores, "
         f"cv2.getNumThreads() {cv2.getNumThreads()}, load average {os.getloadavg()[0]:.2f}"
     )
+    if "--doubted" in argv:
+        doubted_boxes(FaceEngine(RecognitionConfig(detector="yunet"), MaskConfig()))
+        return 0
     if "--speed" not in argv:
         engines = {name: FaceEngine(RecognitionConfig(detector=name), MaskConfig()) for name in DETECTORS}
         for engine in engines.values():
@@ -100,6 +117,7 @@ def main(argv: list[str]) -> int:
         photos(engines)
         crowds(engines)
         yunet_scores(engines["yunet"])
+        doubted_boxes(engines["yunet"])
     speed()
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
@@ -278,7 +296,7 @@ def crowds(engines: dict[str, FaceEngine]) -> None:
 
 def yunet_scores(engine: FaceEngine) -> None:
     """Every raw YuNet box on dogs.jpg and bald_guys.jpg and every crowd box matching no label:
-    score, P(not a face), kept by the check; the matched crowd boxes' scores."""
+    score, P(not a face), mask score, kept by the check; the matched crowd boxes' scores."""
     print(
         f"\nYuNet raw boxes: score, P(not a face) by the mask model, and whether the engine's check "
         f"kept them (it looks at boxes scoring < {SURE_SCORE} only): as analyze\n"
@@ -287,7 +305,7 @@ def yunet_scores(engine: FaceEngine) -> None:
     )
     print(
         f"  {'image':<18} {'box (top, right, bottom, left)':<30} {'side':>5} {'score':>6} "
-        f"{'P(not face)':>11}  {'analyze':<8} {'live rule':<9}"
+        f"{'P(not face)':>11} {'mask score':>10}  {'analyze':<8} {'live rule':<9}"
     )
     matched = []
     for name, truth in [("dogs.jpg", None), ("bald_guys.jpg", None)] + list(labels().items()):
@@ -302,7 +320,8 @@ def yunet_scores(engine: FaceEngine) -> None:
             elif truth is not None or d.score < SURE_SCORE or name == "dogs.jpg":
                 print(
                     f"  {name:<18} {str(tuple(d.box.as_list())):<30} {d.box.size:>5} {d.score:>6.3f} "
-                    f"{float(p[NOT_FACE]):>11.4f}  {'kept' if d in kept else 'dropped':<8} "
+                    f"{float(p[NOT_FACE]):>11.4f} {mask_score(p):>10.3f}  "
+                    f"{'kept' if d in kept else 'dropped':<8} "
                     f"{'kept' if d in live else 'dropped'}{'' if d.frontal else ' (turned)'}"
                 )
         if name == "bald_guys.jpg":
@@ -313,6 +332,50 @@ def yunet_scores(engine: FaceEngine) -> None:
             )
     matched.sort()
     print(f"  matched crowd boxes ({len(matched)}): scores {', '.join(f'{s:.2f}' for s in matched)}")
+
+
+def doubted_boxes(engine: FaceEngine) -> None:
+    """Per split of mask/real: photos with a face and boxes, by YuNet alone, the check as it was (HOG the
+    last word) and the check now; then every box the check doubts, with its scores."""
+    print(
+        f"\nthe check's doubted boxes on mask/real by split (P(not a face) >= {NOT_FACE_STILL}, score < "
+        f"{SURE_SCORE}): photos with a face / boxes, YuNet alone, the check with HOG the last word, the check"
+    )
+    print(
+        f"  {'split':<6} {'set':<13} {'photos':>6} {'YuNet alone':>13} {'HOG last word':>14} "
+        f"{'the check':>13}"
+    )
+    rows = []
+    for split in ("train", "val", "test"):
+        for cls in ("with_mask", "without_mask"):
+            paths = [p for p in sorted((MASK / "real" / cls).iterdir()) if split_of(p.name) == split]
+            counts = {column: [0, 0] for column in ("alone", "hog", "check")}
+            for path in paths:
+                rgb = read_rgb(path)
+                found = detect_in_photo(engine.detector, rgb, UPSAMPLE["yunet"], MAX_SIDE)
+                kept = engine.find_in_photo(rgb, masked=True)
+                unsure = [d for d in found if d.score < SURE_SCORE]
+                probs = engine.masks.probabilities(rgb, [d.box for d in unsure]) if unsure else []
+                dropped = 0
+                for d, p in zip(unsure, probs):
+                    if p[NOT_FACE] >= NOT_FACE_STILL:
+                        confirmed = engine._hog_confirms(rgb, d.box)
+                        dropped += not confirmed
+                        rows.append((split, cls, path.name, d, p, confirmed, d in kept))
+                for column, n in (("alone", len(found)), ("hog", len(found) - dropped), ("check", len(kept))):
+                    counts[column][0] += n > 0
+                    counts[column][1] += n
+            cells = " ".join(f"{f'{c[0]} / {c[1]}':>13}" for c in counts.values())
+            print(f"  {split:<6} {cls:<13} {len(paths):>6} {cells}")
+    print(
+        f"  {'split':<6} {'set':<13} {'photo':<18} {'side':>5} {'score':>6} {'P(not face)':>11} "
+        f"{'mask score':>10} {'HOG':<4} kept"
+    )
+    for split, cls, name, d, p, confirmed, kept in rows:
+        print(
+            f"  {split:<6} {cls:<13} {name:<18} {d.box.size:>5} {d.score:>6.3f} {float(p[NOT_FACE]):>11.3f} "
+            f"{mask_score(p):>10.3f} {'yes' if confirmed else 'no':<4} {'yes' if kept else 'no'}"
+        )
 
 
 # --- speed --------------------------------------------------------------------------------------------

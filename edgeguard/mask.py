@@ -18,6 +18,7 @@ from .masks.classifier import (
     MaskModelError,
     MaskResult,
     crop_face,
+    mask_score,
     vote_label,
 )
 from .masks.search import CANDIDATE_FLOOR, find_masked_faces, split_faces
@@ -31,6 +32,7 @@ __all__ = [
     "MaskResult",
     "crop_face",
     "find_masked_faces",
+    "mask_score",
     "split_faces",
     "vote_label",
 ]
