@@ -26,7 +26,7 @@ from .common.credentials import SecretError, open_to_others, read_secret
 from .common.event_types import ROUTE_TYPES, EventType
 from .common.match_rule import MatchThresholds
 from .common.phone import E164, E164_HELP
-from .common.sealing import DataKeyError, Sealer, load_sealer
+from .common.sealing import DataKeyError, PendingSealer, Sealer, load_sealer, no_key_yet
 from .common.timeofday import HOURS, HOURS_HELP
 from .configfile.example import example_text
 from .configfile.fields import build_section, option
@@ -623,7 +623,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # the data key's sealer when [privacy] encrypt is on (loaded by load_config; None: data written plain)
-    sealer: Sealer | None = field(default=None, repr=False, compare=False)
+    sealer: Sealer | PendingSealer | None = field(default=None, repr=False, compare=False)
     source: Path | None = None  # the file this came from, None for built-in defaults
     notes: tuple[str, ...] = ()  # things the installer should know (a key that moved), logged at start
 
@@ -698,7 +698,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
-def _sealer(privacy: PrivacyConfig, paths: PathsConfig) -> tuple[Sealer | None, tuple[str, ...]]:
+def _sealer(
+    privacy: PrivacyConfig, paths: PathsConfig
+) -> tuple[Sealer | PendingSealer | None, tuple[str, ...]]:
     """The data key's sealer when encryption is on (edgeguard.common.sealing); a key that is missing, open to
     others, of the wrong length or not the data's key is a ConfigError: one line, before anything starts."""
     if not privacy.encrypt:
@@ -706,7 +708,12 @@ def _sealer(privacy: PrivacyConfig, paths: PathsConfig) -> tuple[Sealer | None, 
     try:
         sealer, note = load_sealer(paths.data_key, paths.state_dir)
     except DataKeyError as exc:
-        raise ConfigError(str(exc)) from None
+        if not no_key_yet(paths.data_key):
+            raise ConfigError(str(exc)) from None
+        # A first start on a full disk: the daemon runs, and captures wait for the key (PendingSealer).
+        return PendingSealer(paths.data_key, paths.state_dir), (
+            f"{exc}; captures are not saved until the data key can be made",
+        )
     return sealer, (note,) if note else ()
 
 

@@ -14,7 +14,8 @@ from edgeguard.alerts import wording
 from edgeguard.alerts.outbox import Outbox
 from edgeguard.alerts.routing import Alerter
 from edgeguard.alerts.wording import to_gsm7
-from edgeguard.events.event import EVENT_TYPES, Event
+from edgeguard.common.event_types import ROUTE_TYPES
+from edgeguard.events.event import Event
 
 GUARD = "+15551230009"
 POLICE = "+15551230911"
@@ -158,7 +159,7 @@ def test_crowd_body_gives_the_count(make):
 
 
 def test_no_mask_body(make):
-    alerter, outbox, _, _ = make("", route([GUARD], events=list(EVENT_TYPES)))
+    alerter, outbox, _, _ = make("", route([GUARD], events=list(ROUTE_TYPES)))
     alerter(
         Event(
             type="no_mask",
@@ -217,7 +218,7 @@ def test_no_phone_number_or_deposit_ever_appears(make, site):
     row = site.details.read_text().splitlines()[-1].split(",")
     phone, deposit = row[2], "98765.43"
     details = {"phone_number": phone, "initial_deposit": deposit, "Phone": phone, "deposit": deposit}
-    alerter, outbox, _, _ = make("mms = true", route([GUARD], events=list(EVENT_TYPES)))
+    alerter, outbox, _, _ = make("mms = true", route([GUARD], events=list(ROUTE_TYPES)))
     alerter(known(at(9, 0), pid="42", extra=details))
     alerter(unknown(at(9, 1), extra=details))
     alerter(
@@ -392,7 +393,7 @@ def test_hours_across_midnight(make):
 
 
 def test_cooldown_per_person_location_and_type(make):
-    alerter, outbox, _, _ = make("cooldown_minutes = 5", route([GUARD], events=list(EVENT_TYPES)))
+    alerter, outbox, _, _ = make("cooldown_minutes = 5", route([GUARD], events=list(ROUTE_TYPES)))
     t = at(10, 0)
     assert len(alerter(known(t, pid="7"))) == 1
     assert alerter(known(t + 60, pid="7")) == []

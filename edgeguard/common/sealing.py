@@ -118,6 +118,39 @@ def new_key_text() -> bytes:
     return base64.b64encode(os.urandom(KEY_SIZE)) + b"\n"
 
 
+class PendingSealer:
+    """The data key of a site that has none yet and cannot make it now (a full disk at the first start).
+
+    Nothing was ever sealed without a key, so there is nothing to open; each `seal` tries to make the key
+    again and, until it can, fails as the disk does (OSError): a capture is then not saved, with the reason,
+    and the event and its alert go on.  Once the key is made, it seals with it (and so after a restart)."""
+
+    def __init__(self, key_file: Path, state_dir: Path) -> None:
+        self.key_file, self.state_dir = key_file, state_dir
+        self.where = str(key_file)
+        self._made: Sealer | None = None
+
+    def seal(self, data: bytes, role: str) -> bytes:
+        if self._made is None:
+            try:
+                self._made, _ = load_sealer(self.key_file, self.state_dir)
+            except DataKeyError as exc:
+                raise OSError(f"no data key to encrypt with yet: {exc}") from None
+        return self._made.seal(data, role)
+
+    def open(self, blob: bytes, role: str) -> bytes:
+        if self._made is None:
+            raise SealError("encrypted, but this site has no data key yet")
+        return self._made.open(blob, role)
+
+
+def no_key_yet(key_file: Path) -> bool:
+    """Whether the site has no data key at all yet: no credential, no environment variable, no key file."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    credential = directory is not None and os.path.lexists(os.path.join(directory, CREDENTIAL))
+    return not (credential or os.environ.get(ENV) or os.path.lexists(key_file))
+
+
 def load_sealer(key_file: Path, state_dir: Path) -> tuple[Sealer, str]:
     """The data key's Sealer, checked against `state_dir/data_key.check`, and a note for the start-up log
     when the key is the file beside the data ("" otherwise); DataKeyError with the one-line reason."""

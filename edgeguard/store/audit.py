@@ -17,6 +17,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -29,6 +30,8 @@ from typing import Any
 
 from ..common.phone import mask_number
 from .sqlite import connect_private, connect_readonly
+
+log = logging.getLogger(__name__)
 
 ACTIONS = (
     "record added",
@@ -123,8 +126,18 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = connect_private(path, SCHEMA)
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._connect()
+        except (OSError, sqlite3.Error) as exc:  # a full disk at start: the daemon runs, and says so
+            log.error("audit log: cannot open %s (%s); changes are recorded once it opens", path, exc)
+
+    def _connect(self) -> sqlite3.Connection:
+        """The connection, opened now if it could not be before (sqlite3.Error/OSError if it still cannot)."""
+        if self._db is None:
+            self._db = connect_private(self.path, SCHEMA)
+        return self._db
 
     def record(
         self, action: str, user: str, address: str, target: str = "", what: Mapping[str, Any] | None = None
@@ -149,23 +162,27 @@ class AuditLog:
 
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     def rows(self, limit: int = 100, offset: int = 0) -> list[AuditRow]:
         """The newest entries first."""
         with self._lock:
             return _rows(
-                self._db.execute("SELECT * FROM audit ORDER BY seq DESC LIMIT ? OFFSET ?", (limit, offset))
+                self._connect().execute(
+                    "SELECT * FROM audit ORDER BY seq DESC LIMIT ? OFFSET ?", (limit, offset)
+                )
             )
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
 
 def audit(path: Path, action: str, user: str, address: str, target: str = "", **what: Any) -> None:

@@ -280,19 +280,25 @@ class PrivateDB:
         assert self._memory is not None
         written = 0
         for table in self._tables():
-            names = [row[1] for row in self._memory.execute(f"PRAGMA table_info({table})")]
+            info = list(self._memory.execute(f"PRAGMA table_info({table})"))
+            names = [column[1] for column in info]
+            keyed = info[0][2].upper() == "INTEGER" and info[0][5] == 1  # its first column is the row id
             carried = self._carried.get(table, 0)
+            marks = ", ".join("?" for _ in names)
             for row in self._memory.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall():
-                if isinstance(row[0], int) and 0 < row[0] <= carried:
-                    db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in row)})", row)
-                elif isinstance(row[0], int):  # new while in memory: appended with a new id
-                    db.execute(
-                        f"INSERT INTO {table} ({', '.join(names[1:])}) "
-                        f"VALUES ({', '.join('?' for _ in row[1:])})",
-                        row[1:],
-                    )
-                else:  # a table keyed by something other than a row id (the outbox's held counts)
-                    db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' for _ in row)})", row)
+                if not keyed or 0 < row[0] <= carried:
+                    # a row read from the file (replaced), or a table keyed by something else (the outbox's
+                    # held counts; strangers' faces, which name their sighting)
+                    db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)
+                else:  # new while in memory: its id kept (rows that name it stay right), else a new one
+                    try:
+                        db.execute(f"INSERT INTO {table} VALUES ({marks})", row)
+                    except sqlite3.IntegrityError:
+                        db.execute(
+                            f"INSERT INTO {table} ({', '.join(names[1:])}) "
+                            f"VALUES ({', '.join('?' for _ in row[1:])})",
+                            row[1:],
+                        )
                 written += 1
         return written
 

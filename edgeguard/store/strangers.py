@@ -84,7 +84,11 @@ class StrangerStore:
     def __init__(self, path: Path, thresholds: MatchThresholds, visit_gap: float) -> None:
         self.thresholds = thresholds
         self.visit_gap = visit_gap
-        self._db = PrivateDB(path, SCHEMA, "strangers")
+        # On a full disk new rows wait in memory; their ids continue after the file's, so that a sighting's
+        # faces still name it when they are written back.
+        self._db = PrivateDB(
+            path, SCHEMA, "strangers", carry={"strangers": "WHERE 0", "sightings": "WHERE 0"}
+        )
         self._lock = threading.Lock()
         self._faces: dict[int, np.ndarray] = {}  # stranger -> its newest encodings
         self._times: dict[int, list[float]] = {}  # stranger -> its sightings' times
