@@ -431,7 +431,7 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
         return 0
     events = EventReader(config.paths.events_db)
     try:
-        captures = CaptureFolder(config.paths.captures)
+        captures = CaptureFolder.of_config(config)
         index = FaceIndex(events, captures, config.match_thresholds, config.captures.retention_days * 86400)
         found = search_events(
             index, events, captures, encoding, SearchFilter(since, args.camera, args.location)

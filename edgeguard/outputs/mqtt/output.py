@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...common.files import read_regular
 from ...common.ratelimit import EveryMinute
 from ...config import Config
 from ...events.event import Event, EventType
-from ...store.face_captures import capture_id
+from ...store.face_captures import CaptureError, CaptureFolder, capture_id
 from ...watchlist.build import Watchlist
 from ..base import Output, OutputStatus
 from .client import Connection
@@ -277,9 +276,12 @@ class MqttOutput(Output):
         """The face image bytes, only where [mqtt] face_images allows them on the broker."""
         if not self.settings.face_images or not event.capture:
             return None
+        capture = CaptureFolder.of_config(self.config).of(event.capture)
+        if capture is None:
+            return None
         try:
-            return read_regular(Path(event.capture))
-        except OSError as exc:
+            return capture.read("face")  # opened with the data key when captures are encrypted
+        except (OSError, CaptureError) as exc:
             if self._logged.due("image"):
                 log.warning("mqtt: cannot read the face image of event %s for the broker: %s", event.seq, exc)
             return None
