@@ -406,7 +406,7 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
         print(f"edgeguard events: no event log at {config.paths.events_db} yet", file=sys.stderr)
         return 0
-    for event in read_events(config.paths.events_db, since, args.type, args.limit):
+    for event in read_events(config.paths.events_db, since, args.type, args.limit, config.sealer):
         if args.json:
             print(json.dumps(event.to_json()), flush=True)
         else:
@@ -429,9 +429,9 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
         print(f"edgeguard search: no event log at {config.paths.events_db} yet", file=sys.stderr)
         return 0
-    events = EventReader(config.paths.events_db)
+    events = EventReader(config.paths.events_db, config.sealer)
     try:
-        captures = CaptureFolder(config.paths.captures)
+        captures = CaptureFolder.of_config(config)
         index = FaceIndex(events, captures, config.match_thresholds, config.captures.retention_days * 86400)
         found = search_events(
             index, events, captures, encoding, SearchFilter(since, args.camera, args.location)
@@ -484,7 +484,7 @@ def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outbox = Outbox(config.paths.outbox_db)
+    outbox = Outbox(config.paths.outbox_db, sealer=config.sealer)
     sender = Sender(outbox, TwilioTransport(config.twilio) if config.twilio_ready else None)
     when = time.strftime("%H:%M:%S")
     failed = False
@@ -521,7 +521,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit)
+    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit, config.sealer)
     if not messages and not args.json:
         kinds = " or ".join(statuses)
         print(f"no {kinds + ' ' if kinds else ''}messages in the outbox ({config.paths.outbox_db})")
@@ -560,7 +560,7 @@ def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    events = EventReader(config.paths.events_db)
+    events = EventReader(config.paths.events_db, config.sealer)
     try:
         if args.is_id is not None:
             result = is_person(config, FaceEngine(config.recognition), events, args.event, args.is_id)

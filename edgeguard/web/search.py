@@ -64,7 +64,7 @@ def search_post() -> tuple[str, int] | str:
     if board.search is None or board.event_log is None:
         return _refused("There is no event log to search.")
     found = search_events(
-        board.search, board.event_log, CaptureFolder(board.config.paths.captures), encoding, where
+        board.search, board.event_log, CaptureFolder.of_config(board.config), encoding, where
     )
     log.info("dashboard: %s searched the past by face: %d event(s) found", g.user.name, len(found))
     rows = [{**event_json(f.event), "search_distance": f.distance, "words": f.words} for f in found]

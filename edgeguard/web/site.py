@@ -76,7 +76,7 @@ def make_search_index(config: Config, event_log: EventLog) -> FaceIndex:
     """The index of the recorded faces (edgeguard.store.face_index), loaded at its first search."""
     return FaceIndex(
         event_log,
-        CaptureFolder(config.paths.captures),
+        CaptureFolder.of_config(config),
         config.match_thresholds,
         config.captures.retention_days * 86400,
     )

@@ -94,7 +94,7 @@ def enrol(stranger: int) -> Response:
     """Add the stranger to the watchlist with their best face; their history stays, naming the Id."""
     board, store = dashboard(), _store()
     found = [s for s in store.list() if s.id == stranger]
-    capture = CaptureFolder(board.config.paths.captures).of(found[0].best_capture) if found else None
+    capture = CaptureFolder.of_config(board.config).of(found[0].best_capture) if found else None
     if capture is None or not capture.exists():
         abort(404, f"stranger {stranger} has no face kept")
     person_id = request.form.get("id", "").strip()
