@@ -29,6 +29,7 @@ from .review.feedback import FeedbackError, FeedbackResult, is_person, not_perso
 from .review.search import face_to_search, search_events
 from .service.erasure import ErasureError, forget_capture, forget_person
 from .service.logs import setup_logging
+from .service.privacy_migrate import MigrateError, migrate
 from .store.audit import audit, command_user, read_rows, verify
 from .store.event_log import EventReader, parse_since, read_events
 from .store.face_captures import CaptureFolder
@@ -142,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("id", nargs="?", metavar="ID", help="the watchlist Id to erase")
     what.add_argument("--capture", metavar="FILE", help="a capture's file name (or id) to erase")
     forget.set_defaults(handler=cmd_forget)
+
+    privacy = sub.add_parser("privacy", help="data protection at rest")
+    privacy_sub = privacy.add_subparsers(dest="action", required=True)
+    privacy_sub.add_parser(
+        "migrate",
+        help="seal a plain site in place with the data key (captures, encoding cache, event log, outbox); "
+        "stop the daemon first; safe to interrupt and run again",
+    )
+    privacy.set_defaults(handler=cmd_privacy)
 
     audit = sub.add_parser("audit", help="show the audit log (who changed what), or --verify its chain")
     audit.add_argument("--verify", action="store_true", help="check that no row was changed or removed")
@@ -584,6 +594,18 @@ def cmd_forget(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard forget: {exc}", file=sys.stderr)
         return 2
     _audit(config, "erasure", args.capture or args.id, removed=done)
+    for line in done:
+        print(line)
+    return 0
+
+
+def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
+    try:
+        done = migrate(config, lambda line: print(line, flush=True))
+    except MigrateError as exc:
+        print(f"edgeguard privacy migrate: {exc}", file=sys.stderr)
+        return 2
+    _audit(config, "data sealed", "site", done=done)
     for line in done:
         print(line)
     return 0

@@ -43,6 +43,7 @@ ACTIONS = (
     "login",
     "failed login",
     "erasure",
+    "data sealed",
     "config reload",
 )
 GENESIS = "0" * 64  # the `prev` of the first row
