@@ -275,6 +275,19 @@ class Outbox:
 
         return self._db.transaction(work) if seqs else (0, 0)
 
+    def prune(self, before: float) -> int:
+        """Delete the messages finished (sent, failed, dry run) before `before` (`[alerts]
+        outbox_retention_days`), their bytes overwritten; pending messages stay whatever their age."""
+
+        def work(db: sqlite3.Connection) -> int:
+            db.execute("PRAGMA secure_delete = ON")
+            return db.execute(
+                "DELETE FROM messages WHERE status != 'pending' AND COALESCE(finished, created) < ?",
+                (before,),
+            ).rowcount
+
+        return self._db.transaction(work)
+
     def seal_plain(self, batch: int = 200) -> int:
         """Seal up to `batch` bodies still plain (`edgeguard privacy migrate`) in one transaction; how many
         (0: none left)."""
@@ -324,6 +337,19 @@ def read_messages(
         return _list(db, statuses, limit, sealer)
     finally:
         db.close()
+
+
+def finished_span(path: Path) -> tuple[int, float | None]:
+    """How many finished messages (sent, failed, dry run) the outbox keeps and when the oldest finished,
+    read without changing the file (for `edgeguard check`)."""
+    db = connect_readonly(path)
+    try:
+        count, oldest = db.execute(
+            "SELECT COUNT(*), MIN(COALESCE(finished, created)) FROM messages WHERE status != 'pending'"
+        ).fetchone()
+    finally:
+        db.close()
+    return int(count), oldest
 
 
 def _list(

@@ -185,6 +185,16 @@ class EventLog:
 
         return self._db.transaction(work) if seqs else 0
 
+    def prune(self, before: float) -> int:
+        """Delete the events logged before `before` (`[events] retention_days`), their bytes overwritten
+        (`secure_delete`); how many.  The numbering goes on (seq is never reused)."""
+
+        def work(db: sqlite3.Connection) -> int:
+            db.execute("PRAGMA secure_delete = ON")
+            return db.execute("DELETE FROM events WHERE time < ?", (before,)).rowcount
+
+        return self._db.transaction(work)
+
     def seal_plain(self, batch: int = 200) -> int:
         """Seal the personal fields of up to `batch` rows still plain (`edgeguard privacy migrate`), in one
         transaction; how many rows were sealed (0: none left)."""
@@ -313,6 +323,17 @@ def output_positions(path: Path) -> tuple[int, dict[str, int]]:
         return int(last), cursors
     finally:
         db.close()
+
+
+def event_span(path: Path) -> tuple[int, float | None]:
+    """How many events the log keeps and the time of the oldest, read without changing the file (for
+    `edgeguard check`)."""
+    db = connect_readonly(path)
+    try:
+        count, oldest = db.execute("SELECT COUNT(*), MIN(time) FROM events").fetchone()
+    finally:
+        db.close()
+    return int(count), oldest
 
 
 class EventReader:
