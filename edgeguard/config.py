@@ -496,8 +496,8 @@ class WebConfig:
 class PrivacyConfig:
     encrypt: bool = option(
         True,
-        "encrypt captures and the encoding cache at rest with the data key (AES-GCM); plain files written "
-        "before stay readable",
+        "encrypt captures, the encoding cache, the event log's personal fields and the outbox's texts "
+        "at rest with the data key (AES-GCM); plain data written before stays readable (see privacy migrate)",
     )
     audit_retention_days: float = option(
         730.0,
