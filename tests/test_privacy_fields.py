@@ -7,11 +7,11 @@ import sqlite3
 
 import pytest
 
-from edgeguard.alerts.outbox import UNREADABLE, Outbox, read_messages
+from edgeguard.alerts.outbox import UNREADABLE, Outbox, plain_bodies_in, read_messages
 from edgeguard.alerts.sender import Sender
 from edgeguard.common.sealing import KEY_SIZE, Sealer
 from edgeguard.events.event import Event
-from edgeguard.store.event_log import EventFilter, EventLog, EventReader, read_events
+from edgeguard.store.event_log import EventFilter, EventLog, EventReader, plain_rows_in, read_events
 
 KEY = bytes(range(KEY_SIZE))
 NAME = "Alice Example"
@@ -98,9 +98,9 @@ def test_seal_plain_seals_old_rows_in_batches(tmp_path):
         plain.seal_plain()
     plain.close()
     log = EventLog(tmp_path / "events.db", sealer=Sealer(KEY))
-    assert log.plain_rows() == 5
+    assert plain_rows_in(tmp_path / "events.db") == 5
     assert [log.seal_plain(batch=2) for _ in range(4)] == [2, 2, 1, 0]
-    assert log.plain_rows() == 0 and log.query() == before
+    assert plain_rows_in(tmp_path / "events.db") == 0 and log.query() == before
     log.close()
 
 
@@ -114,8 +114,14 @@ def test_outbox_bodies_are_sealed_and_read_back(tmp_path):
     second = plain.add("+15550000001", "EdgeGuard ALERT: Bob Plain", None, 2)
     plain.close()
     box = Outbox(tmp_path / "outbox.db", sealer=Sealer(KEY))
-    assert box.get(second).body == "EdgeGuard ALERT: Bob Plain" and box.plain_bodies() == 1
-    assert box.seal_plain() == 1 and box.plain_bodies() == 0 and box.get(second).body.endswith("Bob Plain")
+    assert (
+        box.get(second).body == "EdgeGuard ALERT: Bob Plain" and plain_bodies_in(tmp_path / "outbox.db") == 1
+    )
+    assert (
+        box.seal_plain() == 1
+        and plain_bodies_in(tmp_path / "outbox.db") == 0
+        and box.get(second).body.endswith("Bob Plain")
+    )
     assert box.forget_events([1]) == (1, 0) and box.get(first) is None
     box.close()
     assert b"Bob Plain" not in file_bytes(tmp_path / "outbox.db")

@@ -13,6 +13,7 @@ from helpers import clean_env, edgeguard
 from edgeguard.alerts.outbox import Outbox, read_messages
 from edgeguard.common.sealing import is_sealed
 from edgeguard.events.event import Event
+from edgeguard.service.doctor import check_encryption
 from edgeguard.store.event_log import EventLog, read_events
 from edgeguard.store.face_captures import CaptureFolder, CaptureStore, parse_name
 from edgeguard.watchlist.build import open_cache
@@ -58,6 +59,11 @@ def plain_site(site) -> list[str]:
 
 def test_migrate_killed_midway_and_run_again_seals_everything(site):
     ids = plain_site(site)
+    [before] = check_encryption(site.config())
+    assert before.level == "WARN" and before.detail.startswith(
+        f"still plain from before: {CAPTURES * 3} capture files, 1 encoding cache, {CAPTURES} events, "
+        f"{CAPTURES} messages; run 'edgeguard privacy migrate'"
+    )
     command = [sys.executable, "-m", "edgeguard", "--config", str(site.config_path), "privacy", "migrate"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=clean_env())
     try:
@@ -95,6 +101,10 @@ def test_migrate_killed_midway_and_run_again_seals_everything(site):
             data = path.read_bytes()
             assert not data.startswith(JPEG) and b"JFIF" not in data and b"Person Name" not in data, path
 
+    [after] = check_encryption(config)
+    assert after.level == "ok" and after.detail.startswith(
+        "captures, the encoding cache, events and texts sealed"
+    )
     done = edgeguard(site.config_path, "privacy", "migrate")  # nothing left to do
     assert done.returncode == 0 and f"captures: 0 of {CAPTURES * 3} files sealed" in done.stdout
     assert "event log: 0 rows sealed" in done.stdout
@@ -104,3 +114,4 @@ def test_migrate_needs_encryption_on(site):
     site.write_config("[privacy]\nencrypt = false\n")
     result = edgeguard(site.config_path, "privacy", "migrate")
     assert result.returncode == 2 and "[privacy] encrypt is off" in result.stderr
+    assert check_encryption(site.config())[0].level == "WARN"

@@ -307,12 +307,6 @@ class Outbox:
 
         return self._db.transaction(work)
 
-    def plain_bodies(self) -> int:
-        """How many bodies are still plain."""
-        return self._db.read(
-            lambda db: db.execute("SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text'").fetchone()[0]
-        )
-
     def recover(self) -> bool:
         """Write messages kept in memory to the file if it takes writes again."""
         return self._db.recover()
@@ -335,6 +329,15 @@ def read_messages(
     db = connect_readonly(path)
     try:
         return _list(db, statuses, limit, sealer)
+    finally:
+        db.close()
+
+
+def plain_bodies_in(path: Path) -> int:
+    """How many message bodies of the outbox at `path` are still plain, read without changing it."""
+    db = connect_readonly(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text'").fetchone()[0])
     finally:
         db.close()
 

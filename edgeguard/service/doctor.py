@@ -46,6 +46,7 @@ from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..store.strangers import kept_in
 from ..watchlist.build import build_watchlist, open_cache
+from .privacy_migrate import plain_left
 
 LOW_SPACE_MB = 64  # below this much free space the storage check warns
 
@@ -97,6 +98,7 @@ def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
         Check(check_storage),
         Check(check_strangers),
         Check(check_retention),
+        Check(check_encryption),
         *(
             Check(
                 lambda c, camera=camera: [_check_one_camera(c, camera)],
@@ -174,6 +176,33 @@ def check_privacy(config: Config) -> list[Finding]:
         else:
             out.append(Finding("ok", f"privacy of {name}", f"{path} is private ({stat.filemode(mode)})"))
     return out
+
+
+def check_encryption(config: Config) -> list[Finding]:
+    """Whether biometric and personal data is written sealed, and what is still plain from before."""
+    what = "encryption at rest"
+    if config.sealer is None:
+        return [
+            Finding("WARN", what, "[privacy] encrypt is off: captures, the cache, events and texts are plain")
+        ]
+    try:
+        left = {name: count for name, count in plain_left(config).items() if count}
+    except (OSError, DamagedDatabase, sqlite3.Error) as exc:
+        return [Finding("FAIL", what, f"cannot look at what is sealed: {exc}")]
+    if left:
+        counts = ", ".join(f"{count} {name}" for name, count in left.items())
+        return [
+            Finding(
+                "WARN",
+                what,
+                f"still plain from before: {counts}; run 'edgeguard privacy migrate' with the daemon stopped",
+            )
+        ]
+    return [
+        Finding(
+            "ok", what, f"captures, the encoding cache, events and texts sealed (key: {config.sealer.where})"
+        )
+    ]
 
 
 def check_storage(config: Config) -> list[Finding]:

@@ -15,11 +15,11 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..alerts.outbox import Outbox
-from ..common.files import read_regular, write_private
-from ..common.sealing import Sealer, is_sealed
+from ..alerts.outbox import Outbox, plain_bodies_in
+from ..common.files import open_regular, read_regular, write_private
+from ..common.sealing import MAGIC, Sealer, is_sealed
 from ..config import Config
-from ..store.event_log import EventLog
+from ..store.event_log import EventLog, plain_rows_in
 from ..store.face_captures import BadCaptureId, file_role, parse_name
 from ..watchlist.cache import CACHE_FILE
 from ..watchlist.cache import ROLE as CACHE_ROLE
@@ -45,6 +45,25 @@ def migrate(config: Config, say: Callable[[str], None]) -> list[str]:
     if paths.outbox_db.exists():
         done.append(_seal_rows("outbox", paths.outbox_db, Outbox(paths.outbox_db, sealer=sealer), say))
     return done
+
+
+def plain_left(config: Config) -> dict[str, int]:
+    """What is still plain (for `edgeguard check`), read without changing anything: capture files, the
+    encoding cache (1 or 0), events with a personal field plain, message bodies; DamagedDatabase or
+    sqlite3.Error if a database cannot be read."""
+    paths = config.paths
+    cache = paths.encodings_cache / CACHE_FILE
+    return {
+        "capture files": sum(not _sealed_file(p) for p in _capture_files(paths.captures)),
+        "encoding cache": int(cache.is_file() and not _sealed_file(cache)),
+        "events": plain_rows_in(paths.events_db) if paths.events_db.exists() else 0,
+        "messages": plain_bodies_in(paths.outbox_db) if paths.outbox_db.exists() else 0,
+    }
+
+
+def _sealed_file(path: Path) -> bool:
+    with open_regular(path) as fh:
+        return is_sealed(fh.read(len(MAGIC)))
 
 
 def _capture_files(folder: Path) -> Iterator[Path]:

@@ -212,12 +212,6 @@ class EventLog:
 
         return self._db.transaction(work)
 
-    def plain_rows(self) -> int:
-        """How many rows have a personal field still plain."""
-        return self._db.read(
-            lambda db: db.execute(f"SELECT COUNT(*) FROM events WHERE {PLAIN_ROW}").fetchone()[0]
-        )
-
     def recover(self) -> bool:
         """Write events kept in memory to the file if it takes writes again."""
         return self._db.recover()
@@ -334,6 +328,15 @@ def event_span(path: Path) -> tuple[int, float | None]:
     finally:
         db.close()
     return int(count), oldest
+
+
+def plain_rows_in(path: Path) -> int:
+    """How many events of the log at `path` have a personal field still plain, read without changing it."""
+    db = connect_readonly(path)
+    try:
+        return int(db.execute(f"SELECT COUNT(*) FROM events WHERE {PLAIN_ROW}").fetchone()[0])
+    finally:
+        db.close()
 
 
 class EventReader:
