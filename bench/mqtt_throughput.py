@@ -50,7 +50,7 @@ class Run:
     def __init__(self, folder: Path, port: int) -> None:
         folder.mkdir()
         config = load_config(config_file(folder, port))
-        self.log = EventLog(config.paths.events_db)
+        self.log = EventLog(config.paths.events_db, sealer=config.sealer)
         self.cursor = 0
         self.reached = threading.Condition()
         self.output = MqttOutput(config, self._delivered)

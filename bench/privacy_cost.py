@@ -6,7 +6,9 @@ Prints, each the median of ROUNDS rounds:
 - one cached encoding: sealing and opening the encoding cache of N_PHOTOS entries, per entry;
 - the warm start of a N_PHOTOS-photo watchlist as far as encryption touches it: reading every photo to
   key it (SHA-256 of its bytes) and loading the encoding cache, plain and sealed, and the ratio (target:
-  sealed at most 20% slower).  Detection and encoding are not run: a warm start does neither.
+  sealed at most 20% slower).  Detection and encoding are not run: a warm start does neither;
+- the event log: one event appended (its personal fields sealed) and a search by part of a name over
+  N_EVENTS events (the filter opens every name inside SQLite), plain and sealed.
 
 Run: python bench/privacy_cost.py   (a few seconds; writes only to a temporary folder)
 """
@@ -22,12 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from edgeguard.common.sealing import Sealer
+from edgeguard.events.event import Event
+from edgeguard.store.event_log import EventFilter, EventLog
 from edgeguard.store.face_captures import CaptureStore
 from edgeguard.watchlist.cache import CacheEntry, EncodingCache, photo_digest
 
 ROUNDS = 7
 CAPTURES = 20
 N_PHOTOS = 1000
+N_EVENTS = 10_000
 PHOTO_BYTES = 60_000  # a typical phone photo cut down to a watchlist photo
 
 
@@ -90,6 +95,30 @@ def watchlist(folder: Path, sealer: Sealer | None) -> tuple[float, float]:
     return median(warm_start), saving
 
 
+def event_log_cost(path: Path, sealer: Sealer | None) -> tuple[float, float]:
+    """(one event appended; one search by part of a name over N_EVENTS events)."""
+    log = EventLog(path, sealer=sealer)
+    try:
+        for n in range(N_EVENTS):
+            name = f"Person {n % 500}"
+            log.append(
+                Event("known_face", 1_790_000_000.0 + n, "gate", "Gate", person_id=str(n % 500), name=name)
+            )
+
+        def append() -> None:
+            for n in range(100):
+                log.append(
+                    Event("known_face", 1_800_000_000.0 + n, "gate", "Gate", person_id="7", name="Ann Lee")
+                )
+
+        def search() -> None:
+            log.search(EventFilter(person="Person 42"))
+
+        return median(append) / 100, median(search)
+    finally:
+        log.close()
+
+
 def main() -> None:
     sealer = Sealer(os.urandom(32), "bench")
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,6 +138,13 @@ def main() -> None:
             f"warm start of {N_PHOTOS} photos (keyed + cache loaded): {plain_start * 1000:.1f} ms plain, "
             f"{sealed_start * 1000:.1f} ms sealed "
             f"({(sealed_start / plain_start - 1) * 100:+.1f}%; target <= +20%)"
+        )
+        plain_append, plain_search = event_log_cost(base / "plain.db", None)
+        sealed_append, sealed_search = event_log_cost(base / "sealed.db", sealer)
+        print(f"event appended: {plain_append * 1000:.2f} ms plain, {sealed_append * 1000:.2f} ms sealed")
+        print(
+            f"event log search by name over {N_EVENTS} events: {plain_search * 1000:.1f} ms plain, "
+            f"{sealed_search * 1000:.1f} ms sealed"
         )
 
 

@@ -29,6 +29,7 @@ from .review.feedback import FeedbackError, FeedbackResult, is_person, not_perso
 from .review.search import face_to_search, search_events
 from .service.erasure import ErasureError, forget_capture, forget_person
 from .service.logs import setup_logging
+from .service.privacy_migrate import MigrateError, migrate
 from .store.audit import audit, command_user, read_rows, verify
 from .store.event_log import EventReader, parse_since, read_events
 from .store.face_captures import CaptureFolder
@@ -142,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("id", nargs="?", metavar="ID", help="the watchlist Id to erase")
     what.add_argument("--capture", metavar="FILE", help="a capture's file name (or id) to erase")
     forget.set_defaults(handler=cmd_forget)
+
+    privacy = sub.add_parser("privacy", help="data protection at rest")
+    privacy_sub = privacy.add_subparsers(dest="action", required=True)
+    privacy_sub.add_parser(
+        "migrate",
+        help="seal a plain site in place with the data key (captures, encoding cache, event log, outbox); "
+        "stop the daemon first; safe to interrupt and run again",
+    )
+    privacy.set_defaults(handler=cmd_privacy)
 
     audit = sub.add_parser("audit", help="show the audit log (who changed what), or --verify its chain")
     audit.add_argument("--verify", action="store_true", help="check that no row was changed or removed")
@@ -406,7 +416,7 @@ def cmd_events(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
         print(f"edgeguard events: no event log at {config.paths.events_db} yet", file=sys.stderr)
         return 0
-    for event in read_events(config.paths.events_db, since, args.type, args.limit):
+    for event in read_events(config.paths.events_db, since, args.type, args.limit, config.sealer):
         if args.json:
             print(json.dumps(event.to_json()), flush=True)
         else:
@@ -429,7 +439,7 @@ def cmd_search(config: Config, args: argparse.Namespace) -> int:
     if not config.paths.events_db.exists():
         print(f"edgeguard search: no event log at {config.paths.events_db} yet", file=sys.stderr)
         return 0
-    events = EventReader(config.paths.events_db)
+    events = EventReader(config.paths.events_db, config.sealer)
     try:
         captures = CaptureFolder.of_config(config)
         index = FaceIndex(events, captures, config.match_thresholds, config.captures.retention_days * 86400)
@@ -484,7 +494,7 @@ def cmd_test_alert(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    outbox = Outbox(config.paths.outbox_db)
+    outbox = Outbox(config.paths.outbox_db, sealer=config.sealer)
     sender = Sender(outbox, TwilioTransport(config.twilio) if config.twilio_ready else None)
     when = time.strftime("%H:%M:%S")
     failed = False
@@ -521,7 +531,7 @@ def cmd_alerts(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard alerts: no outbox at {config.paths.outbox_db} yet", file=sys.stderr)
         return 0
     statuses = [s for s, wanted in (("pending", args.pending), ("failed", args.failed)) if wanted]
-    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit)
+    messages = read_messages(config.paths.outbox_db, statuses or None, args.limit, config.sealer)
     if not messages and not args.json:
         kinds = " or ".join(statuses)
         print(f"no {kinds + ' ' if kinds else ''}messages in the outbox ({config.paths.outbox_db})")
@@ -560,7 +570,7 @@ def cmd_feedback(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    events = EventReader(config.paths.events_db)
+    events = EventReader(config.paths.events_db, config.sealer)
     try:
         if args.is_id is not None:
             result = is_person(config, FaceEngine(config.recognition), events, args.event, args.is_id)
@@ -584,6 +594,18 @@ def cmd_forget(config: Config, args: argparse.Namespace) -> int:
         print(f"edgeguard forget: {exc}", file=sys.stderr)
         return 2
     _audit(config, "erasure", args.capture or args.id, removed=done)
+    for line in done:
+        print(line)
+    return 0
+
+
+def cmd_privacy(config: Config, args: argparse.Namespace) -> int:
+    try:
+        done = migrate(config, lambda line: print(line, flush=True))
+    except MigrateError as exc:
+        print(f"edgeguard privacy migrate: {exc}", file=sys.stderr)
+        return 2
+    _audit(config, "data sealed", "site", done=done)
     for line in done:
         print(line)
     return 0

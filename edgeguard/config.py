@@ -335,6 +335,12 @@ class EventsConfig:
         min=5.0,
         max=86400.0,
     )
+    retention_days: float = option(
+        365.0,
+        "events older than this are deleted from the event log (checked at start and every 10 minutes)",
+        min=1.0,
+        max=36500.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -393,6 +399,13 @@ class RouteConfig:
 @dataclass(frozen=True)
 class AlertsConfig:
     quiet_categories: tuple[str, ...] = option((), 'Details.csv categories that never alert, e.g. ["staff"]')
+    outbox_retention_days: float = option(
+        90.0,
+        "messages sent, failed or not sent (dry run) longer ago than this are deleted from the outbox; "
+        "pending ones stay",
+        min=1.0,
+        max=3650.0,
+    )
     cooldown_minutes: float = option(
         5.0,
         "at most one alert per person (or unknown visitor), location and event type in this time",
@@ -483,8 +496,15 @@ class WebConfig:
 class PrivacyConfig:
     encrypt: bool = option(
         True,
-        "encrypt captures and the encoding cache at rest with the data key (AES-GCM); plain files written "
-        "before stay readable",
+        "encrypt captures, the encoding cache, the event log's personal fields and the outbox's texts "
+        "at rest with the data key (AES-GCM); plain data written before stays readable (see privacy migrate)",
+    )
+    audit_retention_days: float = option(
+        730.0,
+        "audit rows older than this are deleted; an anchor row keeps the hash of the last one removed, so "
+        "the chain stays verifiable",
+        min=30.0,
+        max=36500.0,
     )
 
 

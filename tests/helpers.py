@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from edgeguard.common.sealing import Sealer, SealError, is_sealed, parse_key
+
 T = TypeVar("T")
 
 
@@ -90,16 +92,30 @@ def threads_named(name: str) -> list[threading.Thread]:
 
 
 def db_rows(db: Path, query: str) -> list[dict]:
-    """Rows read directly from a SQLite file, read-only (cheap enough to poll);
-    [] before it exists or has its schema."""
+    """Rows read directly from a SQLite file, read-only (cheap enough to poll), the fields sealed with the
+    site's data key (`data.key` beside the file) opened; [] before it exists or has its schema."""
     if not db.exists():
         return []
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
             con.row_factory = sqlite3.Row
-            return [dict(row) for row in con.execute(query)]
+            rows = [dict(row) for row in con.execute(query)]
         finally:
             con.close()
     except sqlite3.OperationalError:  # created, but the schema is not there yet
         return []
+    return [{column: _opened(db.parent, column, value) for column, value in row.items()} for row in rows]
+
+
+def _opened(folder: Path, column: str, value: object) -> object:
+    """A field as the event log or the outbox reads it: opened with the site's key if it is sealed."""
+    if not (isinstance(value, bytes) and is_sealed(value)):
+        return value
+    sealer = Sealer(parse_key((folder / "data.key").read_bytes(), "data.key"))
+    for role in (f"events/{column}", f"outbox/{column}"):
+        try:
+            return sealer.open(value, role).decode()
+        except SealError:
+            continue
+    raise SealError(f"{column}: does not open with {folder / 'data.key'}")

@@ -34,7 +34,7 @@ def run(config_path: Path, cursor_path: Path, stop: threading.Event) -> None:
     while not stop.wait(0.05):
         if not config.paths.events_db.exists():
             continue
-        for event in read_events(config.paths.events_db):
+        for event in read_events(config.paths.events_db, sealer=config.sealer):
             if event.seq > handed and not stop.is_set():
                 output.handle(event)
                 handed = event.seq

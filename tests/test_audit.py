@@ -20,7 +20,7 @@ def tamper(path, sql: str, *args) -> None:
     """What someone with the sqlite3 tool could do to the file: drop the guards, then change it."""
     db = sqlite3.connect(path)
     db.execute("DROP TRIGGER audit_no_update")
-    db.execute("DROP TRIGGER audit_no_delete")
+    db.execute("DROP TRIGGER audit_only_pruned")
     db.execute(sql, args)
     db.commit()
     db.close()

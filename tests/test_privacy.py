@@ -299,7 +299,8 @@ def erasure_site(site):
         cache.put(photo_digest(photo.read_bytes()), CacheEntry(encodings[pid]))
     cache.save(keep=set(cache._entries))
     store = CaptureStore(config.paths.captures, 30, 100, config.sealer)
-    log, outbox = EventLog(config.paths.events_db), Outbox(config.paths.outbox_db)
+    log = EventLog(config.paths.events_db, sealer=config.sealer)
+    outbox = Outbox(config.paths.outbox_db, sealer=config.sealer)
     captures = {}
     for n, (pid, name) in enumerate((("3", "Barack Obama"), ("4", "Joe Biden"), (None, None))):
         person = {"person": {"id": pid, "name": name}} if pid else {}
@@ -346,7 +347,7 @@ def test_forget_erases_a_person_everywhere_and_keeps_the_others(site):
     folder = CaptureFolder.of_config(site.config())
     assert folder.of(captures["4"].face).sidecar_data()["person"]["id"] == "4"
     assert folder.of(captures[None].face).read("face").startswith(JPEG)
-    events = read_events(config.paths.events_db)
+    events = read_events(config.paths.events_db, sealer=config.sealer)
     assert [(e.type, e.name, e.person_id, e.capture) for e in events][0] == ("known_face", ERASED, None, None)
     assert [e.name for e in events[1:3]] == ["Joe Biden", None] and len(events) == 4
     # the erasure, for the outputs: the Id, the capture ids and the stripped events, nothing personal
@@ -355,7 +356,7 @@ def test_forget_erases_a_person_everywhere_and_keeps_the_others(site):
     assert erased.extra == {"captures": [capture_id(captures["3"].face)], "events": [[1, 1_790_000_000.0]]}
     assert f"outputs: erased event {erased.seq} logged" in result.stdout
     assert erased.subject() == "Id 3"
-    bodies = [m.body for m in read_messages(config.paths.outbox_db)]
+    bodies = [m.body for m in read_messages(config.paths.outbox_db, sealer=config.sealer)]
     assert len(bodies) == 2 and not any("Obama" in b for b in bodies)
 
 
@@ -364,7 +365,7 @@ def test_forget_again_finds_nothing_and_the_erased_event_is_not_erased(site):
     assert edgeguard(site.config_path, "forget", "3").returncode == 0
     again = edgeguard(site.config_path, "forget", "3")
     assert again.returncode == 2 and "no person with Id 3" in again.stderr
-    assert [e.type for e in read_events(config.paths.events_db)][-1] == "erased"
+    assert [e.type for e in read_events(config.paths.events_db, sealer=config.sealer)][-1] == "erased"
 
 
 def test_the_sms_output_ignores_an_erasure(site):
@@ -409,7 +410,7 @@ def test_the_dashboard_button_erases_for_admins_only(site):
         assert done.status_code == 200 and "erased everywhere" in done.text
         assert not (site.training / "3").exists() and not captures["3"].face.exists()
         assert (site.training / "4").is_dir() and captures["4"].face.exists()
-        assert [e.type for e in read_events(config.paths.events_db)][-1] == "erased"
+        assert [e.type for e in read_events(config.paths.events_db, sealer=config.sealer)][-1] == "erased"
     finally:
         board.stop()
 
@@ -430,7 +431,7 @@ def test_forget_one_capture(site):
     config, _, captures = erasure_site(site)
     done = forget_capture(config, captures[None].frame.name)
     assert done[0].startswith("captures: 1 (3 files)") and "events: 1 kept as erased" in done[1]
-    erased = read_events(config.paths.events_db)[-1]
+    erased = read_events(config.paths.events_db, sealer=config.sealer)[-1]
     assert (erased.type, erased.person_id, erased.extra["captures"]) == (
         "erased",
         None,

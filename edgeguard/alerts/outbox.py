@@ -15,10 +15,15 @@ sending again (edgeguard.alerts.sender).
 A damaged file is moved aside and its pending messages carried over; a full
 disk keeps the outbox in memory, pending and recent messages included, until
 it can be written again (edgeguard.store.sqlite).
+
+With a data key (`[privacy] encrypt`) a message's body (it names the person) is stored sealed
+(edgeguard.common.sealing); bodies written plain before read as they are, and `edgeguard privacy migrate`
+seals them.  Nothing filters on the body.  A body that does not open is shown as `UNREADABLE` and not sent.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -26,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..common.sealing import Sealer, SealError, open_text, seal_text
 from ..store.sqlite import PrivateDB, connect_readonly
 
+log = logging.getLogger(__name__)
 # Columns added since the first outbox files: added to an older file when it is opened.
 ADDED_COLUMNS = {"first_attempt": "REAL", "uncertain": "INTEGER NOT NULL DEFAULT 0", "shown": "TEXT"}
 # What a full disk keeps in memory: the pending and last hour's messages (the hourly cap counts them).
@@ -66,6 +73,8 @@ CREATE TABLE IF NOT EXISTS held (
 """
 
 ERASED_BODY = "(erased)"  # the text of a sent message about an erased person or capture
+UNREADABLE = "(unreadable: damaged or sealed with another key)"  # a body that does not open
+BODY_ROLE = "outbox/body"  # what a body is sealed for
 
 
 @dataclass(frozen=True)
@@ -116,8 +125,11 @@ MESSAGE_COLUMNS = (
 class Outbox:
     """Thread-safe access to the outbox file; each method is one transaction."""
 
-    def __init__(self, path: Path, make_room: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self, path: Path, make_room: Callable[[], bool] | None = None, sealer: Sealer | None = None
+    ) -> None:
         self.path = path
+        self.sealer = sealer
         self._db = PrivateDB(
             path,
             SCHEMA,
@@ -149,7 +161,7 @@ class Outbox:
         cursor = self._write(
             "INSERT INTO messages (created, to_number, body, media_url, event_seq, next_attempt, shown) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (now, to_number, body, media_url, event_seq, now, shown),
+            (now, to_number, seal_text(self.sealer, body, BODY_ROLE), media_url, event_seq, now, shown),
         )
         self.changed.set()
         return int(cursor.lastrowid)
@@ -223,7 +235,7 @@ class Outbox:
         return rows[0] if rows else None
 
     def list(self, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
-        return self._db.read(lambda db: _list(db, statuses, limit))
+        return self._db.read(lambda db: _list(db, statuses, limit, self.sealer))
 
     def has_event(self, event_seq: int) -> bool:
         """Whether any message was queued for this event."""
@@ -250,17 +262,52 @@ class Outbox:
         already sent blanked; (deleted, blanked)."""
 
         def work(db: sqlite3.Connection) -> tuple[int, int]:
+            # the old texts' bytes overwritten, not left in the file's free space
+            db.execute("PRAGMA secure_delete = ON")
             deleted = blanked = 0
             for seq in seqs:
                 deleted += db.execute(
                     "DELETE FROM messages WHERE event_seq = ? AND status = 'pending'", (seq,)
                 ).rowcount
                 blanked += db.execute(
-                    "UPDATE messages SET body = ?, media_url = NULL WHERE event_seq = ?", (ERASED_BODY, seq)
+                    "UPDATE messages SET body = ?, media_url = NULL WHERE event_seq = ?",
+                    (seal_text(self.sealer, ERASED_BODY, BODY_ROLE), seq),
                 ).rowcount
             return deleted, blanked
 
         return self._db.transaction(work) if seqs else (0, 0)
+
+    def prune(self, before: float) -> int:
+        """Delete the messages finished (sent, failed, dry run) before `before` (`[alerts]
+        outbox_retention_days`), their bytes overwritten; pending messages stay whatever their age."""
+
+        def work(db: sqlite3.Connection) -> int:
+            db.execute("PRAGMA secure_delete = ON")
+            return db.execute(
+                "DELETE FROM messages WHERE status != 'pending' AND COALESCE(finished, created) < ?",
+                (before,),
+            ).rowcount
+
+        return self._db.transaction(work)
+
+    def seal_plain(self, batch: int = 200) -> int:
+        """Seal up to `batch` bodies still plain (`edgeguard privacy migrate`) in one transaction; how many
+        (0: none left)."""
+        if self.sealer is None:
+            raise SealError("no data key: [privacy] encrypt is off")
+        sealer = self.sealer
+
+        def work(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "SELECT id, body FROM messages WHERE typeof(body) = 'text' LIMIT ?", (batch,)
+            ).fetchall()
+            db.executemany(
+                "UPDATE messages SET body = ? WHERE id = ?",
+                [(seal_text(sealer, body, BODY_ROLE), message_id) for message_id, body in rows],
+            )
+            return len(rows)
+
+        return self._db.transaction(work)
 
     def recover(self) -> bool:
         """Write messages kept in memory to the file if it takes writes again."""
@@ -270,33 +317,72 @@ class Outbox:
         return self._db.transaction(lambda db: db.execute(sql, args))
 
     def _select(self, clause: str, args: tuple) -> list[Message]:
-        return self._db.read(lambda db: _messages(db, clause, args))
+        return self._db.read(lambda db: _messages(db, clause, args, self.sealer))
 
     def close(self) -> None:
         self._db.close()
 
 
-def read_messages(path: Path, statuses: list[str] | None = None, limit: int | None = None) -> list[Message]:
+def read_messages(
+    path: Path, statuses: list[str] | None = None, limit: int | None = None, sealer: Sealer | None = None
+) -> list[Message]:
     """Messages from the outbox file without changing it (beside a running daemon); DamagedDatabase if it
     is not one."""
     db = connect_readonly(path)
     try:
-        return _list(db, statuses, limit)
+        return _list(db, statuses, limit, sealer)
     finally:
         db.close()
 
 
-def _list(db: sqlite3.Connection, statuses: list[str] | None, limit: int | None) -> list[Message]:
+def plain_bodies_in(path: Path) -> int:
+    """How many message bodies of the outbox at `path` are still plain, read without changing it."""
+    db = connect_readonly(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM messages WHERE typeof(body) = 'text'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def finished_span(path: Path) -> tuple[int, float | None]:
+    """How many finished messages (sent, failed, dry run) the outbox keeps and when the oldest finished,
+    read without changing the file (for `edgeguard check`)."""
+    db = connect_readonly(path)
+    try:
+        count, oldest = db.execute(
+            "SELECT COUNT(*), MIN(COALESCE(finished, created)) FROM messages WHERE status != 'pending'"
+        ).fetchone()
+    finally:
+        db.close()
+    return int(count), oldest
+
+
+def _list(
+    db: sqlite3.Connection, statuses: list[str] | None, limit: int | None, sealer: Sealer | None
+) -> list[Message]:
     where, args = "", ()
     if statuses:
         where = f"WHERE status IN ({', '.join('?' for _ in statuses)})"
         args = tuple(statuses)
-    return _messages(db, f"{where} ORDER BY id" + (f" LIMIT {int(limit)}" if limit else ""), args)
+    return _messages(db, f"{where} ORDER BY id" + (f" LIMIT {int(limit)}" if limit else ""), args, sealer)
 
 
-def _messages(db: sqlite3.Connection, clause: str, args: tuple) -> list[Message]:
+def _messages(db: sqlite3.Connection, clause: str, args: tuple, sealer: Sealer | None) -> list[Message]:
     cursor = db.execute(f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages {clause}", args)
-    return [Message(*row[:-2], bool(row[-2]), row[-1]) for row in cursor.fetchall()]
+    body = MESSAGE_COLUMNS.index("body")
+    return [
+        Message(*row[:body], _body(row[body], sealer), *row[body + 1 : -2], bool(row[-2]), row[-1])
+        for row in cursor.fetchall()
+    ]
+
+
+def _body(value: str | bytes, sealer: Sealer | None) -> str:
+    """A stored body's text; UNREADABLE (logged) if it does not open."""
+    try:
+        return open_text(sealer, value, BODY_ROLE) or ""
+    except SealError as exc:
+        log.warning("an outbox message cannot be read (%s)", exc)
+        return UNREADABLE
 
 
 def _add_columns(db: sqlite3.Connection) -> None:

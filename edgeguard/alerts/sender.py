@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..common.phone import mask_number, mask_numbers
 from ..config import TwilioConfig
-from .outbox import Message, Outbox
+from .outbox import UNREADABLE, Message, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,12 @@ class Sender:
     def deliver(self, message: Message) -> str:
         """One attempt at one message; returns its status afterwards."""
         who = mask_number(message.to_number)
+        if message.body == UNREADABLE:
+            self.outbox.mark_failed(
+                message.id, "the stored text cannot be read (damaged or another key)", self.clock()
+            )
+            log.error("alert %d to %s: its stored text cannot be read; not sent", message.id, who)
+            return "failed"
         if self.transport is None:
             self.outbox.mark_dry_run(message.id, self.clock())
             log.info("alert (dry run, not sent) to %s: %s", who, message.listed)

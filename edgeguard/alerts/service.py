@@ -31,7 +31,7 @@ class AlertService(Output):
 
     def __init__(self, config: Config, make_room: Callable[[], bool] | None = None) -> None:
         self.config = config
-        self.outbox = Outbox(config.paths.outbox_db, make_room)
+        self.outbox = Outbox(config.paths.outbox_db, make_room, config.sealer)
         self.signer: LinkSigner | None = None
         self.links: SignedLinks | None = None  # the captures' signed links, for texts and other outputs
         key = _link_key(config) if config.alerts.public_url else None

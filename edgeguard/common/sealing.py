@@ -200,3 +200,19 @@ def _check_key(sealer: Sealer, check: Path) -> None:
         f"{check}: the data key ({sealer.where}) is not the key this device's data was encrypted with; "
         "restore the right key (nothing was changed)"
     )
+
+
+def seal_text(sealer: Sealer | None, text: str | None, role: str) -> str | bytes | None:
+    """A text field as a database stores it: sealed bytes (a BLOB) for `role`, or the text itself when
+    encryption is off; None stays None."""
+    if text is None or sealer is None:
+        return text
+    return sealer.seal(text.encode(), role)
+
+
+def open_text(sealer: Sealer | None, value: str | bytes | None, role: str) -> str | None:
+    """The text of a field stored by `seal_text`: opened if sealed, as it is if plain (a row from before
+    encryption, or not yet migrated); SealError if it does not open."""
+    if value is None or isinstance(value, str):
+        return value
+    return unseal(sealer, bytes(value), role).decode()

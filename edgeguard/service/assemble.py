@@ -180,7 +180,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb, cfg.sealer)
     captures.enforce_retention()
     space = DiskSpace(cfg.paths.events_db.parent, captures)
-    event_log = EventLog(cfg.paths.events_db, space.make_room)
+    event_log = EventLog(cfg.paths.events_db, space.make_room, cfg.sealer)
     order.append(Part("event log", lambda _: event_log.close()))
     alerts = AlertService(cfg, space.make_room)
     space.keep_reserve()

@@ -39,6 +39,7 @@ from ..detect import DetectorError
 from ..faces.opencv_encoder import EncoderModelError
 from ..store.audit import audit, command_user
 from .assemble import Parts, assemble, overridden
+from .retention import prune_records
 from .status import site_status, status_line
 from .systemd import Systemd
 
@@ -134,6 +135,7 @@ class Daemon:
         ready = False
         now = time.monotonic()
         next_retention, next_stats = now + RETENTION_EVERY, now + STATS_EVERY
+        prune_records(self.config, parts.event_log, parts.alerts.outbox)
         next_status = next_storage = 0.0
         frames_seen = 0
         while not self.stop_requested.wait(SUPERVISE_EVERY):
@@ -170,6 +172,7 @@ class Daemon:
                 parts.captures.enforce_retention()
                 parts.strangers.expire(time.time() - parts.captures.retention_seconds)
                 parts.strangers.forget_gone(parts.captures.kept)
+                prune_records(self.config, parts.event_log, parts.alerts.outbox)
                 next_retention = now + RETENTION_EVERY
             if now >= next_stats:
                 log.info("%s", status_line(parts))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..alerts.outbox import finished_span
 from ..capture import (
     SourceError,
     device_node,
@@ -39,11 +40,13 @@ from ..faces.engine import FaceEngine
 from ..faces.opencv_encoder import EncoderModelError
 from ..mask import MaskClassifier, MaskModelError
 from ..outputs.mqtt.probe import probe
-from ..store.event_log import output_positions
+from ..store.audit import span as audit_span
+from ..store.event_log import event_span, output_positions
 from ..store.space import DiskSpace
 from ..store.sqlite import DamagedDatabase, connect_readonly
 from ..store.strangers import kept_in
 from ..watchlist.build import build_watchlist, open_cache
+from .privacy_migrate import plain_left
 
 LOW_SPACE_MB = 64  # below this much free space the storage check warns
 
@@ -94,6 +97,8 @@ def _checks(config: Config, source: str | None, live: bool) -> list[Check]:
         Check(check_privacy),
         Check(check_storage),
         Check(check_strangers),
+        Check(check_retention),
+        Check(check_encryption),
         *(
             Check(
                 lambda c, camera=camera: [_check_one_camera(c, camera)],
@@ -173,6 +178,33 @@ def check_privacy(config: Config) -> list[Finding]:
     return out
 
 
+def check_encryption(config: Config) -> list[Finding]:
+    """Whether biometric and personal data is written sealed, and what is still plain from before."""
+    what = "encryption at rest"
+    if config.sealer is None:
+        return [
+            Finding("WARN", what, "[privacy] encrypt is off: captures, the cache, events and texts are plain")
+        ]
+    try:
+        left = {name: count for name, count in plain_left(config).items() if count}
+    except (OSError, DamagedDatabase, sqlite3.Error) as exc:
+        return [Finding("FAIL", what, f"cannot look at what is sealed: {exc}")]
+    if left:
+        counts = ", ".join(f"{count} {name}" for name, count in left.items())
+        return [
+            Finding(
+                "WARN",
+                what,
+                f"still plain from before: {counts}; run 'edgeguard privacy migrate' with the daemon stopped",
+            )
+        ]
+    return [
+        Finding(
+            "ok", what, f"captures, the encoding cache, events and texts sealed (key: {config.sealer.where})"
+        )
+    ]
+
+
 def check_storage(config: Config) -> list[Finding]:
     """Free space where the event log and outbox live, the space reserve, and whether both files are sound."""
     folder = config.paths.events_db.parent
@@ -229,6 +261,51 @@ def check_strangers(config: Config) -> list[Finding]:
             f" ([captures] retention_days = {config.captures.retention_days:g}){until}",
         )
     ]
+
+
+def check_retention(config: Config) -> list[Finding]:
+    """How long the events, the outbox's finished messages and the audit rows are kept, how many are, and
+    until when the oldest is kept (the daemon deletes them past their limit: service/retention.py)."""
+    findings = []
+    for what, path, days, key, span in (
+        (
+            "events",
+            config.paths.events_db,
+            config.events.retention_days,
+            "[events] retention_days",
+            event_span,
+        ),
+        (
+            "outbox",
+            config.paths.outbox_db,
+            config.alerts.outbox_retention_days,
+            "[alerts] outbox_retention_days",
+            finished_span,
+        ),
+        (
+            "audit",
+            config.paths.audit_db,
+            config.privacy.audit_retention_days,
+            "[privacy] audit_retention_days",
+            audit_span,
+        ),
+    ):
+        limit = f"kept {days:g} days ({key})"
+        if not path.exists():
+            findings.append(Finding("ok", f"retention of {what}", f"{limit}; none yet"))
+            continue
+        try:
+            count, oldest = span(path)
+        except (DamagedDatabase, sqlite3.Error) as exc:
+            findings.append(Finding("FAIL", f"retention of {what}", f"{path} cannot be read: {exc}"))
+            continue
+        until = (
+            ""
+            if oldest is None
+            else f"; the oldest is kept until {datetime.fromtimestamp(oldest + days * 86400):%Y-%m-%d %H:%M}"
+        )
+        findings.append(Finding("ok", f"retention of {what}", f"{limit}: {count} kept in {path}{until}"))
+    return findings
 
 
 def _outputs(path: Path) -> str:

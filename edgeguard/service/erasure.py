@@ -104,7 +104,7 @@ def _events(config: Config, find: Callable[[EventLog], list[Event]]) -> list[Eve
     """The events `find(log)` returns, or none without an event log (a device that never ran)."""
     if not config.paths.events_db.exists():
         return []
-    log = EventLog(config.paths.events_db)
+    log = EventLog(config.paths.events_db, sealer=config.sealer)
     try:
         return find(log)
     finally:
@@ -124,13 +124,13 @@ def _erase(config: Config, folder: CaptureFolder, captures: list[Capture], event
             strangers.close()
         done.append(f"strangers: {gone} sighting(s) of the erased captures removed, with their encodings")
     if seqs:
-        log = EventLog(config.paths.events_db)
+        log = EventLog(config.paths.events_db, sealer=config.sealer)
         try:
             done.append(f"events: {log.erase(seqs)} kept as erased (who, capture and details removed)")
         finally:
             log.close()
     if seqs and config.paths.outbox_db.exists():
-        outbox = Outbox(config.paths.outbox_db)
+        outbox = Outbox(config.paths.outbox_db, sealer=config.sealer)
         try:
             deleted, blanked = outbox.forget_events(seqs)
         finally:
@@ -149,7 +149,7 @@ def _tell_outputs(config: Config, person_id: str | None, captures: list[str], ev
         person_id=person_id,
         extra={"captures": sorted(captures), "events": [[e.seq, e.time] for e in events]},
     )
-    log = EventLog(config.paths.events_db)
+    log = EventLog(config.paths.events_db, sealer=config.sealer)
     try:
         seq = log.append(erased).seq
     finally:

@@ -10,6 +10,11 @@ its own fields and of the row before it (`prev`), so a row changed or removed be
 (with the sqlite3 tool, on a copied card) breaks the chain, which `verify` (`edgeguard audit --verify`)
 finds and names.  Rows are written in an immediate transaction, so a command and the daemon that write at the
 same time still chain in order.
+
+Retention (`[privacy] audit_retention_days`, `prune`): the oldest rows are deleted after an anchor row
+(`audit_anchor`, append-only too) records the seq and hash of the last row removed, in one transaction; the
+delete trigger lets through only rows at or below the newest anchor.  `verify` starts the chain from the
+anchor's hash, so the rows kept stay verifiable and a row removed otherwise is still found.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ ACTIONS = (
     "login",
     "failed login",
     "erasure",
+    "data sealed",
     "config reload",
 )
 GENESIS = "0" * 64  # the `prev` of the first row
@@ -67,7 +73,19 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    upto    INTEGER PRIMARY KEY,
+    time    REAL NOT NULL,
+    removed REAL NOT NULL,
+    hash    TEXT NOT NULL
+);
+DROP TRIGGER IF EXISTS audit_no_delete;
+CREATE TRIGGER IF NOT EXISTS audit_only_pruned BEFORE DELETE ON audit
+WHEN OLD.seq > (SELECT COALESCE(MAX(upto), 0) FROM audit_anchor)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_anchor_no_update BEFORE UPDATE ON audit_anchor
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_anchor_no_delete BEFORE DELETE ON audit_anchor
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
@@ -171,6 +189,22 @@ class AuditLog:
             raise
         db.execute("COMMIT")
 
+    def prune(self, before: float) -> int:
+        """Delete the rows written before `before`, after an anchor with the last one's seq and hash (see the
+        module docstring); how many."""
+        with self._lock, self._immediate() as db:
+            last = db.execute(
+                "SELECT seq, time, hash FROM audit WHERE time < ? ORDER BY seq DESC LIMIT 1", (before,)
+            ).fetchone()
+            if last is None:
+                return 0
+            db.execute(
+                "INSERT INTO audit_anchor (upto, time, removed, hash) VALUES (?, ?, ?, ?)",
+                (last[0], time.time(), last[1], last[2]),
+            )
+            db.execute("PRAGMA secure_delete = ON")
+            return db.execute("DELETE FROM audit WHERE seq <= ?", (last[0],)).rowcount
+
     def rows(self, limit: int = 100, offset: int = 0) -> list[AuditRow]:
         """The newest entries first."""
         with self._lock:
@@ -218,9 +252,12 @@ def verify(path: Path) -> tuple[int, list[str]]:
     db = connect_readonly(path)
     try:
         found = db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+        anchor = _anchor(db)
     finally:
         db.close()
     problems, prev, last_seq = [], GENESIS, 0
+    if anchor is not None:  # rows up to it removed by retention: the chain goes on from the last one's hash
+        last_seq, prev = anchor
     for seq, when, user, address, action, target, what, row_prev, digest in found:
         if seq != last_seq + 1 and not problems:
             problems.append(f"row {seq}: the row(s) before it ({last_seq + 1}-{seq - 1}) are missing")
@@ -230,6 +267,25 @@ def verify(path: Path) -> tuple[int, list[str]]:
             problems.append(f"row {seq}: its fields were changed after it was written ({action} {target})")
         prev, last_seq = digest, seq
     return len(found), problems
+
+
+def _anchor(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """The newest anchor (the seq and hash of the last row removed by retention); None if none was."""
+    try:
+        row = db.execute("SELECT upto, hash FROM audit_anchor ORDER BY upto DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:  # written by a version without retention
+        return None
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def span(path: Path) -> tuple[int, float | None]:
+    """How many rows the audit log keeps and the time of the oldest (for `edgeguard check`)."""
+    db = connect_readonly(path)
+    try:
+        count, oldest = db.execute("SELECT COUNT(*), MIN(time) FROM audit").fetchone()
+    finally:
+        db.close()
+    return int(count), oldest
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[AuditRow]:
