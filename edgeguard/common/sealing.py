@@ -123,19 +123,29 @@ class PendingSealer:
 
     Nothing was ever sealed without a key, so there is nothing to open; each `seal` tries to make the key
     again and, until it can, fails as the disk does (OSError): a capture is then not saved, with the reason,
-    and the event and its alert go on.  Once the key is made, it seals with it (and so after a restart)."""
+    and the event and its alert go on (their text fields are kept plain meanwhile: `seal_text`, and
+    `edgeguard check` names what is plain).  Once the key is made, it seals with it (and after a restart)."""
 
     def __init__(self, key_file: Path, state_dir: Path) -> None:
         self.key_file, self.state_dir = key_file, state_dir
         self.where = str(key_file)
         self._made: Sealer | None = None
+        self._why = ""
 
-    def seal(self, data: bytes, role: str) -> bytes:
+    def ready(self) -> bool:
+        """Whether the key is made (tried again now if it was not)."""
         if self._made is None:
             try:
                 self._made, _ = load_sealer(self.key_file, self.state_dir)
             except DataKeyError as exc:
-                raise OSError(f"no data key to encrypt with yet: {exc}") from None
+                self._why = str(exc)
+                return False
+        return True
+
+    def seal(self, data: bytes, role: str) -> bytes:
+        if not self.ready():
+            raise OSError(f"no data key to encrypt with yet: {self._why}")
+        assert self._made is not None
         return self._made.seal(data, role)
 
     def open(self, blob: bytes, role: str) -> bytes:
@@ -207,6 +217,10 @@ def seal_text(sealer: Sealer | None, text: str | None, role: str) -> str | bytes
     encryption is off; None stays None."""
     if text is None or sealer is None:
         return text
+    if isinstance(sealer, PendingSealer) and not sealer.ready():
+        return (
+            text  # no key yet (a full disk at the first start): an event is never lost for it; check says so
+        )
     return sealer.seal(text.encode(), role)
 
 

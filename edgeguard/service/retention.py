@@ -5,7 +5,9 @@ and with the captures' retention (every 10 minutes); `edgeguard check` shows the
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
 
 from ..alerts.outbox import Outbox
 from ..config import Config
@@ -17,17 +19,14 @@ DAY = 86400.0
 
 
 def prune_records(config: Config, event_log: EventLog, outbox: Outbox, now: float | None = None) -> None:
-    """Delete what is older than its limit; a log line says what went."""
+    """Delete what is older than its limit; a log line says what went.  A store that cannot be written now (a
+    full disk) is left for the next round, with the reason: retention never stops the daemon."""
     now = time.time() if now is None else now
-    events = event_log.prune(now - config.events.retention_days * DAY)
-    messages = outbox.prune(now - config.alerts.outbox_retention_days * DAY)
+    events = _pruned("events", lambda: event_log.prune(now - config.events.retention_days * DAY))
+    messages = _pruned("outbox", lambda: outbox.prune(now - config.alerts.outbox_retention_days * DAY))
     audit_rows = 0
     if config.paths.audit_db.exists():
-        audit = AuditLog(config.paths.audit_db)
-        try:
-            audit_rows = audit.prune(now - config.privacy.audit_retention_days * DAY)
-        finally:
-            audit.close()
+        audit_rows = _pruned("audit log", lambda: _prune_audit(config, now))
     if events or messages or audit_rows:
         log.info(
             "retention: %d event(s), %d message(s) and %d audit row(s) past their limits deleted",
@@ -35,3 +34,19 @@ def prune_records(config: Config, event_log: EventLog, outbox: Outbox, now: floa
             messages,
             audit_rows,
         )
+
+
+def _prune_audit(config: Config, now: float) -> int:
+    audit = AuditLog(config.paths.audit_db)
+    try:
+        return audit.prune(now - config.privacy.audit_retention_days * DAY)
+    finally:
+        audit.close()
+
+
+def _pruned(what: str, prune: Callable[[], int]) -> int:
+    try:
+        return prune()
+    except (sqlite3.Error, OSError) as exc:
+        log.error("retention: the %s cannot be pruned now (%s); tried again at the next round", what, exc)
+        return 0
