@@ -19,6 +19,8 @@ from edgeguard.config import load_config
 from edgeguard.hub.site import build_hub_web
 from edgeguard.hub.store import HubStore, event_row
 from edgeguard.hub.track import haversine_km, legs
+from edgeguard.hub.watchlist import FleetWatchlist
+from edgeguard.watchlist.bundle import new_key
 
 PASSWORD = "a long hub password"
 CENTRE = ("City Centre", 51.5074, -0.1278)
@@ -67,7 +69,8 @@ class HubWeb:
         config = load_config(folder / "edgeguard.toml")
         self.store = HubStore.open(config.hub.database(config.paths.base_dir))
         fill(self.store)
-        self.dashboard, self.server = build_hub_web(config, self.store)
+        self.fleet = FleetWatchlist(self.store, new_key())
+        self.dashboard, self.server = build_hub_web(config, self.store, self.fleet)
         self.dashboard.users.add("alice", PASSWORD, "admin")
         self.dashboard.users.add("victor", PASSWORD, "viewer")
         self.server.start()

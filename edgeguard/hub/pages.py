@@ -1,9 +1,11 @@
 """The hub's dashboard pages (a blueprint on the web package's app: the same logins, roles, CSRF checks and
 headers): devices with their state and gaps, the event log across devices, the map of sightings, a person's
-track and the last known location of each missing or wanted person."""
+track and the last known location of each missing or wanted person; the fleet's watchlist (admins edit it,
+devices fetch their signed bundle from `/api/watchlist` with their token)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -11,12 +13,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from ..common.event_types import EVENT_TYPES
 from ..config import HubConfig
+from ..faces.photos import is_photo_name
+from ..watchlist.details import VALID_ID
+from ..web.request import admin_only, audit
 from .store import HubStore
 from .track import MAX_SPEED_KMH, legs
+from .watchlist import FleetWatchlist
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint(
     "hub",
@@ -36,6 +55,7 @@ class HubView:
 
     store: HubStore
     config: HubConfig
+    fleet: FleetWatchlist
 
 
 def view() -> HubView:
@@ -152,3 +172,56 @@ def places(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         place["known" if row["type"] == "known_face" else "unknown"] += 1
         place.setdefault("newest", row["time_iso"])
     return list(grouped.values())
+
+
+@bp.route("/watchlist")
+def watchlist() -> str:
+    hub = view()
+    return render_template(
+        "hub_watchlist.html", people=hub.store.watchlist_people(), version=hub.store.watchlist_version()
+    )
+
+
+@bp.post("/watchlist")
+@admin_only
+def put_person() -> Response:
+    """Add or edit a person of the fleet's watchlist (new photos replace theirs; none given keeps them)."""
+    form = request.form
+    person_id, name = form.get("id", "").strip(), form.get("name", "").strip()
+    category = form.get("category", "").strip().lower()
+    groups = tuple(g.strip() for g in form.get("groups", "").split(",") if g.strip())
+    uploads = [f for f in request.files.getlist("photos") if f.filename]
+    if not VALID_ID.match(person_id) or len(person_id) > 64 or not name:
+        abort(400, "an Id (letters, digits, _ . - only) and a name are needed")
+    if any(not is_photo_name(Path(f.filename)) or "/" in f.filename for f in uploads):
+        abort(400, "photos are .jpg, .jpeg, .png or .webp files")
+    photos = [(Path(f.filename).name, f.read()) for f in uploads] or None
+    revision = view().store.put_person(person_id, name, category, groups, photos)
+    view().fleet.changed()
+    log.info("hub: %s put Id %s on the fleet's watchlist (version %d)", g.user.name, person_id, revision)
+    audit("fleet record put", person_id, photos=len(photos or ()))
+    flash(f"Id {person_id} saved; the devices fetch version {revision}.")
+    return redirect(url_for("hub.watchlist"))
+
+
+@bp.post("/watchlist/<person_id>/remove")
+@admin_only
+def remove_person(person_id: str) -> Response:
+    if not view().store.remove_person(person_id):
+        abort(404, "no such person on the fleet's watchlist")
+    view().fleet.changed()
+    log.info("hub: %s removed Id %s from the fleet's watchlist", g.user.name, person_id)
+    audit("fleet record removed", person_id)
+    flash(f"Id {person_id} removed; the devices drop it.")
+    return redirect(url_for("hub.watchlist"))
+
+
+@bp.route("/api/watchlist")
+def watchlist_bundle() -> Response:
+    """A device's signed bundle, for its bearer token (outside sessions and CSRF)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    bundle = view().fleet.bundle(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    if bundle is None:
+        log.warning("hub: refused a watchlist request from %s: missing or wrong token", request.remote_addr)
+        abort(401, "missing or wrong token")
+    return Response(bundle, mimetype="application/json")
