@@ -11,10 +11,16 @@ import re
 
 import pytest
 import requests
-from conftest import PEOPLE, make_site
+from brokers import Broker, needs_mosquitto
+from conftest import CLIP, PEOPLE, WATCHLIST, make_site
+from helpers import wait_for
+from hub_fleet import hub_config, start_hub, stop_hub
 from test_hub_web import HubWeb
+from test_web import login_token
 
 from edgeguard.config import load_config
+from edgeguard.hub.store import HubStore
+from edgeguard.hub.watchlist import key_path, load_key
 from edgeguard.watchlist.bundle import (
     STATE_FILE,
     BundleError,
@@ -26,6 +32,7 @@ from edgeguard.watchlist.bundle import (
 )
 from edgeguard.watchlist.details import read_details
 from edgeguard.watchlist.sync import HubSync
+from edgeguard.web.users import open_users
 
 LIN = (PEOPLE / "lin-manuel-miranda.png").read_bytes()
 OBAMA = (PEOPLE / "obama.jpg").read_bytes()
@@ -169,3 +176,74 @@ def test_a_tampered_bundle_is_refused_and_the_running_watchlist_stays(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="edgeguard.watchlist.sync"):
         assert sync.sync() is None  # the hub cannot be reached: tried again later
     assert "cannot fetch the hub's watchlist" in caplog.text
+
+
+@pytest.mark.slow
+@needs_mosquitto
+def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_replay(tmp_path, daemons):
+    """A real broker, the real hub and the real daemon replaying the clip without Lin-Manuel Miranda on its
+    watchlist: an admin adds him at the hub, the hub tells the device, the device fetches and applies the
+    signed bundle, reloads, and its next sightings of him are known faces, at the hub too."""
+    broker = Broker(tmp_path / "broker").start()
+    hub_toml = hub_config(tmp_path / "hub", broker.port, "hub-a")
+    config = load_config(hub_toml)
+    store = HubStore.open(config.hub.database(config.paths.base_dir))
+    token = store.add_device_token("door-1", "north")
+    public = public_text(load_key(key_path(config)))
+    users = open_users(config.paths.users_db)
+    users.add("alice", "a long hub password", "admin")
+    users.close()
+    hub = start_hub(hub_toml, tmp_path / "hub.log")
+    url = f"http://{config.web.listen}"
+    site = make_site(
+        tmp_path / "site",
+        "[camera]\nloop = true\nrealtime = true\n[web]\nenabled = false\n"
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\ndevice_id = "door-1"\n'
+        "keepalive = 5\ndiscovery = false\n"
+        f'[watchlist]\nhub_url = "{url}"\nhub_token = "{token}"\nhub_key = "{public}"\n',
+        people=WATCHLIST[1:],
+    )
+    try:
+        wait_for(lambda: _up(url), 60, lambda: (tmp_path / "hub.log").read_text())
+        daemon = daemons(site.config_path, "--source", str(CLIP))
+        wait_for(lambda: store.count() >= 1, 90, lambda: f"a first event at the hub:\n{daemon.stderr}")
+        assert not store.track("1")  # not on the device's watchlist: an unknown face
+
+        admin = requests.Session()
+        answer = admin.post(
+            f"{url}/login",
+            data={
+                "csrf": login_token(admin.get(f"{url}/login").text),
+                "username": "alice",
+                "password": "a long hub password",
+            },
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302
+        csrf = re.search(r'name="csrf" value="([^"]+)"', admin.get(f"{url}/watchlist").text).group(1)
+        answer = admin.post(
+            f"{url}/watchlist",
+            data={"csrf": csrf, "id": "1", "name": "Lin-Manuel Miranda", "category": "missing"},
+            files={"photos": ("lin.png", LIN, "image/png")},
+            allow_redirects=False,
+        )
+        assert answer.status_code == 302, answer.text
+        wait_for(lambda: store.track("1"), 120, lambda: f"a known face at the hub:\n{daemon.stderr}")
+        sighting = store.track("1")[0]
+        assert sighting["device"] == "door-1" and sighting["person_name"] == "Lin-Manuel Miranda"
+        assert sighting["category"] == "missing"
+        assert "applied the hub's version 1" in daemon.stderr
+        people, _ = read_details(site.config().paths.details_csv)
+        assert people["1"].details["source"] == "hub"
+        assert {people[p].details["source"] for p in ("2", "3", "4")} == {"local"}
+    finally:
+        stop_hub(hub)
+        store.close()
+        broker.stop()
+
+
+def _up(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/login", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
