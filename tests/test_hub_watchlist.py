@@ -15,6 +15,8 @@ from brokers import Broker, needs_mosquitto
 from conftest import CLIP, PEOPLE, WATCHLIST, make_site
 from helpers import wait_for
 from hub_fleet import hub_config, start_hub, stop_hub
+from postgres import postgres_server_fixture  # noqa: F401  (the fixture postgres_server)
+from test_hub import store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 from test_hub_web import HubWeb
 from test_web import login_token
 
@@ -178,6 +180,23 @@ def test_a_tampered_bundle_is_refused_and_the_running_watchlist_stays(tmp_path, 
     assert "cannot fetch the hub's watchlist" in caplog.text
 
 
+def test_the_fleet_watchlist_in_either_database(store):  # noqa: F811
+    assert store.watchlist_version() == 0 and store.watchlist_people() == []
+    assert store.put_person("a", "Ann", "missing", (), [("a.png", LIN)]) == 1
+    assert store.put_person("b", "Ben", "wanted", ("north", "east"), [("b.jpg", OBAMA), ("c.jpg", LIN)]) == 2
+    assert store.put_person("a", "Ann Lee", "missing", ()) == 3  # no photos given: hers are kept
+    assert [(p["id"], p["name"], len(p["photos"])) for p in store.watchlist_people("north")] == [
+        ("a", "Ann Lee", 1),
+        ("b", "Ben", 2),
+    ]
+    assert [p["id"] for p in store.watchlist_people("south")] == ["a"]
+    assert store.remove_person("b") and not store.remove_person("b") and store.watchlist_version() == 4
+    assert [p["id"] for p in store.watchlist_people("north")] == ["a"]
+    token = store.add_device_token("door-1", "north")
+    assert store.token_device(token) == ("door-1", "north") and store.token_device("x") is None
+    assert store.token_devices() == ["door-1"]
+
+
 @pytest.mark.slow
 @needs_mosquitto
 def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_replay(tmp_path, daemons):
@@ -187,8 +206,8 @@ def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_rep
     broker = Broker(tmp_path / "broker").start()
     hub_toml = hub_config(tmp_path / "hub", broker.port, "hub-a")
     config = load_config(hub_toml)
-    store = HubStore.open(config.hub.database(config.paths.base_dir))
-    token = store.add_device_token("door-1", "north")
+    hub_store = HubStore.open(config.hub.database(config.paths.base_dir))
+    token = hub_store.add_device_token("door-1", "north")
     public = public_text(load_key(key_path(config)))
     users = open_users(config.paths.users_db)
     users.add("alice", "a long hub password", "admin")
@@ -206,8 +225,8 @@ def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_rep
     try:
         wait_for(lambda: _up(url), 60, lambda: (tmp_path / "hub.log").read_text())
         daemon = daemons(site.config_path, "--source", str(CLIP))
-        wait_for(lambda: store.count() >= 1, 90, lambda: f"a first event at the hub:\n{daemon.stderr}")
-        assert not store.track("1")  # not on the device's watchlist: an unknown face
+        wait_for(lambda: hub_store.count() >= 1, 90, lambda: f"a first event at the hub:\n{daemon.stderr}")
+        assert not hub_store.track("1")  # not on the device's watchlist: an unknown face
 
         admin = requests.Session()
         answer = admin.post(
@@ -228,8 +247,8 @@ def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_rep
             allow_redirects=False,
         )
         assert answer.status_code == 302, answer.text
-        wait_for(lambda: store.track("1"), 120, lambda: f"a known face at the hub:\n{daemon.stderr}")
-        sighting = store.track("1")[0]
+        wait_for(lambda: hub_store.track("1"), 120, lambda: f"a known face at the hub:\n{daemon.stderr}")
+        sighting = hub_store.track("1")[0]
         assert sighting["device"] == "door-1" and sighting["person_name"] == "Lin-Manuel Miranda"
         assert sighting["category"] == "missing"
         assert "applied the hub's version 1" in daemon.stderr
@@ -238,7 +257,7 @@ def test_a_person_added_at_the_hub_reaches_a_device_and_is_recognised_on_its_rep
         assert {people[p].details["source"] for p in ("2", "3", "4")} == {"local"}
     finally:
         stop_hub(hub)
-        store.close()
+        hub_store.close()
         broker.stop()
 
 

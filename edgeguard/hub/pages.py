@@ -225,3 +225,12 @@ def watchlist_bundle() -> Response:
         log.warning("hub: refused a watchlist request from %s: missing or wrong token", request.remote_addr)
         abort(401, "missing or wrong token")
     return Response(bundle, mimetype="application/json")
+
+
+@bp.route("/thumbnail/<event_id>")
+def event_thumbnail(event_id: str) -> Response:
+    """The thumbnail of an event's capture, fetched when the event was stored."""
+    data = view().store.thumbnail(event_id)
+    if data is None:
+        abort(404, "no thumbnail of this event")
+    return Response(data, mimetype="image/jpeg")

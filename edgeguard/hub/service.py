@@ -21,6 +21,7 @@ from ..watchlist.bundle import public_text
 from .ingest import AVAILABILITY_FILTER, EVENTS_FILTER, EventCheck, Ingest
 from .site import build_hub_web
 from .store import HubStore
+from .thumbnails import Thumbnails
 from .watchlist import FleetWatchlist, key_path, load_key
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,14 @@ def run_hub(config: Config) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     connection = Connection(config.mqtt, client_id(config), persistent=True, manual_ack=True)
-    ingest = Ingest(store, EventCheck(config.hub.max_event_kb * 1024), connection.client.ack)
+    thumbnails = Thumbnails(store)
+    ingest = Ingest(
+        store, EventCheck(config.hub.max_event_kb * 1024), connection.client.ack, stored=thumbnails.stored
+    )
     connection.client.on_message = ingest.on_message
     fleet.connection = connection
     connection.on_connected = lambda: connection.client.subscribe(subscriptions(config))
+    thumbnails.start()
     ingest.start()
     connection.start()
     systemd = Systemd()
@@ -94,6 +99,7 @@ def run_hub(config: Config) -> int:
             dashboard.users.close()
         connection.stop()
         ingest.stop()
+        thumbnails.stop()
         store.close()
         log.info("hub: stopped; %s", ingest.counts.text())
     return 0

@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .tables import device_tokens, devices, events, watchlist_people, watchlist_photos
+from .tables import device_tokens, devices, events, thumbnails, watchlist_people, watchlist_photos
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x45470026  # PostgreSQL advisory lock: one hub process migrates at a time
@@ -113,8 +113,9 @@ class HubStore:
 
     # writes ------------------------------------------------------------------------------------------------
 
-    def add_events(self, rows: list[dict[str, Any]]) -> int:
-        """Store the events of `rows` (event_row) in one transaction; how many were new."""
+    def add_events(self, rows: list[dict[str, Any]], new_rows: list[dict[str, Any]] | None = None) -> int:
+        """Store the events of `rows` (event_row) in one transaction; how many were new (those rows appended
+        to `new_rows` when given)."""
         new = 0
         with self.engine.begin() as connection:
             for row in rows:
@@ -122,7 +123,20 @@ class HubStore:
                 if connection.execute(statement.returning(events.c.event_id)).first() is not None:
                     new += 1
                     self._saw_event(connection, row)
+                    if new_rows is not None:
+                        new_rows.append(row)
         return new
+
+    def add_thumbnail(self, event_id: str, data: bytes) -> None:
+        statement = self._insert(thumbnails).values(event_id=event_id, data=data).on_conflict_do_nothing()
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+    def thumbnail(self, event_id: str) -> bytes | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(thumbnails.c.data).where(thumbnails.c.event_id == event_id)
+            ).scalar_one_or_none()
 
     def _saw_event(self, connection: sa.Connection, row: dict[str, Any]) -> None:
         statement = self._insert(devices).values(
@@ -183,8 +197,10 @@ class HubStore:
         since: float | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
-        """Events newest first, filtered by device, types, person and time."""
-        query = sa.select(events).order_by(events.c.time.desc(), events.c.seq.desc()).limit(limit)
+        """Events newest first, filtered by device, types, person and time; `thumbnail` whether the hub has
+        one of its capture."""
+        has = sa.exists().where(thumbnails.c.event_id == events.c.event_id).label("thumbnail")
+        query = sa.select(events, has).order_by(events.c.time.desc(), events.c.seq.desc()).limit(limit)
         if device:
             query = query.where(events.c.device == device)
         if types:

@@ -92,3 +92,11 @@ device_tokens = Table(
     Column("device", String(64), nullable=False, unique=True),
     Column("group", String(64), nullable=False),
 )
+
+# A small JPEG of an event's capture, fetched from its signed link when the event was stored.
+thumbnails = Table(
+    "thumbnails",
+    metadata,
+    Column("event_id", String(36), ForeignKey("events.event_id"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
