@@ -88,6 +88,7 @@ class HubWeb:
         return http
 
     def stop(self) -> None:
+        self.dashboard.events.close()
         self.server.stop()
         self.dashboard.users.close()
         self.store.close()
@@ -117,11 +118,11 @@ def test_devices_show_their_state_events_and_gaps(hub_web):
 def test_the_event_log_across_devices_with_filters(hub_web):
     http = hub_web.login()
     everything = http.get(hub_web.url + "/events").text
-    assert everything.count('<tr class="event">') == 7
+    assert everything.count('<tr class="event" ') == 7
     one = http.get(hub_web.url + "/events", params={"device": "shop-3"}).text
-    assert one.count('<tr class="event">') == 2
+    assert one.count('<tr class="event" ') == 2
     sightings = http.get(hub_web.url + "/events", params={"type": "known_face", "person": "7"}).text
-    assert sightings.count('<tr class="event">') == 3
+    assert sightings.count('<tr class="event" ') == 3
     assert "&lt;b&gt;Mal&lt;/b&gt;" in everything and "<b>Mal</b>" not in everything
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 
@@ -30,7 +32,8 @@ from ..common.event_types import EVENT_TYPES
 from ..config import HubConfig
 from ..faces.photos import is_photo_name
 from ..watchlist.details import VALID_ID
-from ..web.request import admin_only, audit
+from ..web.request import admin_only, audit, dashboard
+from ..web.slots import SlotsFull
 from .store import HubStore
 from .track import MAX_SPEED_KMH, legs
 from .watchlist import FleetWatchlist
@@ -110,6 +113,36 @@ def events() -> str:
         types=EVENT_TYPES,
         chosen={"device": device or "", "type": kind, "person": person or "", "hours": hours},
     )
+
+
+@bp.route("/events/live")
+def live_events() -> Response:
+    """New events as the rows of the event log, with its device, type and person filters (server-sent
+    events; the hub's LiveRows hands them over)."""
+    device, kind = request.args.get("device", "").strip(), request.args.get("type", "")
+    person = request.args.get("person", "").strip()
+
+    def wanted(row: dict[str, Any]) -> bool:
+        return (
+            (not device or row["device"] == device)
+            and (kind not in EVENT_TYPES or row["type"] == kind)
+            and (not person or row["person_id"] == person)
+        )
+
+    stop = threading.Event()
+    try:
+        stream = dashboard().events.stream(
+            g.user.name, stop, lambda row: render_template("hub_event_row.html", e=row), wanted
+        )
+    except SlotsFull:
+        abort(503, "too many live pages open: try again later")
+    response = Response(
+        stream_with_context(stream),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+    response.call_on_close(stop.set)
+    return response
 
 
 @bp.route("/map")

@@ -19,6 +19,7 @@ from ..outputs.mqtt.client import Connection
 from ..service.systemd import Systemd
 from ..watchlist.bundle import public_text
 from .ingest import AVAILABILITY_FILTER, EVENTS_FILTER, EventCheck, Ingest
+from .live import LiveRows
 from .site import build_hub_web
 from .store import HubStore
 from .thumbnails import Thumbnails
@@ -66,6 +67,7 @@ def run_hub(config: Config) -> int:
             dashboard.users.close()
             store.close()
             return 1
+    live = LiveRows(store, dashboard.events) if server is not None else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -78,6 +80,8 @@ def run_hub(config: Config) -> int:
     fleet.connection = connection
     connection.on_connected = lambda: connection.client.subscribe(subscriptions(config))
     thumbnails.start()
+    if live is not None:
+        live.start()
     ingest.start()
     connection.start()
     systemd = Systemd()
@@ -95,11 +99,14 @@ def run_hub(config: Config) -> int:
     finally:
         systemd.stopping()
         if server is not None:
+            dashboard.events.close()
             server.stop()
             dashboard.users.close()
         connection.stop()
         ingest.stop()
         thumbnails.stop()
+        if live is not None:
+            live.stop()
         store.close()
         log.info("hub: stopped; %s", ingest.counts.text())
     return 0

@@ -212,6 +212,18 @@ class HubStore:
         with self.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(query)]
 
+    def events_received_since(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+        """The events stored at or after `since` (the hub's clock), in the order they were stored."""
+        has = sa.exists().where(thumbnails.c.event_id == events.c.event_id).label("thumbnail")
+        query = (
+            sa.select(events, has)
+            .where(events.c.received >= since)
+            .order_by(events.c.received, events.c.device, events.c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(query)]
+
     def count(self) -> int:
         with self.engine.connect() as connection:
             return connection.execute(sa.select(sa.func.count()).select_from(events)).scalar_one()

@@ -49,6 +49,7 @@ events = Table(
     Index("ix_events_device_seq", "device", "seq"),
     Index("ix_events_time", "time"),
     Index("ix_events_person_time", "person_id", "time"),
+    Index("ix_events_received", "received"),
 )
 
 devices = Table(

@@ -1,4 +1,4 @@
-"""Thumbnails of the events' captures.
+"""Thumbnails of the events' captures; events by the time they were stored (live updates).
 
 Revision ID: 0003
 Revises: 0002
@@ -21,7 +21,9 @@ def upgrade() -> None:
         sa.Column("event_id", sa.String(36), sa.ForeignKey("events.event_id"), primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
+    op.create_index("ix_events_received", "events", ["received"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_received", "events")
     op.drop_table("thumbnails")
