@@ -1,6 +1,6 @@
 """The fleet hub's watchlist on a device: with `[watchlist] hub_url`, the newest signed bundle is fetched at
-start and whenever the hub says there is a new one (`poke`, from the MQTT message on
-`edgeguard/<device>/watchlist`), checked against `[watchlist] hub_key` and applied to the site's folders
+start and when the hub says there is a newer one (`poke`: the MQTT notice on `edgeguard/<device>/watchlist`,
+and each connection to the broker), checked against `[watchlist] hub_key` and applied to the site's folders
 (`bundle.apply_bundle`), then the watchlist reloads as after a hand edit.  A bundle that fails is refused
 with one log line and the running watchlist stays.  All of it runs on its own thread, never on the frame
 loop; a hub that cannot be reached is tried again every RETRY_SECONDS.

@@ -381,6 +381,7 @@ class MqttOutput(Output):
             notice = f"edgeguard/{self.device}/watchlist"
             self.connection.client.message_callback_add(notice, lambda *_: self.new_watchlist())
             self.connection.client.subscribe(notice, qos=1)
+            self.new_watchlist()  # a notice sent while the device was away is not kept for it: look now
         if not self.settings.discovery:
             return
         client = self.connection.client
