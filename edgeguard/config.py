@@ -842,6 +842,13 @@ def _check_together(config: Config, where: str) -> None:
             f'{where}: camera {pushed[0]!r} has source = "push" but [web] enabled is false: '
             "nothing would take its frames"
         )
+    hub = config.watchlist
+    if hub.hub_url and not (hub.hub_token and hub.hub_key):
+        raise ConfigError(
+            f"{where}: [watchlist] hub_url needs hub_token and hub_key (printed by edgeguard hub --token)"
+        )
+    if hub.hub_url and not hub.hub_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}: [watchlist] hub_url must start with https:// or http://")
     names, locations = {c.name for c in config.cameras}, {c.location for c in config.cameras}
     for n, route in enumerate(config.alerts.route, start=1):
         for key, given, known in (

@@ -20,7 +20,7 @@ from test_hub import store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 from test_hub_web import HubWeb
 from test_web import login_token
 
-from edgeguard.config import load_config
+from edgeguard.config import ConfigError, load_config
 from edgeguard.hub.store import HubStore
 from edgeguard.hub.watchlist import key_path, load_key
 from edgeguard.watchlist.bundle import (
@@ -123,6 +123,12 @@ def test_the_hub_hands_each_device_its_groups_people_signed_for_its_token(tmp_pa
                 allow_redirects=False,
             )
             assert answer.status_code == 302, answer.text
+        garbage = admin.post(
+            f"{hub.url}/watchlist",
+            data={"csrf": csrf, "id": "p9", "name": "Person p9"},
+            files={"photos": ("face.png", b"not an image", "image/png")},
+        )
+        assert garbage.status_code == 400 and "not an image" in garbage.text
         viewer = hub.login("victor")
         page = viewer.get(f"{hub.url}/watchlist").text
         assert "Person p3" in page and "version 3" in page
@@ -195,6 +201,18 @@ def test_the_fleet_watchlist_in_either_database(store):  # noqa: F811
     token = store.add_device_token("door-1", "north")
     assert store.token_device(token) == ("door-1", "north") and store.token_device("x") is None
     assert store.token_devices() == ["door-1"]
+
+
+def test_a_hub_url_needs_its_token_and_key(tmp_path):
+    path = tmp_path / "edgeguard.toml"
+    for text, why in (
+        ('hub_url = "https://hub.example.net"\nhub_token = "t"\n', "needs hub_token and hub_key"),
+        ('hub_url = "hub.example.net"\nhub_token = "t"\nhub_key = "k"\n', "must start with https://"),
+    ):
+        path.write_text(f'[paths]\nbase_dir = "{tmp_path}"\n[watchlist]\n{text}', encoding="utf-8")
+        path.chmod(0o600)
+        with pytest.raises(ConfigError, match=why):
+            load_config(path)
 
 
 @pytest.mark.slow

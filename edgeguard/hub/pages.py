@@ -29,12 +29,14 @@ from flask import (
 )
 
 from ..common.event_types import EVENT_TYPES
+from ..common.ratelimit import EveryMinute
 from ..config import HubConfig
 from ..faces.photos import is_photo_name
 from ..watchlist.details import VALID_ID
 from ..web.request import admin_only, audit, dashboard
 from ..web.slots import SlotsFull
 from .store import HubStore
+from .thumbnails import is_image
 from .track import MAX_SPEED_KMH, legs
 from .watchlist import FleetWatchlist
 
@@ -50,6 +52,7 @@ bp = Blueprint(
 SIGHTINGS = ("known_face", "unknown_face")
 LAST_KNOWN = ("missing", "wanted")  # the categories whose last known location the map lists
 MAP_EVENTS = 2000  # the newest sightings on the map at most
+REFUSALS_LOGGED = EveryMinute()  # wrong watchlist tokens, logged once a minute per address
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,9 @@ def put_person() -> Response:
     if any(not is_photo_name(Path(f.filename)) or "/" in f.filename for f in uploads):
         abort(400, "photos are .jpg, .jpeg, .png or .webp files")
     photos = [(Path(f.filename).name, f.read()) for f in uploads] or None
+    unreadable = [name for name, data in photos or [] if not is_image(data)]
+    if unreadable:
+        abort(400, f"{unreadable[0]} is not an image that can be read")
     revision = view().store.put_person(person_id, name, category, groups, photos)
     view().fleet.changed()
     log.info("hub: %s put Id %s on the fleet's watchlist (version %d)", g.user.name, person_id, revision)
@@ -255,7 +261,10 @@ def watchlist_bundle() -> Response:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     bundle = view().fleet.bundle(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
     if bundle is None:
-        log.warning("hub: refused a watchlist request from %s: missing or wrong token", request.remote_addr)
+        if REFUSALS_LOGGED.due(str(request.remote_addr)):
+            log.warning(
+                "hub: refused a watchlist request from %s: missing or wrong token", request.remote_addr
+            )
         abort(401, "missing or wrong token")
     return Response(bundle, mimetype="application/json")
 

@@ -63,9 +63,18 @@ def fetch(url: str, max_bytes: int = MAX_BYTES, seconds: float = FETCH_SECONDS) 
     return b"".join(chunks)
 
 
+def decode(data: bytes) -> np.ndarray | None:
+    """The image of `data` (BGR), None if the bytes are no image OpenCV reads."""
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+
+
+def is_image(data: bytes) -> bool:
+    return decode(data) is not None
+
+
 def thumbnail(data: bytes) -> bytes:
     """A JPEG of at most SIZE pixels a side of an image's bytes; ThumbnailError if they are no image."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    image = decode(data)
     if image is None:
         raise ThumbnailError("not an image")
     scale = SIZE / max(image.shape[:2])
