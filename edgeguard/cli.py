@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     hub = sub.add_parser(
         "hub", help="run the fleet hub: every device's events from the [mqtt] broker, stored once ([hub])"
     )
+    hub.add_argument(
+        "--token",
+        metavar="DEVICE",
+        help="print a new watchlist token for DEVICE and the hub's public key, then exit",
+    )
+    hub.add_argument("--group", default="", help="with --token: the device's group (the people meant for it)")
     hub.set_defaults(handler=cmd_hub)
 
     events = sub.add_parser("events", help="list events from the event log")
@@ -387,13 +393,15 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_hub(config: Config, args: argparse.Namespace) -> int:
     try:
-        from .hub.service import run_hub
+        from .hub.service import add_device, run_hub
     except ImportError as exc:  # the hub's libraries are an extra
         print(
             f"edgeguard hub: {exc}; install the hub's libraries: pip install 'edgeguard[hub]'",
             file=sys.stderr,
         )
         return 1
+    if args.token:
+        return add_device(config, args.token, args.group)
     return run_hub(config)
 
 

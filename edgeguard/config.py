@@ -364,6 +364,13 @@ class WatchlistConfig:
     debounce: float = option(
         2.0, "seconds of quiet after the last change before reloading", min=0.1, max=600.0
     )
+    hub_url: str = option(
+        "",
+        "the fleet hub's dashboard address, e.g. https://hub.example.net:8080: its watchlist is fetched at "
+        "start and when the hub says so (empty: this device's watchlist only)",
+    )
+    hub_token: str = option("", "this device's watchlist token at the hub (edgeguard hub --token DEVICE)")
+    hub_key: str = option("", "the hub's public watchlist key (base64), printed by edgeguard hub --token")
 
 
 # Not every site requires masks: a route texts about bare faces only when it asks for no_mask.
@@ -597,6 +604,11 @@ class HubConfig:
         "map tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: no tiles, points on a grid)",
     )
     tile_attribution: str = option("", "the tiles' attribution shown on the map (their licence asks for it)")
+    watchlist_key: str = option(
+        "",
+        "the Ed25519 key (PEM) that signs the fleet's watchlist bundles, the same file for every hub process "
+        "(empty: watchlist.key in base_dir, made on first start)",
+    )
 
     def database(self, base: Path) -> str:
         """The database URL: `database_url`, else the SQLite file hub.db in `base`."""
@@ -857,6 +869,13 @@ def _check_together(config: Config, where: str) -> None:
             f'{where}: camera {pushed[0]!r} has source = "push" but [web] enabled is false: '
             "nothing would take its frames"
         )
+    hub = config.watchlist
+    if hub.hub_url and not (hub.hub_token and hub.hub_key):
+        raise ConfigError(
+            f"{where}: [watchlist] hub_url needs hub_token and hub_key (printed by edgeguard hub --token)"
+        )
+    if hub.hub_url and not hub.hub_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}: [watchlist] hub_url must start with https:// or http://")
     names, locations = {c.name for c in config.cameras}, {c.location for c in config.cameras}
     for n, route in enumerate(config.alerts.route, start=1):
         for key, given, known in (

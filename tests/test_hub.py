@@ -127,11 +127,11 @@ def test_nothing_is_acknowledged_until_the_database_takes_it(store, monkeypatch)
     ingest = Ingest(store, EventCheck(MAX), lambda mid, qos: acked.append(mid))
     real, calls = store.add_events, []
 
-    def failing(rows):
+    def failing(rows, *new_rows):
         calls.append(len(rows))
         if len(calls) < 3:
             raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
-        return real(rows)
+        return real(rows, *new_rows)
 
     monkeypatch.setattr(store, "add_events", failing)
     monkeypatch.setattr("edgeguard.hub.ingest.RETRY_MIN", 0.05)

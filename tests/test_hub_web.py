@@ -19,6 +19,8 @@ from edgeguard.config import load_config
 from edgeguard.hub.site import build_hub_web
 from edgeguard.hub.store import HubStore, event_row
 from edgeguard.hub.track import haversine_km, legs
+from edgeguard.hub.watchlist import FleetWatchlist
+from edgeguard.watchlist.bundle import new_key
 
 PASSWORD = "a long hub password"
 CENTRE = ("City Centre", 51.5074, -0.1278)
@@ -67,7 +69,8 @@ class HubWeb:
         config = load_config(folder / "edgeguard.toml")
         self.store = HubStore.open(config.hub.database(config.paths.base_dir))
         fill(self.store)
-        self.dashboard, self.server = build_hub_web(config, self.store)
+        self.fleet = FleetWatchlist(self.store, new_key())
+        self.dashboard, self.server = build_hub_web(config, self.store, self.fleet)
         self.dashboard.users.add("alice", PASSWORD, "admin")
         self.dashboard.users.add("victor", PASSWORD, "viewer")
         self.server.start()
@@ -85,6 +88,7 @@ class HubWeb:
         return http
 
     def stop(self) -> None:
+        self.dashboard.events.close()
         self.server.stop()
         self.dashboard.users.close()
         self.store.close()
@@ -114,11 +118,11 @@ def test_devices_show_their_state_events_and_gaps(hub_web):
 def test_the_event_log_across_devices_with_filters(hub_web):
     http = hub_web.login()
     everything = http.get(hub_web.url + "/events").text
-    assert everything.count('<tr class="event">') == 7
+    assert everything.count('<tr class="event" ') == 7
     one = http.get(hub_web.url + "/events", params={"device": "shop-3"}).text
-    assert one.count('<tr class="event">') == 2
+    assert one.count('<tr class="event" ') == 2
     sightings = http.get(hub_web.url + "/events", params={"type": "known_face", "person": "7"}).text
-    assert sightings.count('<tr class="event">') == 3
+    assert sightings.count('<tr class="event" ') == 3
     assert "&lt;b&gt;Mal&lt;/b&gt;" in everything and "<b>Mal</b>" not in everything
 
 

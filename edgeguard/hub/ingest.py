@@ -93,7 +93,8 @@ class Message:
 
 
 class Ingest:
-    """The writer thread: messages in (from paho's thread, never waiting), rows out, then `ack(mid, qos)`."""
+    """The writer thread: messages in (from paho's thread, never waiting), rows out, then `ack(mid, qos)`;
+    `stored` is given the rows new in the database (it must not wait)."""
 
     def __init__(
         self,
@@ -101,8 +102,10 @@ class Ingest:
         check: EventCheck,
         ack: Callable[[int, int], None],
         clock: Callable[[], float] = time.time,
+        stored: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
     ) -> None:
         self.store = store
+        self.stored = stored  # told of the newly stored events' rows (the thumbnails)
         self.check = check
         self.ack = ack
         self.clock = clock
@@ -173,7 +176,9 @@ class Ingest:
                 self._skip(message, str(exc))
                 continue
             rows.append(event_row(event, message.received))
-        new = self.store.add_events(rows) if rows else 0
+        new_rows: list[dict[str, Any]] = []
+        new = self.store.add_events(rows, new_rows) if rows else 0
+        self.stored(new_rows)
         with self.counts.lock:
             self.counts.stored += new
             self.counts.duplicates += len(rows) - new

@@ -17,9 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import Config, topic_safe
 from ..outputs.mqtt.client import Connection
 from ..service.systemd import Systemd
+from ..watchlist.bundle import public_text
 from .ingest import AVAILABILITY_FILTER, EVENTS_FILTER, EventCheck, Ingest
+from .live import LiveRows
 from .site import build_hub_web
 from .store import HubStore
+from .thumbnails import Thumbnails
+from .watchlist import FleetWatchlist, key_path, load_key
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +51,15 @@ def run_hub(config: Config) -> int:
     except SQLAlchemyError as exc:
         log.error("hub: cannot open the database %s: %s", _safe_url(url), str(exc).splitlines()[0][:300])
         return 1
+    try:
+        fleet = FleetWatchlist(store, load_key(key_path(config)))
+    except (OSError, ValueError) as exc:
+        log.error("hub: cannot read the watchlist key %s: %s", key_path(config), exc)
+        store.close()
+        return EX_CONFIG
     server = None
     if config.web.enabled:
-        dashboard, server = build_hub_web(config, store)
+        dashboard, server = build_hub_web(config, store, fleet)
         try:
             server.start()
         except OSError as exc:
@@ -57,13 +67,21 @@ def run_hub(config: Config) -> int:
             dashboard.users.close()
             store.close()
             return 1
+    live = LiveRows(store, dashboard.events) if server is not None else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     connection = Connection(config.mqtt, client_id(config), persistent=True, manual_ack=True)
-    ingest = Ingest(store, EventCheck(config.hub.max_event_kb * 1024), connection.client.ack)
+    thumbnails = Thumbnails(store)
+    ingest = Ingest(
+        store, EventCheck(config.hub.max_event_kb * 1024), connection.client.ack, stored=thumbnails.stored
+    )
     connection.client.on_message = ingest.on_message
+    fleet.connection = connection
     connection.on_connected = lambda: connection.client.subscribe(subscriptions(config))
+    thumbnails.start()
+    if live is not None:
+        live.start()
     ingest.start()
     connection.start()
     systemd = Systemd()
@@ -81,10 +99,14 @@ def run_hub(config: Config) -> int:
     finally:
         systemd.stopping()
         if server is not None:
+            dashboard.events.close()
             server.stop()
             dashboard.users.close()
         connection.stop()
         ingest.stop()
+        thumbnails.stop()
+        if live is not None:
+            live.stop()
         store.close()
         log.info("hub: stopped; %s", ingest.counts.text())
     return 0
@@ -93,3 +115,16 @@ def run_hub(config: Config) -> int:
 def _safe_url(url: str) -> str:
     """The database URL without its password, for logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def add_device(config: Config, device: str, group: str) -> int:
+    """`edgeguard hub --token DEVICE`: a watchlist token for the device and the hub's public key, printed
+    for its [watchlist] hub_token and hub_key."""
+    store = HubStore.open(config.hub.database(config.paths.base_dir))
+    try:
+        token = store.add_device_token(device, group)
+        key = load_key(key_path(config))
+    finally:
+        store.close()
+    print(f'[watchlist]\nhub_token = "{token}"\nhub_key = "{public_text(key)}"')
+    return 0

@@ -16,9 +16,10 @@ from ..web.users import open_users
 from ..web.video import LiveHub
 from . import pages
 from .store import HubStore
+from .watchlist import FleetWatchlist
 
 
-def build_hub_web(config: Config, store: HubStore) -> tuple[Dashboard, WebServer]:
+def build_hub_web(config: Config, store: HubStore, fleet: FleetWatchlist) -> tuple[Dashboard, WebServer]:
     """The hub's dashboard and its server (not started)."""
     web = config.web
     tls = (Path(web.tls_cert), Path(web.tls_key)) if web.tls_cert else None
@@ -36,9 +37,17 @@ def build_hub_web(config: Config, store: HubStore) -> tuple[Dashboard, WebServer
         signer=None,
         tls=tls is not None,
     )
-    app = create_app(dashboard, parts=(pages.bp,), home="hub.devices", layout="hub_base.html")
-    app.extensions["edgeguard.hub"] = pages.HubView(store, config.hub)
-    return dashboard, WebServer(web.listen, app, 0, tls, body_judge(app, dashboard))
+    app = create_app(
+        dashboard,
+        parts=(pages.bp,),
+        home="hub.devices",
+        layout="hub_base.html",
+        open_endpoints=frozenset({"hub.watchlist_bundle"}),
+    )
+    app.extensions["edgeguard.hub"] = pages.HubView(store, config.hub, fleet)
+    return dashboard, WebServer(
+        web.listen, app, 0, tls, body_judge(app, dashboard, frozenset({"hub.put_person"}))
+    )
 
 
 def _no_photos():

@@ -8,7 +8,9 @@ state outside the database.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,10 +22,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .tables import devices, events
+from .tables import device_tokens, devices, events, thumbnails, watchlist_people, watchlist_photos
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x45470026  # PostgreSQL advisory lock: one hub process migrates at a time
+WATCHLIST_LOCK = 0x45470027  # PostgreSQL advisory lock: one watchlist edit at a time (revisions unique)
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,9 @@ class HubStore:
 
     # writes ------------------------------------------------------------------------------------------------
 
-    def add_events(self, rows: list[dict[str, Any]]) -> int:
-        """Store the events of `rows` (event_row) in one transaction; how many were new."""
+    def add_events(self, rows: list[dict[str, Any]], new_rows: list[dict[str, Any]] | None = None) -> int:
+        """Store the events of `rows` (event_row) in one transaction; how many were new (those rows appended
+        to `new_rows` when given)."""
         new = 0
         with self.engine.begin() as connection:
             for row in rows:
@@ -119,7 +123,20 @@ class HubStore:
                 if connection.execute(statement.returning(events.c.event_id)).first() is not None:
                     new += 1
                     self._saw_event(connection, row)
+                    if new_rows is not None:
+                        new_rows.append(row)
         return new
+
+    def add_thumbnail(self, event_id: str, data: bytes) -> None:
+        statement = self._insert(thumbnails).values(event_id=event_id, data=data).on_conflict_do_nothing()
+        with self.engine.begin() as connection:
+            connection.execute(statement)
+
+    def thumbnail(self, event_id: str) -> bytes | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(thumbnails.c.data).where(thumbnails.c.event_id == event_id)
+            ).scalar_one_or_none()
 
     def _saw_event(self, connection: sa.Connection, row: dict[str, Any]) -> None:
         statement = self._insert(devices).values(
@@ -180,8 +197,10 @@ class HubStore:
         since: float | None = None,
         limit: int = 200,
     ) -> list[dict[str, Any]]:
-        """Events newest first, filtered by device, types, person and time."""
-        query = sa.select(events).order_by(events.c.time.desc(), events.c.seq.desc()).limit(limit)
+        """Events newest first, filtered by device, types, person and time; `thumbnail` whether the hub has
+        one of its capture."""
+        has = sa.exists().where(thumbnails.c.event_id == events.c.event_id).label("thumbnail")
+        query = sa.select(events, has).order_by(events.c.time.desc(), events.c.seq.desc()).limit(limit)
         if device:
             query = query.where(events.c.device == device)
         if types:
@@ -190,6 +209,18 @@ class HubStore:
             query = query.where(events.c.person_id == person_id)
         if since is not None:
             query = query.where(events.c.time >= since)
+        with self.engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(query)]
+
+    def events_received_since(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+        """The events stored at or after `since` (the hub's clock), in the order they were stored."""
+        has = sa.exists().where(thumbnails.c.event_id == events.c.event_id).label("thumbnail")
+        query = (
+            sa.select(events, has)
+            .where(events.c.received >= since)
+            .order_by(events.c.received, events.c.device, events.c.seq)
+            .limit(limit)
+        )
         with self.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(query)]
 
@@ -237,3 +268,105 @@ class HubStore:
         query = sa.select(ranked).where(ranked.c.newest == 1).order_by(ranked.c.time.desc())
         with self.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(query)]
+
+    # the fleet's watchlist ---------------------------------------------------------------------------------
+
+    def put_person(
+        self,
+        person_id: str,
+        name: str,
+        category: str,
+        groups: tuple[str, ...],
+        photos: list[tuple[str, bytes]] | None = None,
+    ) -> int:
+        """Add or edit a person of the fleet's watchlist (`photos` None keeps theirs); the new revision."""
+        row = {"name": name, "category": category, "groups": ",".join(groups), "removed": False}
+        with self.engine.begin() as connection:
+            revision = self._next_revision(connection)
+            statement = self._insert(watchlist_people).values(person_id=person_id, revision=revision, **row)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[watchlist_people.c.person_id], set_={**row, "revision": revision}
+                )
+            )
+            if photos is not None:
+                connection.execute(watchlist_photos.delete().where(watchlist_photos.c.person_id == person_id))
+                for photo_name, data in photos:
+                    connection.execute(
+                        watchlist_photos.insert().values(person_id=person_id, name=photo_name, data=data)
+                    )
+        return revision
+
+    def remove_person(self, person_id: str) -> bool:
+        """Take a person off the fleet's watchlist (devices drop them next); False if not on it."""
+        with self.engine.begin() as connection:
+            revision = self._next_revision(connection)
+            done = connection.execute(
+                watchlist_people.update()
+                .where(watchlist_people.c.person_id == person_id, watchlist_people.c.removed.is_(False))
+                .values(removed=True, revision=revision)
+            ).rowcount
+            connection.execute(watchlist_photos.delete().where(watchlist_photos.c.person_id == person_id))
+        return bool(done)
+
+    def _next_revision(self, connection: sa.Connection) -> int:
+        if self.engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WATCHLIST_LOCK})
+        newest = connection.execute(sa.select(sa.func.max(watchlist_people.c.revision))).scalar_one()
+        return (newest or 0) + 1
+
+    def watchlist_version(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.max(watchlist_people.c.revision))).scalar_one() or 0
+
+    def watchlist_people(self, group: str | None = None) -> list[dict[str, Any]]:
+        """The people of the fleet's watchlist (for `group`: those meant for every group or for it), each with
+        `photos` as (name, bytes) pairs, by Id."""
+        with self.engine.connect() as connection:
+            people = [
+                dict(r._mapping)
+                for r in connection.execute(
+                    sa.select(watchlist_people)
+                    .where(watchlist_people.c.removed.is_(False))
+                    .order_by(watchlist_people.c.person_id)
+                )
+            ]
+            photos: dict[str, list[tuple[str, bytes]]] = {}
+            for photo in connection.execute(sa.select(watchlist_photos).order_by(watchlist_photos.c.name)):
+                photos.setdefault(photo.person_id, []).append((photo.name, photo.data))
+        chosen = []
+        for person in people:
+            groups = [g for g in person["groups"].split(",") if g]
+            if group is None or not groups or group in groups:
+                chosen.append(
+                    {**person, "id": person["person_id"], "photos": photos.get(person["person_id"], [])}
+                )
+        return chosen
+
+    def add_device_token(self, device: str, group: str) -> str:
+        """A new watchlist token for `device` in `group` (its earlier token stops working); only its digest
+        is stored."""
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as connection:
+            connection.execute(device_tokens.delete().where(device_tokens.c.device == device))
+            connection.execute(
+                device_tokens.insert().values(token_sha256=_digest(token), device=device, group=group)
+            )
+        return token
+
+    def token_device(self, token: str) -> tuple[str, str] | None:
+        """(device, group) of a watchlist token, None if it is no token of the hub's."""
+        query = sa.select(device_tokens.c.device, device_tokens.c.group).where(
+            device_tokens.c.token_sha256 == _digest(token)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return (row.device, row.group) if row is not None else None
+
+    def token_devices(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return [r.device for r in connection.execute(sa.select(device_tokens.c.device))]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -8,7 +8,19 @@ Times are seconds since the epoch (UTC, float) beside the device's own ISO 8601 
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -37,6 +49,7 @@ events = Table(
     Index("ix_events_device_seq", "device", "seq"),
     Index("ix_events_time", "time"),
     Index("ix_events_person_time", "person_id", "time"),
+    Index("ix_events_received", "received"),
 )
 
 devices = Table(
@@ -47,4 +60,44 @@ devices = Table(
     Column("availability_at", Float),  # when the hub last heard online/offline
     Column("last_event_time", Float),  # the newest event's time at the device
     Column("last_received", Float),  # when the newest event reached the hub
+)
+
+# The fleet's watchlist: people edited at the hub, handed to devices as signed bundles.  `revision` grows with
+# every edit (the bundle's version is the largest); a removed person stays as a row (`removed`) so the
+# version still grows and devices drop them.  `groups` is the comma-separated device groups meant (empty:
+# every device).
+watchlist_people = Table(
+    "watchlist_people",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("groups", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("removed", Boolean, nullable=False),
+)
+
+watchlist_photos = Table(
+    "watchlist_photos",
+    metadata,
+    Column("person_id", String(64), ForeignKey("watchlist_people.person_id"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# A device's watchlist token (only its SHA-256 is kept) and the group whose people it is handed.
+device_tokens = Table(
+    "device_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("device", String(64), nullable=False, unique=True),
+    Column("group", String(64), nullable=False),
+)
+
+# A small JPEG of an event's capture, fetched from its signed link when the event was stored.
+thumbnails = Table(
+    "thumbnails",
+    metadata,
+    Column("event_id", String(36), ForeignKey("events.event_id"), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
 )

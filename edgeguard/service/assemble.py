@@ -44,6 +44,7 @@ from ..store.space import DiskSpace
 from ..store.strangers import StrangerStore, open_strangers
 from ..watchlist.build import Watchlist, build_watchlist, open_cache
 from ..watchlist.reload import WatchlistService
+from ..watchlist.sync import HubSync
 from ..web.context import Dashboard, SiteStatus
 from ..web.events import EventHub
 from ..web.server import WebServer
@@ -114,6 +115,7 @@ def build_outputs(
     watchlist: Callable[[], Watchlist],
     search_index: FaceIndex | None = None,
     strangers: StrangerStore | None = None,
+    hub_sync: HubSync | None = None,
 ) -> list[Output]:
     """The outputs every recorded event goes to, in the order they start (they stop in reverse)."""
     outputs: list[Output] = [alerts]
@@ -125,7 +127,15 @@ def build_outputs(
         outputs.append(StrangersOutput(strangers))
     if config.mqtt.enabled:
         links = alerts.links.link_for if alerts.links is not None else None
-        outputs.append(MqttOutput(config, links=links, people_in_view=people_in_view, watchlist=watchlist))
+        outputs.append(
+            MqttOutput(
+                config,
+                links=links,
+                people_in_view=people_in_view,
+                watchlist=watchlist,
+                new_watchlist=hub_sync.poke if hub_sync is not None else None,
+            )
+        )
     return outputs
 
 
@@ -177,6 +187,9 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
     logged: set[str] = set()  # problems logged by earlier builds: each is logged once
     service = WatchlistService(cfg, lambda: build_watchlist(cfg, engines[0], cache, logged))
     order.append(Part("watchlist", lambda _: service.stop(), service.start))
+    hub_sync = HubSync(cfg, service.request_reload) if cfg.watchlist.hub_url else None
+    if hub_sync is not None:
+        order.append(Part("hub watchlist", lambda _: hub_sync.stop(), hub_sync.start))
     captures = CaptureStore(cfg.paths.captures, cfg.captures.retention_days, cfg.captures.max_mb, cfg.sealer)
     captures.enforce_retention()
     space = DiskSpace(cfg.paths.events_db.parent, captures)
@@ -200,6 +213,7 @@ def _assemble(cfg: Config, site_status: Callable[[Parts], SiteStatus], order: li
         lambda: service.current,
         search_index,
         strangers,
+        hub_sync,
     )
     bus = EventBus(event_log, outputs)
     order.append(Part("outputs", bus.stop, bus.start))

@@ -259,9 +259,15 @@ def _parse_row(row: list[str], header: list[str], where: str, problems: list[Pro
 
 
 def upsert_person(
-    path: Path, person_id: str, name: str | None, category: str | None, phone: str | None = None
+    path: Path,
+    person_id: str,
+    name: str | None,
+    category: str | None,
+    phone: str | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> None:
-    """Add a row for `person_id`, or update its Name/category/phone_number, keeping every other row as it is.
+    """Add a row for `person_id`, or update its Name/category/phone_number (and the columns of `extra`),
+    keeping every other row as it is.
 
     The file keeps its delimiter, encoding and byte-order mark (lines that were
     not UTF-8 are written back as UTF-8), and records that cannot be read are
@@ -279,12 +285,13 @@ def upsert_person(
     header = records[header_at].fields
     assert header is not None
     lowered = [h.strip().lower() for h in header]
-    if category and "category" not in lowered:
-        header.append("category")
-        lowered.append("category")
-        for other in records[header_at + 1 :]:
-            if _filled(other.fields):
-                other.fields.extend([""] * (len(header) - len(other.fields)))
+    wanted = (["category"] if category else []) + list(extra or {})
+    missing = [c for c in wanted if c not in lowered]
+    header.extend(missing)
+    lowered.extend(missing)
+    for other in records[header_at + 1 :] if missing else []:
+        if _filled(other.fields):
+            other.fields.extend([""] * (len(header) - len(other.fields)))
     column = {h: i for i, h in enumerate(lowered)}
     existing = next(
         (
@@ -303,6 +310,8 @@ def upsert_person(
         row[column["category"]] = category
     if phone is not None and "phone_number" in column:
         row[column["phone_number"]] = phone
+    for key, value in (extra or {}).items():
+        row[column[key]] = value
     if existing is None:
         while records and records[-1].fields is not None and not _filled(records[-1].fields):
             records.pop()

@@ -32,8 +32,10 @@ BEFORE_SESSION = {"auth.login_post"}
 NO_BODY = BodyLimit(0, trusted=False, status=400, reason="this request takes no body")
 
 
-def body_judge(app: Flask, board: Dashboard) -> BodyJudge:
-    """The judge of bodies for `app`'s routes (its URL map) and `board`'s sessions and push cameras."""
+def body_judge(app: Flask, board: Dashboard, photo_uploads: frozenset[str] = frozenset()) -> BodyJudge:
+    """The judge of bodies for `app`'s routes (its URL map) and `board`'s sessions and push cameras;
+    `photo_uploads` more endpoints taking an admin's photos (the hub's)."""
+    uploads = PHOTO_UPLOADS | photo_uploads
     routes = app.url_map.bind("localhost")
 
     def judge(method: str, path: str, headers: Mapping[str, str]) -> BodyLimit:
@@ -59,7 +61,7 @@ def body_judge(app: Flask, board: Dashboard) -> BodyJudge:
             return BodyLimit(LOGIN_BYTES, trusted=True, reason="a login code is small")
         if endpoint in SEARCH_UPLOADS:
             return BodyLimit(PHOTO_UPLOAD_BYTES, trusted=True, reason="a photo of at most 20 MB")
-        if endpoint in PHOTO_UPLOADS:
+        if endpoint in uploads:
             if not session.user.admin:
                 return BodyLimit(0, trusted=True, status=403, reason="only an admin may change this")
             return BodyLimit(PHOTO_UPLOAD_BYTES, trusted=True, reason="photos of at most 20 MB at once")

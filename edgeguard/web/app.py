@@ -13,7 +13,18 @@ import logging
 import time
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from ..common.ratelimit import EveryMinute
 from . import auth, image_links, pages, records, search, strangers, streams, upload
@@ -42,11 +53,13 @@ def create_app(
     parts: tuple[Blueprint, ...] | None = None,
     home: str = "pages.overview",
     layout: str = "base.html",
+    open_endpoints: frozenset[str] = frozenset(),
 ) -> Flask:
     """The app of `dashboard` with its `parts` (default: the device's) besides the login; `home` the endpoint
-    of the first page (after a login, the brand's link), `layout` the template the login and error pages
-    extend (its navigation).  The fleet hub builds its app here with its own pages, so the logins, roles,
-    CSRF checks and headers are the same code."""
+        of the first page (after a login, the brand's link), `layout` the template the login and error pages
+        extend (its navigation), `open_endpoints` more endpoints outside sessions and CSRF (a machine's, which
+    checks its own token).  The fleet hub builds its app here with its own pages, so the logins, roles,
+        CSRF checks and headers are the same code."""
     app = Flask(
         __name__,
         static_folder=str(Path(__file__).parent / "static"),
@@ -58,6 +71,7 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
         SECRET_KEY=dashboard.secret,
         SESSION_COOKIE_NAME="edgeguard_notice",
+        EDGEGUARD_OPEN_ENDPOINTS=OPEN_ENDPOINTS | open_endpoints,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=dashboard.tls,
@@ -96,7 +110,7 @@ def _load_session():
     board = dashboard()
     g.session = board.users.session(request.cookies.get(SESSION_COOKIE))
     g.user = g.session.user if g.session and g.session.state == "ok" else None
-    if request.endpoint in OPEN_ENDPOINTS:
+    if request.endpoint in current_app.config["EDGEGUARD_OPEN_ENDPOINTS"]:
         return None
     if request.method not in ("GET", "HEAD"):
         # the session first: a body is parsed for the token only once there is a session to compare it with
@@ -133,7 +147,7 @@ def _error(exc):
     code = getattr(exc, "code", 500)
     description = getattr(exc, "description", "") or ""
     headers = {"Retry-After": "5"} if code == 503 else {}
-    machine = request.path.startswith(("/c/", "/video_feed", "/events", "/upload_frame/"))
+    machine = request.path.startswith(("/c/", "/video_feed", "/events", "/upload_frame/", "/api/"))
     if request.accept_mimetypes.accept_html and not machine:
         return render_template("error.html", code=code, message=description), code, headers
     return Response(f"{code} {description}\n", code, headers, mimetype="text/plain")

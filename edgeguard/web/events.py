@@ -35,23 +35,43 @@ class EventHub(Output):
 
     def handle(self, event: Event) -> None:
         """Hand the event to every open stream."""
-        data = event_json(event)
+        self.publish(event_json(event))
+
+    def publish(self, data: dict) -> None:
+        """Hand what a page shows of an event to every open stream (the hub's rows come this way)."""
         with self._cond:
             for queue in self._queues:
                 queue.append(data)
             self._cond.notify_all()
 
-    def stream(self, user: str, stop: threading.Event, render: Callable[[dict], str]) -> Iterator[str]:
-        """The text of a server-sent event stream for `user`, each event (`event_json`) as `render` makes it;
-        SlotsFull when MAX_CLIENTS are connected or the user holds STREAMS_PER_USER already."""
+    def watching(self) -> bool:
+        """Whether any stream is open."""
+        with self._cond:
+            return bool(self._queues)
+
+    def stream(
+        self,
+        user: str,
+        stop: threading.Event,
+        render: Callable[[dict], str],
+        wanted: Callable[[dict], bool] = lambda item: True,
+    ) -> Iterator[str]:
+        """The text of a server-sent event stream for `user`, each event (`event_json`) that is `wanted` as
+        `render` makes it; SlotsFull when MAX_CLIENTS are connected or the user holds STREAMS_PER_USER
+        already."""
         self._slots.take(user)
         queue: deque[dict] = deque(maxlen=QUEUE)
         with self._cond:
             self._queues.append(queue)
-        return self._run(user, queue, stop, render)
+        return self._run(user, queue, stop, render, wanted)
 
     def _run(
-        self, user: str, queue: deque[dict], stop: threading.Event, render: Callable[[dict], str]
+        self,
+        user: str,
+        queue: deque[dict],
+        stop: threading.Event,
+        render: Callable[[dict], str],
+        wanted: Callable[[dict], bool],
     ) -> Iterator[str]:
         try:
             yield "retry: 1000\n\n"
@@ -65,7 +85,8 @@ class EventHub(Output):
                 if not items:
                     yield ": keep-alive\n\n"
                 for item in items:
-                    yield server_sent("row", render(item))
+                    if wanted(item):
+                        yield server_sent("row", render(item))
         finally:
             with self._cond:
                 self._queues.remove(queue)

@@ -130,8 +130,10 @@ class MqttOutput(Output):
         links: Callable[[Path], str | None] | None = None,
         people_in_view: Callable[[], Mapping[str, int]] | None = None,
         watchlist: Callable[[], Watchlist] | None = None,
+        new_watchlist: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        self.new_watchlist = new_watchlist  # the fleet hub says it has a newer watchlist bundle
         self.settings = config.mqtt
         self.device = config.mqtt.device_id
         self.topics = Topics(config.mqtt.topic_prefix)
@@ -374,8 +376,14 @@ class MqttOutput(Output):
     # --- Home Assistant -----------------------------------------------------------------------
 
     def _connected(self) -> None:
-        """On paho's thread, after each connect: listen for Home Assistant's birth message and for the
-        device's own earlier discovery message (to remove what is gone), then announce."""
+        """On paho's thread, after each connect: listen for the fleet hub's notice of a new watchlist, for
+        Home Assistant's birth message and for the device's own earlier discovery message (to remove what
+        is gone), then announce."""
+        if self.new_watchlist is not None:
+            notice = f"edgeguard/{self.device}/watchlist"
+            self.connection.client.message_callback_add(notice, lambda *_: self.new_watchlist())
+            self.connection.client.subscribe(notice, qos=1)
+            self.new_watchlist()  # a notice sent while the device was away is not kept for it: look now
         if not self.settings.discovery:
             return
         client = self.connection.client

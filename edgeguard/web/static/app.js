@@ -3,16 +3,17 @@
 
 // A new event arrives as its row, rendered by the server (templates/event_row.html) for this page and this
 // user, exactly as a reload would show it: the page only puts it on top.
-function liveEvents(page) {
+function liveEvents(page, address) {
   const table = document.querySelector("#events tbody");
   const state = document.getElementById("live-state");
   if (!table || !window.EventSource) return;
-  const source = new EventSource("/events/stream?page=" + encodeURIComponent(page));
+  const source = new EventSource(address || "/events/stream?page=" + encodeURIComponent(page));
   source.addEventListener("row", (message) => {
     const template = document.createElement("template");
     template.innerHTML = message.data.trim();
     const row = template.content.firstElementChild;
-    if (!row || table.querySelector('tr[data-seq="' + row.dataset.seq + '"]')) return;
+    const key = row && row.dataset.id ? 'tr[data-id="' + row.dataset.id + '"]' : 'tr[data-seq="' + (row && row.dataset.seq) + '"]';
+    if (!row || table.querySelector(key)) return;
     row.classList.add("fresh");
     table.insertBefore(row, table.firstChild);
     while (table.rows.length > 50) table.deleteRow(table.rows.length - 1);
@@ -61,6 +62,8 @@ function followCameras() {
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "overview" || page === "logs") liveEvents(page);
+  // The hub's event log: its stream with the page's filters (the device, type and person of the address).
+  if (page === "hub-events") liveEvents(page, "/events/live" + window.location.search);
   if (page === "overview") refreshSnapshots();
   if (page === "overview" || page === "live") followCameras();
   confirmations();
