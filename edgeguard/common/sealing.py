@@ -177,7 +177,8 @@ def load_sealer(key_file: Path, state_dir: Path) -> tuple[Sealer, str]:
     if secret.where == str(key_file):
         note = (
             f"the data key is {secret.where}, on the same disk as the data it protects: use the systemd "
-            f"credential {CREDENTIAL} instead (systemd-creds encrypt, then LoadCredentialEncrypted=: README, Privacy)"
+            f"credential {CREDENTIAL} instead (systemd-creds encrypt, then LoadCredentialEncrypted=: "
+            "README, Privacy)"
         )
     return sealer, note
 
