@@ -72,6 +72,7 @@ class Connection:
         self._waiting: dict[int, Done | None] = {}  # mid -> what to call on its acknowledgement
         self._early: dict[int, tuple[bool, str]] = {}  # acknowledged before publish() had returned
         self._refused = False  # this attempt's CONNACK refused the device (paho then also disconnects)
+        self._unanswered = 0  # attempts in a row closed before any CONNACK
 
     def start(self) -> None:
         """Connect and keep connected, on paho's thread."""
@@ -122,6 +123,7 @@ class Connection:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        self._unanswered = 0  # a CONNACK came: the broker answers
         if reason.is_failure:
             self._refused = True
             self.state = f"refused: {reason.getName()}"
@@ -181,8 +183,15 @@ class Connection:
 
     def _not_accepted(self, reason: ReasonCode) -> None:
         """The connection closed before a CONNACK came: what answered is not an MQTT 5 broker (it sent
-        something else, or nothing within the keepalive), or a TLS port was spoken to in plain text."""
+        something else, or nothing within the keepalive), or a TLS port was spoken to in plain text.
+
+        Said from the second time in a row: once alone can be a broker's refusal lost to a reset (it
+        closed on our first messages unread, and the reset discarded its CONNACK); the next attempt then
+        reads the refusal, which says what is wrong."""
         self.state = f"no MQTT answer: {reason.getName()}"
+        self._unanswered += 1
+        if self._unanswered < 2:
+            return
         if self._logged.due(f"not accepted {reason}"):
             log.error(
                 "mqtt: %s closed the connection without accepting the device (%s): is an MQTT 5 broker "
