@@ -518,3 +518,22 @@ def test_the_favicon_is_there_without_a_login(board):
     )
     assert answer.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
     assert 'rel="icon" href="/favicon.ico"' in requests.get(f"{board.url}/login", timeout=10).text
+
+
+def test_closing_one_of_two_idle_event_streams_keeps_the_other():
+    """Two streams with empty queues: closing the second must not take the first's queue (deques compare
+    by content), which then broke the first stream's close with a ValueError."""
+    import threading
+
+    from edgeguard.web.events import EventHub
+
+    hub = EventHub()
+    stop_a, stop_b = threading.Event(), threading.Event()
+    a = hub.stream("alice", stop_a, render=str)
+    b = hub.stream("bob", stop_b, render=str)
+    assert next(a) == next(b) == "retry: 1000\n\n"
+    b.close()  # the second closes first
+    hub.publish({"seq": 1})
+    assert next(a).startswith("event: row")  # the first still gets what is published
+    a.close()
+    assert not hub.watching()

@@ -89,7 +89,9 @@ class EventHub(Output):
                         yield server_sent("row", render(item))
         finally:
             with self._cond:
-                self._queues.remove(queue)
+                # by identity: deques compare by content, and list.remove would take another stream's
+                # (equally empty) queue, leaving this one to fail later
+                self._queues = [q for q in self._queues if q is not queue]
             self._slots.give_back(user)
 
     def stop(self, drain_seconds: float = 0.0) -> None:
