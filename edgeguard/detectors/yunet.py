@@ -38,7 +38,6 @@ the offset (on the test clip, a profile close-up measures 1 to 3).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from pathlib import Path
@@ -46,6 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..common.model_files import model_problem
 from .box import Box, same_face
 from .detection import Detection, DetectorError
 
@@ -100,17 +100,9 @@ class YuNetDetector:
 
 def check_model(path: Path) -> None:
     """DetectorError unless `path` is the packaged YuNet model, byte for byte."""
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise DetectorError(
-            f"face detector model {path}: {exc.strerror or exc}; reinstall EdgeGuard"
-        ) from None
-    if digest != MODEL_SHA256:
-        raise DetectorError(
-            f"face detector model {path}: checksum {digest[:12]}... is not {MODEL_SHA256[:12]}... "
-            "(damaged or replaced); reinstall EdgeGuard"
-        )
+    problem = model_problem(path, MODEL_SHA256, "face detector")
+    if problem:
+        raise DetectorError(problem)
 
 
 def to_detection(row: np.ndarray) -> Detection:

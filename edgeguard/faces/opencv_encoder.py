@@ -19,12 +19,13 @@ model is checked when it is loaded, as for YuNet.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..common.model_files import model_problem
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "dlib_face_recognition_resnet_model_v1.onnx"
 MODEL_SHA256 = "d72c329cb81a8b642c641a888da9f2a3172d6e08babf12355120cd8e7f8a0c58"
@@ -65,14 +66,6 @@ class OpenCvResnet:
 
 def check_model(path: Path) -> None:
     """EncoderModelError unless `path` is the packaged encoder model, byte for byte."""
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise EncoderModelError(
-            f"face encoder model {path}: {exc.strerror or exc}; reinstall EdgeGuard"
-        ) from None
-    if digest != MODEL_SHA256:
-        raise EncoderModelError(
-            f"face encoder model {path}: checksum {digest[:12]}... is not {MODEL_SHA256[:12]}... "
-            "(damaged or replaced); reinstall EdgeGuard"
-        )
+    problem = model_problem(path, MODEL_SHA256, "face encoder")
+    if problem:
+        raise EncoderModelError(problem)
